@@ -1,0 +1,5 @@
+"""`python -m streamlid`."""
+
+from .cli import main
+
+raise SystemExit(main())

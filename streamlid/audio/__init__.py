@@ -1,0 +1,1 @@
+"""Audio in: sources (microphone, files, ffmpeg, stdin) and the ring buffer they write to."""

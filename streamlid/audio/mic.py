@@ -1,0 +1,245 @@
+"""Microphone capture through sounddevice (PortAudio), with reconnection.
+
+The PortAudio callback only copies into the ring. Everything else (choosing the device, falling
+back to its native rate, noticing that it vanished, reopening it) happens in the source's own
+supervisor thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import AudioSourceError
+from .ring import RingBuffer
+from .source import Source
+
+TARGET_RATE_HZ = 16000
+CALLBACK_BLOCK_S = 0.02  # PortAudio block: 20 ms keeps latency low and callbacks cheap
+SILENT_DEVICE_S = 1.5  # no callback for this long means the device is gone
+RETRY_EVERY_S = 1.0
+_portaudio_lock = threading.Lock()  # PortAudio's device list is global; refresh it alone
+_open_streams = 0
+
+
+def import_sounddevice() -> Any:
+    try:
+        import sounddevice
+    except OSError as exc:  # sounddevice raises OSError when libportaudio is missing
+        raise AudioSourceError(
+            f"PortAudio is not available ({exc}); install it (e.g. `apt install libportaudio2`) "
+            "or use a file or - (stdin) as the source."
+        ) from None
+    return sounddevice
+
+
+@dataclass(frozen=True)
+class InputDevice:
+    index: int
+    name: str
+    channels: int
+    default_rate_hz: float
+    hostapi: str
+    is_default: bool
+
+
+def list_input_devices() -> list[InputDevice]:
+    sd = import_sounddevice()
+    try:
+        devices = sd.query_devices()
+        hostapis = sd.query_hostapis()
+        default_in = sd.default.device[0]
+    except sd.PortAudioError as exc:
+        raise AudioSourceError(f"Cannot list audio devices ({exc}).") from None
+    result = []
+    for info in devices:
+        if info["max_input_channels"] > 0:
+            result.append(
+                InputDevice(
+                    index=int(info["index"]),
+                    name=str(info["name"]),
+                    channels=int(info["max_input_channels"]),
+                    default_rate_hz=float(info["default_samplerate"]),
+                    hostapi=str(hostapis[info["hostapi"]]["name"]),
+                    is_default=int(info["index"]) == default_in,
+                )
+            )
+    return result
+
+
+def resolve_device(spec: str | None) -> InputDevice:
+    """The input device named by `spec`: None for the default, an index, or part of a name."""
+    devices = list_input_devices()
+    if not devices:
+        raise AudioSourceError(
+            "No audio input device found; connect a microphone, or give a file or - (stdin)."
+        )
+    if spec is None or spec == "":
+        for device in devices:
+            if device.is_default:
+                return device
+        return devices[0]
+    if spec.strip().isdigit():
+        index = int(spec)
+        for device in devices:
+            if device.index == index:
+                return device
+        raise AudioSourceError(
+            f"No input device with index {index}; run `streamlid devices` to list them."
+        )
+    matches = [d for d in devices if spec.lower() in d.name.lower()]
+    exact = [d for d in matches if d.name.lower() == spec.lower()]
+    if len(exact) == 1:
+        return exact[0]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise AudioSourceError(
+            f"No input device matches {spec!r}; run `streamlid devices` to list them."
+        )
+    names = ", ".join(f"{d.index}: {d.name}" for d in matches[:5])
+    raise AudioSourceError(
+        f"{spec!r} matches several input devices ({names}); "
+        f"give the index, e.g. mic:{matches[0].index}."
+    )
+
+
+class MicrophoneSource(Source):
+    def __init__(self, device_spec: str | None = None) -> None:
+        super().__init__()
+        self._sd = import_sounddevice()
+        self._spec = device_spec
+        device = resolve_device(device_spec)
+        self._device = device
+        self.sample_rate_hz, self._channels = self._choose_format(device)
+        self.name = "mic" if device_spec is None else f"mic:{device_spec}"
+        self.description = device.name
+        self.live = True
+        self._stream: Any = None
+        self._last_callback = time.monotonic()
+        self.callback_overflows = 0  # PortAudio's own input overflows (driver level)
+
+    def _choose_format(self, device: InputDevice) -> tuple[int, int]:
+        """16 kHz mono if the device takes it (no resampling), else its native rate."""
+        sd = self._sd
+        for rate in (TARGET_RATE_HZ, int(device.default_rate_hz)):
+            for channels in (1, min(2, device.channels)):
+                try:
+                    sd.check_input_settings(
+                        device=device.index, channels=channels, samplerate=rate, dtype="float32"
+                    )
+                    return rate, channels
+                except Exception:
+                    continue
+        raise AudioSourceError(
+            f"Input device {device.name!r} accepts neither 16 kHz nor its own rate "
+            f"({device.default_rate_hz:.0f} Hz) as float32; choose another with mic:INDEX."
+        )
+
+    def _callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
+        # Real-time thread: copy and return. No logging, no locks held while waiting.
+        if status.input_overflow:
+            self.callback_overflows += 1
+        self._last_callback = time.monotonic()
+        assert self._ring is not None
+        self._ring.write(indata, block=False)
+
+    def _open(self) -> None:
+        global _open_streams
+        stream = self._sd.InputStream(
+            device=self._device.index,
+            channels=self._channels,
+            samplerate=self.sample_rate_hz,
+            dtype="float32",
+            blocksize=int(self.sample_rate_hz * CALLBACK_BLOCK_S),
+            callback=self._callback,
+        )
+        self._last_callback = time.monotonic()
+        stream.start()
+        self._stream = stream
+        with _portaudio_lock:
+            _open_streams += 1
+
+    def _close_stream(self) -> None:
+        global _open_streams
+        stream, self._stream = self._stream, None
+        if stream is None:
+            return
+        try:
+            stream.abort()
+            stream.close()
+        except Exception:  # a vanished device may fail to close; it is gone either way
+            pass
+        with _portaudio_lock:
+            _open_streams -= 1
+
+    def _lost(self) -> bool:
+        stream = self._stream
+        if stream is None:
+            return True
+        try:
+            active = stream.active
+        except Exception:
+            active = False
+        return not active or time.monotonic() - self._last_callback > SILENT_DEVICE_S
+
+    def _reopen(self) -> bool:
+        """One reconnection attempt: refresh PortAudio's device list, find the device, open it."""
+        with _portaudio_lock:
+            if _open_streams == 0:
+                # PortAudio only sees devices that existed when it started; restart it so a
+                # replugged microphone is found (only safe when no other stream is open).
+                try:
+                    self._sd._terminate()
+                    self._sd._initialize()
+                except Exception:
+                    pass
+        try:
+            device = resolve_device(self._spec if self._spec else self._device.name)
+            rate, channels = self._choose_format(device)
+        except AudioSourceError:
+            return False
+        if rate != self.sample_rate_hz:
+            return False  # the front end's resampler is set for the old rate; keep trying
+        self._device, self._channels = device, channels
+        try:
+            self._open()
+        except Exception:
+            self._close_stream()
+            return False
+        return True
+
+    def _run(self, ring: RingBuffer) -> None:
+        try:
+            self._open()
+        except Exception as exc:
+            raise AudioSourceError(
+                f"cannot open input device {self._device.name!r}: {exc}"
+            ) from None
+        while not self._stop.wait(0.1):
+            if not self._lost():
+                continue
+            self._close_stream()
+            self._notice(
+                "warning",
+                f"Microphone {self._device.name!r} stopped delivering audio; reconnecting…",
+            )
+            attempts = 0
+            while not self._stop.wait(RETRY_EVERY_S):
+                attempts += 1
+                if self._reopen():
+                    self._notice(
+                        "info",
+                        f"Microphone {self._device.name!r} reconnected "
+                        f"after {attempts} attempt(s).",
+                    )
+                    break
+                if attempts % 10 == 0:
+                    self._notice(
+                        "warning", f"Still no microphone after {attempts} attempts; retrying."
+                    )
+
+    def close(self) -> None:
+        self._close_stream()

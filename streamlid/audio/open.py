@@ -1,0 +1,20 @@
+"""Turns a source spec from the command line into an opened Source."""
+
+from __future__ import annotations
+
+from .source import Source
+
+
+def open_source(spec: str, *, realtime: bool) -> Source:
+    """`mic`, `mic:NAME_OR_INDEX`, `-` (stdin), a file path or a URL."""
+    if spec == "-":
+        from .stdin import StdinSource
+
+        return StdinSource(realtime=realtime)
+    if spec == "mic" or spec.startswith("mic:"):
+        from .mic import MicrophoneSource
+
+        return MicrophoneSource(spec[4:] or None if spec.startswith("mic:") else None)
+    from .files import open_file_source
+
+    return open_file_source(spec, realtime=realtime)

@@ -1,0 +1,48 @@
+"""Raw 16 kHz mono s16le PCM on standard input (`streamlid listen -`).
+
+For piping from other tools: `ffmpeg -i URL -f s16le -ac 1 -ar 16000 - | streamlid listen -`.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import sys
+
+import numpy as np
+
+from .ring import RingBuffer
+from .source import BLOCK_S, Pacer, Source
+
+STDIN_RATE_HZ = 16000
+
+
+class StdinSource(Source):
+    def __init__(self, *, realtime: bool, fd: int | None = None) -> None:
+        super().__init__()
+        self._fd = sys.stdin.fileno() if fd is None else fd
+        self.name = "stdin"
+        self.description = "standard input (16 kHz mono s16le)"
+        self.sample_rate_hz = STDIN_RATE_HZ
+        self.live = realtime
+        self._realtime = realtime
+
+    def _run(self, ring: RingBuffer) -> None:
+        block_bytes = 2 * int(STDIN_RATE_HZ * BLOCK_S)
+        pacer = Pacer(STDIN_RATE_HZ, self._stop) if self._realtime else None
+        carry = b""  # an odd byte left over from a read that split a sample
+        while not self.stopping:
+            # select() with a timeout so that stop() is noticed even when no data arrives.
+            ready, _, _ = select.select([self._fd], [], [], 0.1)
+            if not ready:
+                continue
+            data = os.read(self._fd, block_bytes)
+            if not data:
+                return
+            data = carry + data
+            usable = len(data) - len(data) % 2
+            carry = data[usable:]
+            samples = np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / 32768.0
+            if pacer is not None:
+                pacer.wait_for(len(samples))
+            ring.write(samples, block=not self.live, stop=self._stop)

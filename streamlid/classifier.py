@@ -1,0 +1,227 @@
+"""Classifier: the only module that knows torch and transformers.
+
+Loads an audio-classification checkpoint (facebook/mms-lid-256 or any sibling) from a hub id or
+a folder, safetensors only and never remote code; picks device and dtype; turns batches of 16 kHz
+windows into language probabilities (softmax in float32, over a language subset if asked).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError, ModelLoadError
+from .languages import match_languages
+
+SAMPLE_RATE_HZ = 16000
+WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.txt"]  # configs, weights, vocab; no pickles
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    model: str
+    device: str
+    dtype: str
+    labels: tuple[str, ...]
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def resolve_model_folder(model: str, announce: Callable[[str], None] = _say) -> Path:
+    """A local folder holding the checkpoint: `model` itself, or the hub cache (downloading
+    once if needed, with progress)."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1:
+        raise ModelLoadError(
+            f"Model folder {model!r} does not exist; give a checkpoint folder or a hub id "
+            "such as facebook/mms-lid-256."
+        )
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(model, allow_patterns=WEIGHT_PATTERNS, local_files_only=True))
+    except Exception:
+        pass  # not cached yet
+    if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
+        raise ModelLoadError(
+            f"Model {model!r} is not in the local cache and HF_HUB_OFFLINE is set; download it "
+            f"on a connected machine (`streamlid download {model}`) or pass --model FOLDER."
+        )
+    announce(
+        f"Downloading {model} from the Hugging Face Hub (once; cached in the Hub cache, "
+        "3.6 GB for mms-lid-256). To prepare offline use run `streamlid download "
+        f"{model}` beforehand, or point --model at a folder."
+    )
+    try:
+        return Path(snapshot_download(model, allow_patterns=WEIGHT_PATTERNS))
+    except Exception as exc:
+        name = type(exc).__name__
+        if "NotFound" in name or "Unauthorized" in name or "404" in str(exc):
+            raise ModelLoadError(
+                f"Model {model!r} was not found on the Hugging Face Hub; check the id "
+                "(e.g. facebook/mms-lid-256) or pass a local folder."
+            ) from None
+        raise ModelLoadError(
+            f"Model {model!r} could not be downloaded ({name}: {str(exc).splitlines()[0]}); "
+            "check the network, or download it elsewhere and pass --model FOLDER."
+        ) from None
+
+
+def pick_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"device = {requested!r} but torch sees no CUDA GPU; use --device cpu or auto."
+            )
+        if ":" in requested and int(requested.split(":")[1]) >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device = {requested!r} but only {torch.cuda.device_count()} GPU(s) exist."
+            )
+    if requested == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise ConfigError("device = 'mps' but this torch has no MPS backend; use auto or cpu.")
+    return requested
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True where oneDNN has native bf16 kernels (AVX512-BF16 / AMX); elsewhere bf16 is
+    emulated and slower than fp32."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:
+        return False
+
+
+def pick_dtype(requested: str, device: str) -> str:
+    """bf16 where it is fast and safe, fp16 on older GPUs, fp32 elsewhere (fp16 LayerNorm in
+    wav2vec2 can overflow, so bf16 is preferred whenever the hardware has it)."""
+    import torch
+
+    if requested != "auto":
+        return requested
+    if device.startswith("cuda"):
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    if device == "cpu" and cpu_has_fast_bf16():
+        return "bfloat16"
+    return "float32"
+
+
+class Classifier:
+    """Loaded once, shared by every stream. `classify` is called from the worker thread only."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        device: str = "auto",
+        dtype: str = "auto",
+        languages: Sequence[str] = (),
+        announce: Callable[[str], None] = _say,
+        display_name: str | None = None,
+    ) -> None:
+        import torch
+        from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()  # keep the terminal for our own messages
+        hf_logging.disable_progress_bar()  # the CLI shows its own spinner while loading
+        folder = resolve_model_folder(model, announce)
+        if not any(folder.glob("*.safetensors")):
+            raise ModelLoadError(
+                f"Model {model!r} has no .safetensors weights; streamlid loads only safetensors "
+                "(pickled .bin files can run code). Convert it with save_pretrained."
+            )
+        try:
+            config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
+        except Exception as exc:
+            raise ModelLoadError(
+                f"Model {model!r} has no usable config.json ({exc}); is it a transformers "
+                "checkpoint?"
+            ) from None
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(dtype, self.device)
+        torch_dtype = getattr(torch, self.dtype)
+        try:
+            self._model = AutoModelForAudioClassification.from_pretrained(
+                folder, use_safetensors=True, trust_remote_code=False, dtype=torch_dtype
+            )
+        except ValueError as exc:
+            if "Unrecognized configuration class" in str(exc):
+                raise ModelLoadError(
+                    f"Model {model!r} ({config.model_type}) is not an audio classifier; use a "
+                    "language-ID checkpoint such as facebook/mms-lid-256."
+                ) from None
+            raise ModelLoadError(f"Model {model!r} cannot be loaded: {exc}") from None
+        except OSError as exc:
+            raise ModelLoadError(f"Model {model!r} cannot be loaded: {exc}") from None
+        try:
+            self._extractor = AutoFeatureExtractor.from_pretrained(folder)
+        except Exception:
+            raise ModelLoadError(
+                f"Model {model!r} has no preprocessor_config.json; copy the one of its base "
+                "checkpoint into the folder."
+            ) from None
+        rate = getattr(self._extractor, "sampling_rate", SAMPLE_RATE_HZ)
+        if rate != SAMPLE_RATE_HZ:
+            raise ModelLoadError(
+                f"Model {model!r} expects {rate} Hz audio; streamlid feeds 16 kHz models only."
+            )
+        id2label = self._model.config.id2label
+        all_labels = tuple(str(id2label[i]) for i in range(len(id2label)))
+        self._subset: list[int] | None = None
+        if languages:
+            self._subset = match_languages(languages, all_labels)
+        self.labels = tuple(all_labels[i] for i in self._subset) if self._subset else all_labels
+        self._torch = torch
+        self._torch_dtype = torch_dtype
+        self._model.to(self.device).eval()
+        self.info = ModelInfo(
+            model=display_name or model, device=self.device, dtype=self.dtype, labels=self.labels
+        )
+
+    def classify(self, windows: Sequence[np.ndarray]) -> np.ndarray:
+        """Probabilities [N, L] (float32, rows sum to 1) for N windows of 16 kHz audio.
+
+        Windows of equal length share a forward pass; different lengths are not padded
+        together, so a window's answer never depends on what it was batched with."""
+        out = np.zeros((len(windows), len(self.labels)), dtype=np.float32)
+        by_length: dict[int, list[int]] = {}
+        for i, window in enumerate(windows):
+            by_length.setdefault(len(window), []).append(i)
+        torch = self._torch
+        with torch.inference_mode():
+            for indices in by_length.values():
+                batch = [windows[i] for i in indices]
+                features = self._extractor(batch, sampling_rate=SAMPLE_RATE_HZ, return_tensors="pt")
+                inputs: dict[str, Any] = {
+                    "input_values": features["input_values"].to(self.device, self._torch_dtype)
+                }
+                if "attention_mask" in features:
+                    inputs["attention_mask"] = features["attention_mask"].to(self.device)
+                logits = self._model(**inputs).logits.float()
+                if self._subset is not None:
+                    logits = logits[:, self._subset]
+                probs = torch.softmax(logits, dim=-1).cpu().numpy()
+                out[indices] = probs
+        return out

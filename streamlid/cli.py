@@ -1,0 +1,297 @@
+"""Command line: parse options into a Config, open sources, load the model, run the Engine.
+
+User errors (StreamlidError) are caught here, once, and printed as one red line; anything else
+is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import fields
+from typing import Any
+
+from . import __version__
+from .config import DEFAULT_MODEL, HELP, Config, load_config, option_name
+from .errors import StreamlidError
+
+COMMANDS = ("listen", "identify", "devices", "download")
+FORCED_EXIT_AFTER_S = 3.0  # after Ctrl-C, a model mid-forward gets this long to finish
+
+
+def _add_config_options(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
+    parser.add_argument("--config", metavar="FILE", help="TOML file with any of these options")
+    for f in fields(Config):
+        if f.name in ("sources", *skip):
+            continue
+        flag = "--" + option_name(f.name)
+        default = f.default
+        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "dest": f.name}
+        if isinstance(default, bool):
+            kwargs["action"] = argparse.BooleanOptionalAction
+            kwargs["help"] = HELP[f.name]
+        else:
+            kwargs["metavar"] = option_name(f.name).upper().replace("-", "_")
+            shown = ",".join(default) if isinstance(default, tuple) else default
+            kwargs["help"] = f"{HELP[f.name]} (default: {shown if shown != '' else 'all'})"
+        parser.add_argument(flag, **kwargs)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamlid",
+        description="Identify the spoken language of live audio, continuously. "
+        "With no command, `listen` runs on the default microphone.",
+    )
+    parser.add_argument("--version", action="version", version=f"streamlid {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    listen = sub.add_parser(
+        "listen",
+        help="identify languages live from a microphone, files, URLs or stdin",
+        description="Identify the spoken language continuously. SOURCE: mic (default), "
+        "mic:NAME_OR_INDEX, an audio file (WAV/FLAC/OGG, others through ffmpeg), a URL "
+        "(through ffmpeg), or - for raw 16 kHz mono s16le on stdin.",
+    )
+    listen.add_argument("sources", nargs="*", metavar="SOURCE", help="what to listen to")
+    listen.add_argument(
+        "--no-ui",
+        dest="ui",
+        action="store_const",
+        const="plain",
+        default=argparse.SUPPRESS,
+        help="plain lines instead of the live display (same as --ui plain)",
+    )
+    _add_config_options(listen)
+
+    identify = sub.add_parser(
+        "identify",
+        help="one language per file",
+        description="Classify whole files: the language of each, from all its speech.",
+    )
+    identify.add_argument("files", nargs="+", metavar="FILE")
+    identify.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_config_options(identify, skip=("realtime", "ui", "timeline", "jsonl"))
+
+    devices = sub.add_parser("devices", help="list audio input devices")
+    devices.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+
+    download = sub.add_parser(
+        "download", help="download a model into the Hugging Face cache for offline use"
+    )
+    download.add_argument("model", nargs="?", default=DEFAULT_MODEL)
+    download.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    return parser
+
+
+def _normalise_argv(argv: list[str]) -> list[str]:
+    """`streamlid` and `streamlid file.wav` mean `streamlid listen ...`."""
+    if not argv:
+        return ["listen"]
+    if argv[0] in COMMANDS or argv[0] in ("-h", "--help", "--version"):
+        return argv
+    return ["listen", *argv]
+
+
+def _config_from(args: argparse.Namespace) -> Config:
+    names = {f.name for f in fields(Config)}
+    overrides = {k: v for k, v in vars(args).items() if k in names}
+    return load_config(args.config, overrides)
+
+
+def _err_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = _normalise_argv(list(sys.argv[1:] if argv is None else argv))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "devices":
+            return cmd_devices()
+        if args.command == "download":
+            return cmd_download(args.model)
+        config = _config_from(args)
+        if args.command == "identify":
+            return cmd_identify(config, args.files, as_json=args.json)
+        return cmd_listen(config, args.sources)
+    except StreamlidError as exc:
+        if getattr(args, "debug", False):
+            raise
+        _err_console().print(f"[bold red]error:[/] {exc}")
+        return exc.exit_code
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+def cmd_devices() -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .audio.mic import list_input_devices
+
+    devices = list_input_devices()
+    if not devices:
+        _err_console().print("No audio input devices found.")
+        return 1
+    table = Table(title="Audio input devices")
+    for column in ("index", "name", "channels", "default rate", "host API", "default"):
+        table.add_column(column)
+    for d in devices:
+        table.add_row(
+            str(d.index),
+            d.name,
+            str(d.channels),
+            f"{d.default_rate_hz:.0f} Hz",
+            d.hostapi,
+            "*" if d.is_default else "",
+        )
+    Console().print(table)
+    return 0
+
+
+def cmd_download(model: str) -> int:
+    from .classifier import resolve_model_folder
+
+    folder = resolve_model_folder(model, announce=lambda m: _err_console().print(m))
+    print(folder)
+    return 0
+
+
+def load_classifier(config: Config):
+    """Downloads (with progress) if needed, then loads with a spinner: the wait is visible."""
+    from .classifier import Classifier, resolve_model_folder
+
+    console = _err_console()
+    folder = resolve_model_folder(config.model, announce=lambda m: console.print(m))
+    started = time.monotonic()
+    with console.status(f"Loading model {config.model}…"):
+        classifier = Classifier(
+            str(folder),
+            device=config.device,
+            dtype=config.dtype,
+            languages=config.languages,
+            display_name=config.model,
+        )
+    console.print(
+        f"Model {config.model} loaded in {time.monotonic() - started:.1f} s "
+        f"({len(classifier.labels)} languages, {classifier.device}/{classifier.dtype})."
+    )
+    return classifier
+
+
+def _open_sources(specs: Sequence[str], realtime: bool) -> list:
+    from .audio.open import open_source
+
+    return [open_source(spec, realtime=realtime) for spec in specs]
+
+
+def _terminate_as_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def run_engine(engine, console=None) -> None:
+    """Runs until end of input, Ctrl-C or SIGTERM; then the one stop path."""
+    previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    try:
+        engine.start()
+        try:
+            while not engine.wait(0.2):
+                pass
+        except KeyboardInterrupt:
+            engine.stop("interrupted")
+            deadline = time.monotonic() + FORCED_EXIT_AFTER_S
+            try:
+                while not engine.wait(0.1):
+                    if time.monotonic() > deadline:
+                        (console or _err_console()).print(
+                            "[yellow]The model is still busy; exiting without waiting for it.[/]"
+                        )
+                        sys.stdout.flush()
+                        os._exit(130)
+            except KeyboardInterrupt:  # a second Ctrl-C: leave now
+                sys.stdout.flush()
+                os._exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def cmd_listen(config: Config, sources: Sequence[str]) -> int:
+    from .engine import Engine
+    from .sinks import JsonlSink
+    from .ui import make_view
+
+    specs = list(sources) or list(config.sources) or ["mic"]
+    opened = _open_sources(specs, config.realtime)  # fail on a bad path before the model loads
+    sinks: list = []
+    if config.jsonl:
+        sinks.append(JsonlSink(config.jsonl))
+    view = make_view(config, stdout_taken=config.jsonl == "-")
+    if view is not None:
+        sinks.append(view)
+    classifier = load_classifier(config)
+    info = classifier.info
+    engine = Engine(config, opened, classifier, sinks, (info.model, info.device, info.dtype))
+    run_engine(engine)
+    return (
+        1 if engine.errors and engine.summary and engine.summary.reason.startswith("error") else 0
+    )
+
+
+def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
+    from .engine import Engine
+
+    opened = _open_sources(files, realtime=False)
+    classifier = load_classifier(config)
+    info = classifier.info
+    results = []
+    for spec, source in zip(files, opened, strict=True):
+        engine = Engine(config, [source], classifier, [], (info.model, info.device, info.dtype))
+        run_engine(engine)
+        assert engine.summary is not None
+        stream = engine.summary.streams[0] if engine.summary.streams else None
+        best = stream.mean_probabilities[0] if stream and stream.mean_probabilities else None
+        results.append(
+            {
+                "file": spec,
+                "language": best.code if best else None,
+                "name": best.name if best else "no speech found",
+                "probability": best.probability if best else 0.0,
+                "speech_s": stream.speech_s if stream else 0.0,
+                "windows": stream.windows if stream else 0,
+                "top": [
+                    {"code": s.code, "name": s.name, "probability": s.probability}
+                    for s in (stream.mean_probabilities if stream else ())
+                ],
+                "error": engine.errors[0] if engine.errors else None,
+            }
+        )
+    if as_json:
+        print(json.dumps(results, indent=2, ensure_ascii=False))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"Languages ({info.model})")
+        for column in ("file", "language", "code", "probability", "speech"):
+            table.add_column(column)
+        for r in results:
+            table.add_row(
+                r["file"],
+                r["name"] if not r["error"] else f"[red]{r['error']}[/]",
+                r["language"] or "-",
+                f"{100 * r['probability']:.0f}%",
+                f"{r['speech_s']:.1f} s",
+            )
+        Console().print(table)
+    return 1 if any(r["error"] for r in results) else 0

@@ -1,0 +1,25 @@
+"""User-facing errors: each carries one sentence naming the problem and the fix.
+
+The CLI catches `StreamlidError` once and prints its message; anything else is a bug and
+keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class StreamlidError(Exception):
+    """A problem the user can fix (bad input, missing device, unloadable model)."""
+
+    exit_code = 2
+
+
+class ConfigError(StreamlidError):
+    """An option or config-file value is missing, malformed or out of range."""
+
+
+class AudioSourceError(StreamlidError):
+    """An audio file, stream or device cannot be opened or read."""
+
+
+class ModelLoadError(StreamlidError):
+    """The model cannot be found, downloaded or used as a language classifier."""

@@ -1,0 +1,151 @@
+"""Immutable events: the only thing views and sinks ever see of the pipeline.
+
+Every event names its stream and carries stream time in seconds (time since the stream's first
+sample, so a file's events line up with the file and a microphone's with the session).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class LanguageScore:
+    code: str
+    name: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class StreamStarted:
+    """A stream is open and its audio is flowing; says what it is and what listens to it."""
+
+    stream: str
+    source: str
+    sample_rate_hz: int
+    live: bool
+    model: str
+    device: str
+    dtype: str
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The classifier's answer for one window, and the smoothed state after it."""
+
+    stream: str
+    t_start_s: float
+    t_end_s: float
+    top: tuple[LanguageScore, ...]
+    smoothed: tuple[LanguageScore, ...]
+    language: str | None  # current decision: ISO 639-3 code, or None for "unknown"
+    language_name: str
+    confidence: float  # smoothed probability of `language` (0 when unknown)
+    latency_s: float  # wall time from the window's last sample being read to this answer
+    lag_s: float | None  # how far behind live the answer is (live sources only)
+
+
+@dataclass(frozen=True)
+class LanguageChange:
+    """The current language switched (to None: the evidence became too weak to name one)."""
+
+    stream: str
+    t_s: float  # stream time at which the change was decided
+    since_s: float  # best estimate of when the new language started
+    previous: str | None
+    language: str | None
+    language_name: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class SpeechChange:
+    """The speech gate opened (speech) or closed (silence)."""
+
+    stream: str
+    t_s: float
+    speech: bool
+
+
+@dataclass(frozen=True)
+class Level:
+    """Input level for meters; frequent and transient, so sinks may ignore it."""
+
+    stream: str
+    t_s: float
+    level_dbfs: float
+    speech: bool
+
+
+@dataclass(frozen=True)
+class Status:
+    """Health of one stream: lag, lost audio and skipped windows (sent when they change and
+    about once a second)."""
+
+    stream: str
+    t_s: float
+    lag_s: float | None
+    overflow_s: float  # audio lost because the ring buffer was full
+    skipped_windows: int  # windows dropped because the model could not keep up
+    windows: int  # windows classified so far
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something a person should read: a warning or an error on one stream (or "" for all)."""
+
+    stream: str
+    t_s: float
+    severity: str  # "info" | "warning" | "error"
+    message: str
+
+
+@dataclass(frozen=True)
+class StreamSummary:
+    stream: str
+    source: str
+    duration_s: float
+    speech_s: float
+    speech_s_by_language: dict[str, float]  # code ("unknown" when none was named) -> seconds
+    changes: int
+    windows: int
+    skipped_windows: int
+    overflow_s: float
+    latency_median_s: float | None
+    latency_p95_s: float | None
+    mean_probabilities: tuple[LanguageScore, ...]  # top-k of the mean window probabilities
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Sent once, last, when the engine stops (end of input, Ctrl-C or error)."""
+
+    streams: tuple[StreamSummary, ...]
+    wall_s: float
+    reason: str  # "end of input" | "interrupted" | "error: ..."
+    model: str = ""
+    device: str = ""
+    dtype: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Event = (
+    StreamStarted | Prediction | LanguageChange | SpeechChange | Level | Status | Notice | Summary
+)
+
+EVENT_TYPES: dict[type, str] = {
+    StreamStarted: "started",
+    Prediction: "prediction",
+    LanguageChange: "change",
+    SpeechChange: "speech",
+    Level: "level",
+    Status: "status",
+    Notice: "notice",
+    Summary: "summary",
+}
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """A JSON-ready dict with a leading "type" key (the JSONL schema in the README)."""
+    return {"type": EVENT_TYPES[type(event)], **asdict(event)}

@@ -1,0 +1,176 @@
+"""StreamFrontend: ring buffer -> 16 kHz -> speech gate -> windows, in one thread per stream.
+
+Cheap work only (resampling, webrtcvad, slicing), so it keeps pace with the audio even while
+the model is busy; the ring therefore overflows only if this thread itself is starved.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from .config import Config
+from .events import Event, Level, Notice, SpeechChange, Status
+from .stream import StreamState
+from .vad import SAMPLE_RATE_HZ, SpeechGate
+from .windowqueue import WindowQueues
+from .windows import Window, Windower
+
+READ_BLOCK_S = 0.1
+LEVEL_EVERY_S = 0.1  # meter refresh, wall time
+NOTICE_EVERY_S = 5.0  # at most one overflow warning per stream this often
+
+
+class Resampler:
+    """Streaming resampler to 16 kHz (soxr keeps state across chunks: no clicks at edges)."""
+
+    def __init__(self, rate_hz: int) -> None:
+        self._rate = rate_hz
+        self._stream = None
+        self.reset()
+
+    def reset(self) -> None:
+        if self._rate != SAMPLE_RATE_HZ:
+            import soxr
+
+            self._stream = soxr.ResampleStream(
+                self._rate, SAMPLE_RATE_HZ, 1, dtype="float32", quality="HQ"
+            )
+
+    def __call__(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
+        if self._stream is None:
+            return samples
+        return self._stream.resample_chunk(samples, last=last)
+
+
+class StreamFrontend:
+    def __init__(
+        self,
+        state: StreamState,
+        config: Config,
+        queues: WindowQueues,
+        publish: Callable[[Event], None],
+        stop: threading.Event,
+    ) -> None:
+        self.state = state
+        self._cfg = config
+        self._queues = queues
+        self._publish = publish
+        self._stop = stop
+        self._rate = state.source.sample_rate_hz
+        self._resample = Resampler(self._rate)
+        self._gate = SpeechGate(
+            config.vad, config.vad_frame_ms, config.hangover, config.energy_floor
+        )
+        self._windower = Windower(config.window, config.hop, config.min_speech, config.pause)
+        self._index = 0  # next 16 kHz sample index (stream time * 16000)
+        self._speech = False
+        self._level_frames: list[float] = []
+        self._last_level_at = 0.0
+        self._last_notice_at = -NOTICE_EVERY_S
+        self._nonfinite_warned = False
+        self._thread = threading.Thread(target=self._main, name=f"frontend-{state.name}")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout_s: float) -> bool:
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    def _main(self) -> None:
+        try:
+            self._run()
+        finally:
+            self._queues.close_stream(self.state.name)
+            self.state.ended_at_s = self._index / SAMPLE_RATE_HZ
+            if self._speech:
+                self._publish(SpeechChange(self.state.name, self.state.ended_at_s, False))
+
+    def _run(self) -> None:
+        ring = self.state.ring
+        block = max(1, int(self._rate * READ_BLOCK_S))
+        while not self._stop.is_set():
+            chunk = ring.read(block, timeout_s=0.1)
+            if chunk is None:  # end of input: classify what is left
+                self._process(self._resample(np.zeros(0, np.float32), last=True))
+                for window in self._windower.flush():
+                    self._queue(window)
+                return
+            if chunk.lost_before:
+                self._on_overflow(chunk.lost_before)
+            if len(chunk.samples):
+                self._process(self._resample(self._sanitize(chunk.samples)))
+
+    def _sanitize(self, samples: np.ndarray) -> np.ndarray:
+        """NaN/Inf would poison the resampler and the model: silence them, and say so once."""
+        if np.isfinite(samples).all():
+            return samples
+        if not self._nonfinite_warned:
+            self._nonfinite_warned = True
+            self._notice("warning", "input contains NaN/Inf samples; they are treated as silence")
+        return np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
+
+    def _on_overflow(self, lost: int) -> None:
+        lost_s = lost / self._rate
+        self.state.overflow_s += lost_s
+        # The lost audio still took stream time: skip ahead so later events keep true times,
+        # and start the gate, windows and resampler afresh after the gap.
+        self._index += round(lost_s * SAMPLE_RATE_HZ)
+        self._resample.reset()
+        self._gate.reset()
+        self._windower.reset()
+        t = self._index / SAMPLE_RATE_HZ
+        now = time.monotonic()
+        if now - self._last_notice_at >= NOTICE_EVERY_S:
+            self._last_notice_at = now
+            self._notice(
+                "warning",
+                f"audio dropped: {lost_s:.2f} s lost because the pipeline fell behind "
+                f"({self.state.overflow_s:.1f} s so far)",
+            )
+        self._publish(
+            Status(
+                self.state.name,
+                t,
+                None,
+                self.state.overflow_s,
+                self.state.skipped_windows,
+                self.state.windows,
+            )
+        )
+
+    def _process(self, samples: np.ndarray) -> None:
+        if len(samples) == 0:
+            return
+        frames = self._gate.feed(self._index, samples)
+        self._index += len(samples)
+        name = self.state.name
+        for frame in frames:
+            if frame.speech != self._speech:
+                self._speech = frame.speech
+                self._publish(SpeechChange(name, frame.start_index / SAMPLE_RATE_HZ, frame.speech))
+            self._level_frames.append(frame.level_dbfs)
+            for window in self._windower.feed(frame.start_index, frame.samples, frame.speech):
+                self._queue(window)
+        now = time.monotonic()
+        if frames and now - self._last_level_at >= LEVEL_EVERY_S:
+            self._last_level_at = now
+            # Report the loudest recent frame: a meter should show peaks people can react to.
+            self._publish(
+                Level(name, self._index / SAMPLE_RATE_HZ, max(self._level_frames), self._speech)
+            )
+            self._level_frames.clear()
+        elif len(self._level_frames) > 100:
+            del self._level_frames[:-10]
+
+    def _queue(self, window: Window) -> None:
+        dropped = self._queues.put(self.state.name, window, self._stop)
+        if dropped is not None:
+            self.state.skipped_windows += 1
+
+    def _notice(self, severity: str, message: str) -> None:
+        self._publish(Notice(self.state.name, self._index / SAMPLE_RATE_HZ, severity, message))

@@ -1,0 +1,118 @@
+"""Windower: sliding windows over the speech in a stream, early ones first.
+
+Windows cover speech only: frames the gate calls silence are left out, so a window of 3 s holds
+3 s of speech even when it spans short pauses (its stream times then span more). A pause of
+`pause_s` or more ends the segment; the next speech starts afresh, with early windows (from
+`min_speech_s`, every half hop) so the first answer after a pause comes quickly and can be
+confirmed by the next one half a hop later. Once a window is full it slides by `hop_s`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .vad import SAMPLE_RATE_HZ
+
+
+@dataclass(frozen=True)
+class Window:
+    t_start_s: float  # stream time of the first sample
+    t_end_s: float  # stream time just after the last sample
+    samples: np.ndarray  # float32, 16 kHz, speech only
+    segment_start_s: float  # stream time at which this speech segment began
+    formed_at: float = field(default_factory=time.monotonic)  # for latency figures
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.samples) / SAMPLE_RATE_HZ
+
+
+class Windower:
+    def __init__(
+        self,
+        window_s: float = 3.0,
+        hop_s: float = 1.0,
+        min_speech_s: float = 1.0,
+        pause_s: float = 1.0,
+    ) -> None:
+        self.window_n = round(window_s * SAMPLE_RATE_HZ)
+        self.hop_n = round(hop_s * SAMPLE_RATE_HZ)
+        self.min_speech_n = min(round(min_speech_s * SAMPLE_RATE_HZ), self.window_n)
+        self.pause_n = round(pause_s * SAMPLE_RATE_HZ)
+        self.reset()
+
+    def reset(self) -> None:
+        self._frames: deque[tuple[int, np.ndarray]] = deque()  # (start_index, speech samples)
+        self._kept_n = 0
+        self._voiced_n = 0  # speech samples in this segment so far
+        self._next_emit_n = self.min_speech_n
+        self._last_emit_n = 0
+        self._segment_start_index: int | None = None
+        self._silence_n = 0
+        self._in_speech = False
+
+    def feed(self, start_index: int, samples: np.ndarray, speech: bool) -> list[Window]:
+        """One gated frame in; zero or more windows out."""
+        if not speech:
+            out = []
+            if self._in_speech:
+                out = self._flush_if_worth_it()  # classify the end of an utterance too
+            self._in_speech = False
+            self._silence_n += len(samples)
+            if self._segment_start_index is not None and self._silence_n >= self.pause_n:
+                self.reset()
+            return out
+        if self._segment_start_index is None:
+            self._segment_start_index = start_index
+        self._in_speech = True
+        self._silence_n = 0
+        self._frames.append((start_index, samples))
+        self._kept_n += len(samples)
+        self._voiced_n += len(samples)
+        # Keep just enough frames to cut one full window.
+        while self._frames and self._kept_n - len(self._frames[0][1]) >= self.window_n:
+            self._kept_n -= len(self._frames.popleft()[1])
+        if self._voiced_n >= self._next_emit_n:
+            return [self._emit()]
+        return []
+
+    def flush(self) -> list[Window]:
+        """End of input: classify trailing speech that no window has covered yet."""
+        out = self._flush_if_worth_it()
+        self.reset()
+        return out
+
+    def _flush_if_worth_it(self) -> list[Window]:
+        fresh_n = self._voiced_n - self._last_emit_n
+        if self._voiced_n >= self.min_speech_n and fresh_n >= self.hop_n // 2:
+            return [self._emit()]
+        return []
+
+    def _emit(self) -> Window:
+        samples = np.concatenate([frame for _, frame in self._frames])[-self.window_n :]
+        end_start, end_frame = self._frames[-1]
+        end_index = end_start + len(end_frame)
+        # Walk back through the kept frames to find where the window's first sample lies.
+        remaining = len(samples)
+        start_index = end_index - remaining
+        for frame_start, frame in reversed(self._frames):
+            if remaining <= len(frame):
+                start_index = frame_start + len(frame) - remaining
+                break
+            remaining -= len(frame)
+        self._last_emit_n = self._voiced_n
+        step = self.hop_n if self._voiced_n >= self.window_n else max(1, self.hop_n // 2)
+        self._next_emit_n = self._voiced_n + step
+        if self._voiced_n < self.window_n:
+            self._next_emit_n = min(self._next_emit_n, self.window_n)
+        assert self._segment_start_index is not None
+        return Window(
+            t_start_s=start_index / SAMPLE_RATE_HZ,
+            t_end_s=end_index / SAMPLE_RATE_HZ,
+            samples=samples,
+            segment_start_s=self._segment_start_index / SAMPLE_RATE_HZ,
+        )

@@ -18,7 +18,9 @@ from .source import Source
 
 TARGET_RATE_HZ = 16000
 CALLBACK_BLOCK_S = 0.02  # PortAudio block: 20 ms keeps latency low and callbacks cheap
-SILENT_DEVICE_S = 1.5  # no callback for this long means the device is gone
+# No callback for this long gets a warning, not a reconnect: virtual and network sources
+# legitimately go quiet (a PulseAudio monitor delivers nothing while idle).
+QUIET_DEVICE_S = 5.0
 RETRY_EVERY_S = 1.0
 _portaudio_lock = threading.Lock()  # PortAudio's device list is global; refresh it alone
 _open_streams = 0
@@ -176,14 +178,14 @@ class MicrophoneSource(Source):
             _open_streams -= 1
 
     def _lost(self) -> bool:
+        """PortAudio marks the stream inactive when its device errors out or disappears."""
         stream = self._stream
         if stream is None:
             return True
         try:
-            active = stream.active
+            return not stream.active
         except Exception:
-            active = False
-        return not active or time.monotonic() - self._last_callback > SILENT_DEVICE_S
+            return True
 
     def _reopen(self) -> bool:
         """One reconnection attempt: refresh PortAudio's device list, find the device, open it."""
@@ -218,8 +220,17 @@ class MicrophoneSource(Source):
             raise AudioSourceError(
                 f"cannot open input device {self._device.name!r}: {exc}"
             ) from None
+        quiet_warned = False
         while not self._stop.wait(0.1):
             if not self._lost():
+                quiet = time.monotonic() - self._last_callback > QUIET_DEVICE_S
+                if quiet and not quiet_warned:
+                    self._notice(
+                        "warning",
+                        f"No audio from {self._device.name!r} for {QUIET_DEVICE_S:.0f} s; "
+                        "is it muted or idle?",
+                    )
+                quiet_warned = quiet
                 continue
             self._close_stream()
             self._notice(

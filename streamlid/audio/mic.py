@@ -18,9 +18,14 @@ from .source import Source
 
 TARGET_RATE_HZ = 16000
 CALLBACK_BLOCK_S = 0.02  # PortAudio block: 20 ms keeps latency low and callbacks cheap
-# No callback for this long gets a warning, not a reconnect: virtual and network sources
-# legitimately go quiet (a PulseAudio monitor delivers nothing while idle).
-QUIET_DEVICE_S = 5.0
+# No callback for this long: the device may be wedged (PortAudio's ALSA host API can spin
+# with the stream still "active" after its device vanished) or merely idle (a PulseAudio
+# monitor delivers nothing while nothing plays). Either way no audio is flowing, so reopening
+# the stream loses nothing: if that fails, the device is gone. Idle devices that reopen fine
+# are checked less and less often.
+QUIET_DEVICE_S = 3.0
+QUIET_DEVICE_MAX_S = 60.0
+CLOSE_TIMEOUT_S = 1.0  # a wedged PortAudio stream may never return from abort()
 RETRY_EVERY_S = 1.0
 _portaudio_lock = threading.Lock()  # PortAudio's device list is global; refresh it alone
 _open_streams = 0
@@ -169,13 +174,22 @@ class MicrophoneSource(Source):
         stream, self._stream = self._stream, None
         if stream is None:
             return
-        try:
-            stream.abort()
-            stream.close()
-        except Exception:  # a vanished device may fail to close; it is gone either way
-            pass
-        with _portaudio_lock:
-            _open_streams -= 1
+
+        def close() -> None:
+            try:
+                stream.abort()
+                stream.close()
+            except Exception:  # a vanished device may fail to close; it is gone either way
+                pass
+
+        # A daemon thread, because a wedged PortAudio stream can block abort() forever; we
+        # give up on that stream rather than hang the stop path.
+        closer = threading.Thread(target=close, name=f"close-{self.name}", daemon=True)
+        closer.start()
+        closer.join(CLOSE_TIMEOUT_S)
+        if not closer.is_alive():
+            with _portaudio_lock:
+                _open_streams -= 1
 
     def _lost(self) -> bool:
         """PortAudio marks the stream inactive when its device errors out or disappears."""
@@ -220,37 +234,37 @@ class MicrophoneSource(Source):
             raise AudioSourceError(
                 f"cannot open input device {self._device.name!r}: {exc}"
             ) from None
-        quiet_warned = False
+        quiet_limit_s = QUIET_DEVICE_S
         while not self._stop.wait(0.1):
+            quiet_s = time.monotonic() - self._last_callback
+            if quiet_s < QUIET_DEVICE_S:
+                quiet_limit_s = QUIET_DEVICE_S  # audio flows: back to prompt checks
             if not self._lost():
-                quiet = time.monotonic() - self._last_callback > QUIET_DEVICE_S
-                if quiet and not quiet_warned:
-                    self._notice(
-                        "warning",
-                        f"No audio from {self._device.name!r} for {QUIET_DEVICE_S:.0f} s; "
-                        "is it muted or idle?",
-                    )
-                quiet_warned = quiet
-                continue
+                if quiet_s < quiet_limit_s:
+                    continue
+                self._close_stream()
+                if self._reopen():
+                    quiet_limit_s = min(2 * quiet_limit_s, QUIET_DEVICE_MAX_S)
+                    continue
             self._close_stream()
             self._notice(
                 "warning",
                 f"Microphone {self._device.name!r} stopped delivering audio; reconnecting…",
             )
-            attempts = 0
-            while not self._stop.wait(RETRY_EVERY_S):
-                attempts += 1
-                if self._reopen():
-                    self._notice(
-                        "info",
-                        f"Microphone {self._device.name!r} reconnected "
-                        f"after {attempts} attempt(s).",
-                    )
-                    break
-                if attempts % 10 == 0:
-                    self._notice(
-                        "warning", f"Still no microphone after {attempts} attempts; retrying."
-                    )
+            self._reconnect()
+
+    def _reconnect(self) -> None:
+        attempts = 0
+        while not self._stop.wait(RETRY_EVERY_S):
+            attempts += 1
+            if self._reopen():
+                self._notice(
+                    "info",
+                    f"Microphone {self._device.name!r} reconnected after {attempts} attempt(s).",
+                )
+                return
+            if attempts % 10 == 0:
+                self._notice("warning", f"Still no microphone after {attempts} attempts; retrying.")
 
     def close(self) -> None:
         self._close_stream()

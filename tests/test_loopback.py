@@ -1,0 +1,149 @@
+"""Real capture without a microphone: streamlid's own MicrophoneSource records a PulseAudio
+virtual device while paplay plays known speech into it."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from speech import RATE_HZ, espeak_missing, speech
+from virtual_mic import VirtualMic
+
+from streamlid.audio.ring import RingBuffer
+
+pytestmark = pytest.mark.loopback
+
+
+@pytest.fixture(scope="module")
+def virtual_mic():
+    reason = VirtualMic.unavailable_reason() or espeak_missing()
+    if reason:
+        pytest.skip(f"virtual microphone not available: {reason}")
+    mic = VirtualMic()
+    try:
+        mic.start()
+    except Exception as exc:
+        mic.stop()
+        pytest.skip(f"virtual microphone could not be created here: {exc}")
+    yield mic
+    mic.stop()
+
+
+def _record(mic: VirtualMic, wav, seconds_after: float = 0.8):
+    """Starts streamlid's microphone source, plays `wav`, returns the recorded 16 kHz audio and
+    the notices the source sent."""
+    from streamlid.audio.mic import MicrophoneSource
+
+    source = MicrophoneSource(None)
+    ring = RingBuffer(60 * source.sample_rate_hz)
+    notices: list[tuple[str, str]] = []
+    source.start(ring, lambda severity, message: notices.append((severity, message)))
+    try:
+        time.sleep(0.5)
+        mic.play(wav)
+        time.sleep(seconds_after)
+    finally:
+        source.stop()
+        assert source.join(3.0), "the capture thread did not stop"
+    chunks = []
+    while (chunk := ring.read(1 << 20, timeout_s=0.0)) is not None and len(chunk.samples):
+        chunks.append(chunk.samples)
+    audio = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    if source.sample_rate_hz != RATE_HZ:
+        import soxr
+
+        audio = soxr.resample(audio, source.sample_rate_hz, RATE_HZ)
+    return audio, notices, ring
+
+
+def _align(played: np.ndarray, recorded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The overlapping parts of both signals, shifted by the lag that lines them up best.
+
+    The lag may be negative: an idle PulseAudio monitor misses the first ~20 ms it is sent."""
+    n = 1 << int(np.ceil(np.log2(len(played) + len(recorded))))
+    xcorr = np.fft.irfft(np.fft.rfft(recorded, n) * np.conj(np.fft.rfft(played, n)), n)
+    lag = int(np.argmax(xcorr))
+    if lag > n // 2:
+        lag -= n  # circular index of a negative lag
+    if lag >= 0:
+        rec, ref = recorded[lag:], played
+    else:
+        rec, ref = recorded, played[-lag:]
+    m = min(len(rec), len(ref))
+    return ref[:m], rec[:m]
+
+
+def test_microphone_source_records_what_was_played(virtual_mic, tmp_path):
+    played = speech("fra", tmp_path, seconds=4.0)
+    wav = tmp_path / "fra.wav"
+    import soundfile
+
+    soundfile.write(str(wav), played, RATE_HZ, subtype="PCM_16")
+    recorded, notices, ring = _record(virtual_mic, wav)
+
+    assert ring.overflow_samples == 0
+    assert not [n for n in notices if n[0] == "error"], notices
+    reference, aligned = _align(played, recorded)
+    # Duration: all of it except the ~20 ms an idle PulseAudio monitor needs to wake up.
+    assert len(aligned) >= len(played) - 0.1 * RATE_HZ
+    # Same waveform: correlation over the whole recording and over each half-second block.
+    assert np.corrcoef(reference, aligned)[0, 1] > 0.98
+    block = RATE_HZ // 2
+    voiced_blocks = [
+        np.corrcoef(reference[i : i + block], aligned[i : i + block])[0, 1]
+        for i in range(block, len(aligned) - block, block)
+        if np.std(reference[i : i + block]) > 0.01
+    ]
+    assert voiced_blocks and min(voiced_blocks) > 0.95
+    # Same level, within 1 dB.
+    level = 20 * np.log10(np.std(aligned) / np.std(reference))
+    assert abs(level) < 1.0
+
+
+def test_device_that_vanishes_is_reported_and_reconnected(virtual_mic, tmp_path):
+    from streamlid.audio.mic import MicrophoneSource
+
+    if virtual_mic.other_sources():
+        pytest.skip("PulseAudio has other sources; it would move the stream there, not drop it")
+
+    source = MicrophoneSource(None)
+    ring = RingBuffer(60 * source.sample_rate_hz)
+    notices: list[tuple[str, str]] = []
+    seen = threading.Event()
+
+    def notice(severity: str, message: str) -> None:
+        notices.append((severity, message))
+        seen.set()
+
+    source.start(ring, notice)
+    try:
+        time.sleep(0.5)
+        virtual_mic.unplug()
+        assert seen.wait(8.0), "no notice after the device vanished"
+        assert notices[0][0] == "warning" and "reconnecting" in notices[0][1]
+        time.sleep(1.5)  # a few failed attempts while the device is gone
+        virtual_mic.plug()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any("reconnected" in m for _, m in notices):
+            time.sleep(0.1)
+        assert any("reconnected" in m for _, m in notices), notices
+        # Audio flows again through the reopened stream.
+        before = ring.write_index
+        virtual_mic.play(
+            tmp_path / "fra.wav" if (tmp_path / "fra.wav").exists() else _wav(tmp_path)
+        )
+        assert ring.write_index - before > source.sample_rate_hz  # more than a second arrived
+    finally:
+        source.stop()
+        assert source.join(3.0)
+    assert source.error is None
+
+
+def _wav(folder):
+    import soundfile
+
+    path = folder / "fra.wav"
+    soundfile.write(str(path), speech("fra", folder, seconds=3.0), RATE_HZ, subtype="PCM_16")
+    return path

@@ -1,6 +1,7 @@
 """streamlid: streaming spoken-language identification.
 
-Importing the package stays fast (no torch): the classifier is imported on first use.
+Importing the package stays fast (no numpy, no torch) so that `--help` answers at once and an
+early Ctrl-C lands in our own code: the pipeline modules are imported on first use.
 """
 
 from __future__ import annotations
@@ -8,11 +9,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .config import Config, load_config
-from .engine import Engine
 from .errors import StreamlidError
 
 if TYPE_CHECKING:
     from .classifier import Classifier
+    from .engine import Engine
 
 __all__ = ["Classifier", "Config", "Engine", "StreamlidError", "load_config"]
 __version__ = "0.1.0"
@@ -23,4 +24,8 @@ def __getattr__(name: str) -> object:
         from .classifier import Classifier
 
         return Classifier
+    if name == "Engine":
+        from .engine import Engine
+
+        return Engine
     raise AttributeError(name)

@@ -1,5 +1,5 @@
 """`python -m streamlid`."""
 
-from .cli import main
+from .cli import entry
 
-raise SystemExit(main())
+entry()

@@ -7,12 +7,14 @@ is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -115,6 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = _normalise_argv(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     args = parser.parse_args(argv)
+    # SIGTERM takes the Ctrl-C path from the start, so an interrupted start-up or model load
+    # ends as quietly as an interrupted session.
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
         if args.command == "devices":
             return cmd_devices()
@@ -127,8 +132,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StreamlidError as exc:
         if getattr(args, "debug", False):
             raise
-        _err_console().print(f"[bold red]error:[/] {exc}")
+        from rich.markup import escape
+
+        # Escaped: paths and model names may hold [brackets]. One line, never wrapped, so
+        # logs and scripts see the whole sentence after "error:".
+        _err_console().print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         return exc.exit_code
+    except KeyboardInterrupt:  # before the engine ran (it handles its own interrupts)
+        _err_console().print("Interrupted.")
+        return 130
+
+
+def entry() -> None:
+    """Console-script entry: `main`, then a prompt exit.
+
+    By the time `main` returns, every thread of ours is joined and every output file flushed
+    and closed. What is left is the interpreter tearing down torch, which takes seconds on a
+    busy machine and can abort in its C++ destructors ("terminate called without an active
+    exception"), turning a clean Ctrl-C into a crash. So flush the standard streams and leave."""
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed pipe: nothing more to say
+            stream.flush()
+    os._exit(code)
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -200,30 +226,51 @@ def _terminate_as_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def run_engine(engine, console=None) -> None:
-    """Runs until end of input, Ctrl-C or SIGTERM; then the one stop path."""
+def run_engine(
+    engine,
+    console=None,
+    *,
+    quit_requested: threading.Event | None = None,
+    before_forced_exit: Callable[[], None] | None = None,
+) -> None:
+    """Runs until end of input, Ctrl-C, SIGTERM or `quit_requested` (the q key); then the one
+    stop path. `before_forced_exit` gives the terminal back if the model will not let go."""
     previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
         engine.start()
+        interrupted = False
         try:
             while not engine.wait(0.2):
-                pass
+                if quit_requested is not None and quit_requested.is_set():
+                    interrupted = True
+                    break
         except KeyboardInterrupt:
-            engine.stop("interrupted")
-            deadline = time.monotonic() + FORCED_EXIT_AFTER_S
-            try:
-                while not engine.wait(0.1):
-                    if time.monotonic() > deadline:
-                        (console or _err_console()).print(
-                            "[yellow]The model is still busy; exiting without waiting for it.[/]"
-                        )
-                        sys.stdout.flush()
-                        os._exit(130)
-            except KeyboardInterrupt:  # a second Ctrl-C: leave now
-                sys.stdout.flush()
-                os._exit(130)
+            interrupted = True
+        if interrupted:
+            _stop_and_wait(engine, console, before_forced_exit)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_and_wait(engine, console, before_forced_exit: Callable[[], None] | None) -> None:
+    """Ctrl-C and q alike: stop, then give a model mid-forward a few seconds to finish."""
+
+    def leave_now(message: str | None) -> None:
+        if before_forced_exit is not None:
+            before_forced_exit()
+        if message:
+            (console or _err_console()).print(message)
+        sys.stdout.flush()
+        os._exit(130)
+
+    engine.stop("interrupted")
+    deadline = time.monotonic() + FORCED_EXIT_AFTER_S
+    try:
+        while not engine.wait(0.1):
+            if time.monotonic() > deadline:
+                leave_now("[yellow]The model is still busy; exiting without waiting for it.[/]")
+    except KeyboardInterrupt:  # a second Ctrl-C: leave now
+        leave_now(None)
 
 
 def cmd_listen(config: Config, sources: Sequence[str]) -> int:
@@ -242,10 +289,42 @@ def cmd_listen(config: Config, sources: Sequence[str]) -> int:
     classifier = load_classifier(config)
     info = classifier.info
     engine = Engine(config, opened, classifier, sinks, (info.model, info.device, info.dtype))
-    run_engine(engine)
+    quit_requested = threading.Event()
+    keys = None if "-" in specs else _start_keys(view, engine, quit_requested)  # stdin is audio
+
+    def give_terminal_back() -> None:
+        if keys is not None:
+            keys.stop()
+        if hasattr(view, "abandon"):
+            view.abandon()
+
+    try:
+        run_engine(engine, quit_requested=quit_requested, before_forced_exit=give_terminal_back)
+    finally:
+        # Normally the engine has closed the view (summary printed) and this does nothing;
+        # after a crash it still gives the terminal back.
+        give_terminal_back()
     return (
         1 if engine.errors and engine.summary and engine.summary.reason.startswith("error") else 0
     )
+
+
+def _start_keys(view, engine, quit_requested: threading.Event):
+    """q quits (the Ctrl-C path), p pauses the picture, r starts the estimate afresh: the view's
+    bars and timeline here, the smoothing in the worker (on its own thread)."""
+    if not getattr(view, "interactive", False):
+        return None
+    from .ui.keys import KeyReader
+
+    def reset() -> None:
+        view.reset()
+        engine.reset_smoothing()
+
+    keys = KeyReader({"q": quit_requested.set, "p": view.toggle_pause, "r": reset})
+    if not keys.start():
+        return None
+    view.keys = True
+    return keys
 
 
 def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:

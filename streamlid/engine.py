@@ -63,7 +63,7 @@ class Engine:
         self._queues = WindowQueues()
         self.errors: list[str] = []
         self.summary: Summary | None = None
-        self._finished = False
+        self._done = threading.Event()
         self._started_at = 0.0
         self._lock = threading.Lock()
 
@@ -89,7 +89,14 @@ class Engine:
                 StreamFrontend(state, config, self._queues, self.publish, self._stop)
             )
         self._worker = Worker(
-            model, self.streams, self._queues, config, self.publish, self._stop, self._fail
+            model,
+            self.streams,
+            self._queues,
+            config,
+            self.publish,
+            self._stop,
+            on_error=self._fail,
+            on_exit=self._finish,
         )
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -127,13 +134,11 @@ class Engine:
         self._stop.set()
 
     def wait(self, timeout_s: float | None = None) -> bool:
-        """True once the run is over: threads joined, Summary published, sinks closed."""
-        if self._finished:
-            return True
-        if not self._worker.join(timeout_s):
-            return False
-        self._finish()
-        return True
+        """True once the run is over: threads joined, Summary published, sinks closed.
+
+        The worker thread does the finishing itself, as its last act, so a Ctrl-C that lands
+        in the caller's wait can interrupt only the waiting, never the summary."""
+        return self._done.wait(timeout_s)
 
     def run(self) -> Summary:
         """Start, wait for the end of input (or an error), and return the summary."""
@@ -141,15 +146,25 @@ class Engine:
         try:
             self.wait()
         finally:
-            if not self._finished:
+            if not self._done.is_set():
                 self.stop()
                 self.wait()
         assert self.summary is not None
         return self.summary
 
+    def reset_smoothing(self) -> None:
+        """Starts every stream's smoothing afresh (the `r` key). Safe from any thread: the
+        worker does it itself, between batches, so no window is half-smoothed."""
+        self._worker.reset_requested.set()
+
+    @property
+    def queued_windows(self) -> int:
+        """Windows waiting for the model, all streams together (bounded by design)."""
+        return self._queues.pending()
+
     @property
     def running(self) -> bool:
-        return not self._finished
+        return not self._done.is_set()
 
     # -- internals --------------------------------------------------------------------------
 
@@ -170,10 +185,7 @@ class Engine:
         self.stop(f"error: {message}")
 
     def _finish(self) -> None:
-        with self._lock:
-            if self._finished:
-                return
-            self._finished = True
+        """Runs on the worker thread once it has classified its last window."""
         # The worker has ended: either all input is done, or we are stopping. Either way the
         # sources and front ends must end too.
         self.stop(self._stop_reason or "end of input")
@@ -203,3 +215,4 @@ class Engine:
         self._bus.publish(self.summary)
         self._bus.close()
         self.errors.extend(self._bus.sink_errors)
+        self._done.set()

@@ -11,7 +11,8 @@ Two jobs, kept apart:
   in which the new language dominates: with 3 s windows and a 1 s hop, that is 1.5-2.5 s after
   the switch, where per-window argmax needs 2-3.5 s. After a switch, `min_dwell_s` must pass
   before the next. When the evidence for the current language fades below half of
-  `min_confidence`, the answer becomes unknown (None) rather than a guess.
+  `min_confidence` and no other language is clearly heard, the answer becomes unknown (None)
+rather than a guess.
 """
 
 from __future__ import annotations
@@ -113,7 +114,14 @@ class Smoother:
             if p >= s.min_confidence and margin >= s.min_margin:
                 change = Change(self.current, top, since_s)
                 self._smoothed = evidence.copy()  # start the new language from fresh evidence
-        elif self._smoothed[self.current] < s.min_confidence / 2 and dwell_ok:
+        # Unknown only when nothing else is clearly heard either: a strong challenger that is
+        # not yet confirmed keeps the current language until it is (A, pause, B goes straight
+        # from A to B half a hop later, never through unknown).
+        elif (
+            self._smoothed[self.current] < s.min_confidence / 2
+            and dwell_ok
+            and _lead(self._smoothed)[1] < s.min_confidence
+        ):
             change = Change(self.current, None, t_end_s)
 
         if change is not None:

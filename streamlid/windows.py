@@ -105,8 +105,13 @@ class Windower:
                 break
             remaining -= len(frame)
         self._last_emit_n = self._voiced_n
+        # Schedule from when this window was due, not from the frame edge that reached it:
+        # frames rarely end exactly on the hop (30 ms frames, 1 s hop), and counting from the
+        # frame edge would stretch every hop by up to a frame. A flushed window (end of an
+        # utterance, before it was due) schedules from where it ended.
+        due_n = min(self._next_emit_n, self._voiced_n)
         step = self.hop_n if self._voiced_n >= self.window_n else max(1, self.hop_n // 2)
-        self._next_emit_n = self._voiced_n + step
+        self._next_emit_n = max(due_n + step, self._voiced_n + 1)
         if self._voiced_n < self.window_n:
             self._next_emit_n = min(self._next_emit_n, self.window_n)
         assert self._segment_start_index is not None

@@ -48,6 +48,7 @@ class Worker:
         publish: Callable[[Event], None],
         stop: threading.Event,
         on_error: Callable[[str], None],
+        on_exit: Callable[[], None],
     ) -> None:
         self._model = model
         self._labels = tuple(model.labels)
@@ -57,9 +58,11 @@ class Worker:
         self._publish = publish
         self._stop = stop
         self._on_error = on_error
+        self._on_exit = on_exit  # the engine's finishing: summary, sinks closed
         self._confirm_n = round(config.confirm_window * SAMPLE_RATE_HZ)
         self._last_status_at: dict[str, float] = {}
         self._reported: dict[str, tuple[int, float]] = {}
+        self.reset_requested = threading.Event()  # set by Engine.reset_smoothing()
         self._thread = threading.Thread(target=self._main, name="worker")
 
     def start(self) -> None:
@@ -76,6 +79,10 @@ class Worker:
     def _main(self) -> None:
         try:
             while not self._stop.is_set():
+                if self.reset_requested.is_set():
+                    self.reset_requested.clear()
+                    for state in self._streams.values():
+                        state.smoother.reset()
                 batch = self._queues.take(self._cfg.batch, timeout_s=0.1)
                 if batch is None:
                     break  # every stream ended and every window is classified
@@ -85,6 +92,8 @@ class Worker:
             self._report_status(force=True)
         except Exception as exc:
             self._on_error(f"classification failed: {type(exc).__name__}: {exc}")
+        finally:
+            self._on_exit()
 
     def _fresh(self, batch: list[tuple[str, Window]]) -> list[tuple[str, Window]]:
         fresh = []

@@ -3,13 +3,12 @@ speech and silence with their ground truth."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile
+from audio_helpers import espeak_available, synthesize
 
 RATE_HZ = 16000
 
@@ -43,38 +42,13 @@ SENTENCES = {
 
 
 def espeak_missing() -> str | None:
-    return (
-        None if shutil.which("espeak-ng") else "espeak-ng is not installed (apt install espeak-ng)"
-    )
-
-
-def synthesize(text: str, voice: str, out: Path, speed_wpm: int = 160) -> np.ndarray:
-    """espeak-ng speech as 16 kHz mono float32 (also written to `out` as 16-bit WAV)."""
-    import soxr
-
-    raw = out.with_suffix(".espeak.wav")
-    subprocess.run(
-        ["espeak-ng", "-v", voice, "-s", str(speed_wpm), "-w", str(raw), text],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    audio, rate = soundfile.read(str(raw), dtype="float32")
-    raw.unlink()
-    audio = soxr.resample(audio, rate, RATE_HZ).astype(np.float32)
-    soundfile.write(str(out), audio, RATE_HZ, subtype="PCM_16")
-    return audio
+    return None if espeak_available() else "espeak-ng is not installed (apt install espeak-ng)"
 
 
 def speech(language: str, folder: Path, seconds: float | None = None) -> np.ndarray:
     """`language`'s sentence, repeated or cut to `seconds` (espeak leaves no long pauses)."""
     voice, text = SENTENCES[language]
-    path = folder / f"{language}.wav"
-    audio = (
-        soundfile.read(str(path), dtype="float32")[0]
-        if path.exists()
-        else synthesize(text, voice, path)
-    )
+    audio = synthesize(text, voice, folder)
     if seconds is None:
         return audio
     n = round(seconds * RATE_HZ)

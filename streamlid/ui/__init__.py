@@ -1,16 +1,48 @@
-"""Views: what a person sees. Each is a sink (it consumes events and never calls back)."""
+"""Views: what a person sees. Each is a sink (it consumes events and never calls back).
+
+`rich` is imported only when the live view is chosen, so `import streamlid` stays fast.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import TYPE_CHECKING
 
 from ..config import Config
 from ..sinks import PlainPrinter
 
+if TYPE_CHECKING:
+    from .live import LiveView
 
-def make_view(config: Config, *, stdout_taken: bool) -> PlainPrinter | None:
+LAG_WARNING_FRACTION = 0.5  # warn when answers lag by half of what would make windows skip
+
+
+def wants_live_view(config: Config, *, stdout_taken: bool) -> bool:
+    """The live display needs a terminal to draw on; pipes, CI logs and `--no-ui` get lines."""
+    if config.ui == "rich":
+        return True
+    if config.ui != "auto" or stdout_taken:
+        return False
+    return sys.stdout.isatty() and os.environ.get("TERM", "") != "dumb"
+
+
+def make_view(config: Config, *, stdout_taken: bool) -> LiveView | PlainPrinter | None:
     """The view for `config.ui`. `stdout_taken`: JSONL goes to stdout, so people read stderr."""
     if config.ui == "none":
         return None
-    out = sys.stderr if stdout_taken else sys.stdout
-    return PlainPrinter(out)
+    if not wants_live_view(config, stdout_taken=stdout_taken):
+        return PlainPrinter(sys.stderr if stdout_taken else sys.stdout)
+    from rich.console import Console
+
+    from .live import LiveView
+    from .state import ViewState
+
+    state = ViewState(
+        top=config.top,
+        timeline_s=config.timeline,
+        lag_warning_s=max(1.0, LAG_WARNING_FRACTION * config.max_lag),
+    )
+    # `--ui rich` draws even where rich would not detect a terminal: the user asked for it.
+    console = Console(stderr=stdout_taken, force_terminal=config.ui == "rich" or None)
+    return LiveView(state, console, redirect_stdout=not stdout_taken)

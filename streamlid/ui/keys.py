@@ -1,0 +1,108 @@
+"""KeyReader: single-key commands (q, p, r) read from the terminal while the live view runs.
+
+The terminal is put in cbreak mode (keys arrive at once, unechoed; Ctrl-C still interrupts)
+and always put back: by `stop()`, by the reading thread itself when it ends, and by the caller's
+`finally`. Only for a terminal we are in the foreground of: changing the settings of a terminal
+from a background job would stop the process (SIGTTOU).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import sys
+import threading
+from collections.abc import Callable
+from typing import IO
+
+log = logging.getLogger(__name__)
+POLL_S = 0.1
+JOIN_TIMEOUT_S = 1.0
+
+
+class KeyReader:
+    def __init__(self, handlers: dict[str, Callable[[], None]], stream: IO[str] | None = None):
+        self._handlers = {key.lower(): fn for key, fn in handlers.items()}
+        self._stream = stream if stream is not None else sys.stdin
+        self._fd: int | None = None
+        self._saved: list | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> bool:
+        """Starts reading; False (and nothing changed) when there is no terminal to read."""
+        try:
+            import termios
+            import tty
+
+            fd = self._stream.fileno()
+            if not os.isatty(fd) or _in_background(fd):
+                return False
+            saved = termios.tcgetattr(fd)
+            tty.setcbreak(fd, termios.TCSANOW)
+        except (ImportError, OSError, ValueError, AttributeError):
+            return False
+        with self._lock:
+            self._fd, self._saved = fd, saved
+        # A daemon: it holds nothing to flush, and a missed stop() must not keep the process
+        # alive waiting for a key.
+        self._thread = threading.Thread(target=self._run, name="keys", daemon=True)
+        self._thread.start()
+        return True
+
+    def stop(self) -> None:
+        """Idempotent; safe from any thread and from signal-time cleanup."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(JOIN_TIMEOUT_S)
+        self.restore()
+
+    def restore(self) -> None:
+        with self._lock:
+            fd, saved = self._fd, self._saved
+            self._saved = None
+        if fd is None or saved is None:
+            return
+        try:
+            import termios
+
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        except (ImportError, OSError):
+            log.debug("could not restore the terminal settings", exc_info=True)
+
+    def _run(self) -> None:
+        fd = self._fd
+        assert fd is not None
+        try:
+            while not self._stop.is_set():
+                ready, _, _ = select.select([fd], [], [], POLL_S)
+                if not ready:
+                    continue
+                data = os.read(fd, 64)
+                if not data:  # end of input: nothing more to read
+                    return
+                if data.startswith(b"\x1b"):  # arrow keys, F-keys: not commands
+                    continue
+                for ch in data.decode(errors="ignore"):
+                    handler = self._handlers.get(ch.lower())
+                    if handler is None:
+                        continue
+                    try:
+                        handler()
+                    except Exception:  # a failing command must not end the reading
+                        log.exception("key %r failed", ch)
+        except OSError:
+            log.debug("stopped reading keys", exc_info=True)
+        finally:
+            self.restore()
+
+
+def _in_background(fd: int) -> bool:
+    """True when `fd` is our controlling terminal and another process group owns it."""
+    try:
+        return os.tcgetpgrp(fd) != os.getpgrp()
+    except OSError:  # not our controlling terminal: changing it cannot stop us
+        return False

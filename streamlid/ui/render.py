@@ -1,0 +1,513 @@
+"""Drawing: a ViewSnapshot -> rich renderables. Pure functions of the snapshot and the size.
+
+Every row of a stream's panel is one terminal line (no wrapping, long text ends in "…"), so
+the layout can count rows exactly: each panel gets a share of the screen's height and keeps
+its most important rows (the current language, warnings, the meter, the timeline) when there
+is no room for all of them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich import box
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from ..events import Notice, Summary
+from ..languages import language_name
+from .bigtext import big_lines
+from .state import SILENCE, UNCLEAR, UNKNOWN_COLOUR, Alert, StreamSnapshot, ViewSnapshot
+
+UNKNOWN_CODE = "unknown"  # the summary's key for speech in no named language
+METER_MIN_DBFS = -60.0
+METER_WARN_DBFS = -9.0  # yellow from here (speech peaks near clipping)
+METER_CLIP_DBFS = -3.0  # red from here
+PANEL_MIN_WIDTH = 60  # below this two panels do not go side by side
+SPEECH_GLYPH = "█"
+UNCLEAR_GLYPH = "▒"
+SILENCE_GLYPH = "·"
+SILENCE_STYLE = "grey35"
+DIM = "grey50"
+EIGHTHS = " ▏▎▍▌▋▊▉"
+
+
+def fmt_time(t_s: float) -> str:
+    """Stream time for people: "9.7 s" under a minute, then "1:02" and "1:02:03"."""
+    if t_s < 60:
+        return f"{t_s:.1f} s"
+    whole = int(t_s)
+    h, rest = divmod(whole, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def fmt_span(seconds: float) -> str:
+    """A length of time, for labels: "60 s", "5 min", "2 h"."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds / 3600:.3g} h"
+
+
+def fmt_ms(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{1000 * seconds:.0f} ms"
+
+
+def pct(p: float) -> str:
+    value = 100 * p
+    return "<1%" if 0 < value < 0.5 else f"{value:.0f}%"
+
+
+def _line(*parts: str | tuple[str, str] | Text) -> Text:
+    text = Text(no_wrap=True, overflow="ellipsis")
+    for part in parts:
+        if isinstance(part, tuple):
+            text.append(*part)
+        else:
+            text.append(part)
+    return text
+
+
+# -- one stream ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Section:
+    order: int  # where it goes, top to bottom
+    priority: int  # what stays when rows are short (higher stays longer)
+    lines: list[Text]
+    spacer: bool = False
+
+
+def _now_sections(s: StreamSnapshot, width: int) -> list[Section]:
+    """The big answer and its caption; silence is shown as silence, never as a language."""
+    if not s.speech:
+        big, big_style = "listening…", "bold grey58"
+        caption = _line(("no speech", "bold grey70"), (" · listening…", DIM))
+        if s.last_language_name and s.silent_for_s is not None:
+            caption.append(
+                f"   last heard {s.last_language_name}, {fmt_time(s.silent_for_s)} ago", DIM
+            )
+    elif s.language is None:
+        if s.identifying:
+            big, big_style = "…", "bold grey70"
+            caption = _line(("speech", "bold green"), (" · identifying…", DIM))
+        else:
+            big, big_style = "unknown", "bold grey70"
+            caption = _line(("speech", "bold green"), (" · language unclear", "bold grey70"))
+            if s.bars:
+                best = max(s.bars, key=lambda bar: bar.probability)
+                caption.append(f"   best guess {best.name} {pct(best.probability)}", DIM)
+    else:
+        big, big_style = s.language_name, f"bold {s.language_colour}"
+        caption = _line(
+            (s.language_name, f"bold {s.language_colour}"),
+            (" · ", DIM),
+            (s.language, "bold"),
+            (" · ", DIM),
+            (f"{pct(s.confidence)} confidence", "bold"),
+        )
+        if s.since_s is not None:
+            caption.append(f" · since {fmt_time(s.since_s)}", DIM)
+    sections = [Section(20, 100, [caption])]
+    lines = big_lines(big, width)
+    if lines is not None:
+        sections.append(Section(10, 55, [_line((row, big_style)) for row in lines]))
+    return sections
+
+
+def _bar_lines(s: StreamSnapshot, width: int) -> list[Text]:
+    if not s.bars:
+        return []
+    name_w = min(16, max(len(b.name) for b in s.bars))
+    code_w = max(len(b.code) for b in s.bars)
+    bar_w = max(4, width - name_w - code_w - 8)
+    lines = []
+    for bar in s.bars:
+        style = bar.colour if s.speech else f"dim {bar.colour}"
+        filled = max(0.0, min(1.0, bar.probability)) * bar_w
+        whole = int(filled)
+        part = EIGHTHS[int((filled - whole) * 8)] if whole < bar_w else ""
+        rest = bar_w - whole - len(part.strip())
+        name = bar.name if len(bar.name) <= name_w else bar.name[: name_w - 1] + "…"
+        lines.append(
+            _line(
+                (f"{name:<{name_w}} ", "bold" if s.speech else DIM),
+                (f"{bar.code:<{code_w}} ", DIM),
+                (SPEECH_GLYPH * whole + part.strip(), style),
+                ("─" * rest, "grey23"),
+                (f" {pct(bar.probability):>4}", "bold" if s.speech else DIM),
+            )
+        )
+    return lines
+
+
+def _cells(s: StreamSnapshot, cols: int) -> list[str | None]:
+    """The timeline's buckets squeezed (or stretched) into `cols` cells; None: not yet."""
+    n = s.timeline_buckets
+    cells: list[str | None] = []
+    for j in range(cols):
+        a = j * n // cols
+        b = max(a + 1, (j + 1) * n // cols)
+        values = s.timeline[a:b]
+        if not values:
+            cells.append(None)
+            continue
+        speech = [v for v in values if v != SILENCE]
+        if 2 * len(speech) < len(values):
+            cells.append(SILENCE)
+            continue
+        counts = Counter(speech)
+        known = [(c, k) for k, c in counts.items() if k != UNCLEAR]
+        if known and max(known)[0] * 2 >= counts.get(UNCLEAR, 0):
+            # the most frequent language; among equals, the one heard last
+            best = max(known)[0]
+            cells.append(next(v for v in reversed(speech) if counts[v] == best and v != UNCLEAR))
+        else:
+            cells.append(UNCLEAR)
+    return cells
+
+
+def _timeline_sections(s: StreamSnapshot, width: int) -> list[Section]:
+    colours = {code: colour for code, _, colour in s.legend}
+    colours.update({code: colour for _, code, colour in s.changes})
+    row = Text(no_wrap=True, overflow="crop")
+    for cell in _cells(s, width):
+        if cell is None:
+            row.append(" ")
+        elif cell == SILENCE:
+            row.append(SILENCE_GLYPH, SILENCE_STYLE)
+        elif cell == UNCLEAR:
+            row.append(UNCLEAR_GLYPH, UNKNOWN_COLOUR)
+        else:
+            row.append(SPEECH_GLYPH, colours.get(cell, UNKNOWN_COLOUR))
+
+    # Language changes: "▲fra" under the moment the new language began; later ones win.
+    markers = [" "] * width
+    styles: list[str | None] = [None] * width
+    taken_from = width + 1  # column of the marker to the right, plus the gap it needs
+    for since_s, code, colour in reversed(s.changes):
+        col = int((since_s - s.timeline_start_s) / s.timeline_s * width)
+        label = "▲" + code
+        col = max(0, min(col, width - len(label)))
+        if col + len(label) >= taken_from:  # keep a gap: "▲fra▲deu" reads as one word
+            continue
+        for k, ch in enumerate(label):
+            markers[col + k] = ch
+            styles[col + k] = colour
+        taken_from = col
+    marker_row = Text(no_wrap=True, overflow="crop")
+    for ch, style in zip(markers, styles, strict=True):
+        marker_row.append(ch, style or "")
+
+    legend = _line((f"last {fmt_span(s.timeline_s)}", DIM))
+    for _, name, colour in s.legend:
+        legend.append("  ")
+        legend.append(SPEECH_GLYPH, colour)
+        legend.append(f" {name}")
+    legend.append("  ")
+    legend.append(UNCLEAR_GLYPH, UNKNOWN_COLOUR)
+    legend.append(" unclear  ", DIM)
+    legend.append(SILENCE_GLYPH, SILENCE_STYLE)
+    legend.append(" silence", DIM)
+    sections = [Section(50, 80, [row]), Section(52, 60, [legend])]
+    if s.changes:
+        sections.append(Section(51, 45, [marker_row]))
+    return sections
+
+
+def _input_line(s: StreamSnapshot, width: int) -> Text:
+    gate = ("● speech", "bold green") if s.speech else ("○ no speech", "grey62")
+    if s.level_dbfs is None:
+        return _line(("input ", DIM), ("no signal", "bold yellow"), "   ", gate)
+    meter_w = max(8, min(30, width - 32))
+    level = max(METER_MIN_DBFS, min(0.0, s.level_dbfs))
+    lit = round((level - METER_MIN_DBFS) / -METER_MIN_DBFS * meter_w)
+    line = _line(("input ", DIM))
+    for k in range(meter_w):
+        cell_dbfs = METER_MIN_DBFS + (k + 1) * -METER_MIN_DBFS / meter_w
+        if k >= lit:
+            line.append("▯", "grey30")
+        elif cell_dbfs > METER_CLIP_DBFS:
+            line.append("▮", "red")
+        elif cell_dbfs > METER_WARN_DBFS:
+            line.append("▮", "yellow")
+        else:
+            line.append("▮", "green3")
+    line.append(f" {s.level_dbfs:5.0f} dBFS   ")
+    line.append(*gate)
+    return line
+
+
+def _health_lines(s: StreamSnapshot) -> tuple[Text, Text]:
+    rate = "–" if s.windows_per_s is None else f"{s.windows_per_s:.1f}"
+    figures = _line((rate, "bold"), (" win/s", DIM))
+    figures.append(" · latency ", DIM)
+    figures.append(fmt_ms(s.latency_median_s), "bold")
+    figures.append(", p95 ", DIM)
+    figures.append(fmt_ms(s.latency_p95_s), "bold")
+    figures.append(" · lag ", DIM)
+    if s.lag_s is None:
+        figures.append("–" if not s.live else "…", "bold")
+    else:
+        figures.append(f"{s.lag_s:.1f} s", "bold yellow" if s.lag_s > 1.0 else "bold")
+    figures.append(" · lost ", DIM)
+    figures.append(f"{s.overflow_s:.1f} s", "bold red" if s.overflow_s > 0 else "bold")
+    figures.append(" · skipped ", DIM)
+    figures.append(str(s.skipped_windows), "bold red" if s.skipped_windows else "bold")
+    where = _line(("source ", DIM), s.source or s.name)
+    if s.model:
+        where.append(" · model ", DIM)
+        where.append(s.model)
+        where.append(f" ({s.device}/{s.dtype})", DIM)
+    return figures, where
+
+
+def _alert_line(alerts: tuple[Alert, ...]) -> Text:
+    first = alerts[0]
+    style = "bold red" if first.severity == "error" else "bold yellow"
+    line = _line(("⚠ " + first.message, style))
+    if len(alerts) > 1:
+        line.append(f"  (+{len(alerts) - 1} more)", DIM)
+    return line
+
+
+def stream_sections(s: StreamSnapshot, width: int) -> list[Section]:
+    sections = _now_sections(s, width)
+    for i, line in enumerate(_bar_lines(s, width)):
+        sections.append(Section(30 + i, (78, 74, 52, 48, 44)[i] if i < 5 else 40 - i, [line]))
+    sections += _timeline_sections(s, width)
+    sections.append(Section(60, 85, [_input_line(s, width)]))
+    figures, where = _health_lines(s)
+    sections += [Section(70, 70, [figures]), Section(71, 40, [where])]
+    if s.warnings:
+        sections.append(Section(80, 95, [_alert_line(s.warnings)]))
+    for order in (25, 45, 55):  # breathing room between the groups, first to go
+        sections.append(Section(order, 20, [Text("")], spacer=True))
+    return sections
+
+
+def fit_sections(sections: list[Section], rows: int) -> list[Text]:
+    """The most important sections that fit in `rows` lines, in display order."""
+    chosen: list[Section] = []
+    used = 0
+    for section in sorted(sections, key=lambda sec: (-sec.priority, sec.order)):
+        if used + len(section.lines) <= rows:
+            chosen.append(section)
+            used += len(section.lines)
+    chosen.sort(key=lambda sec: sec.order)
+    # a spacer only between two real rows, never two in a row
+    kept: list[Section] = []
+    for section in chosen:
+        if section.spacer and (not kept or kept[-1].spacer):
+            continue
+        kept.append(section)
+    while kept and kept[-1].spacer:
+        kept.pop()
+    return [line for section in kept for line in section.lines]
+
+
+def stream_panel(s: StreamSnapshot, width: int, rows: int) -> tuple[Panel, int]:
+    """A panel for one stream using at most `rows` lines inside its border; and those lines."""
+    inner = max(10, width - 4)
+    lines = fit_sections(stream_sections(s, inner), rows)
+    title = Text.assemble((f" {s.name} ", "bold"))
+    where = "live" if s.live else "file"
+    subtitle = Text(f" {where} · {fmt_time(s.t_s)} ", style=DIM)
+    panel = Panel(
+        Group(*lines),
+        title=title,
+        title_align="left",
+        subtitle=subtitle,
+        subtitle_align="right",
+        border_style="red" if any(a.severity == "error" for a in s.warnings) else "grey50",
+        padding=(0, 1),
+        height=len(lines) + 2,
+    )
+    return panel, len(lines)
+
+
+def streams_table(streams: tuple[StreamSnapshot, ...], rows: int) -> Table:
+    """Many streams on a small screen: one line each."""
+    table = Table(box=None, expand=True, pad_edge=False, header_style=DIM)
+    for column in ("stream", "now", "", "input", "lag", "lost", "note"):
+        table.add_column(column, no_wrap=True, overflow="ellipsis")
+    for s in streams[: max(0, rows - 1)]:
+        if not s.speech:
+            now = Text("listening…", DIM)
+        elif s.language is None:
+            now = Text("unclear", "bold grey70")
+        else:
+            now = Text(s.language_name, f"bold {s.language_colour}")
+        table.add_row(
+            s.name,
+            now,
+            pct(s.confidence) if s.speech and s.language else "",
+            "–" if s.level_dbfs is None else f"{s.level_dbfs:.0f} dB",
+            "–" if s.lag_s is None else f"{s.lag_s:.1f} s",
+            f"{s.overflow_s:.1f} s",
+            Text(s.warnings[0].message, "yellow") if s.warnings else "",
+        )
+    return table
+
+
+def _footer(paused: bool, keys: bool, width: int) -> Text:
+    hint = " q quit · p pause · r reset" if keys else " Ctrl-C to stop"
+    right = " ⏸ PAUSED — p to resume " if paused else ""
+    line = Text(hint, style=DIM, no_wrap=True, overflow="ellipsis")
+    if right:
+        line.pad_right(max(1, width - len(hint) - len(right)))
+        line.append(right, "bold black on yellow")
+    return line
+
+
+def render_view(
+    snapshot: ViewSnapshot, width: int, height: int, *, paused: bool = False, keys: bool = False
+) -> RenderableType:
+    """Exactly `height` lines (footer at the bottom) when they fit; rows are dropped, never
+    wrapped, when they do not."""
+    footer: list[Text] = []
+    if snapshot.notices:
+        footer.append(_alert_line(snapshot.notices))
+    footer.append(_footer(paused, keys, width))
+    available = max(0, height - len(footer))
+    streams = snapshot.streams
+    body: list[RenderableType] = []
+    used = 0
+    if not streams:
+        body.append(Text(" waiting for audio…", style=DIM))
+        used = 1
+    else:
+        cols = max(1, min(len(streams), width // PANEL_MIN_WIDTH, 3))
+        grid_rows = -(-len(streams) // cols)
+        per_panel = available // grid_rows - 2
+        if per_panel < 1:
+            body.append(streams_table(streams, available))
+            used = min(available, len(streams) + 1)
+        else:
+            col_w = width // cols
+            for r in range(grid_rows):
+                group = streams[r * cols : (r + 1) * cols]
+                built = [stream_panel(s, col_w, per_panel) for s in group]
+                tallest = max(n for _, n in built)
+                if cols == 1:
+                    body.append(built[0][0])
+                else:
+                    grid = Table.grid(expand=True)
+                    for _ in range(cols):
+                        grid.add_column(ratio=1)
+                    for panel, _ in built:
+                        panel.height = tallest + 2
+                    cells = [p for p, _ in built] + [Text("")] * (cols - len(built))
+                    grid.add_row(*cells)
+                    body.append(grid)
+                used += tallest + 2
+    padding = [Text("") for _ in range(max(0, available - used))]
+    return Group(*body, *padding, *footer)
+
+
+class ViewRenderable:
+    """Renders a snapshot at whatever size the console (or the Live screen) has now."""
+
+    def __init__(self, snapshot: ViewSnapshot, *, paused: bool = False, keys: bool = False):
+        self.snapshot = snapshot
+        self.paused = paused
+        self.keys = keys
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        height = options.height or console.height
+        yield render_view(
+            self.snapshot, options.max_width, height, paused=self.paused, keys=self.keys
+        )
+
+
+# -- exit summary ---------------------------------------------------------------------------
+
+
+def summary_renderables(
+    summary: Summary, history: Sequence[Notice] = (), total_notices: int | None = None
+) -> list:
+    """Tables printed when the live view has closed: what was heard, and how the run went;
+    then the last few distinct warnings (`history`, of `total_notices` in all)."""
+    failed = summary.reason.startswith("error")
+    title = f"streamlid · {summary.reason} after {fmt_time(summary.wall_s)}"
+    speech = Table(
+        box=box.SIMPLE_HEAD,
+        title=Text(title, style="bold red" if failed else "bold"),
+        title_justify="left",
+        caption=(
+            f"model {summary.model} on {summary.device}/{summary.dtype}" if summary.model else None
+        ),
+        caption_justify="left",
+    )
+    speech.add_column("stream", overflow="ellipsis", max_width=24)
+    speech.add_column("language")
+    speech.add_column("code")
+    speech.add_column("speech", justify="right")
+    speech.add_column("share", justify="right")
+    for s in summary.streams:
+        total = sum(s.speech_s_by_language.values()) or 1.0
+        items = list(s.speech_s_by_language.items()) or [("", 0.0)]
+        for i, (code, seconds) in enumerate(items):
+            known = code not in ("", UNKNOWN_CODE)
+            speech.add_row(
+                s.stream if i == 0 else "",
+                language_name(code) if known else (code or "no speech"),
+                code if known else "–" if code else "",
+                fmt_time(seconds) if code else "",
+                pct(seconds / total) if code else "",
+                end_section=i == len(items) - 1,
+            )
+
+    health = Table(
+        title=Text("health", style="bold"),
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        caption="latency: median/95th percentile · lost: audio dropped by lagging",
+        caption_justify="left",
+    )
+    names = [s.stream for s in summary.streams]
+    health.add_column(
+        "stream", overflow="ellipsis", min_width=min(16, max(map(len, names), default=6))
+    )
+    for column in ("audio", "changes", "windows", "latency", "skipped", "lost"):
+        health.add_column(column, justify="right", no_wrap=True)
+    for s in summary.streams:
+        latency = (
+            "–"
+            if s.latency_median_s is None
+            else f"{1000 * s.latency_median_s:.0f}/{1000 * (s.latency_p95_s or 0):.0f} ms"
+        )
+        health.add_row(
+            s.stream,
+            fmt_time(s.duration_s),
+            str(s.changes),
+            str(s.windows),
+            latency,
+            Text(str(s.skipped_windows), style="bold red" if s.skipped_windows else ""),
+            Text(f"{s.overflow_s:.1f} s", style="bold red" if s.overflow_s else ""),
+        )
+    out: list = [speech, health]
+    if history:
+        counts = Counter((n.severity, n.message) for n in history)
+        total = len(history) if total_notices is None else total_notices
+        lines = Text(f"{total} warnings/errors during the run; the last:\n", style=DIM)
+        recent: dict[tuple[str, str], None] = {}
+        for n in reversed(history):
+            recent.setdefault((n.severity, n.message), None)
+            if len(recent) == 5:
+                break
+        for severity, message in recent:
+            times = counts[(severity, message)]
+            lines.append(
+                f"  {severity}: {message}" + (f" (×{times})" if times > 1 else "") + "\n",
+                style="red" if severity == "error" else "yellow",
+            )
+        out.append(lines)
+    return out

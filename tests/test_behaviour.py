@@ -1,0 +1,136 @@
+"""What a user sees, with a small model that really knows languages (tests/assets/tiny-lid,
+trained by tools/train_test_model.py on espeak-ng speech): the right language, switches
+reported quickly, and no switch that did not happen.
+
+Speech here is espeak-ng reading sentences the model never heard (it was trained on random
+word sequences). The checks are the product's promises, not the model's accuracy figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ListSink, make_config
+from speech import Segment, espeak_missing, script
+
+from streamlid.events import LanguageChange, Prediction
+
+TINY_LID = Path(__file__).parent / "assets" / "tiny-lid"
+
+SWITCH_S = 2.5  # a switch without a pause is reported within this long
+AFTER_PAUSE_S = 1.5  # after a pause, the new language within this long of speech onset
+
+
+@pytest.fixture(scope="module")
+def lid():
+    if not (TINY_LID / "model.safetensors").exists():
+        pytest.skip("tests/assets/tiny-lid is missing; run tools/train_test_model.py")
+    if espeak_missing():
+        pytest.skip(espeak_missing())
+    from streamlid.classifier import Classifier
+
+    return Classifier(str(TINY_LID), device="cpu", dtype="float32", announce=lambda m: None)
+
+
+@pytest.fixture(scope="module")
+def speech_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("behaviour")
+
+
+def _run(lid, wav: Path, **overrides) -> ListSink:
+    from streamlid.audio.open import open_source
+    from streamlid.engine import Engine
+
+    sink = ListSink()
+    engine = Engine(make_config(**overrides), [open_source(str(wav), realtime=False)], lid, [sink])
+    engine.run()
+    return sink
+
+
+def _switches(truth: list[Segment]) -> list[tuple[float, str, bool]]:
+    """(time, new language, after a pause) for every start of speech in a new language."""
+    out, previous, paused = [], None, True
+    for seg in truth:
+        if seg.language is None:
+            paused = True
+            continue
+        if seg.language != previous:
+            out.append((seg.start_s, seg.language, paused))
+        previous, paused = seg.language, False
+    return out
+
+
+def _truth_at(truth: list[Segment], t: float) -> str | None:
+    for seg in truth:
+        if seg.start_s <= t < seg.end_s:
+            return seg.language
+    return None
+
+
+def _check_behaviour(sink: ListSink, truth: list[Segment]) -> None:
+    changes = [c for c in sink.of_type(LanguageChange) if c.language is not None]
+    drops = [c for c in sink.of_type(LanguageChange) if c.language is None]
+    switches = _switches(truth)
+
+    # Each real switch is reported, in time, in the right language.
+    for t_switch, language, paused in switches:
+        limit = AFTER_PAUSE_S if paused else SWITCH_S
+        reported = [c for c in changes if c.language == language and c.t_s >= t_switch]
+        assert reported, f"switch to {language} at {t_switch} s never reported"
+        delay = reported[0].t_s - t_switch
+        assert delay <= limit, f"{language} at {t_switch} s reported after {delay:.2f} s"
+
+    # No other switch: each change answers one real switch, within its delay.
+    assert len(changes) == len(switches), [(c.t_s, c.language) for c in changes]
+    assert not drops, [(c.t_s, c.previous) for c in drops]
+
+    # The language on screen matches the speech for most of the speech time (the first
+    # seconds after each switch excepted, which the delay limits above cover).
+    decided = sorted((c.t_s, c.language) for c in changes)
+    agree = total = 0
+    for seg in truth:
+        if seg.language is None:
+            continue
+        for t in np.arange(seg.start_s, seg.end_s, 0.1):
+            shown = [lang for ts, lang in decided if ts <= t]
+            total += 1
+            agree += bool(shown) and shown[-1] == seg.language
+    assert agree / total >= 0.8, f"right language on screen {agree / total:.0%} of speech time"
+
+    # Per-window answers agree with the truth far more often than chance.
+    windows = sink.of_type(Prediction)
+    right = sum(p.top[0].code == _truth_at(truth, p.t_end_s - 0.01) for p in windows)
+    assert right / len(windows) >= 0.7
+
+    # Summary: speech time per language within 2 s of the truth.
+    per_language: dict[str, float] = {}
+    for seg in truth:
+        if seg.language:
+            per_language[seg.language] = per_language.get(seg.language, 0) + seg.end_s - seg.start_s
+    found = sink.summary.streams[0].speech_s_by_language
+    for language, seconds in per_language.items():
+        assert found.get(language, 0.0) == pytest.approx(seconds, abs=2.0), found
+
+
+def test_pause_then_switches_are_reported_quickly_and_only_then(lid, speech_dir):
+    wav, truth = script(
+        [("fra", 20), (None, 3), ("deu", 20), ("spa", 15)], speech_dir, "fra-deu-spa"
+    )
+    _check_behaviour(_run(lid, wav), truth)
+
+
+def test_back_and_forth_without_pauses(lid, speech_dir):
+    wav, truth = script(
+        [(None, 1), ("eng", 12), ("fra", 10), ("eng", 10), ("deu", 12)], speech_dir, "mixed"
+    )
+    _check_behaviour(_run(lid, wav), truth)
+
+
+def test_silence_after_speech_names_no_language_and_changes_nothing(lid, speech_dir):
+    wav, _ = script([("deu", 8), (None, 20), ("deu", 6)], speech_dir, "deu-gap")
+    sink = _run(lid, wav)
+    changes = sink.of_type(LanguageChange)
+    assert [c.language for c in changes] == ["deu"]  # named once; the silence changed nothing
+    for p in sink.predictions:
+        assert not (8.5 < p.t_end_s < 28.0), "a window was classified during silence"

@@ -1,0 +1,236 @@
+"""Classifier: loads checkpoints through streamlid's own loader and turns windows into
+probabilities. The models are random (tiny sizes, real mms-lid-256 shape and preprocessing)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from modelfactory import MMS_SHAPE, TEST_LABELS, build_checkpoint
+
+from streamlid.classifier import Classifier
+from streamlid.errors import ConfigError, ModelLoadError
+
+SAMPLE_RATE_HZ = 16000
+
+
+def quiet(message: str) -> None:
+    pass
+
+
+def load(folder: Path | str, **kwargs) -> Classifier:
+    kwargs.setdefault("device", "cpu")
+    kwargs.setdefault("dtype", "float32")
+    return Classifier(str(folder), announce=quiet, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def windows() -> list[np.ndarray]:
+    """Different audio of different lengths (the feature extractor normalises each)."""
+    rng = np.random.default_rng(7)
+    t = np.arange(3 * SAMPLE_RATE_HZ) / SAMPLE_RATE_HZ
+    tone = (0.3 * np.sin(2 * np.pi * 180 * t) * np.sin(2 * np.pi * 3 * t)).astype(np.float32)
+    return [
+        rng.normal(0, 0.1, 3 * SAMPLE_RATE_HZ).astype(np.float32),
+        tone,
+        rng.normal(0, 0.3, 3 * SAMPLE_RATE_HZ).astype(np.float32) * np.linspace(0, 1, len(t)),
+        rng.normal(0, 0.05, SAMPLE_RATE_HZ).astype(np.float32),  # an early (1 s) window
+        tone[: 2 * SAMPLE_RATE_HZ],
+    ]
+
+
+def test_loads_the_tiny_checkpoint_with_its_labels(classifier):
+    assert classifier.labels == TEST_LABELS
+    assert classifier.info.labels == TEST_LABELS
+    assert classifier.device == "cpu"
+    assert classifier.dtype == "float32"
+
+
+def test_labels_come_from_id2label_in_id_order(tmp_path):
+    labels = ("spa", "haw", "eng")
+    folder = build_checkpoint(tmp_path / "m", labels=labels)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["id2label"] == {"0": "spa", "1": "haw", "2": "eng"}
+    assert load(folder).labels == labels
+
+
+def test_default_device_and_dtype_resolve_to_something_concrete(tiny_model_dir):
+    loaded = Classifier(str(tiny_model_dir), announce=quiet)
+    assert loaded.device == "cpu"  # the tests run without a GPU
+    assert loaded.dtype in ("float32", "bfloat16")
+    probs = loaded.classify([np.zeros(SAMPLE_RATE_HZ, np.float32)])
+    assert probs.shape == (1, len(TEST_LABELS))
+
+
+def test_probabilities_have_one_row_per_window_and_sum_to_one(classifier, windows):
+    probs = classifier.classify(windows)
+    assert probs.shape == (len(windows), len(TEST_LABELS))
+    assert probs.dtype == np.float32
+    assert np.all(probs >= 0.0)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_no_windows_gives_an_empty_result(classifier):
+    assert classifier.classify([]).shape == (0, len(TEST_LABELS))
+
+
+def test_different_audio_gives_different_answers(classifier, windows):
+    """Guards the tests below: equal results must not come from a model that ignores input."""
+    probs = classifier.classify(windows[:3])
+    assert not np.allclose(probs[0], probs[1], atol=1e-6)
+
+
+def test_result_does_not_depend_on_batch_composition(classifier, windows):
+    alone = np.stack([classifier.classify([w])[0] for w in windows])
+    together = classifier.classify(windows)
+    reversed_ = classifier.classify(windows[::-1])[::-1]
+    repeated = classifier.classify([windows[1]] * 3 + [windows[3]])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    np.testing.assert_allclose(reversed_, alone, atol=1e-5)
+    np.testing.assert_allclose(repeated[:3], np.stack([alone[1]] * 3), atol=1e-5)
+    np.testing.assert_allclose(repeated[3], alone[3], atol=1e-5)
+
+
+def test_loudness_does_not_matter(classifier, windows):
+    """The feature extractor normalises each window (do_normalize), as the real model does."""
+    base = classifier.classify([windows[1]])[0]
+    louder = classifier.classify([windows[1] * 3.0])[0]
+    np.testing.assert_allclose(base, louder, atol=1e-4)
+
+
+def test_language_subset_renormalises_over_the_subset(tiny_model_dir, classifier, windows):
+    subset = ("deu", "eng", "yue")
+    restricted = load(tiny_model_dir, languages=subset)
+    assert restricted.labels == subset  # in the order asked for
+    full = classifier.classify(windows)
+    columns = [TEST_LABELS.index(code) for code in subset]
+    expected = full[:, columns] / full[:, columns].sum(axis=1, keepdims=True)
+    got = restricted.classify(windows)
+    assert got.shape == (len(windows), len(subset))
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_two_letter_codes_map_to_iso_639_3(tiny_model_dir):
+    assert load(tiny_model_dir, languages=["en", "fr", "de"]).labels == ("eng", "fra", "deu")
+
+
+def test_codes_are_matched_case_and_space_insensitively(tiny_model_dir):
+    assert load(tiny_model_dir, languages=[" ENG", "Cmn "]).labels == ("eng", "cmn")
+
+
+def test_unknown_language_code_lists_close_matches(tiny_model_dir):
+    with pytest.raises(ConfigError) as caught:
+        load(tiny_model_dir, languages=["eng", "enq"])
+    message = str(caught.value)
+    assert "'enq'" in message
+    assert "eng" in message.split("close matches")[1]
+
+
+def test_a_single_language_is_not_a_choice(tiny_model_dir):
+    with pytest.raises(ConfigError, match="at least two"):
+        load(tiny_model_dir, languages=["eng"])
+
+
+def test_folder_without_safetensors_is_refused(tmp_path, tiny_model_dir):
+    import torch
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    for name in ("config.json", "preprocessor_config.json"):
+        shutil.copy(tiny_model_dir / name, folder / name)
+    torch.save(load_file(tiny_model_dir / "model.safetensors"), folder / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError, match="safetensors"):
+        load(folder)
+
+
+def test_a_model_that_is_not_an_audio_classifier_is_refused(bert_model_dir):
+    with pytest.raises(ModelLoadError, match="not an audio classifier"):
+        load(bert_model_dir)
+
+
+def test_checkpoint_without_preprocessor_config_is_refused(tmp_path, tiny_model_dir):
+    folder = tmp_path / "no-preprocessor"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "preprocessor_config.json").unlink()
+    with pytest.raises(ModelLoadError, match=r"preprocessor_config\.json"):
+        load(folder)
+
+
+def test_checkpoint_for_another_sampling_rate_is_refused(tmp_path, tiny_model_dir):
+    folder = tmp_path / "8k"
+    shutil.copytree(tiny_model_dir, folder)
+    pre = json.loads((MMS_SHAPE / "preprocessor_config.json").read_text())
+    pre["sampling_rate"] = 8000
+    (folder / "preprocessor_config.json").write_text(json.dumps(pre))
+    with pytest.raises(ModelLoadError, match="8000 Hz"):
+        load(folder)
+
+
+@pytest.mark.parametrize("name", ["does-not-exist", "./nope", "a/b/c"])
+def test_missing_folder_is_a_clear_load_error(tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        load(tmp_path / name if name == "does-not-exist" else name)
+
+
+def test_hub_id_not_in_cache_while_offline_is_a_load_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError) as caught:
+        load("streamlid-tests/no-such-model")
+    message = str(caught.value)
+    assert "streamlid-tests/no-such-model" in message
+    assert "HF_HUB_OFFLINE" in message
+    assert "--model FOLDER" in message  # what to do about it
+
+
+def test_hub_id_not_in_cache_while_offline_is_a_clear_error(run_cli, cli_env, espeak, tmp_path):
+    """In a fresh process with HF_HUB_OFFLINE=1 and an empty HF_HOME: no network, one line."""
+    env = {**cli_env, "HF_HOME": str(tmp_path / "empty-hf-home")}
+    result = run_cli(espeak.wav("en"), "--model", "facebook/mms-lid-256", "--ui", "none", env=env)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1
+    assert "facebook/mms-lid-256" in lines[0]
+    assert "HF_HUB_OFFLINE" in lines[0]
+
+
+# -- the real architecture ---------------------------------------------------------------------
+
+
+def _full_size_labels() -> tuple[str, ...]:
+    """256 ISO 639-3 codes: the test labels, then codes from the local-use range qaa-qtz."""
+    local_use = [f"q{a}{b}" for a in "abcdefghijklmnopqrst" for b in "abcdefghijklmnopqrstuvwxyz"]
+    shape = json.loads((MMS_SHAPE / "config.json").read_text())
+    return (TEST_LABELS + tuple(local_use))[: shape["num_labels"]]
+
+
+@pytest.mark.slow
+def test_full_size_model_with_random_weights_classifies_a_window_on_cpu(tmp_path, espeak):
+    """The real mms-lid-256 architecture (48 layers, hidden 1280, ~1 B parameters) built from
+    its config, saved, loaded through the product's loader and run on one 3 s window."""
+    shape = json.loads((MMS_SHAPE / "config.json").read_text())
+    labels = _full_size_labels()
+    folder = build_checkpoint(tmp_path / "mms-lid-256-random", labels=labels, sizes={})
+    saved = json.loads((folder / "config.json").read_text())
+    for key in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
+        assert saved[key] == shape[key]
+
+    full = load(folder)
+    model_config = full._model.config  # what was really built, not just what was asked for
+    assert model_config.num_hidden_layers == 48
+    assert model_config.hidden_size == 1280
+    n_parameters = sum(p.numel() for p in full._model.parameters())
+    assert 0.9e9 < n_parameters < 1.05e9
+    assert full.labels == labels
+
+    window = espeak.samples("en")[: 3 * SAMPLE_RATE_HZ]
+    assert len(window) == 3 * SAMPLE_RATE_HZ
+    probs = full.classify([window])
+    assert probs.shape == (1, 256)
+    assert np.isfinite(probs).all()
+    assert probs.sum() == pytest.approx(1.0, abs=1e-4)

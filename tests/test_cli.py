@@ -1,0 +1,277 @@
+"""The command line: the JSONL schema, stdin, and every bad input answered with one clear
+`error:` line, a non-zero exit code and no traceback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from audio_helpers import silence, to_s16le, write_wav
+from modelfactory import TEST_LABELS
+
+from streamlid import cli
+
+PREDICTION_FIELDS = {
+    "stream",
+    "t_start_s",
+    "t_end_s",
+    "top",
+    "smoothed",
+    "language",
+    "language_name",
+    "confidence",
+    "latency_s",
+    "lag_s",
+}
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    text = path.read_text(encoding="utf-8")
+    assert text.endswith("\n")
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def check_scores(scores: list[dict], top: int, labels: tuple[str, ...]) -> None:
+    assert 1 <= len(scores) <= top
+    for score in scores:
+        assert set(score) == {"code", "name", "probability"}
+        assert score["code"] in labels
+        assert isinstance(score["name"], str) and score["name"]
+        assert 0.0 <= score["probability"] <= 1.0
+    probabilities = [s["probability"] for s in scores]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert len({s["code"] for s in scores}) == len(scores)
+
+
+def run_main(argv: list[str]) -> int:
+    return cli.main([str(a) for a in argv])
+
+
+def test_jsonl_schema(espeak, tiny_model_dir, tmp_path, capsys):
+    wav = espeak.wav("en", lead_s=1.0, tail_s=0.5)
+    out = tmp_path / "events.jsonl"
+    top = 3
+    code = run_main([wav, "--model", tiny_model_dir, "--jsonl", out, "--top", top, "--ui", "none"])
+    assert code == 0, capsys.readouterr().err
+    lines = read_jsonl(out)
+    types = [line["type"] for line in lines]
+    assert {"started", "speech", "prediction", "status", "summary"} <= set(types)
+    assert types[0] == "started"
+    assert types[-1] == "summary"
+    assert types.count("summary") == 1
+    assert "level" not in types  # meter readings are for the screen, not the record
+
+    started = lines[0]
+    assert started["stream"] == wav.name
+    assert started["model"] == str(tiny_model_dir)
+    assert started["device"] == "cpu"
+    assert started["live"] is False
+
+    predictions = [line for line in lines if line["type"] == "prediction"]
+    assert predictions
+    for p in predictions:
+        assert set(p) >= PREDICTION_FIELDS
+        assert p["stream"] == wav.name
+        assert 0.0 <= p["t_start_s"] < p["t_end_s"]
+        check_scores(p["top"], top, TEST_LABELS)
+        check_scores(p["smoothed"], top, TEST_LABELS)
+        assert p["language"] is None or p["language"] in TEST_LABELS
+        assert 0.0 <= p["confidence"] <= 1.0
+        assert (p["language"] is None) == (p["confidence"] == 0.0)
+        assert p["latency_s"] >= 0.0
+        assert p["lag_s"] is None  # a file read as fast as possible is not live
+    ends = [p["t_end_s"] for p in predictions]
+    assert ends == sorted(ends)
+
+    speech = [line for line in lines if line["type"] == "speech"]
+    assert speech[0]["speech"] is True
+    assert speech[0]["t_s"] >= 0.9  # after the leading second of silence
+
+    summary = lines[-1]
+    assert summary["reason"] == "end of input"
+    (stream,) = summary["streams"]
+    assert stream["stream"] == wav.name
+    assert stream["windows"] == len(predictions)
+    check_scores(stream["mean_probabilities"], top, TEST_LABELS)
+
+
+def test_jsonl_with_a_language_subset_lists_only_those(espeak, tiny_model_dir, tmp_path):
+    out = tmp_path / "events.jsonl"
+    argv = [espeak.wav("fr"), "--model", tiny_model_dir, "--jsonl", out, "--ui", "none"]
+    assert run_main([*argv, "--languages", "fr,en", "--top", "5"]) == 0
+    predictions = [line for line in read_jsonl(out) if line["type"] == "prediction"]
+    assert predictions
+    for p in predictions:
+        check_scores(p["top"], 2, ("fra", "eng"))
+        assert sum(s["probability"] for s in p["top"]) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_jsonl_to_stdout(espeak, tiny_model_dir, capsys):
+    argv = [espeak.wav("en"), "--model", tiny_model_dir, "--jsonl", "-", "--ui", "plain"]
+    assert run_main(argv) == 0
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines()]
+    assert lines[-1]["type"] == "summary"
+    assert any(line["type"] == "prediction" for line in lines)
+
+
+def test_stdin_raw_s16le(espeak, tiny_model_dir, tmp_path, run_cli):
+    audio = np.concatenate([silence(0.5), espeak.samples("en")])
+    out = tmp_path / "stdin.jsonl"
+    result = run_cli(
+        "-", "--model", tiny_model_dir, "--jsonl", out, "--ui", "none", stdin=to_s16le(audio)
+    )
+    assert result.returncode == 0, result.stderr
+    lines = read_jsonl(out)
+    assert lines[0]["stream"] == "stdin"
+    assert any(line["type"] == "prediction" for line in lines)
+    (stream,) = lines[-1]["streams"]
+    assert stream["duration_s"] == pytest.approx(len(audio) / 16000, abs=0.01)
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+
+def _write(name: str, data: bytes | str) -> Callable[[Path], Path]:
+    def make(folder: Path) -> Path:
+        path = folder / name
+        path.write_bytes(data if isinstance(data, bytes) else data.encode())
+        return path
+
+    return make
+
+
+def _random_bytes(n: int) -> bytes:
+    return np.random.default_rng(3).integers(0, 256, n, dtype=np.uint8).tobytes()
+
+
+# Each case: how to build the arguments (given a temp folder, a good WAV, the tiny model and a
+# non-audio model) and words the error line must contain.
+BAD_INPUTS: dict[str, tuple[Callable[..., list], list[str]]] = {
+    "missing-file": (lambda d, wav, m, b: [d / "nope.wav"], ["nope.wav", "does not exist"]),
+    "empty-file": (lambda d, wav, m, b: [_write("empty.wav", b"")(d)], ["empty"]),
+    "directory": (lambda d, wav, m, b: [d], ["folder"]),
+    "corrupt-wav": (
+        lambda d, wav, m, b: [_write("corrupt.wav", _random_bytes(4000))(d)],
+        ["corrupt.wav", "cannot be decoded"],
+    ),
+    "truncated-wav-header": (
+        lambda d, wav, m, b: [_write("cut.wav", wav.read_bytes()[:30])(d)],
+        ["cut.wav"],
+    ),
+    "text-as-mp3": (
+        lambda d, wav, m, b: [_write("notes.mp3", "just some text\n" * 20)(d)],
+        ["notes.mp3", "cannot be decoded"],
+    ),
+    "unknown-mic": (
+        lambda d, wav, m, b: ["mic:nonexistent-device-xyz"],
+        [],  # "no device matches" or "no input device at all" or "no PortAudio": all fine
+    ),
+    "hop-negative": (lambda d, wav, m, b: [wav, "--hop", "-1"], ["hop", "-1"]),
+    "vad-7": (lambda d, wav, m, b: [wav, "--vad", "7"], ["vad", "7"]),
+    "window-abc": (lambda d, wav, m, b: [wav, "--window", "abc"], ["window", "abc"]),
+    "dtype-float8": (lambda d, wav, m, b: [wav, "--dtype", "float8"], ["dtype", "float8"]),
+    "config-invalid-toml": (
+        lambda d, wav, m, b: ["--config", _write("bad.toml", "hop = = 1\n")(d), wav],
+        ["bad.toml", "TOML"],
+    ),
+    "config-unknown-key": (
+        lambda d, wav, m, b: ["--config", _write("typo.toml", "windw = 3.0\n")(d), wav],
+        ["windw", "Did you mean window"],
+    ),
+    "config-wrong-type": (
+        lambda d, wav, m, b: ["--config", _write("type.toml", 'hop = "fast"\n')(d), wav],
+        ["hop", "number"],
+    ),
+    "config-missing": (
+        lambda d, wav, m, b: ["--config", d / "absent.toml", wav],
+        ["absent.toml", "does not exist"],
+    ),
+    "model-folder-missing": (
+        lambda d, wav, m, b: [wav, "--model", d / "no-such-model"],
+        ["no-such-model", "does not exist"],
+    ),
+    "model-not-audio": (
+        lambda d, wav, m, b: [wav, "--model", b],
+        ["not an audio classifier"],
+    ),
+    "languages-unknown": (
+        lambda d, wav, m, b: [wav, "--model", m, "--languages", "eng,enx"],
+        ["enx", "eng"],
+    ),
+    "jsonl-unwritable": (
+        lambda d, wav, m, b: [wav, "--model", m, "--jsonl", d / "no-dir" / "out.jsonl"],
+        ["out.jsonl"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_one_clear_error_line(
+    case, espeak, tiny_model_dir, bert_model_dir, tmp_path, run_cli
+):
+    make_args, words = BAD_INPUTS[case]
+    args = make_args(tmp_path, espeak.wav("en"), tiny_model_dir, bert_model_dir)
+    result = run_cli(*args, "--ui", "none")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    line = errors[0]
+    assert len(line) > len("error: ") + 20, "the error says what is wrong"
+    for word in words:
+        assert word in line, f"{word!r} missing from {line!r}"
+    assert line.rstrip().endswith((".", "?")), "one whole sentence, not a fragment"
+    assert result.stdout == ""  # nothing half-done on stdout
+
+
+def test_bad_path_fails_before_the_model_is_loaded(tmp_path, run_cli):
+    result = run_cli(tmp_path / "missing.wav", "--model", tmp_path / "also-missing")
+    assert result.returncode != 0
+    assert "missing.wav" in result.stderr
+    assert "Loading model" not in result.stderr
+
+
+def test_error_with_brackets_in_the_path_is_printed_verbatim(tmp_path, run_cli):
+    """Rich markup must not eat (or choke on) brackets in a file name."""
+    for name in ("talk [en].wav", "odd [/b] name.wav"):
+        result = run_cli(tmp_path / name)
+        assert result.returncode != 0
+        assert "Traceback" not in result.stderr
+        (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+        assert name in line
+
+
+def test_long_error_is_not_wrapped(tmp_path, run_cli):
+    deep = tmp_path / ("a-rather-long-folder-name-" * 4) / "recording-of-the-meeting.wav"
+    result = run_cli(deep)
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+    assert str(deep) in line
+    assert "check the path" in line
+
+
+def test_no_input_device_at_all(monkeypatch, capsys):
+    """A machine with no microphone: the default source names the problem and the way out."""
+    from streamlid.audio import mic
+
+    monkeypatch.setattr(mic, "import_sounddevice", lambda: object())
+    monkeypatch.setattr(mic, "list_input_devices", lambda: [])
+    code = cli.main(["--ui", "none"])
+    err = capsys.readouterr().err
+    assert code != 0
+    (line,) = [x for x in err.splitlines() if x.startswith("error:")]
+    assert "No audio input device" in line
+    assert "file" in line  # says what to use instead
+
+
+def test_empty_wav_with_a_header_but_no_samples(tmp_path, run_cli):
+    path = tmp_path / "header-only.wav"
+    write_wav(path, np.zeros(0, np.float32))
+    result = run_cli(path)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+    assert "no audio" in line

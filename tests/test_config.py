@@ -1,0 +1,195 @@
+"""Config: TOML keys equal CLI option names, the command line overrides the file, and every
+bad value is refused with a message naming the key, the value and what is allowed."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from streamlid.cli import _config_from, build_parser
+from streamlid.config import Config, apply, load_config, load_toml, option_name
+from streamlid.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# A valid value other than the default for every setting (sources has no CLI option).
+NON_DEFAULT: dict[str, object] = {
+    "model": "some/folder",
+    "device": "cpu",
+    "dtype": "bfloat16",
+    "languages": ["eng", "fra"],
+    "batch": 4,
+    "window": 4.0,
+    "hop": 0.5,
+    "min_speech": 0.8,
+    "confirm_window": 1.2,
+    "vad": 3,
+    "vad_frame_ms": 20,
+    "hangover": 0.2,
+    "pause": 2.0,
+    "energy_floor": -45.0,
+    "smoothing": 2.0,
+    "min_confidence": 0.6,
+    "min_margin": 0.3,
+    "min_dwell": 2.0,
+    "realtime": True,
+    "ring_seconds": 20.0,
+    "max_lag": 2.0,
+    "top": 3,
+    "jsonl": "out.jsonl",
+    "ui": "plain",
+    "timeline": 30.0,
+}
+
+
+def toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def cli_args(values: dict[str, object]) -> list[str]:
+    args = []
+    for key, value in values.items():
+        flag = "--" + option_name(key)
+        if isinstance(value, bool):
+            args.append(flag if value else "--no-" + option_name(key))
+        elif isinstance(value, list):
+            args += [flag, ",".join(value)]
+        else:
+            args += [flag, str(value)]
+    return args
+
+
+def parse(*argv: str) -> Config:
+    return _config_from(build_parser().parse_args(["listen", *argv]))
+
+
+def write(tmp_path: Path, text: str, name: str = "settings.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def listen_options() -> set[str]:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    listen = sub.choices["listen"]
+    return {o for action in listen._actions for o in action.option_strings if o.startswith("--")}
+
+
+def test_the_table_covers_every_setting():
+    assert set(NON_DEFAULT) == {f.name for f in fields(Config)} - {"sources"}
+    for key, value in NON_DEFAULT.items():
+        default = getattr(Config(), key)
+        assert (tuple(value) if isinstance(value, list) else value) != default, key
+
+
+def test_every_setting_has_a_cli_option_of_the_same_name():
+    options = listen_options()
+    for key in NON_DEFAULT:
+        assert "--" + option_name(key) in options
+
+
+def test_toml_keys_and_cli_options_mean_the_same(tmp_path):
+    text = "\n".join(f"{option_name(k)} = {toml_value(v)}" for k, v in NON_DEFAULT.items())
+    from_file = load_config(write(tmp_path, text))
+    from_cli = parse(*cli_args(NON_DEFAULT))
+    assert from_file == from_cli
+    assert from_file.languages == ("eng", "fra")
+    assert from_file.vad_frame_ms == 20
+    assert from_file.realtime is True
+
+
+def test_command_line_overrides_the_config_file(tmp_path):
+    path = write(tmp_path, "hop = 0.5\nwindow = 4.0\nrealtime = true\n")
+    config = parse("--config", str(path), "--hop", "0.8", "--no-realtime")
+    assert config.hop == 0.8  # the command line wins
+    assert config.realtime is False
+    assert config.window == 4.0  # the file still counts where the command line is silent
+    assert config.min_speech == Config().min_speech  # and defaults fill the rest
+
+
+def test_sections_group_keys_for_the_reader(tmp_path):
+    path = write(tmp_path, '[model]\nmodel = "x/y"\ntop = 2\n\n[gate]\nvad = 1\n')
+    config = load_config(path)
+    assert (config.model, config.top, config.vad) == ("x/y", 2, 1)
+
+
+def test_sources_can_be_listed_in_the_file(tmp_path):
+    assert load_config(write(tmp_path, 'sources = ["a.wav", "mic"]\n')).sources == (
+        "a.wav",
+        "mic",
+    )
+
+
+def test_field_names_and_option_names_are_both_accepted():
+    assert apply(Config(), {"min_speech": 0.5}) == apply(Config(), {"min-speech": 0.5})
+
+
+SHIPPED_CONFIGS = sorted((REPO_ROOT / "configs").glob("*.toml"))
+
+
+@pytest.mark.skipif(not SHIPPED_CONFIGS, reason="no configs/*.toml in this checkout")
+@pytest.mark.parametrize("path", SHIPPED_CONFIGS, ids=lambda p: p.name)
+def test_shipped_configs_load(path):
+    assert isinstance(load_config(path), Config)
+
+
+@pytest.mark.parametrize(
+    ("values", "names"),
+    [
+        ({"hop": -1}, ["hop", "-1"]),
+        ({"hop": 5.0}, ["hop", "window"]),  # longer than the window
+        ({"vad": 7}, ["vad", "7", "0, 1, 2 or 3"]),
+        ({"window": "abc"}, ["window", "abc", "number"]),
+        ({"dtype": "float8"}, ["dtype", "float8", "float32"]),
+        ({"device": "tpu"}, ["device", "tpu", "cuda:N"]),
+        ({"batch": 2.5}, ["batch", "whole number"]),
+        ({"top": 0}, ["top", "1 to 50"]),
+        ({"window": float("nan")}, ["window", "finite"]),
+        ({"realtime": "maybe"}, ["realtime", "true or false"]),
+        ({"languages": 3}, ["languages", "list of strings"]),
+        ({"vad-frame-ms": 25}, ["vad-frame-ms", "10, 20 or 30"]),
+        ({"ring-seconds": 2.0}, ["ring-seconds"]),
+    ],
+)
+def test_bad_values_are_refused_with_a_clear_message(values, names):
+    with pytest.raises(ConfigError) as caught:
+        apply(Config(), values)
+    for name in names:
+        assert name in str(caught.value)
+
+
+def test_unknown_key_suggests_the_near_miss(tmp_path):
+    with pytest.raises(ConfigError, match="Did you mean min-speech"):
+        load_config(write(tmp_path, "min_speach = 1.0\n"))
+
+
+def test_wrong_type_in_the_file_names_the_key(tmp_path):
+    with pytest.raises(ConfigError, match="hop must be a number"):
+        load_config(write(tmp_path, 'hop = "fast"\n'))
+
+
+def test_invalid_toml_names_the_file(tmp_path):
+    path = write(tmp_path, "hop = = 1\n")
+    with pytest.raises(ConfigError, match="not valid TOML") as caught:
+        load_toml(path)
+    assert str(path) in str(caught.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_tables_nested_too_deep_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="nested too deep"):
+        load_toml(write(tmp_path, "[a.b]\nhop = 1.0\n"))

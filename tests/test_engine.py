@@ -1,0 +1,214 @@
+"""Engine end to end with the tiny model: the early first answer, both ways a run ends (end of
+input, stop()), no thread left behind, complete JSONL, and several streams at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile
+from audio_helpers import SAMPLE_RATE_HZ, silence, speech_onset_s, to_s16le, write_wav
+from harness import ListSink, make_config, make_engine, non_daemon_threads
+
+from streamlid.audio.stdin import StdinSource
+from streamlid.engine import Engine
+from streamlid.events import Prediction, SpeechChange, StreamStarted, Summary
+from streamlid.sinks import JsonlSink
+
+STOP_WITHIN_S = 5.0  # generous: the stop path promises well under this
+ENGINE_THREADS = ("worker", "events", "frontend-", "source-")
+
+
+def wait_for(condition, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the pipeline"
+        time.sleep(0.02)
+
+
+def engine_threads_alive() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith(ENGINE_THREADS)]
+
+
+def read_jsonl(path) -> list[dict]:
+    text = path.read_text()
+    assert text.endswith("\n"), "the last line is incomplete"
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_first_answer_comes_soon_after_speech_starts(espeak, run_pipeline):
+    path = espeak.wav("en", lead_s=2.5)
+    onset_s = speech_onset_s(soundfile.read(str(path), dtype="float32")[0])
+    sink = run_pipeline([path])
+    first = sink.predictions[0]
+    assert onset_s < first.t_end_s <= onset_s + 1.5
+    assert first.t_start_s >= onset_s - 0.35  # no leading silence in the window
+    # The first window names a language only if the model is sure; the tiny random model is
+    # not, so the answer may be unknown, but it is an answer: probabilities for the window.
+    assert len(first.top) == make_config().top
+
+
+def test_run_to_end_of_input_finishes_by_itself(espeak, classifier, tmp_path):
+    path = espeak.wav("en", lead_s=0.5, tail_s=0.5)
+    jsonl = tmp_path / "events.jsonl"
+    sink = ListSink()
+    before = set(threading.enumerate())
+    engine = make_engine([path], classifier, [sink, JsonlSink(str(jsonl))])
+    engine.start()
+    assert engine.wait(60.0), "the engine did not finish at the end of its input"
+    assert not engine.running
+    summary = sink.summary
+    assert summary.reason == "end of input"
+    assert engine.summary == summary
+    assert sink.events[-1] is summary
+    assert sink.closed
+    lines = read_jsonl(jsonl)
+    assert lines[-1]["type"] == "summary"
+    assert lines[-1]["reason"] == "end of input"
+    assert engine_threads_alive() == []
+    assert [t.name for t in set(threading.enumerate()) - before if not t.daemon] == []
+
+
+def test_stop_mid_run_on_a_live_file(espeak, classifier, tmp_path):
+    path = espeak.wav("en", lead_s=0.5, tail_s=5.0)  # 15 s at real time: stopped long before
+    jsonl = tmp_path / "events.jsonl"
+    sink = ListSink()
+    engine = make_engine([path], classifier, [sink, JsonlSink(str(jsonl))], realtime=True)
+    engine.start()
+    wait_for(lambda: any(isinstance(e, Prediction) for e in sink.events))
+    started = time.monotonic()
+    engine.stop("interrupted")
+    assert engine.wait(STOP_WITHIN_S), "wait() did not return after stop()"
+    assert time.monotonic() - started < STOP_WITHIN_S
+    assert non_daemon_threads() == []
+    assert engine_threads_alive() == []
+    lines = read_jsonl(jsonl)  # every line is whole JSON
+    assert lines[0]["type"] == "started"
+    assert lines[-1]["type"] == "summary"
+    assert lines[-1]["reason"] == "interrupted"
+    assert sum(line["type"] == "summary" for line in lines) == 1
+    summary = sink.summary
+    assert summary.streams[0].duration_s < 12.0  # it really was stopped early
+    assert any(line["type"] == "prediction" for line in lines)
+
+
+def test_stop_is_idempotent_and_wait_can_be_repeated(espeak, classifier):
+    sink = ListSink()
+    engine = make_engine([espeak.wav("en")], classifier, [sink], realtime=True)
+    engine.start()
+    engine.stop("interrupted")
+    engine.stop("something else")
+    assert engine.wait(STOP_WITHIN_S)
+    assert engine.wait(0.0)
+    assert sink.summary.reason == "interrupted"
+    assert engine_threads_alive() == []
+
+
+def test_stop_while_stdin_has_no_more_data_but_is_not_closed(espeak, classifier):
+    """A pipe that stays open without data (a stalled producer) must not hold up the stop."""
+    read_fd, write_fd = os.pipe()
+    try:
+        os.write(write_fd, to_s16le(espeak.samples("en")[:SAMPLE_RATE_HZ]))  # fits the pipe
+        sink = ListSink()
+        config = make_config()
+        source = StdinSource(realtime=False, fd=read_fd)
+        engine = Engine(config, [source], classifier, [sink])
+        engine.start()
+        wait_for(lambda: any(isinstance(e, SpeechChange) for e in sink.events))
+        engine.stop("interrupted")
+        assert engine.wait(STOP_WITHIN_S)
+        assert non_daemon_threads() == []
+        assert sink.summary.reason == "interrupted"
+        assert sink.summary.streams[0].duration_s == pytest.approx(1.0, abs=0.01)
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+def test_stdin_end_of_file_ends_the_run(espeak, classifier):
+    read_fd, write_fd = os.pipe()
+    audio = np.concatenate([silence(0.5), espeak.samples("en")])
+    data = to_s16le(audio)
+
+    def produce():
+        with os.fdopen(write_fd, "wb") as out:
+            out.write(data[:12345])  # an odd split: a sample straddles two reads
+            out.flush()
+            out.write(data[12345:])
+
+    producer = threading.Thread(target=produce, name="test-producer")
+    sink = ListSink()
+    try:
+        engine = Engine(
+            make_config(), [StdinSource(realtime=False, fd=read_fd)], classifier, [sink]
+        )
+        producer.start()
+        engine.start()
+        assert engine.wait(60.0)
+    finally:
+        producer.join(10)
+        os.close(read_fd)
+    assert sink.summary.reason == "end of input"
+    assert sink.summary.streams[0].duration_s == pytest.approx(
+        len(audio) / SAMPLE_RATE_HZ, abs=0.01
+    )
+    assert sink.predictions
+
+
+def test_two_streams_at_once(espeak, run_pipeline):
+    en, fr = espeak.wav("en", lead_s=0.3), espeak.wav("fr", lead_s=1.0)
+    sink = run_pipeline([en, fr])
+    names = {en.name, fr.name}
+    assert {e.stream for e in sink.of_type(StreamStarted)} == names
+    assert {p.stream for p in sink.predictions} == names
+    summary = sink.summary
+    assert {s.stream for s in summary.streams} == names
+    for stream in summary.streams:
+        assert stream.windows == sum(p.stream == stream.stream for p in sink.predictions)
+        assert stream.speech_s > 3.0
+    # Each stream's own predictions are in stream-time order.
+    for name in names:
+        ends = [p.t_end_s for p in sink.predictions if p.stream == name]
+        assert ends == sorted(ends)
+
+
+def test_the_same_file_twice_gets_two_names(espeak, run_pipeline):
+    path = espeak.wav("en")
+    sink = run_pipeline([path, path])
+    assert {s.stream for s in sink.summary.streams} == {path.name, f"{path.name}#2"}
+
+
+def test_summary_is_the_last_event_and_comes_once(espeak, run_pipeline):
+    sink = run_pipeline([espeak.wav("en")])
+    assert isinstance(sink.events[-1], Summary)
+    assert sum(isinstance(e, Summary) for e in sink.events) == 1
+    assert isinstance(sink.events[0], StreamStarted)
+
+
+def test_silence_gives_no_predictions(tmp_path, run_pipeline):
+    path = tmp_path / "silence.wav"
+    write_wav(path, silence(5.0))
+    sink = run_pipeline([path])
+    assert sink.predictions == []
+    assert sink.summary.streams[0].speech_s == 0.0
+    assert sink.summary.streams[0].duration_s == pytest.approx(5.0, abs=0.05)
+
+
+def test_a_model_error_ends_the_run_with_the_reason(espeak):
+    class BrokenModel:
+        labels = ("eng", "fra")
+
+        def classify(self, windows):
+            raise RuntimeError("out of memory")
+
+    sink = ListSink()
+    engine = make_engine([espeak.wav("en")], BrokenModel(), [sink])
+    engine.start()
+    assert engine.wait(30.0)
+    assert sink.summary.reason.startswith("error: classification failed")
+    assert "out of memory" in engine.errors[0]
+    assert engine_threads_alive() == []

@@ -1,0 +1,250 @@
+"""Faults a live run must survive: a stalled model, lost audio, signals at any moment, and
+audio that is broken in ways files often are."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from audio_helpers import write_wav
+from conftest import REPO_ROOT, ListSink, make_config
+
+from streamlid.audio.ring import RingBuffer
+from streamlid.audio.source import Source
+from streamlid.engine import Engine
+from streamlid.events import Notice, Status
+
+
+class StallingModel:
+    """The real (tiny) classifier, except that every call waits while `stalled` is set: a GPU
+    hiccup, a swap storm or a model far slower than real time."""
+
+    def __init__(self, model) -> None:
+        self._model = model
+        self.labels = model.labels
+        self.stalled = threading.Event()
+        self.released = threading.Event()
+
+    def classify(self, windows):
+        while self.stalled.is_set() and not self.released.wait(0.05):
+            pass
+        return self._model.classify(windows)
+
+
+class BurstSource(Source):
+    """A live source that delivers a long recording in one go, faster than anyone can read:
+    what a capture thread does after the process was suspended for a while."""
+
+    def __init__(self, audio: np.ndarray) -> None:
+        super().__init__()
+        self.name, self.description, self.sample_rate_hz, self.live = "burst", "burst", 16000, True
+        self._audio = audio
+
+    def _run(self, ring: RingBuffer) -> None:
+        ring.write(self._audio, block=False)
+        self._stop.wait(1.0)  # then the live feed ends
+
+
+def _speech(espeak, seconds: float) -> np.ndarray:
+    audio = espeak.samples("en")
+    return np.tile(audio, int(np.ceil(seconds * 16000 / len(audio))))[: round(seconds * 16000)]
+
+
+def test_ring_overflow_is_counted_reported_and_keeps_true_times(classifier, espeak):
+    audio = _speech(espeak, 20.0)
+    sink = ListSink()
+    config = make_config(ring_seconds=5.0)
+    engine = Engine(config, [BurstSource(audio)], classifier, [sink])
+    engine.run()
+
+    lost_s = 20.0 - 5.0  # everything but the newest ring-full
+    warnings = [e for e in sink.of_type(Notice) if e.severity == "warning"]
+    assert any("audio dropped" in w.message for w in warnings)
+    assert max(s.overflow_s for s in sink.of_type(Status)) == pytest.approx(lost_s, abs=0.01)
+    assert sink.summary.streams[0].overflow_s == pytest.approx(lost_s, abs=0.01)
+    # What survived is the last 5 s, and its events say so: the stream clock skipped the gap.
+    predictions = sink.predictions
+    assert predictions, "the audio after the gap was still classified"
+    assert min(p.t_start_s for p in predictions) >= lost_s - 0.01
+    assert max(p.t_end_s for p in predictions) <= 20.0 + 0.01
+
+
+def test_stalled_worker_skips_stale_windows_reports_lag_and_recovers(classifier, espeak, tmp_path):
+    wav = tmp_path / "long.wav"
+    write_wav(wav, _speech(espeak, 14.0))
+    model = StallingModel(classifier)
+    sink = ListSink()
+    config = make_config(realtime=True, max_lag=2.0)
+    from streamlid.audio.open import open_source
+
+    engine = Engine(config, [open_source(str(wav), realtime=True)], model, [sink])
+    engine.start()
+    queued = []
+    try:
+        time.sleep(2.5)
+        model.stalled.set()  # the model hangs for 5 s of live audio
+        stall_end = time.monotonic() + 5.0
+        while time.monotonic() < stall_end:
+            queued.append(engine.queued_windows)
+            time.sleep(0.05)
+        model.released.set()
+        model.stalled.clear()
+        assert engine.wait(30.0)
+    finally:
+        engine.stop()
+        engine.wait(5.0)
+
+    summary = sink.summary.streams[0]
+    assert summary.skipped_windows >= 2  # stale windows were dropped, not queued
+    assert max(queued) <= round(config.max_lag / config.hop)  # memory stayed bounded
+    lags = [p.lag_s for p in sink.predictions]
+    assert all(lag is not None for lag in lags)
+    assert max(lags) > 1.0  # the answers right after the stall said how late they were
+    # Windows that waited out the stall were skipped, not answered late; only the one already
+    # inside the model when it stalled comes back late (and says how late).
+    assert sum(lag > config.max_lag + config.hop for lag in lags) <= 1
+    after = [p for p in sink.predictions if p.t_end_s > 11.0]
+    assert after and max(p.lag_s for p in after) < 1.0  # back at the live edge
+    assert summary.windows >= 6
+
+
+def test_non_finite_samples_are_silenced_with_a_warning(classifier, espeak, tmp_path, run_pipeline):
+    audio = np.concatenate([_speech(espeak, 4.0), _speech(espeak, 4.0)]).astype(np.float32)
+    audio[16000:16100] = np.nan
+    audio[70000:70010] = np.inf
+    path = tmp_path / "nan.wav"
+    soundfile.write(str(path), audio, 16000, subtype="FLOAT")
+    sink = run_pipeline([path])
+    assert any("NaN/Inf" in n.message for n in sink.of_type(Notice))
+    assert sink.predictions
+    for p in sink.predictions:
+        assert all(np.isfinite(s.probability) for s in p.top)
+
+
+def test_truncated_wav_is_read_up_to_the_damage(run_pipeline, espeak, tmp_path):
+    whole = tmp_path / "whole.wav"
+    write_wav(whole, _speech(espeak, 6.0))
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[: len(data) // 2])  # the header still promises 6 s
+    sink = run_pipeline([cut])
+    duration = sink.summary.streams[0].duration_s
+    assert duration == pytest.approx(3.0, abs=0.1)
+
+
+# -- signals at any moment ------------------------------------------------------------------
+
+MOMENTS = ["start-up", "model load", "mid-stream", "shutdown"]
+
+
+def _delay(moment: str, rng: random.Random) -> float | None:
+    """Seconds after launch, or None to wait for the first prediction (mid-stream/shutdown)."""
+    return {"start-up": rng.uniform(0.3, 0.8), "model load": rng.uniform(1.5, 3.0)}.get(moment)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("moment", MOMENTS)
+def test_signal_at_any_moment_exits_quickly_and_leaves_valid_jsonl(
+    sig, moment, tiny_model_dir, espeak, tmp_path, cli_env
+):
+    rng = random.Random(f"{sig}-{moment}")
+    seconds = 2.5 if moment == "shutdown" else 20.0
+    wav = tmp_path / "talk.wav"
+    write_wav(wav, _speech(espeak, seconds))
+    jsonl = tmp_path / "events.jsonl"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlid",
+            "listen",
+            str(wav),
+            "--realtime",
+            "--ui",
+            "plain",
+            "--model",
+            str(tiny_model_dir),
+            "--jsonl",
+            str(jsonl),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env,
+        cwd=REPO_ROOT,
+    )
+    try:
+        delay = _delay(moment, rng)
+        if delay is not None:
+            time.sleep(delay)
+        else:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and '"prediction"' not in _read(jsonl):
+                time.sleep(0.05)
+            # Mid-stream: somewhere in the speech. Shutdown: as the 2.5 s file ends.
+            time.sleep(rng.uniform(0.0, 1.5) if moment == "mid-stream" else rng.uniform(1.0, 2.0))
+        process.send_signal(sig)
+        sent = time.monotonic()
+        stdout, stderr = process.communicate(timeout=10)
+        took = time.monotonic() - sent
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    assert took < 2.0, f"exit took {took:.2f} s after {sig!r} at {moment}"
+    text = stderr.decode(errors="replace")
+    assert "Traceback" not in text, text
+    assert process.returncode in (0, 130, -sig), (process.returncode, text[-2000:])
+    lines = _read(jsonl).splitlines()
+    events = [json.loads(line) for line in lines]  # every line is whole, valid JSON
+    if any(e["type"] == "started" for e in events):
+        assert events[-1]["type"] == "summary", "a run that started must end with its summary"
+        assert b"Summary" in stdout
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
+# -- long input -----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_two_hour_file_is_streamed_not_loaded(classifier, espeak, tmp_path):
+    """A two-hour recording (230 MB as 16-bit WAV) goes through in bounded memory."""
+    import resource
+
+    path = tmp_path / "two-hours.wav"
+    speech = _speech(espeak, 5.0)
+    minute = np.concatenate([speech, np.zeros(55 * 16000, np.float32)])  # 5 s talk a minute
+    with soundfile.SoundFile(str(path), "w", 16000, 1, subtype="PCM_16") as out:
+        for _ in range(120):
+            out.write(minute)
+    assert path.stat().st_size > 200e6
+
+    before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    sink = ListSink()
+    from streamlid.audio.open import open_source
+
+    engine = Engine(make_config(), [open_source(str(path), realtime=False)], classifier, [sink])
+    engine.run()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    summary = sink.summary.streams[0]
+    assert summary.duration_s == pytest.approx(7200.0, abs=0.5)
+    assert summary.speech_s == pytest.approx(120 * 5.0, rel=0.15)
+    assert peak_mb - before_mb < 150, f"peak memory grew by {peak_mb - before_mb:.0f} MB"
+    assert os.path.getsize(path) / 1e6 > 2 * (peak_mb - before_mb)

@@ -1,0 +1,392 @@
+"""Smoother: scripted window probabilities, no model.
+
+A stream is scripted as "which language is spoken when". Each window's probabilities mix the
+languages in proportion to how much of the window each one fills, and so does the tail of the
+last `confirm_window` seconds, which is passed as `confirm=` only when the smoother asks for it
+(`wants_confirmation`) and the window is long enough, exactly as the worker does. Window times
+come from the real Windower. The last test runs the real Worker with a stand-in model.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from harness import make_config
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamlid.audio.ring import RingBuffer
+from streamlid.events import LanguageChange, Prediction
+from streamlid.smoothing import Decision, Smoother, SmootherSettings
+from streamlid.stream import StreamState
+from streamlid.vad import SAMPLE_RATE_HZ
+from streamlid.windowqueue import WindowQueues
+from streamlid.windows import Window, Windower
+from streamlid.worker import Worker
+
+N_LABELS = 8
+CONFIRM_S = 1.5  # the default confirm-window
+SWITCH_BOUND_S = 2.5  # a clean switch is reported within this much stream time
+
+Probs = Callable[[float, float], np.ndarray]  # (t_start_s, t_end_s) -> probabilities
+
+
+def pure(language: int, p: float = 0.9) -> np.ndarray:
+    """What a window entirely in `language` scores: p for it, the rest spread evenly."""
+    probs = np.full(N_LABELS, (1.0 - p) / (N_LABELS - 1))
+    probs[language] = p
+    return probs
+
+
+def share_after(t_start_s: float, t_end_s: float, switch_s: float) -> float:
+    """Fraction of [t_start_s, t_end_s] that lies after `switch_s`."""
+    length = t_end_s - t_start_s
+    return float(np.clip(t_end_s - max(t_start_s, switch_s), 0.0, length) / length)
+
+
+def clean_switch(a: int, b: int, switch_s: float) -> Probs:
+    def probs(t_start_s: float, t_end_s: float) -> np.ndarray:
+        f = share_after(t_start_s, t_end_s, switch_s)
+        return (1.0 - f) * pure(a) + f * pure(b)
+
+    return probs
+
+
+def speech_windows(
+    spans: list[tuple[float, float]], window_s: float = 3.0, hop_s: float = 1.0
+) -> list[Window]:
+    """The windows the real Windower cuts from speech at the given (start, end) stream times."""
+    windower = Windower(window_s, hop_s, min_speech_s=1.0, pause_s=1.0)
+    frame_n = SAMPLE_RATE_HZ // 50  # 20 ms
+    frame = np.zeros(frame_n, np.float32)
+    end_n = round(spans[-1][1] * SAMPLE_RATE_HZ)
+    windows = []
+    for index in range(0, end_n, frame_n):
+        t = index / SAMPLE_RATE_HZ
+        speaking = any(a <= t < b for a, b in spans)
+        windows += windower.feed(index, frame, speaking)
+    return windows + windower.flush()
+
+
+def run_smoother(
+    windows: list[Window],
+    probs: Probs,
+    tail: Probs | None = None,
+    smoother: Smoother | None = None,
+    **settings_: float,
+) -> list[tuple[Window, Decision]]:
+    """Feeds every window as the worker does; `tail` scores the confirmation tail (defaults to
+    the same script as the windows)."""
+    smoother = smoother or Smoother(N_LABELS, SmootherSettings(**settings_))
+    tail = tail or probs
+    out = []
+    for window in windows:
+        p = probs(window.t_start_s, window.t_end_s)
+        confirm = None
+        if smoother.wants_confirmation(p) and window.duration_s >= 1.25 * CONFIRM_S:
+            confirm = tail(window.t_end_s - CONFIRM_S, window.t_end_s)
+        decision = smoother.update(
+            window.t_end_s,
+            p,
+            window_s=window.duration_s,
+            segment_start_s=window.segment_start_s,
+            confirm=confirm,
+        )
+        out.append((window, decision))
+    return out
+
+
+def changes(run: list[tuple[Window, Decision]]) -> list[tuple[float, int | None, int | None]]:
+    return [(w.t_end_s, d.change.previous, d.change.current) for w, d in run if d.change]
+
+
+PHASES_S = [round(0.1 * i, 1) for i in range(10)]
+
+
+@pytest.mark.parametrize("phase_s", PHASES_S)
+@pytest.mark.parametrize(("a", "b"), [(0, 1), (1, 0), (5, 2)])
+@pytest.mark.parametrize("hop_s", [1.0, 0.5])
+def test_clean_switch_is_reported_within_bound(phase_s, a, b, hop_s):
+    switch_s = 10.0 + phase_s
+    windows = speech_windows([(0.0, 20.0)], window_s=3.0, hop_s=hop_s)
+    run = run_smoother(windows, clean_switch(a, b, switch_s), hop_s=hop_s)
+    found = changes(run)
+    assert found[0] == (windows[0].t_end_s, None, a), "A is named by the first window"
+    assert len(found) == 2, f"expected one switch and no flicker, got {found}"
+    t_s, previous, current = found[1]
+    assert (previous, current) == (a, b)
+    assert switch_s < t_s <= switch_s + SWITCH_BOUND_S + 1e-9
+    # Never "unknown" in between: the answer goes straight from A to B.
+    assert all(d.current is not None for _, d in run)
+    # The estimated start of B is close to the true switch (the summary relies on it).
+    change = next(d.change for w, d in run if w.t_end_s == t_s)
+    assert abs(change.since_s - switch_s) <= hop_s / 2 + 0.5 + 1e-9
+
+
+def test_without_confirmation_tails_a_switch_still_comes_but_later():
+    """The tails are what make the switch fast; without them two windows must agree."""
+    switch_s = 10.0
+    windows = speech_windows([(0.0, 20.0)])
+    smoother = Smoother(N_LABELS)
+    run = []
+    for window in windows:
+        p = clean_switch(0, 1, switch_s)(window.t_start_s, window.t_end_s)
+        run.append(
+            (
+                window,
+                smoother.update(
+                    window.t_end_s,
+                    p,
+                    window_s=window.duration_s,
+                    segment_start_s=window.segment_start_s,
+                ),
+            )
+        )
+    with_tails = changes(run_smoother(windows, clean_switch(0, 1, switch_s)))[1][0]
+    without = changes(run)[1][0]
+    assert with_tails < without <= switch_s + 3.5
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    position=st.integers(1, 18),
+    outlier=st.integers(1, N_LABELS - 1),
+    strength=st.floats(0.5, 1.0),
+    tail_kind=st.sampled_from(["a", "none", "weak"]),
+    hop_s=st.sampled_from([1.0, 0.5]),
+)
+def test_a_single_outlier_window_never_flips_the_answer(
+    position, outlier, strength, tail_kind, hop_s
+):
+    a = 0
+    windows = speech_windows([(0.0, 15.0)], hop_s=hop_s)
+    position = min(position, len(windows) - 1)
+    odd = windows[position]
+
+    def probs(t_start_s: float, t_end_s: float) -> np.ndarray:
+        if (t_start_s, t_end_s) == (odd.t_start_s, odd.t_end_s):
+            return pure(outlier, strength)
+        return pure(a)
+
+    def tail(t_start_s: float, t_end_s: float) -> np.ndarray:
+        if tail_kind == "weak":  # the tail leans A, without conviction
+            return 0.6 * pure(a) + 0.4 * pure(outlier)
+        return pure(a)
+
+    smoother = Smoother(N_LABELS, SmootherSettings(hop_s=hop_s))
+    if tail_kind == "none":
+        smoother.wants_confirmation = lambda p: False  # as for a window too short for a tail
+    run = run_smoother(windows, probs, tail, smoother=smoother)
+    assert [d.current for _, d in run] == [a] * len(run)
+
+
+def test_two_agreeing_windows_do_switch():
+    """The counterpart of the outlier test: without tails, the same odd answer twice in a row
+    is a switch (the second window confirms the first)."""
+    windows = speech_windows([(0.0, 15.0)])
+    odd = {windows[8].t_end_s, windows[9].t_end_s}
+    smoother = Smoother(N_LABELS)
+    smoother.wants_confirmation = lambda p: False
+    run = run_smoother(windows, lambda t0, t1: pure(3) if t1 in odd else pure(0), smoother=smoother)
+    assert changes(run)[1] == (windows[9].t_end_s, 0, 3)
+
+
+@pytest.mark.parametrize(
+    "probs",
+    [
+        np.full(N_LABELS, 1.0 / N_LABELS),  # uniform
+        np.array([0.45, 0.40, 0.03, 0.03, 0.03, 0.02, 0.02, 0.02]),  # weak lead
+        np.array([0.58, 0.40, 0.01, 0.01, 0.0, 0.0, 0.0, 0.0]),  # confident but no margin
+    ],
+    ids=["uniform", "weak", "no-margin"],
+)
+def test_weak_evidence_stays_unknown(probs):
+    run = run_smoother(speech_windows([(0.0, 20.0)]), lambda t0, t1: probs)
+    assert all(d.current is None and d.change is None for _, d in run)
+    assert all(d.confidence == 0.0 for _, d in run)
+    np.testing.assert_allclose(run[-1][1].smoothed, probs, atol=1e-6)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=st.lists(
+        st.lists(st.floats(0.0, 1.0), min_size=N_LABELS, max_size=N_LABELS),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_no_window_reaching_min_confidence_means_no_answer(rows):
+    """Windows that each give every language less than min_confidence never name one."""
+    cleaned = []
+    for row in rows:
+        p = np.asarray(row) + 1e-3
+        p = p / p.sum()
+        if p.max() < 0.5:
+            cleaned.append(p)
+    if not cleaned:
+        return
+    windows = speech_windows([(0.0, 3.0 + len(cleaned))])[: len(cleaned)]
+    by_end = {w.t_end_s: p for w, p in zip(windows, cleaned, strict=False)}
+    run = run_smoother(windows, lambda t0, t1: by_end[t1])
+    assert all(d.current is None for _, d in run)
+    for _, d in run:
+        assert d.smoothed.sum() == pytest.approx(1.0)
+
+
+def test_first_answer_comes_from_the_first_window_of_a_stream():
+    windows = speech_windows([(5.0, 12.0)])  # five seconds of silence first
+    run = run_smoother(windows, lambda t0, t1: pure(4))
+    first_window, first = run[0]
+    assert first.change is not None
+    assert (first.change.previous, first.change.current) == (None, 4)
+    assert first_window.t_end_s == pytest.approx(6.0)
+    assert first.change.since_s == pytest.approx(5.0)  # the language began with the speech
+
+
+def test_after_a_pause_an_unknown_stream_answers_on_the_first_window():
+    spans = [(0.0, 5.0), (8.0, 14.0)]
+    windows = speech_windows(spans)
+    uniform = np.full(N_LABELS, 1.0 / N_LABELS)
+    run = run_smoother(windows, lambda t0, t1: uniform if t1 <= 5.0 else pure(2))
+    before = [d for w, d in run if w.t_end_s <= 5.0]
+    after = [(w, d) for w, d in run if w.t_end_s > 8.0]
+    assert all(d.current is None for d in before)
+    first_window, first = after[0]
+    assert first_window.segment_start_s == pytest.approx(8.0)
+    assert first_window.t_end_s == pytest.approx(9.0)
+    assert first.change is not None and first.change.current == 2
+
+
+def test_after_a_pause_in_another_language_the_answer_switches_straight_to_it():
+    """A then a pause then B: the first window of the new segment challenges A, the next one,
+    half a hop later, confirms B. The answer goes from A to B without passing through
+    unknown, so a pause never produces two change events."""
+    spans = [(0.0, 5.0), (8.0, 14.0)]
+    windows = speech_windows(spans)
+    run = run_smoother(windows, lambda t0, t1: pure(0) if t1 <= 5.0 else pure(1))
+    assert run[0][1].current == 0
+    after = [(w, d) for w, d in run if w.t_end_s > 8.0]
+    assert after[0][1].current == 0
+    assert after[1][1].current == 1
+    assert after[1][0].t_end_s - after[0][0].t_end_s == pytest.approx(0.5)
+    assert [(p, c) for _, p, c in changes(run)] == [(None, 0), (0, 1)]
+
+
+def test_after_a_pause_in_the_same_language_the_answer_holds():
+    spans = [(0.0, 5.0), (8.0, 14.0)]
+    run = run_smoother(speech_windows(spans), lambda t0, t1: pure(0))
+    assert [d.current for _, d in run] == [0] * len(run)
+    assert len(changes(run)) == 1
+
+
+@pytest.mark.parametrize("min_dwell_s", [0.0, 5.0])
+def test_dwell_time_is_respected(min_dwell_s):
+    """A for 8 s, B for 3 s, then A again: with a long dwell the switch back waits."""
+
+    def script(t_start_s: float, t_end_s: float) -> np.ndarray:
+        f = share_after(t_start_s, t_end_s, 8.0) - share_after(t_start_s, t_end_s, 11.0)
+        return (1.0 - f) * pure(0) + f * pure(1)
+
+    run = run_smoother(speech_windows([(0.0, 25.0)]), script, min_dwell_s=min_dwell_s)
+    found = changes(run)
+    assert [(p, c) for _, p, c in found] == [(None, 0), (0, 1), (1, 0)]
+    gaps = np.diff([t for t, _, _ in found[1:]])
+    assert gaps[0] >= min_dwell_s - 1e-9
+    if min_dwell_s == 0.0:
+        assert gaps[0] < 5.0, "the scenario must be one where the dwell matters"
+
+
+def test_smoothed_follows_time_not_window_count():
+    """Over the same stream time, many close windows move the estimate as much as few."""
+    a, b = pure(0), pure(1)
+
+    def smoothed_after(hop_s: float) -> np.ndarray:
+        smoother = Smoother(N_LABELS, SmootherSettings(time_constant_s=2.0))
+        smoother.update(1.0, a, window_s=1.0, segment_start_s=0.0)
+        t = 1.0
+        while t < 3.0 - 1e-9:
+            t += hop_s
+            decision = smoother.update(t, b, window_s=3.0, segment_start_s=0.0)
+        return decision.smoothed
+
+    np.testing.assert_allclose(smoothed_after(1.0), smoothed_after(0.25), atol=1e-9)
+
+
+def test_reset_forgets_everything():
+    smoother = Smoother(N_LABELS)
+    smoother.update(1.0, pure(3), window_s=1.0, segment_start_s=0.0)
+    assert smoother.current == 3
+    smoother.reset()
+    assert smoother.current is None
+    assert not smoother.wants_confirmation(pure(5))
+
+
+# -- the real worker, with a stand-in model -----------------------------------------------------
+
+
+class SignModel:
+    """Scores audio by its content: positive samples are language 0, negative ones language 1,
+    so a window (or tail) scores in proportion to how much of it each language fills."""
+
+    labels = tuple(f"l{i:02d}" for i in range(N_LABELS))
+
+    def __init__(self) -> None:
+        self.calls: list[list[int]] = []
+
+    def classify(self, windows: list[np.ndarray]) -> np.ndarray:
+        self.calls.append([len(w) for w in windows])
+        return np.stack(
+            [(1 - f) * pure(0) + f * pure(1) for f in (np.mean(w < 0) for w in windows)]
+        )
+
+
+@pytest.mark.parametrize("phase_s", [0.0, 0.3, 0.5, 0.9])
+@pytest.mark.parametrize("batch", [1, 8])
+def test_worker_reports_a_clean_switch_within_bound(phase_s, batch):
+    switch_s = 10.0 + phase_s
+    config = make_config(batch=batch)
+    windower = Windower(config.window, config.hop, config.min_speech, config.pause)
+    frame_n = SAMPLE_RATE_HZ * config.vad_frame_ms // 1000
+    queues = WindowQueues()
+    queues.add_stream("s", capacity=10_000, live=False)
+    stop = threading.Event()
+    for index in range(0, 20 * SAMPLE_RATE_HZ, frame_n):
+        t = np.arange(index, index + frame_n) / SAMPLE_RATE_HZ
+        frame = np.where(t < switch_s, 0.5, -0.5).astype(np.float32)
+        for window in windower.feed(index, frame, True):
+            queues.put("s", window, stop)
+    queues.close_stream("s")
+
+    model = SignModel()
+    source = SimpleNamespace(live=False, sample_rate_hz=SAMPLE_RATE_HZ)
+    state = StreamState("s", source, RingBuffer(SAMPLE_RATE_HZ), Smoother(N_LABELS))
+    events, errors = [], []
+    worker = Worker(
+        model,
+        {"s": state},
+        queues,
+        config,
+        events.append,
+        stop,
+        on_error=errors.append,
+        on_exit=lambda: None,
+    )
+    worker.start()
+    assert worker.join(30.0)
+    assert errors == []
+
+    switches = [e for e in events if isinstance(e, LanguageChange)]
+    assert [(e.previous, e.language) for e in switches] == [(None, "l00"), ("l00", "l01")]
+    # Windows end on speech-gate frame edges (30 ms), so allow one frame past the bound.
+    frame_s = config.vad_frame_ms / 1000
+    assert switch_s < switches[1].t_s <= switch_s + SWITCH_BOUND_S + frame_s + 1e-9
+    predictions = [e for e in events if isinstance(e, Prediction)]
+    assert state.windows == len(predictions) > 10
+    assert all(len(p.top) == config.top for p in predictions)
+    assert max(max(c) for c in model.calls) == round(config.window * SAMPLE_RATE_HZ)
+    tails = [n for call in model.calls for n in call if n == round(CONFIRM_S * SAMPLE_RATE_HZ)]
+    assert tails, "the switch was confirmed with a tail"

@@ -1,0 +1,215 @@
+"""The real program in a real terminal: tmux runs `streamlid listen` on espeak-ng French with
+--realtime, the test reads the screen as a person would (capture-pane), presses keys, and checks
+that q ends the run the way Ctrl-C does, with the summary and the terminal given back.
+
+With the trained stand-in model (tests/assets/tiny-lid) the screen must say French; with only
+the random tiny model it must name some language (thresholds lowered) and draw the bars.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TINY_LID = REPO_ROOT / "tests" / "assets" / "tiny-lid"
+WIDTH, HEIGHT = 100, 30
+SCREEN_TIMEOUT_S = 45.0  # model load (several seconds on a busy CPU) plus the first answers
+EXIT_TIMEOUT_S = 20.0
+FRENCH_TEXT = (
+    "Bonjour à tous, nous allons parler aujourd'hui de la ville, du marché et des enfants "
+    "qui jouent dans le jardin après l'école pendant que leurs parents travaillent encore. "
+)
+CAPTION = re.compile(r"│ (\S[^·│]*?) · ([a-z]{3}) · (\d+)% confidence")
+BAR = re.compile(r"│ \S.*? [a-z]{3} █*[▏▎▍▌▋▊▉]?─*\s+\d+%\s+│")
+
+
+def _need(tool: str) -> None:
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed (apt install {tool})")
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONPATH=str(REPO_ROOT))
+    for name in ("COLUMNS", "LINES", "TMUX", "NO_COLOR"):
+        env.pop(name, None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def model_args(tmp_path_factory) -> tuple[list[str], str | None]:
+    """(model options, the language the screen must name if the model really knows one)."""
+    config = TINY_LID / "config.json"
+    if config.exists() and "fra" in json.loads(config.read_text()).get("id2label", {}).values():
+        return ["--model", str(TINY_LID)], "French"
+    from modelfactory import build_checkpoint
+
+    folder = build_checkpoint(tmp_path_factory.mktemp("tiny-random-lid"))
+    # random weights: every language near 1/8, so let the smoother name one anyway
+    return ["--model", str(folder), "--min-confidence", "0.1", "--min-margin", "0"], None
+
+
+@pytest.fixture(scope="module")
+def french_wav(tmp_path_factory) -> Path:
+    _need("espeak-ng")
+    path = tmp_path_factory.mktemp("speech") / "bonjour.wav"
+    # about a minute: the run must still be going when the test presses q
+    subprocess.run(
+        ["espeak-ng", "-v", "fr", "-s", "150", "-w", str(path), FRENCH_TEXT * 5],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return path
+
+
+class Tmux:
+    """A private tmux server (its own socket), so a user's sessions are never touched."""
+
+    def __init__(self) -> None:
+        self.socket = f"streamlid-test-{os.getpid()}"
+        self.session = "listen"
+
+    def __call__(self, *args: str, timeout_s: float = 10.0) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["tmux", "-L", self.socket, "-f", "/dev/null", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=_env(),
+            check=False,
+        )
+
+    def screen(self) -> str:
+        return self("capture-pane", "-p", "-t", self.session).stdout
+
+    def history(self) -> str:
+        return self("capture-pane", "-p", "-S", "-200", "-t", self.session).stdout
+
+    def keys(self, *keys: str) -> None:
+        self("send-keys", "-t", self.session, *keys)
+
+    def wait_screen(self, ok, timeout_s: float) -> str:
+        deadline = time.monotonic() + timeout_s
+        text = self.screen()
+        while not ok(text) and time.monotonic() < deadline:
+            time.sleep(0.3)
+            text = self.screen()
+        return text
+
+
+@pytest.fixture
+def tmux():
+    _need("tmux")
+    server = Tmux()
+    yield server
+    server("kill-server")
+
+
+def _redrawn_at(text: str, width: int, height: int) -> bool:
+    """The panel spans exactly the new width and the footer sits on the last line."""
+    lines = text.splitlines()
+    return (
+        0 < len(lines) <= height
+        and lines[0].startswith("╭")
+        and lines[0].endswith("╮")
+        and len(lines[0]) == width
+        and "q quit" in lines[-1]
+    )
+
+
+def _showing_an_answer(text: str, expected: str | None) -> bool:
+    match = CAPTION.search(text)
+    if match is None or len(BAR.findall(text)) < 3:
+        return False
+    return expected is None or match.group(1) == expected
+
+
+@pytest.mark.tmux
+def test_live_view_in_a_real_terminal_then_q_exits_with_the_summary(tmux, french_wav, model_args):
+    _need("tmux")
+    args, expected = model_args
+    listen = shlex.join(
+        [sys.executable, "-m", "streamlid", "listen", str(french_wav), "--realtime", *args]
+    )
+    # After the program: its exit status, whether the terminal is back in cooked mode, then a
+    # signal for the test; the pane stays open so the test can read it.
+    command = (
+        f"cd {shlex.quote(str(REPO_ROOT))} && {listen}; echo EXIT=$?; "
+        "stty -a | grep -qw -- -icanon && echo TTY=cbreak || echo TTY=cooked; "
+        "tmux wait-for -S streamlid-done; sleep 600"
+    )
+    started = tmux(
+        "new-session", "-d", "-s", tmux.session, "-x", str(WIDTH), "-y", str(HEIGHT), command
+    )
+    assert started.returncode == 0, started.stderr
+
+    text = tmux.wait_screen(lambda t: _showing_an_answer(t, expected), SCREEN_TIMEOUT_S)
+    assert _showing_an_answer(text, expected), f"no language and bars on screen:\n{text}"
+    lines = text.splitlines()
+    assert len(lines) <= HEIGHT and max(map(len, lines)) <= WIDTH
+    assert "q quit · p pause · r reset" in lines[-1]  # keys are live: stdin is the terminal
+    assert "win/s" in text and "latency" in text and "bonjour.wav" in text
+    assert "input ▮" in text or "input ▯" in text
+
+    tmux.keys("p")
+    paused = tmux.wait_screen(lambda t: "PAUSED" in t, 5)
+    assert "PAUSED" in paused
+    tmux.keys("p")
+    assert "PAUSED" not in tmux.wait_screen(lambda t: "PAUSED" not in t, 5)
+
+    # A smaller terminal: the view redraws to fit it, footer still at the bottom.
+    tmux("resize-window", "-t", tmux.session, "-x", "80", "-y", "24")
+    small = tmux.wait_screen(lambda t: _redrawn_at(t, 80, 24), 5)
+    assert _redrawn_at(small, 80, 24), small
+    assert max(map(len, small.splitlines())) <= 80
+    assert CAPTION.search(small) or "listening…" in small, small
+
+    tmux.keys("q")
+    done = tmux("wait-for", "streamlid-done", timeout_s=EXIT_TIMEOUT_S)
+    assert done.returncode == 0
+    after = tmux.history()
+    assert "EXIT=0" in after, after
+    assert "TTY=cooked" in after, after  # cbreak mode was undone
+    assert re.search(r"streamlid · interrupted after \d", after), after
+    assert "health" in after and "latency" in after
+    summary_table = after[after.index("streamlid · interrupted") :]
+    if expected:
+        assert re.search(rf"{expected}\s+fra\s+\d", summary_table), summary_table
+    else:
+        assert re.search(r"bonjour\.wav\s+\S.*\s[a-z]{3}\s+\d+\.\d s", summary_table), after
+
+
+def test_piped_output_is_plain_lines(french_wav, model_args, tmp_path):
+    """No terminal: no live display, no escape codes, one readable line per answer."""
+    import soundfile
+
+    args, expected = model_args
+    audio, rate = soundfile.read(str(french_wav), dtype="float32")
+    short = tmp_path / "short.wav"
+    soundfile.write(str(short), audio[: 6 * rate], rate)
+    result = subprocess.run(
+        [sys.executable, "-m", "streamlid", "listen", str(short), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env(),
+        cwd=REPO_ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "\x1b[" not in result.stdout
+    assert re.search(r"^\[short\.wav\] .*now: ", result.stdout, flags=re.M), result.stdout
+    assert "Summary (end of input" in result.stdout
+    if expected:
+        assert "French (fra)" in result.stdout

@@ -1,0 +1,698 @@
+"""The live view, driven by scripted events and read back as text from a recording Console.
+
+The scenario is what a person sees in a demo: French, a pause, German, then audio dropped
+because the pipeline fell behind. Wall time is a fake clock, so figures are exact.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from streamlid.config import Config
+from streamlid.events import (
+    LanguageChange,
+    LanguageScore,
+    Level,
+    Notice,
+    Prediction,
+    SpeechChange,
+    Status,
+    StreamStarted,
+    StreamSummary,
+    Summary,
+)
+from streamlid.sinks import PlainPrinter
+from streamlid.ui import make_view
+from streamlid.ui.bigtext import big_lines, big_width
+from streamlid.ui.render import ViewRenderable, summary_renderables
+from streamlid.ui.state import UNCLEAR, ViewState, stable_order
+
+FRENCH = (("fra", "French", 0.82), ("deu", "German", 0.08), ("spa", "Spanish", 0.05))
+GERMAN = (("deu", "German", 0.77), ("fra", "French", 0.12), ("nld", "Dutch", 0.06))
+UNSURE = (("fra", "French", 0.34), ("deu", "German", 0.30), ("spa", "Spanish", 0.20))
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def scores(items) -> tuple[LanguageScore, ...]:
+    return tuple(LanguageScore(code, name, p) for code, name, p in items)
+
+
+class Script:
+    """Feeds a ViewState the events the engine would send for one stream."""
+
+    def __init__(self, state: ViewState, clock: FakeClock, stream: str = "mic") -> None:
+        self.state, self.clock, self.stream = state, clock, stream
+
+    def started(self, live: bool = True) -> None:
+        self.state.handle(
+            StreamStarted(
+                self.stream, "USB Microphone", 48000, live, "facebook/mms-lid-256", "cuda", "bf16"
+            )
+        )
+
+    def speech(self, t_s: float, on: bool) -> None:
+        self.state.handle(SpeechChange(self.stream, t_s, on))
+
+    def level(self, t_s: float, dbfs: float, speech: bool) -> None:
+        self.state.handle(Level(self.stream, t_s, dbfs, speech))
+
+    def predict(self, t_end_s: float, language: str | None, top, latency_s: float = 0.1) -> None:
+        smoothed = scores(top)
+        name = {code: name for code, name, _ in top}.get(language, "unknown")
+        confidence = next((p for code, _, p in top if code == language), 0.0)
+        self.state.handle(
+            Prediction(
+                self.stream,
+                max(0.0, t_end_s - 3.0),
+                t_end_s,
+                smoothed,
+                smoothed,
+                language,
+                name,
+                confidence,
+                latency_s,
+                0.3,
+            )
+        )
+
+    def change(self, t_s: float, since_s: float, previous, language, name, confidence) -> None:
+        self.state.handle(
+            LanguageChange(self.stream, t_s, since_s, previous, language, name, confidence)
+        )
+
+    def talk(self, start_s: float, end_s: float, language: str | None, top, dbfs=-18.0) -> None:
+        """Speech from start_s to end_s: levels every 0.5 s, a prediction every second."""
+        t = start_s
+        while t <= end_s + 1e-9:
+            self.level(t, dbfs, True)
+            if t - start_s >= 1.0 and round(t * 2) % 2 == 0:
+                self.predict(t, language, top)
+            self.clock.now += 0.5
+            t += 0.5
+
+    def quiet(self, start_s: float, end_s: float) -> None:
+        t = start_s
+        while t <= end_s + 1e-9:
+            self.level(t, -62.0, False)
+            self.clock.now += 0.5
+            t += 0.5
+
+
+def french_then_german(state: ViewState, clock: FakeClock) -> Script:
+    script = Script(state, clock)
+    script.started()
+    script.speech(0.5, True)
+    script.talk(0.5, 2.0, None, UNSURE)
+    script.predict(2.5, "fra", FRENCH)  # the worker sends the answer, then the change
+    script.change(2.5, 0.5, None, "fra", "French", 0.82)
+    script.talk(3.0, 8.0, "fra", FRENCH)
+    script.speech(8.0, False)
+    script.quiet(8.0, 10.0)
+    script.speech(10.0, True)
+    script.talk(10.0, 12.0, "fra", FRENCH)
+    script.predict(12.5, "deu", GERMAN)
+    script.change(12.5, 10.2, "fra", "deu", "German", 0.77)
+    script.talk(13.0, 18.0, "deu", GERMAN)
+    return script
+
+
+def screen(state: ViewState, width: int = 80, height: int = 24, **kwargs) -> str:
+    console = Console(record=True, width=width, height=height, file=io.StringIO())
+    console.print(ViewRenderable(state.snapshot(), **kwargs))
+    return console.export_text()
+
+
+def panel_rows(text: str) -> list[str]:
+    """The lines inside a panel, without the border."""
+    return [line[2:-2].rstrip() for line in text.splitlines() if line.startswith("│")]
+
+
+def bar_names(text: str) -> list[str]:
+    return [m.group(1) for m in re.finditer(r"^│ (\w+)\s+[a-z]{3} █", text, flags=re.M)]
+
+
+def timeline_row(text: str) -> str:
+    rows = [row for row in panel_rows(text) if row.strip() and set(row) <= set("█▒· ")]
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def state(clock: FakeClock) -> ViewState:
+    return ViewState(top=5, timeline_s=60.0, lag_warning_s=1.5, clock=clock)
+
+
+# -- what the screen says ---------------------------------------------------------------------
+
+
+def test_one_language_shows_large_with_code_confidence_and_ordered_bars(state, clock):
+    script = Script(state, clock)
+    script.started()
+    script.speech(0.5, True)
+    script.talk(0.5, 2.0, None, UNSURE)
+    script.predict(2.5, "fra", FRENCH)
+    script.change(2.5, 0.5, None, "fra", "French", 0.82)
+    script.talk(3.0, 6.0, "fra", FRENCH)
+    text = screen(state)
+
+    lines = text.splitlines()
+    assert len(lines) == 24 and max(len(line) for line in lines) <= 80
+    assert "French · fra · 82% confidence · since 0.5 s" in text
+    # the big letters: FRENCH drawn in half blocks above the caption
+    big = big_lines("French", 80)
+    assert big is not None and big[0] in text
+    assert bar_names(text) == ["French", "German", "Spanish"]
+    assert re.search(r"French\s+fra █+.* 82%", text)
+    assert "● speech" in text and "-18 dBFS" in text
+    assert "▲fra" in text
+    assert "q quit" not in text and "Ctrl-C to stop" in text  # no keyboard: no key hints
+    assert "⚠" not in text
+
+
+def test_switch_silence_and_switch_are_drawn_on_the_timeline_with_a_legend(state, clock):
+    french_then_german(state, clock)
+    text = screen(state)
+
+    assert "German · deu · 77% confidence · since 10.2 s" in text
+    assert bar_names(text) == ["German", "French", "Dutch"]
+    row = timeline_row(text)
+    segments = [m.group(0)[0] for m in re.finditer(r"█+|·+|▒+", row.strip())]
+    # French (speech), the pause, German: the timeline starts at 0 and grows to the right
+    assert segments[:4] == ["·", "█", "·", "█"], row
+    assert row.rstrip().endswith("█") and len(row.rstrip()) < 40  # 18 s of a 60 s timeline
+    markers = next(r for r in panel_rows(text) if "▲" in r)
+    assert markers.index("▲fra") < markers.index("▲deu")
+    legend = next(r for r in panel_rows(text) if r.startswith("last 60 s"))
+    assert legend.index("French") < legend.index("German")
+    assert "unclear" in legend and "silence" in legend
+
+
+def test_timeline_colours_and_bar_colours_stay_with_their_language(state, clock):
+    script = french_then_german(state, clock)
+    first = {bar.code: bar.colour for bar in state.snapshot().streams[0].bars}
+    script.talk(18.5, 25.0, "fra", FRENCH)
+    snap = state.snapshot().streams[0]
+    assert {bar.code: bar.colour for bar in snap.bars}.items() >= {
+        code: first[code] for code in ("fra", "deu")
+    }.items()
+    legend = {code: colour for code, _, colour in snap.legend}
+    assert legend["fra"] == first["fra"] and legend["deu"] == first["deu"]
+    assert first["fra"] != first["deu"]
+
+
+def test_silence_never_looks_like_an_answer(state, clock):
+    script = french_then_german(state, clock)
+    script.speech(18.2, False)
+    script.quiet(18.5, 21.0)
+    text = screen(state)
+    assert "no speech · listening…" in text
+    assert "last heard German, 2.8 s ago" in text
+    assert "% confidence" not in text
+    assert big_lines("listening…", 80)[0] in text
+    assert "○ no speech" in text
+    assert timeline_row(text).rstrip().endswith("█····")  # 3 s of silence: 4 cells
+
+
+def test_speech_before_any_answer_says_identifying_then_unclear(state, clock):
+    script = Script(state, clock)
+    script.started()
+    script.speech(0.5, True)
+    script.level(0.8, -20.0, True)
+    assert "speech · identifying…" in screen(state)
+    script.predict(1.5, None, UNSURE)
+    text = screen(state)
+    assert "speech · language unclear" in text and "best guess French 34%" in text
+    assert "% confidence" not in text
+    assert UNCLEAR not in ("fra", "deu")
+    assert "▒" in timeline_row(text)
+
+
+def test_warnings_for_dropped_audio_skipped_windows_and_lag_come_and_go(state, clock):
+    french_then_german(state, clock)
+    state.handle(Status("mic", 18.0, 0.4, 0.8, 0, 20))
+    state.handle(
+        Notice(
+            "mic", 18.0, "warning", "audio dropped: 0.80 s lost because the pipeline fell behind"
+        )
+    )
+    text = screen(state)
+    assert "⚠ audio dropped: 0.8 s lost in the last 10 s" in text
+    assert "lost 0.8 s" in text and "(+" not in text  # the notice repeats the figure: once
+    state.handle(Status("mic", 19.0, 2.6, 0.8, 3, 21))
+    text = screen(state)
+    assert "⚠ falling behind: answers come 2.6 s after live  (+2 more)" in text
+    assert "skipped 3" in text and "lag 2.6 s" in text
+
+    clock.now += 11.0  # the losses are history; the lag is still there
+    state.handle(Status("mic", 30.0, 0.2, 0.8, 3, 30))
+    text = screen(state)
+    assert "⚠" not in text
+    assert "lost 0.8 s" in text and "skipped 3" in text  # the totals stay in the health line
+
+
+def test_errors_show_in_red_and_notices_for_all_streams_above_the_footer(state, clock):
+    french_then_german(state, clock)
+    state.handle(Notice("mic", 18.0, "error", "USB Microphone stopped: device unplugged"))
+    state.handle(Notice("", 0.0, "error", "JsonlSink failed and was stopped: disk full"))
+    text = screen(state, keys=True)
+    lines = text.splitlines()
+    assert "⚠ USB Microphone stopped: device unplugged" in text
+    assert lines[-2].startswith("⚠ JsonlSink failed")
+    assert lines[-1].startswith(" q quit · p pause · r reset")
+
+
+def test_health_line_has_rate_latency_percentiles_lag_and_source(state, clock):
+    script = Script(state, clock)
+    script.started()
+    script.speech(0.0, True)
+    for i, latency in enumerate([0.1, 0.2, 0.3, 0.4, 1.0]):
+        clock.now += 1.0
+        script.predict(1.0 + i, "fra", FRENCH, latency_s=latency)
+    text = screen(state)
+    # 5 windows in 5 s; median 300 ms; p95 between 400 ms and 1 s (linear interpolation)
+    assert "1.0 win/s · latency 300 ms, p95 880 ms · lag 0.3 s · lost 0.0 s · skipped 0" in text
+    assert "source USB Microphone · model facebook/mms-lid-256 (cuda/bf16)" in text
+    assert "live · 5.0 s" in text
+
+
+def test_reset_clears_language_bars_and_timeline_but_not_health(state, clock):
+    french_then_german(state, clock)
+    state.reset()
+    text = screen(state)
+    assert "German · deu" not in text and bar_names(text) == []
+    assert "▲" not in text and "█" not in text  # no bars, no timeline, no big name
+    assert "speech · identifying…" in text
+    assert "win/s" in text
+    Script(state, clock).talk(18.5, 21.0, "deu", GERMAN)
+    assert "German · deu · 77% confidence" in screen(state)
+
+
+def test_paused_footer_and_key_hints(state, clock):
+    french_then_german(state, clock)
+    last = screen(state, paused=True, keys=True).splitlines()[-1]
+    assert "q quit · p pause · r reset" in last and "PAUSED" in last
+
+
+# -- sizes and many streams -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30), (60, 18), (40, 12), (200, 60)])
+def test_every_size_gets_exactly_its_lines_and_never_wider(state, clock, size):
+    width, height = size
+    french_then_german(state, clock)
+    state.handle(Status("mic", 18.0, 2.6, 0.8, 3, 20))
+    lines = screen(state, width, height, keys=True).splitlines()
+    assert len(lines) == height
+    assert max(len(line) for line in lines) <= width
+    assert any("German" in line for line in lines)  # the answer survives every size
+    assert "q quit" in lines[-1]
+
+
+def test_small_screens_keep_the_answer_and_warning_and_drop_the_rest_in_order(state, clock):
+    french_then_german(state, clock)
+    state.handle(Status("mic", 18.0, 2.6, 0.8, 3, 20))
+    big = big_lines("German", 80)[0]
+    text = screen(state, 80, 14)  # the big name stays; the third bar and the source go
+    assert big in text and bar_names(text) == ["German", "French"]
+    assert "German · deu · 77%" in text and "⚠ falling behind" in text
+    assert "source " not in text and "win/s" in text
+    text = screen(state, 80, 10)
+    assert big not in text
+    assert "German · deu · 77%" in text and "⚠ falling behind" in text
+    assert "input ▮" in text and "█" in timeline_row(text)
+
+
+def test_several_streams_get_one_panel_each(clock):
+    state = ViewState(clock=clock)
+    one = french_then_german(state, clock)
+    two = Script(state, clock, stream="radio")
+    two.started()
+    two.speech(0.0, True)
+    two.talk(0.0, 6.0, "deu", GERMAN)
+    text = screen(state, 80, 24)
+    assert "╭─  mic  " in text and "╭─  radio  " in text
+    assert "German · deu · 77% confidence · since 10.2 s" in text  # mic
+    assert text.count("German · deu · 77% confidence") == 2
+    assert len(text.splitlines()) == 24
+    wide = screen(state, 160, 30)
+    first = next(line for line in wide.splitlines() if "╭─" in line)
+    assert "mic" in first and "radio" in first  # side by side when there is room
+    del one
+
+
+def test_many_streams_on_a_small_screen_become_a_table(clock):
+    state = ViewState(clock=clock)
+    for i in range(8):
+        script = Script(state, clock, stream=f"feed{i}")
+        script.started()
+        script.speech(0.0, True)
+        script.talk(0.0, 3.0, "fra", FRENCH)
+    text = screen(state, 80, 24)
+    assert all(f"feed{i}" in text for i in range(8))
+    assert text.count("French") >= 8
+    assert len(text.splitlines()) == 24
+
+
+# -- pieces -----------------------------------------------------------------------------------
+
+
+def test_bar_order_is_stable_between_close_values_and_follows_clear_leads():
+    order = stable_order([], {"fra": 0.5, "deu": 0.3, "spa": 0.2}, 0.015)
+    assert order == ["fra", "deu", "spa"]
+    # deu creeps 1 point above fra: no swap (no flicker)
+    assert stable_order(order, {"fra": 0.40, "deu": 0.41, "spa": 0.19}, 0.015) == order
+    # a clear lead reorders, and a newcomer finds its place
+    assert stable_order(order, {"fra": 0.2, "deu": 0.6, "nld": 0.15, "ita": 0.05}, 0.015) == [
+        "deu",
+        "fra",
+        "nld",
+        "ita",
+    ]
+
+
+def test_big_letters_fold_accents_and_refuse_what_they_cannot_draw():
+    assert big_width("Bokmål") == big_width("Bokmal")
+    lines = big_lines("French", 80)
+    assert lines is not None and len(lines) == 3
+    assert big_lines("French", 10) is None  # too narrow: the caption alone says it
+    assert big_lines("中文", 80) is None
+
+
+def test_summary_tables_name_languages_and_give_the_health_figures():
+    summary = Summary(
+        streams=(
+            StreamSummary(
+                "mic",
+                "USB Microphone",
+                60.0,
+                42.0,
+                {"fra": 30.0, "deu": 10.0, "unknown": 2.0},
+                3,
+                40,
+                2,
+                0.8,
+                0.25,
+                0.6,
+                (),
+            ),
+        ),
+        wall_s=61.0,
+        reason="interrupted",
+        model="facebook/mms-lid-256",
+        device="cuda",
+        dtype="bfloat16",
+    )
+    history = [Notice("mic", 3.0, "warning", "audio dropped: 0.8 s")] * 2
+    console = Console(record=True, width=80, file=io.StringIO())
+    for renderable in summary_renderables(summary, history):
+        console.print(renderable)
+    text = console.export_text()
+    assert "streamlid · interrupted after 1:01" in text
+    assert re.search(r"mic\s+French\s+fra\s+30\.0 s\s+71%", text)
+    assert re.search(r"German\s+deu\s+10\.0 s\s+24%", text)
+    assert re.search(r"unknown\s+–\s+2\.0 s", text)
+    assert re.search(r"mic\s+1:00\s+3\s+40\s+250/600 ms\s+2\s+0\.8 s", text)
+    assert "warning: audio dropped: 0.8 s (×2)" in text
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
+# -- choosing the view ------------------------------------------------------------------------
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_make_view_picks_live_only_for_a_terminal(monkeypatch):
+    from streamlid.ui.live import LiveView
+
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    assert isinstance(make_view(Config(), stdout_taken=False), PlainPrinter)  # piped
+    assert make_view(Config(ui="none"), stdout_taken=False) is None
+    assert isinstance(make_view(Config(ui="rich"), stdout_taken=False), LiveView)
+    monkeypatch.setattr(sys, "stdout", _Tty())
+    assert isinstance(make_view(Config(), stdout_taken=False), LiveView)
+    assert isinstance(make_view(Config(ui="plain"), stdout_taken=False), PlainPrinter)
+    assert isinstance(make_view(Config(), stdout_taken=True), PlainPrinter)  # JSONL on stdout
+    monkeypatch.setenv("TERM", "dumb")
+    assert isinstance(make_view(Config(), stdout_taken=False), PlainPrinter)
+
+
+def test_importing_the_package_does_not_import_rich():
+    code = "import sys, streamlid, streamlid.ui; print('rich' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# -- the live sink: threads, pause, close -----------------------------------------------------
+
+
+def test_live_view_draws_on_its_own_thread_and_closes_with_the_summary(clock):
+    from streamlid.ui.live import LiveView
+
+    out = io.StringIO()
+    console = Console(file=out, width=80, height=24, force_terminal=True, color_system=None)
+    view = LiveView(ViewState(clock=clock), console, screen=False, redirect_stdout=False)
+    script = Script(view, clock)  # the view is a sink: same events, same calls
+    script.started()
+    script.speech(0.5, True)
+    script.talk(0.5, 4.0, "fra", FRENCH)
+    deadline = time.monotonic() + 5
+    while view.frames < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert view.frames >= 3
+    assert [t.name for t in threading.enumerate()].count("view") == 1
+
+    view.toggle_pause()
+    assert view.paused
+    frozen = view._renderable().snapshot
+    script.talk(4.5, 6.0, "deu", GERMAN)
+    assert view._renderable().snapshot is frozen  # the picture holds still...
+    assert view.state.snapshot().streams[0].language == "deu"  # ...the state does not
+    view.toggle_pause()
+
+    view.handle(Summary((), 6.0, "interrupted"))
+    view.close()
+    view.close()  # idempotent
+    assert "view" not in [t.name for t in threading.enumerate()]
+    assert view.render_error is None
+    assert "streamlid · interrupted after 6.0 s" in out.getvalue()
+    assert "French · fra · 82% confidence" in out.getvalue()
+
+
+def test_live_view_handle_does_not_wait_for_drawing(clock):
+    """A slow terminal must not slow the event thread: handle() takes microseconds."""
+    from streamlid.ui.live import LiveView
+
+    class SlowFile(io.StringIO):
+        def write(self, text: str) -> int:
+            time.sleep(0.05)
+            return super().write(text)
+
+    console = Console(file=SlowFile(), width=80, height=24, force_terminal=True)
+    view = LiveView(ViewState(clock=clock), console, screen=False, redirect_stdout=False)
+    script = Script(view, clock)
+    script.started()
+    time.sleep(0.2)
+    started = time.perf_counter()
+    for i in range(200):
+        view.handle(Level("mic", i * 0.1, -20.0, True))
+    per_event_s = (time.perf_counter() - started) / 200
+    view.close()
+    assert per_event_s < 0.005
+
+
+# -- keys ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_keys_are_read_in_cbreak_mode_and_the_terminal_is_restored():
+    import termios
+
+    from streamlid.ui.keys import KeyReader
+
+    master, slave = os.openpty()
+    try:
+        before = termios.tcgetattr(slave)
+        pressed: list[str] = []
+        got_r = threading.Event()
+        keys = KeyReader(
+            {
+                "q": lambda: pressed.append("q"),
+                "p": lambda: pressed.append("p"),
+                "r": lambda: (pressed.append("r"), got_r.set()),
+            },
+            stream=os.fdopen(slave, closefd=False),
+        )
+        assert keys.start()
+        during = termios.tcgetattr(slave)
+        assert not during[3] & termios.ICANON and not during[3] & termios.ECHO
+        os.write(master, b"\x1b[A")  # an arrow key is not a command
+        time.sleep(0.2)
+        os.write(master, b"pQx")
+        time.sleep(0.2)
+        os.write(master, b"r")
+        assert got_r.wait(2)
+        keys.stop()
+        keys.stop()
+        assert pressed == ["p", "q", "r"]
+        assert termios.tcgetattr(slave) == before
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_key_reader_refuses_what_is_not_a_terminal():
+    from streamlid.ui.keys import KeyReader
+
+    assert KeyReader({"q": lambda: None}, stream=io.StringIO()).start() is False
+
+
+# -- q is Ctrl-C, and r reaches the smoothing ---------------------------------------------------
+
+
+class _FakeEngine:
+    def __init__(self) -> None:
+        self.stopped: list[str] = []
+        self.started = False
+
+    def start(self) -> None:
+        self.started = True
+
+    def stop(self, reason: str = "interrupted") -> None:
+        self.stopped.append(reason)
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        if self.stopped:
+            return True
+        time.sleep(timeout_s or 0)
+        return False
+
+
+def test_q_takes_the_same_stop_path_as_ctrl_c():
+    from streamlid.cli import run_engine
+
+    quit_requested = threading.Event()
+    engine = _FakeEngine()
+    threading.Timer(0.3, quit_requested.set).start()
+    started = time.monotonic()
+    run_engine(engine, quit_requested=quit_requested)
+    assert engine.stopped == ["interrupted"]
+    assert time.monotonic() - started < 2
+
+    class InterruptingEngine(_FakeEngine):
+        def wait(self, timeout_s=None):
+            if not self.stopped:
+                raise KeyboardInterrupt
+            return True
+
+    engine = InterruptingEngine()
+    run_engine(engine)
+    assert engine.stopped == ["interrupted"]
+
+
+def _write_wav(path: Path, seconds: float) -> None:
+    rng = np.random.default_rng(0)
+    t = np.arange(int(16000 * seconds)) / 16000
+    # voiced-looking audio: a buzz with harmonics, loud enough for the speech gate
+    signal = sum(np.sin(2 * np.pi * f * t) / k for k, f in enumerate((150, 300, 450, 600), 1))
+    signal = 0.3 * signal / np.max(np.abs(signal)) + 0.01 * rng.standard_normal(len(t))
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((signal * 32767).astype("<i2").tobytes())
+
+
+def test_engine_reset_smoothing_resets_every_smoother_on_the_worker_thread(tmp_path):
+    from streamlid.audio.open import open_source
+    from streamlid.engine import Engine
+
+    class Model:
+        labels = ("eng", "fra")
+
+        def classify(self, windows):
+            return np.tile([0.2, 0.8], (len(windows), 1))
+
+    wav = tmp_path / "buzz.wav"
+    _write_wav(wav, 4.0)
+    engine = Engine(Config(), [open_source(str(wav), realtime=False)], Model(), [])
+    resets: list[str] = []
+    for state in engine.streams.values():
+        original = state.smoother.reset
+
+        def counting(original=original):
+            resets.append(threading.current_thread().name)
+            original()
+
+        state.smoother.reset = counting
+    engine.reset_smoothing()
+    engine.run()
+    assert resets == ["worker"]
+
+
+def test_a_full_timeline_scrolls_with_now_at_the_right_edge(state, clock):
+    script = Script(state, clock)
+    script.started()
+    script.speech(0.0, True)
+    script.predict(1.0, "fra", FRENCH)
+    script.change(1.0, 0.0, None, "fra", "French", 0.82)
+    script.talk(1.5, 69.0, "fra", FRENCH)
+    script.predict(70.0, "deu", GERMAN)
+    script.change(70.0, 69.5, "fra", "deu", "German", 0.77)
+    text = screen(state)
+    row = timeline_row(text)
+    assert len(row) == 76 and set(row) == {"█"}  # 60 s of speech fill the width
+    markers = next(r for r in panel_rows(text) if "▲" in r)
+    assert markers.rstrip().endswith("▲deu") and "▲fra" not in markers  # fra began >60 s ago
+    assert "last 60 s  █ French  █ German" in text
+
+
+def test_a_change_right_after_a_reset_is_marked_at_the_start(state, clock):
+    script = french_then_german(state, clock)
+    state.reset()
+    script.talk(18.5, 20.0, None, UNSURE)
+    script.predict(20.5, "deu", GERMAN)
+    script.change(20.5, 17.0, None, "deu", "German", 0.77)  # began before the reset
+    markers = next(r for r in panel_rows(screen(state)) if "▲" in r)
+    assert markers.startswith("▲deu")
+
+
+def test_a_broken_event_does_not_break_the_display_or_the_exit(clock):
+    from streamlid.ui.live import LiveView
+
+    out = io.StringIO()
+    console = Console(file=out, width=80, height=24, force_terminal=True, color_system=None)
+    view = LiveView(ViewState(clock=clock), console, screen=False, redirect_stdout=False)
+    Script(view, clock).started()
+    view.handle(Level("mic", "not a number", -20.0, True))  # type: ignore[arg-type]
+    Script(view, clock).level(1.0, -20.0, True)
+    view.close()
+    assert "view" not in [t.name for t in threading.enumerate()]
+    assert "The live view failed" in out.getvalue()

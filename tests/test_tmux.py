@@ -25,9 +25,10 @@ TINY_LID = REPO_ROOT / "tests" / "assets" / "tiny-lid"
 WIDTH, HEIGHT = 100, 30
 SCREEN_TIMEOUT_S = 45.0  # model load (several seconds on a busy CPU) plus the first answers
 EXIT_TIMEOUT_S = 20.0
-FRENCH_TEXT = (
+FRENCH_TEXT = (  # the suite's French sentence (tests/speech.py), at the same speed
     "Bonjour à tous, nous allons parler aujourd'hui de la ville, du marché et des enfants "
-    "qui jouent dans le jardin après l'école pendant que leurs parents travaillent encore. "
+    "qui jouent dans le jardin après l'école pendant que leurs parents travaillent encore au "
+    "bureau. "
 )
 CAPTION = re.compile(r"│ (\S[^·│]*?) · ([a-z]{3}) · (\d+)% confidence")
 BAR = re.compile(r"│ \S.*? [a-z]{3} █*[▏▎▍▌▋▊▉]?─*\s+\d+%\s+│")
@@ -65,7 +66,7 @@ def french_wav(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("speech") / "bonjour.wav"
     # about a minute: the run must still be going when the test presses q
     subprocess.run(
-        ["espeak-ng", "-v", "fr", "-s", "150", "-w", str(path), FRENCH_TEXT * 5],
+        ["espeak-ng", "-v", "fr", "-s", "160", "-w", str(path), FRENCH_TEXT * 5],
         check=True,
         capture_output=True,
         timeout=60,

@@ -110,8 +110,10 @@ class Smoother:
             if p >= s.min_confidence and margin >= s.min_margin:
                 change = Change(None, lead, since_s)
         elif top != self.current and confirmed and dwell_ok:
-            _, p, margin = _lead(evidence)
-            if p >= s.min_confidence and margin >= s.min_margin:
+            # The evidence (window and tail together) must itself lead with the newcomer: a
+            # tail that still hears the current language vetoes the switch.
+            lead, p, margin = _lead(evidence)
+            if lead == top and p >= s.min_confidence and margin >= s.min_margin:
                 change = Change(self.current, top, since_s)
                 self._smoothed = evidence.copy()  # start the new language from fresh evidence
         # Unknown only when nothing else is clearly heard either: a strong challenger that is

@@ -195,6 +195,19 @@ def test_two_agreeing_windows_do_switch():
     assert changes(run)[1] == (windows[9].t_end_s, 0, 3)
 
 
+def test_a_tail_that_still_hears_the_current_language_vetoes_the_switch():
+    """Two windows in a row lean to another language, but the second one's last 1.5 s is
+    clearly still the current language: that is a wobble, not a switch."""
+    windows = speech_windows([(0.0, 15.0)])
+    odd = {windows[8].t_end_s, windows[9].t_end_s}
+    run = run_smoother(
+        windows,
+        lambda t0, t1: pure(3, 0.45) if t1 in odd else pure(0),
+        tail=lambda t0, t1: pure(0, 0.95),
+    )
+    assert [(p, c) for _, p, c in changes(run)] == [(None, 0)]
+
+
 @pytest.mark.parametrize(
     "probs",
     [

@@ -328,15 +328,23 @@ def _start_keys(view, engine, quit_requested: threading.Event):
 
 
 def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
+    """One language per file: the mean of its windows' probabilities, over all its speech.
+
+    `confident` is false when that mean is below --min-confidence: the file's best guess is
+    then shown as uncertain rather than as an answer."""
+    from rich.markup import escape
+
     from .engine import Engine
 
     opened = _open_sources(files, realtime=False)
     classifier = load_classifier(config)
     info = classifier.info
+    console = _err_console()
     results = []
-    for spec, source in zip(files, opened, strict=True):
+    for number, (spec, source) in enumerate(zip(files, opened, strict=True), start=1):
         engine = Engine(config, [source], classifier, [], (info.model, info.device, info.dtype))
-        run_engine(engine)
+        with console.status(f"[{number}/{len(files)}] {escape(spec)}…"):
+            run_engine(engine)
         assert engine.summary is not None
         stream = engine.summary.streams[0] if engine.summary.streams else None
         best = stream.mean_probabilities[0] if stream and stream.mean_probabilities else None
@@ -346,6 +354,7 @@ def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
                 "language": best.code if best else None,
                 "name": best.name if best else "no speech found",
                 "probability": best.probability if best else 0.0,
+                "confident": bool(best and best.probability >= config.min_confidence),
                 "speech_s": stream.speech_s if stream else 0.0,
                 "windows": stream.windows if stream else 0,
                 "top": [
@@ -361,13 +370,19 @@ def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(title=f"Languages ({info.model})")
+        table = Table(title=f"Languages ({escape(info.model)})")
         for column in ("file", "language", "code", "probability", "speech"):
             table.add_column(column)
         for r in results:
+            if r["error"]:
+                name = f"[red]{escape(r['error'])}[/]"
+            elif r["language"] and not r["confident"]:
+                name = f"[yellow]{escape(r['name'])} (uncertain)[/]"
+            else:
+                name = escape(r["name"])
             table.add_row(
-                r["file"],
-                r["name"] if not r["error"] else f"[red]{r['error']}[/]",
+                escape(r["file"]),
+                name,
                 r["language"] or "-",
                 f"{100 * r['probability']:.0f}%",
                 f"{r['speech_s']:.1f} s",

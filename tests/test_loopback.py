@@ -147,3 +147,52 @@ def _wav(folder):
     path = folder / "fra.wav"
     soundfile.write(str(path), speech("fra", folder, seconds=3.0), RATE_HZ, subtype="PCM_16")
     return path
+
+
+def test_pipeline_through_the_microphone_hears_the_language(virtual_mic, tmp_path, classifier):
+    """The whole live path: PortAudio capture -> ring -> gate -> windows -> model -> events.
+
+    With the trained test model (tests/assets/tiny-lid) the language must be right; with only
+    the random one, the timing of speech and answers is still checked."""
+    from pathlib import Path
+
+    import soundfile
+    from conftest import ListSink, make_config
+
+    from streamlid.audio.mic import MicrophoneSource
+    from streamlid.classifier import Classifier
+    from streamlid.engine import Engine
+    from streamlid.events import LanguageChange, SpeechChange
+
+    tiny_lid = Path(__file__).parent / "assets" / "tiny-lid"
+    trained = (tiny_lid / "model.safetensors").exists()
+    model = (
+        Classifier(str(tiny_lid), device="cpu", dtype="float32", announce=lambda m: None)
+        if trained
+        else classifier
+    )
+    played = speech("deu", tmp_path, seconds=6.0)
+    wav = tmp_path / "deu.wav"
+    soundfile.write(str(wav), played, RATE_HZ, subtype="PCM_16")
+
+    sink = ListSink()
+    engine = Engine(make_config(), [MicrophoneSource(None)], model, [sink])
+    engine.start()
+    try:
+        time.sleep(0.5)
+        virtual_mic.play(wav)
+        time.sleep(1.0)
+    finally:
+        engine.stop()
+        assert engine.wait(5.0)
+
+    opened = [e for e in sink.of_type(SpeechChange) if e.speech]
+    assert opened, "the speech gate never opened"
+    predictions = sink.predictions
+    assert len(predictions) >= 4  # 6 s of speech: early answers, then one a second
+    assert all(p.lag_s is not None and p.lag_s < 2.0 for p in predictions)  # live, keeping up
+    assert predictions[0].t_end_s - opened[0].t_s <= 1.5  # first answer soon after onset
+    if trained:
+        named = [c.language for c in sink.of_type(LanguageChange) if c.language]
+        assert named and named[0] == "deu", named
+        assert sink.summary.streams[0].speech_s_by_language.get("deu", 0) > 4.0

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from .audio import SAMPLE_RATE_HZ
 from .errors import ConfigError, ModelLoadError
 from .languages import match_languages
 
-SAMPLE_RATE_HZ = 16000
 WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.txt"]  # configs, weights, vocab; no pickles
 
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SAMPLE_RATE_HZ = 16000
+from .audio import SAMPLE_RATE_HZ
+
 SILENCE_DBFS = -120.0  # level reported for digital silence (log of zero)
 
 

@@ -14,10 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AudioSourceError
+from . import SAMPLE_RATE_HZ
 from .ring import RingBuffer
 from .source import BLOCK_S, Pacer, Source
 
-FFMPEG_RATE_HZ = 16000  # ask ffmpeg for exactly what the model wants: one resampling, done by it
+# Ask ffmpeg for exactly what the model wants: one resampling, done by it.
+FFMPEG_RATE_HZ = SAMPLE_RATE_HZ
 URL_PREFIXES = ("http://", "https://", "rtmp://", "rtsp://", "srt://", "udp://", "tcp://")
 
 

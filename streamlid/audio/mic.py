@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import AudioSourceError
+from . import SAMPLE_RATE_HZ
 from .ring import RingBuffer
 from .source import Source
 
-TARGET_RATE_HZ = 16000
+TARGET_RATE_HZ = SAMPLE_RATE_HZ  # opening at the model rate spares a resampling
 CALLBACK_BLOCK_S = 0.02  # PortAudio block: 20 ms keeps latency low and callbacks cheap
 # No callback for this long: the device may be wedged (PortAudio's ALSA host API can spin
 # with the stream still "active" after its device vanished) or merely idle (a PulseAudio

@@ -11,10 +11,11 @@ import sys
 
 import numpy as np
 
+from . import SAMPLE_RATE_HZ
 from .ring import RingBuffer
 from .source import BLOCK_S, Pacer, Source
 
-STDIN_RATE_HZ = 16000
+STDIN_RATE_HZ = SAMPLE_RATE_HZ  # the format is fixed: 16 kHz mono s16le
 
 
 class StdinSource(Source):

@@ -11,8 +11,8 @@ Two jobs, kept apart:
   in which the new language dominates: with 3 s windows and a 1 s hop, that is 1.5-2.5 s after
   the switch, where per-window argmax needs 2-3.5 s. After a switch, `min_dwell_s` must pass
   before the next. When the evidence for the current language fades below half of
-  `min_confidence` and no other language is clearly heard, the answer becomes unknown (None)
-rather than a guess.
+  `min_confidence` and no other language is clearly heard, twice in a row, the answer
+  becomes unknown (None) rather than a guess.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ class Smoother:
         self._smoothed = np.full(self.n_labels, 1.0 / self.n_labels)
         self._t_last_s: float | None = None
         self._previous_top: int | None = None
+        self._weak_updates = 0  # consecutive updates in which the current language was weak
         self.current: int | None = None
         self._changed_at_s = -math.inf
 
@@ -116,15 +117,21 @@ class Smoother:
             if lead == top and p >= s.min_confidence and margin >= s.min_margin:
                 change = Change(self.current, top, since_s)
                 self._smoothed = evidence.copy()  # start the new language from fresh evidence
-        # Unknown only when nothing else is clearly heard either: a strong challenger that is
-        # not yet confirmed keeps the current language until it is (A, pause, B goes straight
-        # from A to B half a hop later, never through unknown).
+        # Unknown only when nothing else is clearly heard either (a strong challenger that is
+        # not yet confirmed keeps the current language until it is), and, like a switch, only
+        # on a second look: one murky window (the first second after a pause, a cough) does
+        # not erase the answer.
         elif (
             self._smoothed[self.current] < s.min_confidence / 2
-            and dwell_ok
             and _lead(self._smoothed)[1] < s.min_confidence
         ):
-            change = Change(self.current, None, t_end_s)
+            self._weak_updates += 1
+            if self._weak_updates >= 2 and dwell_ok:
+                change = Change(self.current, None, t_end_s)
+        if change is not None or (
+            self.current is not None and self._smoothed[self.current] >= s.min_confidence / 2
+        ):
+            self._weak_updates = 0
 
         if change is not None:
             self.current = change.current

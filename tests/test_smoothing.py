@@ -195,6 +195,26 @@ def test_two_agreeing_windows_do_switch():
     assert changes(run)[1] == (windows[9].t_end_s, 0, 3)
 
 
+def test_one_murky_window_does_not_erase_the_answer_but_two_do():
+    """Dropping to unknown takes a second look too: a single window where no language stands
+    out keeps the current one; murk that lasts makes the answer unknown."""
+    windows = speech_windows([(0.0, 20.0)])
+    murky = np.full(N_LABELS, 1.0 / N_LABELS)
+    once = {windows[8].t_end_s}
+    run = run_smoother(
+        windows, lambda t0, t1: murky if t1 in once else pure(0), time_constant_s=0.3
+    )
+    assert [(p, c) for _, p, c in changes(run)] == [(None, 0)]
+
+    lasting = {w.t_end_s for w in windows[8:12]}
+    run = run_smoother(
+        windows, lambda t0, t1: murky if t1 in lasting else pure(0), time_constant_s=0.3
+    )
+    found = changes(run)
+    assert [(p, c) for _, p, c in found][:2] == [(None, 0), (0, None)]
+    assert found[1][0] == windows[9].t_end_s  # on the second murky window, not the first
+
+
 def test_a_tail_that_still_hears_the_current_language_vetoes_the_switch():
     """Two windows in a row lean to another language, but the second one's last 1.5 s is
     clearly still the current language: that is a wobble, not a switch."""

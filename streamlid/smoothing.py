@@ -66,6 +66,7 @@ class Smoother:
     def reset(self) -> None:
         self._smoothed = np.full(self.n_labels, 1.0 / self.n_labels)
         self._t_last_s: float | None = None
+        self._t_start_last_s: float | None = None
         self._previous_top: int | None = None
         self._weak_updates = 0  # consecutive updates in which the current language was weak
         self.current: int | None = None
@@ -84,12 +85,24 @@ class Smoother:
         window_s: float,
         segment_start_s: float,
         confirm: np.ndarray | None = None,
+        t_start_s: float | None = None,
     ) -> Decision:
-        """Takes one window's probabilities (and, if the worker ran it, its tail's)."""
+        """Takes one window's probabilities (and, if the worker ran it, its tail's).
+
+        `t_start_s` lets early windows supersede each other: a window that starts where the
+        previous one started holds all of its audio and more, so it replaces that evidence
+        instead of being averaged with it (a murky first second no longer delays the first
+        answer)."""
         s = self.settings
         probs = np.asarray(probs, dtype=np.float64)
         evidence = probs if confirm is None else 0.5 * (probs + np.asarray(confirm, np.float64))
-        if self._t_last_s is None:
+        nested = (
+            t_start_s is not None
+            and self._t_start_last_s is not None
+            and abs(t_start_s - self._t_start_last_s) < 1e-3
+        )
+        self._t_start_last_s = t_start_s
+        if self._t_last_s is None or nested:
             weight = 1.0
         else:
             dt = max(0.0, t_end_s - self._t_last_s)
@@ -98,8 +111,12 @@ class Smoother:
         self._t_last_s = t_end_s
 
         top = int(np.argmax(probs))
-        confirmed = top == self._previous_top or (
-            confirm is not None and int(np.argmax(confirm)) == top
+        # The newcomer is whom the evidence favours: usually the window's own top; when the
+        # window (part old, part new speech) leans to a neighbour of the new language, say
+        # Portuguese for Spanish, its tail, all new speech, settles which one it is.
+        candidate = int(np.argmax(evidence))
+        confirmed = candidate == self._previous_top or (
+            confirm is not None and int(np.argmax(confirm)) == candidate
         )
         self._previous_top = top
         since_s = max(segment_start_s, t_end_s - window_s / 2 - s.hop_s / 2)
@@ -109,13 +126,15 @@ class Smoother:
         if self.current is None:
             lead, p, margin = _lead(self._smoothed)
             if p >= s.min_confidence and margin >= s.min_margin:
-                change = Change(None, lead, since_s)
-        elif top != self.current and confirmed and dwell_ok:
-            # The evidence (window and tail together) must itself lead with the newcomer: a
-            # tail that still hears the current language vetoes the switch.
-            lead, p, margin = _lead(evidence)
-            if lead == top and p >= s.min_confidence and margin >= s.min_margin:
-                change = Change(self.current, top, since_s)
+                # A first answer covers the whole window (from the segment's start, early on).
+                change = Change(None, lead, max(segment_start_s, t_end_s - window_s))
+        elif top != self.current and candidate != self.current and confirmed and dwell_ok:
+            # The window challenges the current language and the evidence (window and tail
+            # together) leads clearly with the newcomer; a tail that still hears the current
+            # language makes the current one the evidence's lead, which vetoes the switch.
+            _, p, margin = _lead(evidence)
+            if p >= s.min_confidence and margin >= s.min_margin:
+                change = Change(self.current, candidate, since_s)
                 self._smoothed = evidence.copy()  # start the new language from fresh evidence
         # Unknown only when nothing else is clearly heard either (a strong challenger that is
         # not yet confirmed keeps the current language until it is), and, like a switch, only

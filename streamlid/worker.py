@@ -146,6 +146,7 @@ class Worker:
             window_s=window.duration_s,
             segment_start_s=window.segment_start_s,
             confirm=confirm,
+            t_start_s=window.t_start_s,
         )
         state.windows += 1
         labels, k = self._labels, self._cfg.top

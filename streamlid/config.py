@@ -247,7 +247,12 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
     """Defaults, then the TOML file at `path`, then `overrides` (the command line)."""
     cfg = Config()
     if path is not None:
-        cfg = apply(cfg, load_toml(path))
+        try:
+            cfg = apply(cfg, load_toml(path))
+        except ConfigError as exc:
+            if str(path) in str(exc):
+                raise
+            raise ConfigError(f"Config file {str(path)!r}: {exc}") from None
     if overrides:
         cfg = apply(cfg, overrides)
     _check_range(cfg)

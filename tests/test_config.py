@@ -169,8 +169,10 @@ def test_bad_values_are_refused_with_a_clear_message(values, names):
 
 
 def test_unknown_key_suggests_the_near_miss(tmp_path):
-    with pytest.raises(ConfigError, match="Did you mean min-speech"):
-        load_config(write(tmp_path, "min_speach = 1.0\n"))
+    path = write(tmp_path, "min_speach = 1.0\n")
+    with pytest.raises(ConfigError, match="Did you mean min-speech") as caught:
+        load_config(path)
+    assert str(path) in str(caught.value)  # which file, when several configs are in play
 
 
 def test_wrong_type_in_the_file_names_the_key(tmp_path):

@@ -21,14 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from audio_helpers import SENTENCES, espeak_available, silence, synthesize, write_wav
-from harness import ListSink, make_config, make_engine, non_daemon_threads
+from harness import REPO_ROOT, ListSink, make_engine
 from modelfactory import build_checkpoint
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-# ListSink, make_config and friends live in harness.py; re-exported for tests that import them
-# from here.
-__all__ = ["REPO_ROOT", "ListSink", "make_config", "make_engine", "non_daemon_threads"]
-
 
 # -- --runslow ------------------------------------------------------------------------------
 

@@ -11,6 +11,8 @@ from streamlid.config import Config, load_config
 from streamlid.engine import Engine
 from streamlid.events import Event, Prediction, Summary
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
 
 class ListSink:
     """Collects events in order; records that it was closed."""

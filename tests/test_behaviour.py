@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ListSink, make_config
+from harness import ListSink, make_config
 from speech import Segment, espeak_missing, script
 
 from streamlid.events import LanguageChange, Prediction

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import soundfile
 from audio_helpers import write_wav
-from conftest import REPO_ROOT, ListSink, make_config
+from harness import REPO_ROOT, ListSink, make_config
 
 from streamlid.audio.ring import RingBuffer
 from streamlid.audio.source import Source

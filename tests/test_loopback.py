@@ -157,7 +157,7 @@ def test_pipeline_through_the_microphone_hears_the_language(virtual_mic, tmp_pat
     from pathlib import Path
 
     import soundfile
-    from conftest import ListSink, make_config
+    from harness import ListSink, make_config
 
     from streamlid.audio.mic import MicrophoneSource
     from streamlid.classifier import Classifier

@@ -62,17 +62,35 @@ def resolve_model_folder(model: str, announce: Callable[[str], None] = _say) -> 
         "3.6 GB for mms-lid-256). To prepare offline use run `streamlid download "
         f"{model}` beforehand, or point --model at a folder."
     )
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
+
     try:
         return Path(snapshot_download(model, allow_patterns=WEIGHT_PATTERNS))
-    except Exception as exc:
-        name = type(exc).__name__
-        if "NotFound" in name or "Unauthorized" in name or "404" in str(exc):
-            raise ModelLoadError(
-                f"Model {model!r} was not found on the Hugging Face Hub; check the id "
-                "(e.g. facebook/mms-lid-256) or pass a local folder."
-            ) from None
+    except LocalEntryNotFoundError:  # raised when the Hub cannot be reached at all
         raise ModelLoadError(
-            f"Model {model!r} could not be downloaded ({name}: {str(exc).splitlines()[0]}); "
+            f"Model {model!r} is not in the local cache and the Hugging Face Hub cannot be "
+            f"reached; connect to the network, run `streamlid download {model}` on a machine "
+            "that can, or pass --model FOLDER."
+        ) from None
+    except GatedRepoError:
+        raise ModelLoadError(
+            f"Model {model!r} is gated on the Hugging Face Hub; accept its terms there and log "
+            "in with `hf auth login`, or pass --model FOLDER."
+        ) from None
+    except (RepositoryNotFoundError, HFValidationError):
+        raise ModelLoadError(
+            f"Model {model!r} was not found on the Hugging Face Hub; check the id "
+            "(e.g. facebook/mms-lid-256) or pass a local folder."
+        ) from None
+    except Exception as exc:
+        first_line = (str(exc).splitlines() or [""])[0]
+        raise ModelLoadError(
+            f"Model {model!r} could not be downloaded ({type(exc).__name__}: {first_line}); "
             "check the network, or download it elsewhere and pass --model FOLDER."
         ) from None
 

@@ -234,3 +234,35 @@ def test_full_size_model_with_random_weights_classifies_a_window_on_cpu(tmp_path
     assert probs.shape == (1, 256)
     assert np.isfinite(probs).all()
     assert probs.sum() == pytest.approx(1.0, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("error", "says"),
+    [
+        ("offline", "cannot be reached"),
+        ("missing", "was not found on the Hugging Face Hub"),
+        ("other", "could not be downloaded"),
+    ],
+)
+def test_download_failures_say_what_went_wrong(monkeypatch, error, says):
+    """No network is used: the Hub client is replaced by one that fails as it would."""
+    import huggingface_hub
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    from streamlid.classifier import resolve_model_folder
+    from streamlid.errors import ModelLoadError
+
+    def fail(repo_id, **kwargs):
+        if kwargs.get("local_files_only") or error == "offline":
+            raise LocalEntryNotFoundError("no cache, no connection")
+        if error == "missing":
+            raise HFValidationError("Repo id must use alphanumeric chars")
+        raise RuntimeError("disk full\nmore detail")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fail)
+    announced = []
+    with pytest.raises(ModelLoadError, match=says) as caught:
+        resolve_model_folder("someone/some-lid", announce=announced.append)
+    assert "\n" not in str(caught.value)
+    assert announced and "Downloading someone/some-lid" in announced[0]  # said before trying

@@ -237,9 +237,9 @@ def run_engine(
     stop path. `before_forced_exit` gives the terminal back if the model will not let go."""
     previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     try:
-        engine.start()
         interrupted = False
         try:
+            engine.start()  # inside: a Ctrl-C while threads start still takes the stop path
             while not engine.wait(0.2):
                 if quit_requested is not None and quit_requested.is_set():
                     interrupted = True

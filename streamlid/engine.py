@@ -118,6 +118,7 @@ class Engine:
                     dtype,
                 )
             )
+        # The worker before the threads it finishes: once it runs, any stop ends cleanly.
         self._worker.start()
         for frontend in self._frontends:
             frontend.start()

@@ -78,6 +78,8 @@ class StreamFrontend:
         self._thread.start()
 
     def join(self, timeout_s: float) -> bool:
+        if self._thread.ident is None:  # never started: a stop during start-up
+            return True
         self._thread.join(timeout_s)
         return not self._thread.is_alive()
 

@@ -49,6 +49,8 @@ import wordfreq
 from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
 
 SAMPLE_RATE = 16_000
+# The real model's shape (a copy of shared/mms/), which the tests' models are built from too.
+MMS_SHAPE = Path(__file__).resolve().parents[1] / "tests" / "assets" / "mms-lid-256-shape"
 
 # espeak-ng voice -> ISO 639-3 label. The real checkpoint's id2label uses ISO 639-3 codes, so
 # the stand-in does too: code that maps labels to names/flags is exercised the same way.
@@ -175,24 +177,14 @@ def synthesize_split(
 # --------------------------------------------------------------------------------------------
 
 
-def tiny_config(langs: list[str], mms_config: dict | None) -> Wav2Vec2Config:
+def tiny_config(langs: list[str], mms_config: dict) -> Wav2Vec2Config:
     """The mms-lid-256 architecture, shrunk.
 
     Everything that shapes the *interface* is kept from the real config: the conv strides and
     kernels (320 samples per frame, 50 frames/s, same receptive field), layer-normed conv
     front end, stable layer norm, gelu, mean pooling. Only widths and depth shrink.
     """
-    base = mms_config or {
-        "feat_extract_norm": "layer",
-        "feat_extract_activation": "gelu",
-        "conv_stride": [5, 2, 2, 2, 2, 2, 2],
-        "conv_kernel": [10, 3, 3, 3, 3, 2, 2],
-        "conv_bias": True,
-        "do_stable_layer_norm": True,
-        "hidden_act": "gelu",
-        "layer_norm_eps": 1e-5,
-        "use_weighted_layer_sum": False,
-    }
+    base = mms_config
     labels = [LANGUAGES[lang] for lang in langs]
     return Wav2Vec2Config(
         architectures=["Wav2Vec2ForSequenceClassification"],
@@ -495,8 +487,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--mms-config",
         type=Path,
-        default=Path("/work/shared/mms/config.json"),
-        help="real mms-lid-256 config.json to copy the architecture from (built-in if absent)",
+        default=MMS_SHAPE / "config.json",
+        help="real mms-lid-256 config.json (preprocessor_config.json beside it) to copy from",
     )
     p.add_argument(
         "--cache",
@@ -532,14 +524,10 @@ def main(argv: list[str] | None = None) -> int:
     minutes = sum(len(u) for us in train_data.values() for u in us) / SAMPLE_RATE / 60
     print(f"  {minutes:.0f} min of training speech ({time.monotonic() - t_start:.0f}s)")
 
-    mms = json.loads(args.mms_config.read_text()) if args.mms_config.exists() else None
+    mms = json.loads(args.mms_config.read_text())
     # Preprocessing exactly as the real checkpoint's preprocessor_config.json.
     fe = Wav2Vec2FeatureExtractor(
-        feature_size=1,
-        sampling_rate=SAMPLE_RATE,
-        padding_value=0.0,
-        do_normalize=True,
-        return_attention_mask=True,
+        **json.loads((args.mms_config.parent / "preprocessor_config.json").read_text())
     )
     model = Wav2Vec2ForSequenceClassification(tiny_config(langs, mms))
     n_params = sum(p.numel() for p in model.parameters())

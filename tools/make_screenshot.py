@@ -22,7 +22,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,31 +32,16 @@ TINY_LID = REPO_ROOT / "tests" / "assets" / "tiny-lid"
 RATE_HZ = 16000
 PAUSE_S = 2.0
 MOMENT = 0.55  # the picture is taken this far into the German speech (--at)
-TEXTS = {  # the test suite's sentences (tests/speech.py)
-    "fr": "Bonjour à tous, nous allons parler aujourd'hui de la ville, du marché et des enfants "
-    "qui jouent dans le jardin après l'école pendant que leurs parents travaillent encore au "
-    "bureau.",
-    "de": "Guten Morgen, heute sprechen wir über die Stadt, den Markt und die Kinder, die nach "
-    "der Schule im Garten spielen, während ihre Eltern noch im Büro arbeiten.",
-}
-SPEED_WPM = 160
 
 sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "tests"))  # the test suite's speech helpers
 
 
-def speak(voice: str, folder: Path):
-    import numpy as np
-    import soundfile
-    import soxr
+def speak(language: str, folder: Path):
+    """The test suite's sentence in `language`, spoken by espeak-ng, as 16 kHz float32."""
+    from speech import speech
 
-    raw = folder / f"{voice}.wav"
-    subprocess.run(
-        ["espeak-ng", "-v", voice, "-s", str(SPEED_WPM), "-w", str(raw), TEXTS[voice]],
-        check=True,
-        capture_output=True,
-    )
-    audio, rate = soundfile.read(str(raw), dtype="float32")
-    return np.asarray(soxr.resample(audio, rate, RATE_HZ), dtype=np.float32)
+    return speech(language, folder)
 
 
 def event_time(event) -> float | None:
@@ -123,7 +107,7 @@ def main() -> int:
         labels = json.loads((Path(resolve_model_folder(model)) / "config.json").read_text())
         print(f"model {model} ({len(labels.get('id2label', {}))} languages)")
 
-        french, german = speak("fr", folder), speak("de", folder)
+        french, german = speak("fra", folder), speak("deu", folder)
         pause = np.zeros(int(PAUSE_S * RATE_HZ), np.float32)
         lead = np.zeros(int(0.5 * RATE_HZ), np.float32)
         wav = folder / "bonjour-guten-tag.wav"

@@ -3,20 +3,29 @@
 Producers (front ends, worker, engine) never call a sink directly, so a slow terminal or disk
 cannot stall the audio path for long: the queue absorbs bursts, and only meter readings (Level)
 may be dropped when it is full; every other event waits for room and is delivered.
+
+A sink that fails is dropped and the others go on: they get a Notice, and `on_failure` hears of
+it at once (with `reader_left` when the output was a pipe whose reader has gone, e.g. `| head`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from typing import Protocol
 
+from .errors import OutputError
 from .events import Event, Level, Notice
 
 log = logging.getLogger(__name__)
 QUEUE_EVENTS = 1024
+READER_LEFT = "standard output was closed by its reader; stopping"
+
+FailureFn = Callable[[str, bool], None]  # (one-sentence message, reader_left)
 
 
 class Sink(Protocol):
@@ -25,17 +34,54 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+class _Flush:
+    """A marker: set once every event queued before it has reached every sink."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+_END = object()  # the last item: close the sinks and end the thread
+
+
 class EventBus:
-    def __init__(self, sinks: list[Sink], capacity: int = QUEUE_EVENTS) -> None:
+    def __init__(
+        self,
+        sinks: list[Sink],
+        capacity: int = QUEUE_EVENTS,
+        on_failure: FailureFn | None = None,
+    ) -> None:
         self._sinks = list(sinks)
-        self._queue: queue.Queue[Event | None] = queue.Queue(maxsize=capacity)
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=capacity)
         self._thread = threading.Thread(target=self._dispatch, name="events")
+        self._on_failure = on_failure
         self._closed = False
+        self._lock = threading.Lock()
         self.dropped_levels = 0
-        self.sink_errors: list[str] = []
+
+    # -- ThreadOwner ----------------------------------------------------------------------------
 
     def start(self) -> None:
         self._thread.start()
+
+    def stop(self) -> None:
+        """Delivers what is queued, then closes the sinks (flushing files) and ends the thread.
+        Idempotent; events published later are dropped, so publish the summary first."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        # Never blocks: with a full queue the thread is busy, and ends once it has drained it.
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(_END)
+
+    def join(self, timeout_s: float) -> bool:
+        if self._thread.ident is None:
+            return True
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    # -- producers ------------------------------------------------------------------------------
 
     def publish(self, event: Event) -> None:
         if self._closed:
@@ -48,40 +94,70 @@ class EventBus:
             return
         self._queue.put(event)
 
-    def flush(self) -> None:
-        """Returns once every event published so far has reached every sink."""
-        self._queue.join()
+    def flush(self, timeout_s: float) -> bool:
+        """True once every event published so far has reached every sink (within timeout_s)."""
+        if self._closed or not self._thread.is_alive():
+            return False
+        marker = _Flush()
+        try:
+            self._queue.put(marker, timeout=timeout_s)
+        except queue.Full:
+            return False
+        return marker.done.wait(timeout_s)
 
-    def close(self, timeout_s: float = 5.0) -> None:
-        """Delivers what is queued, closes the sinks (flushing files) and ends the thread."""
-        if self._closed:
-            return
-        self._closed = True
-        self._queue.put(None)
-        self._thread.join(timeout_s)
-        if self._thread.is_alive():
-            log.warning("event thread did not finish within %.1f s", timeout_s)
+    # -- the event thread -----------------------------------------------------------------------
 
     def _dispatch(self) -> None:
         while True:
-            event = self._queue.get()
-            try:
-                if event is None:
-                    break
-                for sink in list(self._sinks):
-                    try:
-                        sink.handle(event)
-                    except Exception as exc:  # one broken sink must not silence the others
-                        self._sinks.remove(sink)
-                        message = f"{type(sink).__name__} failed and was stopped: {exc}"
-                        self.sink_errors.append(message)
-                        for other in self._sinks:
-                            with contextlib.suppress(Exception):
-                                other.handle(Notice("", 0.0, "error", message))
-            finally:
-                self._queue.task_done()
+            item = self._queue.get()
+            if item is _END:
+                break
+            if isinstance(item, _Flush):
+                item.done.set()
+                continue
+            for sink in list(self._sinks):
+                try:
+                    sink.handle(item)  # type: ignore[arg-type]
+                except Exception as exc:  # one broken sink must not silence the others
+                    self._drop(sink, exc)
+            if self._closed and self._queue.empty():
+                break
         for sink in self._sinks:
             try:
                 sink.close()
             except Exception as exc:
-                self.sink_errors.append(f"{type(sink).__name__} failed to close: {exc}")
+                self._report(_describe(sink, exc, "failed to close"), _reader_left(exc))
+
+    def _drop(self, sink: Sink, exc: Exception) -> None:
+        self._sinks.remove(sink)
+        with contextlib.suppress(Exception):  # release its file; it has failed already
+            sink.close()
+        reader_left = _reader_left(exc)
+        message = READER_LEFT if reader_left else _describe(sink, exc, "failed and was stopped")
+        for other in self._sinks:
+            with contextlib.suppress(Exception):
+                other.handle(Notice("", 0.0, "info" if reader_left else "error", message))
+        self._report(message, reader_left)
+
+    def _report(self, message: str, reader_left: bool) -> None:
+        if self._on_failure is None:
+            log.error("%s", message)
+            return
+        try:
+            self._on_failure(message, reader_left)
+        except Exception:
+            log.exception("reporting a failed sink failed")
+
+
+def _reader_left(exc: BaseException) -> bool:
+    if isinstance(exc, OutputError):
+        return exc.reader_left
+    return isinstance(exc, BrokenPipeError) or (
+        isinstance(exc, OSError) and exc.errno == errno.EPIPE
+    )
+
+
+def _describe(sink: Sink, exc: Exception, what: str) -> str:
+    if isinstance(exc, OutputError):
+        return str(exc)  # already one sentence for the user
+    return f"{type(sink).__name__} {what}: {exc}"

@@ -1,4 +1,4 @@
-"""Command line: parse options into a Config, open sources, load the model, run the Engine.
+"""Command line: parse options into a Config and hand it to the run (run.py); the exit code.
 
 User errors (StreamlidError) are caught here, once, and printed as one red line; anything else
 is a bug and keeps its traceback.
@@ -12,18 +12,18 @@ import json
 import os
 import signal
 import sys
-import threading
-import time
-from collections.abc import Callable, Sequence
+import traceback
+from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
 from . import __version__
 from .config import DEFAULT_MODEL, HELP, Config, load_config, option_name
 from .errors import StreamlidError
+from .run import EXIT_FAILED, EXIT_SIGNAL_BASE, SignalWatch, load_classifier, print_error
+from .run import err_console as _err_console
 
 COMMANDS = ("listen", "identify", "devices", "download")
-FORCED_EXIT_AFTER_S = 3.0  # after Ctrl-C, a model mid-forward gets this long to finish
 
 
 def _add_config_options(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     identify.add_argument("files", nargs="+", metavar="FILE")
     identify.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    _add_config_options(identify, skip=("realtime", "ui", "timeline", "jsonl"))
+    _add_config_options(identify, skip=("realtime", "ui", "timeline", "jsonl", "overwrite"))
 
     devices = sub.add_parser("devices", help="list audio input devices")
     devices.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -107,19 +107,20 @@ def _config_from(args: argparse.Namespace) -> Config:
     return load_config(args.config, overrides)
 
 
-def _err_console():
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = _normalise_argv(list(sys.argv[1:] if argv is None else argv))
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    # SIGTERM takes the Ctrl-C path from the start, so an interrupted start-up or model load
-    # ends as quietly as an interrupted session.
-    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    # From the first moment: SIGINT, SIGTERM and SIGHUP stop start-up or a model load as Ctrl-C
+    # does, and a running engine through its stop path (run.py).
+    with SignalWatch() as watch:
+        try:
+            return _run_command(list(sys.argv[1:] if argv is None else argv), watch)
+        except KeyboardInterrupt as exc:  # before the engine ran (it takes signals itself)
+            with contextlib.suppress(OSError):
+                _err_console().print("Interrupted.")
+            return EXIT_SIGNAL_BASE + getattr(exc, "signum", signal.SIGINT)
+
+
+def _run_command(argv: list[str], watch: SignalWatch) -> int:
+    args = build_parser().parse_args(_normalise_argv(argv))
     try:
         if args.command == "devices":
             return cmd_devices()
@@ -128,29 +129,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = _config_from(args)
         if args.command == "identify":
             return cmd_identify(config, args.files, as_json=args.json)
-        return cmd_listen(config, args.sources)
+        from .run import listen
+
+        return listen(config, args.sources, watch)
     except StreamlidError as exc:
         if getattr(args, "debug", False):
             raise
-        from rich.markup import escape
-
-        # Escaped: paths and model names may hold [brackets]. One line, never wrapped, so
-        # logs and scripts see the whole sentence after "error:".
-        _err_console().print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        print_error(str(exc))
         return exc.exit_code
-    except KeyboardInterrupt:  # before the engine ran (it handles its own interrupts)
-        _err_console().print("Interrupted.")
-        return 130
 
 
 def entry() -> None:
     """Console-script entry: `main`, then a prompt exit.
 
     By the time `main` returns, every thread of ours is joined and every output file flushed
-    and closed. What is left is the interpreter tearing down torch, which takes seconds on a
-    busy machine and can abort in its C++ destructors ("terminate called without an active
-    exception"), turning a clean Ctrl-C into a crash. So flush the standard streams and leave."""
-    code = main()
+    and closed (unless it returned from a forced exit, when leaving now is the point). What is
+    left is the interpreter tearing down torch, which takes seconds on a busy machine and can
+    abort in its C++ destructors ("terminate called without an active exception"), turning a
+    clean Ctrl-C into a crash. So flush the standard streams and leave."""
+    try:
+        code = main()
+    except SystemExit as exc:  # argparse: --help, --version, bad usage (2)
+        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
+    except StreamlidError as exc:  # --debug: the traceback, and the same code
+        traceback.print_exc()
+        code = exc.exit_code
+    except BaseException:  # a bug: its traceback (run.py has given the terminal back)
+        traceback.print_exc()
+        code = EXIT_FAILED
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):  # a closed pipe: nothing more to say
             stream.flush()
@@ -194,137 +200,10 @@ def cmd_download(model: str) -> int:
     return 0
 
 
-def load_classifier(config: Config):
-    """Downloads (with progress) if needed, then loads with a spinner: the wait is visible."""
-    from .classifier import Classifier, resolve_model_folder
-
-    console = _err_console()
-    folder = resolve_model_folder(config.model, announce=lambda m: console.print(m))
-    started = time.monotonic()
-    with console.status(f"Loading model {config.model}…"):
-        classifier = Classifier(
-            str(folder),
-            device=config.device,
-            dtype=config.dtype,
-            languages=config.languages,
-            display_name=config.model,
-        )
-    console.print(
-        f"Model {config.model} loaded in {time.monotonic() - started:.1f} s "
-        f"({len(classifier.labels)} languages, {classifier.device}/{classifier.dtype})."
-    )
-    return classifier
-
-
 def _open_sources(specs: Sequence[str], realtime: bool) -> list:
     from .audio.open import open_source
 
     return [open_source(spec, realtime=realtime) for spec in specs]
-
-
-def _terminate_as_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
-def run_engine(
-    engine,
-    console=None,
-    *,
-    quit_requested: threading.Event | None = None,
-    before_forced_exit: Callable[[], None] | None = None,
-) -> None:
-    """Runs until end of input, Ctrl-C, SIGTERM or `quit_requested` (the q key); then the one
-    stop path. `before_forced_exit` gives the terminal back if the model will not let go."""
-    previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
-    try:
-        interrupted = False
-        try:
-            engine.start()  # inside: a Ctrl-C while threads start still takes the stop path
-            while not engine.wait(0.2):
-                if quit_requested is not None and quit_requested.is_set():
-                    interrupted = True
-                    break
-        except KeyboardInterrupt:
-            interrupted = True
-        if interrupted:
-            _stop_and_wait(engine, console, before_forced_exit)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _stop_and_wait(engine, console, before_forced_exit: Callable[[], None] | None) -> None:
-    """Ctrl-C and q alike: stop, then give a model mid-forward a few seconds to finish."""
-
-    def leave_now(message: str | None) -> None:
-        if before_forced_exit is not None:
-            before_forced_exit()
-        if message:
-            (console or _err_console()).print(message)
-        sys.stdout.flush()
-        os._exit(130)
-
-    engine.stop("interrupted")
-    deadline = time.monotonic() + FORCED_EXIT_AFTER_S
-    try:
-        while not engine.wait(0.1):
-            if time.monotonic() > deadline:
-                leave_now("[yellow]The model is still busy; exiting without waiting for it.[/]")
-    except KeyboardInterrupt:  # a second Ctrl-C: leave now
-        leave_now(None)
-
-
-def cmd_listen(config: Config, sources: Sequence[str]) -> int:
-    from .engine import Engine
-    from .sinks import JsonlSink
-    from .ui import make_view
-
-    specs = list(sources) or list(config.sources) or ["mic"]
-    opened = _open_sources(specs, config.realtime)  # fail on a bad path before the model loads
-    sinks: list = []
-    if config.jsonl:
-        sinks.append(JsonlSink(config.jsonl))
-    view = make_view(config, stdout_taken=config.jsonl == "-")
-    if view is not None:
-        sinks.append(view)
-    classifier = load_classifier(config)
-    info = classifier.info
-    engine = Engine(config, opened, classifier, sinks, (info.model, info.device, info.dtype))
-    quit_requested = threading.Event()
-    keys = None if "-" in specs else _start_keys(view, engine, quit_requested)  # stdin is audio
-
-    def give_terminal_back() -> None:
-        if keys is not None:
-            keys.stop()
-        if hasattr(view, "abandon"):
-            view.abandon()
-
-    try:
-        run_engine(engine, quit_requested=quit_requested, before_forced_exit=give_terminal_back)
-    finally:
-        # Normally the engine has closed the view (summary printed) and this does nothing;
-        # after a crash it still gives the terminal back.
-        give_terminal_back()
-    return (
-        1 if engine.errors and engine.summary and engine.summary.reason.startswith("error") else 0
-    )
-
-
-def _start_keys(view, engine, quit_requested: threading.Event):
-    """q quits (the Ctrl-C path), p pauses the picture, r starts the estimate afresh: the view's
-    bars and timeline here, the smoothing in the worker (on its own thread)."""
-    if not getattr(view, "interactive", False):
-        return None
-    from .ui.keys import KeyReader
-
-    def reset() -> None:
-        view.reset()
-        engine.reset_smoothing()
-
-    keys = KeyReader({"q": quit_requested.set, "p": view.toggle_pause, "r": reset})
-    if not keys.start():
-        return None
-    view.keys = True
-    return keys
 
 
 def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
@@ -344,7 +223,7 @@ def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
     for number, (spec, source) in enumerate(zip(files, opened, strict=True), start=1):
         engine = Engine(config, [source], classifier, [], (info.model, info.device, info.dtype))
         with console.status(f"[{number}/{len(files)}] {escape(spec)}…"):
-            run_engine(engine)
+            engine.run()  # a signal here interrupts (main catches it); run() stops and joins
         assert engine.summary is not None
         stream = engine.summary.streams[0] if engine.summary.streams else None
         best = stream.mean_probabilities[0] if stream and stream.mean_probabilities else None

@@ -59,6 +59,7 @@ class Config:
     # output
     top: int = 5
     jsonl: str | None = None
+    overwrite: bool = False
     ui: str = "auto"
     timeline: float = 60.0
     # sources given in the config file (CLI sources replace them)
@@ -90,6 +91,7 @@ HELP: dict[str, str] = {
     "max_lag": "live streams: skip windows older than this many seconds",
     "top": "number of languages listed per prediction",
     "jsonl": "write every event as one JSON line to this file ('-' for stdout)",
+    "overwrite": "replace an existing --jsonl file (one of the inputs is never replaced)",
     "ui": "view: auto (live view on a terminal, plain lines otherwise), rich, plain or none",
     "timeline": "seconds of history in the live view's timeline",
     "sources": "audio sources: mic, mic:NAME_OR_INDEX, a file or URL, or - for stdin",

@@ -1,10 +1,13 @@
-"""Engine: owns every thread and queue of a run, and its one stop path.
+"""Engine: builds every thread and queue of a run, and its one stop path.
 
     source threads -> RingBuffer -> frontend threads -> WindowQueues -> worker -> EventBus -> sinks
 
-`start()` starts them; `stop()` (Ctrl-C, SIGTERM, a fatal error) asks all of them to finish;
-end of input finishes them naturally. Either way `wait()` joins them, publishes the Summary
-last, and closes the sinks so every file is flushed.
+The threads belong to a `Supervisor` (run.py), in that order. `start()` starts them; `stop()`
+(a signal, `q`, a fatal error, stdout's reader leaving) asks the producers to finish; end of
+input finishes them naturally. Either way `wait()`, on the caller's thread, joins them,
+publishes the Summary last, and ends the bus, which closes the sinks so every file is flushed.
+The finishing never runs on a pipeline thread, so it can be neither a callback that a stuck
+thread never reaches nor one that races the caller.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from .bus import EventBus, Sink
 from .config import Config
 from .events import Event, Notice, StreamStarted, Summary
 from .frontend import StreamFrontend
+from .run import INTERRUPTED, OUTPUT_CLOSED, Supervisor, ThreadOwner
 from .smoothing import Smoother, SmootherSettings
 from .stream import StreamState
 from .summary import SummaryBuilder
@@ -27,7 +31,8 @@ from .windowqueue import WindowQueues
 from .worker import Model, Worker
 
 log = logging.getLogger(__name__)
-JOIN_TIMEOUT_S = 2.0
+FLUSH_TIMEOUT_S = 5.0  # the sinks get this long to take every event before the summary
+END_OF_INPUT = "end of input"
 FILE_QUEUE_WINDOWS = 16  # a file stream may run this far ahead of the model
 
 
@@ -59,13 +64,16 @@ class Engine:
         self._stop = threading.Event()
         self._stop_reason: str | None = None
         self._summary_builder = SummaryBuilder(top=config.top)
-        self._bus = EventBus([self._summary_builder, *sinks])
+        self._bus = EventBus([self._summary_builder, *sinks], on_failure=self._output_failed)
         self._queues = WindowQueues()
-        self.errors: list[str] = []
+        self.errors: list[str] = []  # a stream or the model failed
+        self.output_errors: list[str] = []  # an output could not be written (the run went on)
         self.summary: Summary | None = None
         self._done = threading.Event()
         self._started_at = 0.0
         self._lock = threading.Lock()
+        self._finish_lock = threading.Lock()
+        self._supervisor = Supervisor()
 
         settings = SmootherSettings(
             time_constant_s=config.smoothing,
@@ -82,6 +90,7 @@ class Engine:
             ring = RingBuffer(round(config.ring_seconds * source.sample_rate_hz))
             state = StreamState(name, source, ring, Smoother(len(model.labels), settings))
             self.streams[name] = state
+            source.connect(ring, self._source_notice(name))
             self._queues.add_stream(
                 name, live_capacity if source.live else FILE_QUEUE_WINDOWS, source.live
             )
@@ -96,14 +105,23 @@ class Engine:
             self.publish,
             self._stop,
             on_error=self._fail,
-            on_exit=self._finish,
         )
+        for state in self.streams.values():
+            self._supervisor.add(f"source thread {state.name}", state.source)
+        for frontend in self._frontends:
+            self._supervisor.add(f"front end {frontend.state.name}", frontend)
+        self._supervisor.add("worker", self._worker)
+        self._supervisor.add("event thread", self._bus)
 
     # -- lifecycle --------------------------------------------------------------------------
 
+    def attach(self, name: str, owner: ThreadOwner) -> None:
+        """A thread that serves the run beside the pipeline (the live view, the key reader):
+        started before it, ended after the sinks have closed. Before `start()` only."""
+        self._supervisor.add(name, owner)
+
     def start(self) -> None:
         self._started_at = time.monotonic()
-        self._bus.start()
         model, device, dtype = self._model_info
         for state in self.streams.values():
             source = state.source
@@ -118,28 +136,36 @@ class Engine:
                     dtype,
                 )
             )
-        # The worker before the threads it finishes: once it runs, any stop ends cleanly.
-        self._worker.start()
-        for frontend in self._frontends:
-            frontend.start()
-        for state in self.streams.values():
-            state.source.start(state.ring, self._source_notice(state.name))
+        try:
+            self._supervisor.start()  # the bus first, the sources last
+        except BaseException:  # e.g. a Ctrl-C while threads start: what started must stop
+            self.stop(INTERRUPTED)
+            raise
 
-    def stop(self, reason: str = "interrupted") -> None:
-        """Asks every thread to finish; safe to call from any thread, any number of times."""
+    def stop(self, reason: str = INTERRUPTED) -> None:
+        """Asks the sources, front ends and worker to finish; safe from any thread, any number
+        of times (the first reason is the one the summary gives)."""
         with self._lock:
             if self._stop_reason is None:
                 self._stop_reason = reason
-        for state in self.streams.values():
-            state.source.stop()
-        self._stop.set()
+        self._supervisor.stop(through=self._worker)
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """True once the run is over: threads joined, Summary published, sinks closed.
 
-        The worker thread does the finishing itself, as its last act, so a Ctrl-C that lands
-        in the caller's wait can interrupt only the waiting, never the summary."""
-        return self._done.wait(timeout_s)
+        Waits up to `timeout_s` for the worker; once it has ended, does the finishing here, on
+        the caller's thread, however long the bounded joins take."""
+        if self._done.is_set():
+            return True
+        if not self._worker.join(timeout_s):
+            return False
+        with self._finish_lock:
+            if not self._done.is_set():
+                try:
+                    self._finish()
+                finally:
+                    self._done.set()
+        return True
 
     def run(self) -> Summary:
         """Start, wait for the end of input (or an error), and return the summary."""
@@ -185,24 +211,23 @@ class Engine:
         self.publish(Notice("", 0.0, "error", message))
         self.stop(f"error: {message}")
 
+    def _output_failed(self, message: str, reader_left: bool) -> None:
+        """From the event thread: an output failed. The others go on, and so does the run,
+        unless it was stdout and its reader has left: then nobody is listening."""
+        if reader_left:
+            self.stop(OUTPUT_CLOSED)
+        else:
+            self.output_errors.append(message)
+
     def _finish(self) -> None:
-        """Runs on the worker thread once it has classified its last window."""
-        # The worker has ended: either all input is done, or we are stopping. Either way the
-        # sources and front ends must end too.
-        self.stop(self._stop_reason or "end of input")
-        for state in self.streams.values():
-            if not state.source.join(JOIN_TIMEOUT_S):
-                log.warning(
-                    "source thread %s did not stop within %.1f s", state.name, JOIN_TIMEOUT_S
-                )
-        for frontend in self._frontends:
-            if not frontend.join(JOIN_TIMEOUT_S):
-                log.warning(
-                    "front end %s did not stop within %.1f s", frontend.state.name, JOIN_TIMEOUT_S
-                )
-        self._bus.flush()  # every event so far has reached the summary builder
-        reason = self._stop_reason or "end of input"
-        if reason == "end of input" and self.errors:
+        """The worker has ended: all input is done, or we are stopping. Either way the sources
+        and front ends must end too; then the summary, then the outputs."""
+        self.stop(self._stop_reason or END_OF_INPUT)
+        self._supervisor.join(through=self._worker)
+        if not self._bus.flush(FLUSH_TIMEOUT_S):  # every event so far reached the summary
+            log.warning("the sinks did not take every event within %.1f s", FLUSH_TIMEOUT_S)
+        reason = self._stop_reason or END_OF_INPUT
+        if reason == END_OF_INPUT and self.errors:
             reason = f"error: {self.errors[0]}"
         model, device, dtype = self._model_info
         self.summary = Summary(
@@ -214,6 +239,4 @@ class Engine:
             dtype=dtype,
         )
         self._bus.publish(self.summary)
-        self._bus.close()
-        self.errors.extend(self._bus.sink_errors)
-        self._done.set()
+        self._supervisor.end()  # the bus delivers it and closes the sinks; then the terminal

@@ -23,3 +23,14 @@ class AudioSourceError(StreamlidError):
 
 class ModelLoadError(StreamlidError):
     """The model cannot be found, downloaded or used as a language classifier."""
+
+
+class OutputError(StreamlidError):
+    """An output cannot be written (a full disk, a closed pipe). Raised by a sink during a run:
+    the bus drops that sink, the run goes on, and the exit code says so."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, reader_left: bool = False) -> None:
+        super().__init__(message)
+        self.reader_left = reader_left  # a pipe whose reader has gone: stop, not an error

@@ -77,6 +77,10 @@ class StreamFrontend:
     def start(self) -> None:
         self._thread.start()
 
+    def stop(self) -> None:
+        """Idempotent, any thread. The stop event is the run's: all front ends end together."""
+        self._stop.set()
+
     def join(self, timeout_s: float) -> bool:
         if self._thread.ident is None:  # never started: a stop during start-up
             return True

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import stat
 import sys
+from collections.abc import Sequence
 from typing import IO, Any
 
-from .errors import ConfigError
+from .errors import ConfigError, OutputError
 from .events import (
     Event,
     LanguageChange,
@@ -31,38 +35,130 @@ def _compact(value: Any) -> Any:
 
 
 class JsonlSink:
-    """One JSON object per line, flushed per event so a killed run leaves whole lines only.
+    """One JSON object per line, each written whole as it comes, so a killed run leaves whole
+    lines only.
 
-    Level events (meter readings, ten a second) are left out: they describe the display, not
-    the audio's language."""
+    A write that fails (a full disk) raises OutputError once, after cutting the file back to its
+    last whole line; the bus then drops this sink and the run goes on. Level events (meter
+    readings, ten a second) are left out: they describe the display, not the audio's language."""
 
     def __init__(self, target: str) -> None:
         self.target = target
+        self.lines = 0
+        self._fd: int | None = None
+        self._whole_bytes = 0  # the file's length after the last whole line
         if target == "-":
             self._out: IO[str] = sys.stdout
-            self._owns = False
-        else:
-            try:
-                self._out = open(target, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
-            except OSError as exc:
-                raise ConfigError(
-                    f"Cannot write --jsonl file {target!r} ({exc.strerror}); check the folder "
-                    "exists and is writable."
-                ) from None
-            self._owns = True
-        self.lines = 0
+            return
+        try:
+            self._fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        except OSError as exc:
+            raise ConfigError(
+                f"Cannot write --jsonl file {target!r} ({exc.strerror}); check the folder "
+                "exists and is writable."
+            ) from None
 
     def handle(self, event: Event) -> None:
         if isinstance(event, Level):
             return
-        self._out.write(json.dumps(_compact(event_to_dict(event)), ensure_ascii=False) + "\n")
-        self._out.flush()
+        line = json.dumps(_compact(event_to_dict(event)), ensure_ascii=False) + "\n"
+        try:
+            if self._fd is None:
+                self._out.write(line)
+                self._out.flush()
+            else:
+                self._write(line.encode("utf-8"))
+        except OSError as exc:
+            raise self._failed(exc) from None
         self.lines += 1
 
+    def _write(self, data: bytes) -> None:
+        assert self._fd is not None
+        view = memoryview(data)
+        while view:  # a short write (a disk filling up) is followed by the error
+            view = view[os.write(self._fd, view) :]
+        self._whole_bytes += len(data)
+
+    def _failed(self, exc: OSError) -> OutputError:
+        if exc.errno == errno.EPIPE:
+            return OutputError("the reader of the JSONL output has gone", reader_left=True)
+        reason = exc.strerror or str(exc)
+        if self._fd is None:
+            return OutputError(
+                f"Cannot write the JSONL output to standard output ({reason}); it stops after "
+                f"{self.lines} events and its last line may be cut."
+            )
+        try:
+            os.ftruncate(self._fd, self._whole_bytes)
+            kept = f"it keeps the first {self.lines} events, each a whole line"
+        except OSError:  # not a regular file (/dev/full, a pipe): nothing to cut back
+            kept = f"it stops after {self.lines} events and its last line may be cut"
+        return OutputError(f"Cannot write --jsonl file {self.target!r} ({reason}); {kept}.")
+
     def close(self) -> None:
-        self._out.flush()
-        if self._owns:
-            self._out.close()
+        if self._fd is None:
+            try:
+                self._out.flush()
+            except OSError as exc:
+                raise self._failed(exc) from None
+            return
+        fd, self._fd = self._fd, None
+        try:
+            os.close(fd)
+        except OSError as exc:
+            raise OutputError(
+                f"Cannot finish --jsonl file {self.target!r} ({exc.strerror}); "
+                "its end may be missing."
+            ) from None
+
+
+def check_output_path(target: str, inputs: Sequence[str], *, overwrite: bool) -> None:
+    """Refuses, before anything is opened for writing, an output that would destroy something:
+    one of the inputs (always, whatever the path or link that names it), or an existing file
+    with content unless `overwrite`. Devices and pipes (/dev/null, a FIFO) are fine."""
+    if target == "-":
+        return
+    for spec in inputs:
+        try:
+            same = os.path.samefile(spec, target)
+        except OSError:  # either does not exist (mic, -, a URL, a new output file)
+            continue
+        if same:
+            raise ConfigError(
+                f"The --jsonl output {target!r} is the input {spec!r}; writing it would destroy "
+                "the recording. Choose another path."
+            )
+    try:
+        info = os.stat(target)
+    except FileNotFoundError:
+        folder = os.path.dirname(target) or "."
+        if not os.path.isdir(folder):
+            raise ConfigError(
+                f"Cannot write --jsonl file {target!r}: the folder {folder!r} does not exist; "
+                "create it or choose another path."
+            ) from None
+        return
+    except OSError as exc:
+        raise ConfigError(f"Cannot write --jsonl file {target!r} ({exc.strerror}).") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ConfigError(f"The --jsonl output {target!r} is a folder; give a file path.")
+    if overwrite or not stat.S_ISREG(info.st_mode) or info.st_size == 0:
+        return
+    what = " (events of an earlier run?)" if _looks_like_jsonl(target) else " and is not JSONL"
+    raise ConfigError(
+        f"The --jsonl output {target!r} already exists{what}; pass --overwrite "
+        "(overwrite = true in a config file) to replace it, or choose another path."
+    )
+
+
+def _looks_like_jsonl(path: str) -> bool:
+    """The first line is a JSON object: most likely streamlid's own output."""
+    try:
+        with open(path, "rb") as handle:
+            first = handle.readline(64 * 1024)
+        return isinstance(json.loads(first), dict)
+    except (OSError, ValueError):
+        return False
 
 
 def _pct(p: float) -> str:
@@ -71,6 +167,8 @@ def _pct(p: float) -> str:
 
 class PlainPrinter:
     """Human-readable lines, one per answer: for pipes, CI logs and `--ui plain`."""
+
+    interactive = False  # no keys, nothing to give back to the terminal
 
     def __init__(self, out: IO[str] | None = None, show_predictions: bool = True) -> None:
         self._out = out or sys.stdout

@@ -48,7 +48,6 @@ class Worker:
         publish: Callable[[Event], None],
         stop: threading.Event,
         on_error: Callable[[str], None],
-        on_exit: Callable[[], None],
     ) -> None:
         self._model = model
         self._labels = tuple(model.labels)
@@ -58,7 +57,6 @@ class Worker:
         self._publish = publish
         self._stop = stop
         self._on_error = on_error
-        self._on_exit = on_exit  # the engine's finishing: summary, sinks closed
         self._confirm_n = round(config.confirm_window * SAMPLE_RATE_HZ)
         self._last_status_at: dict[str, float] = {}
         self._reported: dict[str, tuple[int, float]] = {}
@@ -68,7 +66,13 @@ class Worker:
     def start(self) -> None:
         self._thread.start()
 
+    def stop(self) -> None:
+        """Idempotent, any thread: the worker ends after the batch in hand."""
+        self._stop.set()
+
     def join(self, timeout_s: float | None) -> bool:
+        if self._thread.ident is None:  # never started: a stop during start-up
+            return True
         self._thread.join(timeout_s)
         return not self._thread.is_alive()
 
@@ -92,8 +96,6 @@ class Worker:
             self._report_status(force=True)
         except Exception as exc:
             self._on_error(f"classification failed: {type(exc).__name__}: {exc}")
-        finally:
-            self._on_exit()
 
     def _fresh(self, batch: list[tuple[str, Window]]) -> list[tuple[str, Window]]:
         fresh = []

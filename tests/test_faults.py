@@ -145,18 +145,35 @@ def test_truncated_wav_is_read_up_to_the_damage(run_pipeline, espeak, tmp_path):
 # -- signals at any moment ------------------------------------------------------------------
 
 MOMENTS = ["start-up", "model load", "mid-stream", "shutdown"]
+SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
 
 
 def _delay(moment: str, rng: random.Random) -> float | None:
-    """Seconds after launch, or None to wait for the first prediction (mid-stream/shutdown)."""
-    return {"start-up": rng.uniform(0.3, 0.8), "model load": rng.uniform(1.5, 3.0)}.get(moment)
+    """Seconds after the handlers are in place, or None to wait for the first prediction."""
+    return {"start-up": rng.uniform(0.0, 0.2), "model load": rng.uniform(1.5, 3.0)}.get(moment)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-@pytest.mark.parametrize("moment", MOMENTS)
-def test_signal_at_any_moment_exits_quickly_and_leaves_valid_jsonl(
+def _catches(pid: int, sig: int) -> bool:
+    """Whether process `pid` has its own handler for `sig` (Linux: SigCgt in /proc)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    mask = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(mask.split()[1], 16) >> (sig - 1) & 1)
+
+
+# SIGHUP at shutdown would add nothing: it takes SIGTERM's path.
+CASES = [(m, s) for m in MOMENTS for s in SIGNALS if (m, s) != ("shutdown", signal.SIGHUP)]
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
+@pytest.mark.parametrize(("moment", "sig"), CASES, ids=[f"{m}-{s.name}" for m, s in CASES])
+def test_signal_at_any_moment_stops_cleanly_with_its_exit_code(
     sig, moment, tiny_model_dir, espeak, tmp_path, cli_env
 ):
+    """128 + N after the one clean stop: whole JSONL lines, the summary last once the engine
+    ran, no thread left behind (a join that times out is logged), no traceback."""
     rng = random.Random(f"{sig}-{moment}")
     seconds = 2.5 if moment == "shutdown" else 20.0
     wav = tmp_path / "talk.wav"
@@ -183,6 +200,11 @@ def test_signal_at_any_moment_exits_quickly_and_leaves_valid_jsonl(
         cwd=REPO_ROOT,
     )
     try:
+        deadline = time.monotonic() + 30
+        # Python catches SIGINT from its start; SIGTERM says streamlid's handlers are in place.
+        while not _catches(process.pid, signal.SIGTERM) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _catches(process.pid, signal.SIGTERM), "streamlid installed no signal handlers"
         delay = _delay(moment, rng)
         if delay is not None:
             time.sleep(delay)
@@ -204,12 +226,23 @@ def test_signal_at_any_moment_exits_quickly_and_leaves_valid_jsonl(
     assert took < 2.0, f"exit took {took:.2f} s after {sig!r} at {moment}"
     text = stderr.decode(errors="replace")
     assert "Traceback" not in text, text
-    assert process.returncode in (0, 130, -sig), (process.returncode, text[-2000:])
-    lines = _read(jsonl).splitlines()
-    events = [json.loads(line) for line in lines]  # every line is whole, valid JSON
-    if any(e["type"] == "started" for e in events):
-        assert events[-1]["type"] == "summary", "a run that started must end with its summary"
-        assert b"Summary" in stdout
+    assert "did not stop" not in text, text  # every join ended in time
+    assert "still busy" not in text, text  # no forced exit
+    events = [json.loads(line) for line in _read(jsonl).splitlines()]  # all whole, valid
+    if not any(e["type"] == "started" for e in events):
+        assert process.returncode == 128 + sig, (process.returncode, text[-2000:])
+        assert "Interrupted." in text
+        return
+    assert events[-1]["type"] == "summary", "a run that started must end with its summary"
+    assert sum(e["type"] == "summary" for e in events) == 1
+    assert b"Summary" in stdout
+    reason = events[-1]["reason"]
+    if reason == "end of input":  # the signal came as the file ended: the run was complete
+        assert moment == "shutdown", text
+        assert process.returncode == 0, (process.returncode, text[-2000:])
+    else:
+        assert reason == "interrupted"
+        assert process.returncode == 128 + sig, (process.returncode, text[-2000:])
 
 
 def _read(path: Path) -> str:

@@ -406,7 +406,6 @@ def test_worker_reports_a_clean_switch_within_bound(phase_s, batch):
         events.append,
         stop,
         on_error=errors.append,
-        on_exit=lambda: None,
     )
     worker.start()
     assert worker.join(30.0)

@@ -15,6 +15,7 @@ import threading
 import time
 import wave
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -560,7 +561,8 @@ def test_keys_are_read_in_cbreak_mode_and_the_terminal_is_restored():
         os.write(master, b"r")
         assert got_r.wait(2)
         keys.stop()
-        keys.stop()
+        keys.stop()  # idempotent, and returns at once
+        assert keys.join(2.0)
         assert pressed == ["p", "q", "r"]
         assert termios.tcgetattr(slave) == before
     finally:
@@ -578,42 +580,45 @@ def test_key_reader_refuses_what_is_not_a_terminal():
 
 
 class _FakeEngine:
+    """What the supervisor's loop sees of an engine: it ends only when stopped."""
+
     def __init__(self) -> None:
         self.stopped: list[str] = []
-        self.started = False
+        self.errors: list[str] = []
+        self.output_errors: list[str] = []
+        self.summary = None
 
     def start(self) -> None:
-        self.started = True
+        pass
 
     def stop(self, reason: str = "interrupted") -> None:
         self.stopped.append(reason)
 
     def wait(self, timeout_s: float | None = None) -> bool:
         if self.stopped:
+            self.summary = SimpleNamespace(reason=self.stopped[0])
             return True
         time.sleep(timeout_s or 0)
         return False
 
 
-def test_q_takes_the_same_stop_path_as_ctrl_c():
-    from streamlid.cli import run_engine
+def test_q_takes_the_same_stop_path_as_a_signal():
+    import signal
 
-    quit_requested = threading.Event()
+    from streamlid.run import SignalWatch, supervise
+
+    watch = SignalWatch()
     engine = _FakeEngine()
-    threading.Timer(0.3, quit_requested.set).start()
+    threading.Timer(0.3, watch.request_quit).start()
     started = time.monotonic()
-    run_engine(engine, quit_requested=quit_requested)
+    assert supervise(engine, watch) == 0  # q: the user's choice, not a failure
     assert engine.stopped == ["interrupted"]
     assert time.monotonic() - started < 2
 
-    class InterruptingEngine(_FakeEngine):
-        def wait(self, timeout_s=None):
-            if not self.stopped:
-                raise KeyboardInterrupt
-            return True
-
-    engine = InterruptingEngine()
-    run_engine(engine)
+    with SignalWatch() as watch:
+        engine = _FakeEngine()
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        assert supervise(engine, watch) == 128 + signal.SIGTERM
     assert engine.stopped == ["interrupted"]
 
 

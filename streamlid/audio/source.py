@@ -37,9 +37,15 @@ class Source(ABC):
         self._notice: NoticeFn = lambda severity, message: None
         self.error: str | None = None  # set when the source ended because of a fault
 
-    def start(self, ring: RingBuffer, notice: NoticeFn) -> None:
+    def connect(self, ring: RingBuffer, notice: NoticeFn) -> None:
+        """Where the audio goes and where faults are reported; before `start()`."""
         self._ring = ring
         self._notice = notice
+
+    def start(self, ring: RingBuffer | None = None, notice: NoticeFn | None = None) -> None:
+        """Starts the thread (`ring` and `notice`: a shortcut for `connect()` first)."""
+        if ring is not None:
+            self.connect(ring, notice or self._notice)
         self._thread = threading.Thread(target=self._main, name=f"source-{self.name}")
         self._thread.start()
 

@@ -1,8 +1,8 @@
 """KeyReader: single-key commands (q, p, r) read from the terminal while the live view runs.
 
 The terminal is put in cbreak mode (keys arrive at once, unechoed; Ctrl-C still interrupts)
-and always put back: by `stop()`, by the reading thread itself when it ends, and by the caller's
-`finally`. Only for a terminal we are in the foreground of: changing the settings of a terminal
+and always put back: by `join()` (the supervisor's, run.py) and by the reading thread itself
+when it ends. Only for a terminal we are in the foreground of: changing the settings of a terminal
 from a background job would stop the process (SIGTTOU).
 """
 
@@ -31,15 +31,23 @@ class KeyReader:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def usable(self) -> bool:
+        """True when there is a terminal to read keys from, and we are in its foreground."""
+        try:
+            fd = self._stream.fileno()
+            return os.isatty(fd) and not _in_background(fd)
+        except (OSError, ValueError, AttributeError):
+            return False
+
     def start(self) -> bool:
         """Starts reading; False (and nothing changed) when there is no terminal to read."""
+        if not self.usable():
+            return False
         try:
             import termios
             import tty
 
             fd = self._stream.fileno()
-            if not os.isatty(fd) or _in_background(fd):
-                return False
             saved = termios.tcgetattr(fd)
             tty.setcbreak(fd, termios.TCSANOW)
         except (ImportError, OSError, ValueError, AttributeError):
@@ -53,12 +61,17 @@ class KeyReader:
         return True
 
     def stop(self) -> None:
-        """Idempotent; safe from any thread and from signal-time cleanup."""
+        """Asks the reading thread to end; returns at once (idempotent, any thread)."""
+        self._stop.set()
+
+    def join(self, timeout_s: float = JOIN_TIMEOUT_S) -> bool:
+        """Waits for the reading thread, then puts the terminal back as it was, either way."""
         self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(JOIN_TIMEOUT_S)
+            thread.join(timeout_s)
         self.restore()
+        return thread is None or not thread.is_alive()
 
     def restore(self) -> None:
         with self._lock:

@@ -27,7 +27,9 @@ JOIN_TIMEOUT_S = 2.0
 
 
 class LiveView:
-    interactive = True  # keys make sense for it (cli.py wires q, p and r)
+    """A Sink, and a ThreadOwner for its renderer thread (start, stop, join: run.py)."""
+
+    interactive = True  # it holds the terminal, and keys make sense for it (run.py wires them)
 
     def __init__(
         self,
@@ -50,13 +52,15 @@ class LiveView:
         self._start_lock = threading.Lock()
         self._paused_at: ViewSnapshot | None = None
         self._closed = False
+        self._ended = False  # joined: never draws again
+        self._left_screen = False
         self.frames = 0
         self.render_error: str | None = None
 
     # -- Sink -----------------------------------------------------------------------------------
 
     def handle(self, event: Event) -> None:
-        if self._live is None and not self._closed and not isinstance(event, Summary):
+        if self._live is None and not self._ended and not isinstance(event, Summary):
             self.start()
         try:
             self.state.handle(event)
@@ -72,7 +76,8 @@ class LiveView:
         if self._closed:
             return
         self._closed = True
-        self._stop_display()
+        self.stop()
+        self.join(JOIN_TIMEOUT_S)
         summary = self.state.summary
         if summary is not None:
             self.console.print()
@@ -86,7 +91,7 @@ class LiveView:
 
     def start(self) -> None:
         with self._start_lock:
-            if self._live is not None or self._closed:
+            if self._live is not None or self._ended:
                 return
             self._live = Live(
                 console=self.console,
@@ -113,11 +118,6 @@ class LiveView:
         if self._paused_at is not None:
             self._paused_at = self.state.snapshot()
 
-    def abandon(self) -> None:
-        """For a forced exit: give the terminal back now, without the summary."""
-        self._closed = True
-        self._stop_display()
-
     # -- drawing --------------------------------------------------------------------------------
 
     def _renderable(self) -> ViewRenderable:
@@ -143,16 +143,29 @@ class LiveView:
                 next_at, delay = time.monotonic(), 0.0
             self._stop.wait(delay)
 
-    def _stop_display(self) -> None:
+    # -- ThreadOwner (start is above) ----------------------------------------------------------
+
+    def stop(self) -> None:
+        """Asks the renderer to stop; returns at once (any thread, idempotent)."""
+        self._stop.set()
+
+    def join(self, timeout_s: float) -> bool:
+        """Waits for the renderer, then leaves the live screen: the normal screen is back and
+        the cursor shown, whatever happened. Idempotent."""
         self._stop.set()
         with self._start_lock:
             thread, live = self._thread, self._live
+            self._ended = True
+        ended = True
         if thread is not None and thread is not threading.current_thread():
-            thread.join(JOIN_TIMEOUT_S)
-            if thread.is_alive():
-                log.warning("view thread did not stop within %.1f s", JOIN_TIMEOUT_S)
-        if live is not None:
+            thread.join(timeout_s)
+            ended = not thread.is_alive()
+        with self._start_lock:
+            if live is None or self._left_screen:
+                return ended
+            self._left_screen = True
             try:
                 live.stop()
             except Exception:  # the terminal may be gone (closed window); nothing to restore
                 log.debug("could not stop the live display", exc_info=True)
+        return ended

@@ -1,0 +1,388 @@
+"""The run's supervisor: starts, stops and joins every thread in order, and decides the exit code.
+
+Six kinds of thread owner share one small interface (`ThreadOwner`): audio sources, front ends,
+the worker, the event bus, the live view's renderer and the key reader. The `Supervisor` knows
+their order; the `Engine` builds the pipeline and hands its owners to one; `listen()` adds the
+terminal's owners, turns signals into the one stop path and returns the exit code. `cli.py`
+only parses options.
+
+Signals: until the engine runs (start-up, model load) SIGINT, SIGTERM and SIGHUP interrupt
+whatever the main thread is doing, as Ctrl-C does; from then on they are only recorded, and the
+main thread, which polls, takes the stop path. So a signal during the finishing (joins, summary,
+closing files) cannot cut it short; a second one while the model is still mid-forward leaves at
+once, with the terminal given back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .config import Config
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger(__name__)
+
+JOIN_TIMEOUT_S = 2.0  # a thread that takes longer is reported and left behind
+POLL_S = 0.1  # how often the main thread looks at signals, `q` and output failures
+FORCED_EXIT_AFTER_S = 3.0  # after a stop, a model mid-forward gets this long to finish
+TERMINAL_JOIN_S = 1.0  # giving the terminal back on a forced exit or a crash
+
+# Exit codes (README, "Exit codes"). A signal's code wins over 1 and 3; 1 wins over 3.
+EXIT_OK = 0  # the input ended, or `q`
+EXIT_FAILED = 1  # a stream or the model failed (the rest went on), or a bug
+EXIT_USAGE = 2  # bad usage or input: nothing ran (StreamlidError.exit_code)
+EXIT_OUTPUT = 3  # an output could not be written; the run went on without it
+EXIT_SIGNAL_BASE = 128  # + N: stopped by signal N, after the same clean stop
+EXIT_READER_LEFT = EXIT_SIGNAL_BASE + signal.SIGPIPE  # 141: stdout's reader left (`| head`)
+
+INTERRUPTED = "interrupted"  # Summary.reason after a signal or `q`
+OUTPUT_CLOSED = "output closed"  # Summary.reason after stdout's reader left
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class ThreadOwner(Protocol):
+    """Something that runs one or more threads of a run.
+
+    `start()` starts them; `stop()` asks them to finish and returns at once (idempotent, safe
+    from any thread); `join(timeout_s)` waits at most that long and says whether they ended
+    (True also when they never started)."""
+
+    def start(self) -> Any: ...
+
+    def stop(self) -> None: ...
+
+    def join(self, timeout_s: float) -> bool: ...
+
+
+class Supervisor:
+    """Owns the order: owners are added upstream first (sources, front ends, worker, event bus,
+    then what draws on the terminal), started downstream first so that everything produced has a
+    consumer, and joined upstream first so that everything produced is consumed.
+
+    The engine stops and joins the producers (`stop`/`join` up to the worker), publishes the
+    summary, and then `end()`s the rest: the bus delivers the summary and closes the sinks, the
+    view leaves the screen, the key reader restores the terminal."""
+
+    def __init__(self, join_timeout_s: float = JOIN_TIMEOUT_S) -> None:
+        self._join_timeout_s = join_timeout_s
+        self._owners: list[tuple[str, ThreadOwner]] = []
+        self._started: list[ThreadOwner] = []
+        self._joined: list[ThreadOwner] = []
+        self._lock = threading.Lock()
+
+    def add(self, name: str, owner: ThreadOwner) -> None:
+        with self._lock:
+            if self._started:
+                raise RuntimeError("thread owners are added before start()")
+            self._owners.append((name, owner))
+
+    def start(self) -> None:
+        for _, owner in reversed(self._owners):
+            with self._lock:
+                self._started.append(owner)  # before: a half-started owner is still joined
+            owner.start()
+
+    def stop(self, through: ThreadOwner | None = None) -> None:
+        """Asks every owner, upstream first, up to and including `through` (all: None)."""
+        for _, owner in self._owners:
+            owner.stop()
+            if owner is through:
+                return
+
+    def join(self, through: ThreadOwner | None = None) -> bool:
+        """Joins the started owners, upstream first, up to and including `through` (all: None).
+        Each join is bounded; an owner that does not end is logged and left behind."""
+        ended = True
+        for name, owner in self._owners:
+            with self._lock:
+                due = owner in self._started and owner not in self._joined
+                if due:
+                    self._joined.append(owner)
+            if due and not owner.join(self._join_timeout_s):
+                log.warning("%s did not stop within %.1f s", name, self._join_timeout_s)
+                ended = False
+            if owner is through:
+                break
+        return ended
+
+    def end(self) -> bool:
+        """Stops and joins, one by one, every owner not joined yet."""
+        ended = True
+        for _, owner in self._owners:
+            if owner not in self._joined:
+                owner.stop()
+                ended = self.join(through=owner) and ended
+        return ended
+
+
+# -- signals --------------------------------------------------------------------------------
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal during start-up or model load, raised like Ctrl-C's KeyboardInterrupt."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class SignalWatch:
+    """SIGINT, SIGTERM and SIGHUP handlers for the main thread, restored on exit.
+
+    A signal that the process was started with ignored (`nohup`, a background job) stays
+    ignored. `recording()` switches from interrupting to recording."""
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self.quit_requested = False
+        self._interrupting = True
+        self._wake = threading.Event()
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> SignalWatch:
+        if threading.current_thread() is threading.main_thread():
+            for signum in STOP_SIGNALS:
+                previous = signal.getsignal(signum)
+                if previous is signal.SIG_IGN:
+                    continue
+                self._previous[signum] = previous
+                signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.received.append(signum)
+        self._wake.set()
+        if self._interrupting:
+            raise Interrupted(signum)
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[None]:
+        """While inside, signals are only recorded: the main thread's loop acts on them."""
+        self._interrupting = False
+        try:
+            yield
+        finally:
+            self._interrupting = True
+
+    def request_quit(self) -> None:
+        """The `q` key (from the key reader's thread): the same stop path as a signal."""
+        self.quit_requested = True
+        self._wake.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return bool(self.received) or self.quit_requested
+
+    @property
+    def signal(self) -> int | None:
+        return self.received[0] if self.received else None
+
+    def wait(self, timeout_s: float) -> None:
+        self._wake.wait(timeout_s)
+
+
+# -- the listen command -----------------------------------------------------------------------
+
+
+def load_classifier(config: Config):
+    """Downloads (with progress) if needed, then loads with a spinner: the wait is visible."""
+    from .classifier import Classifier, resolve_model_folder
+
+    console = err_console()
+    folder = resolve_model_folder(config.model, announce=lambda m: console.print(m))
+    started = time.monotonic()
+    with console.status(f"Loading model {config.model}…"):
+        classifier = Classifier(
+            str(folder),
+            device=config.device,
+            dtype=config.dtype,
+            languages=config.languages,
+            display_name=config.model,
+        )
+    console.print(
+        f"Model {config.model} loaded in {time.monotonic() - started:.1f} s "
+        f"({len(classifier.labels)} languages, {classifier.device}/{classifier.dtype})."
+    )
+    return classifier
+
+
+def err_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def print_error(message: str) -> None:
+    """One `error:` line on stderr, escaped (paths may hold [brackets]) and never wrapped."""
+    from rich.markup import escape
+
+    with contextlib.suppress(OSError):  # stderr may be gone too (a closed terminal)
+        err_console().print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+
+
+def listen(config: Config, specs: Sequence[str], watch: SignalWatch) -> int:
+    """`streamlid listen`: sources, outputs and model, then the engine to its end."""
+    from .audio.open import open_source
+    from .engine import Engine
+    from .sinks import JsonlSink, check_output_path
+    from .ui import make_view
+
+    specs = list(specs) or list(config.sources) or ["mic"]
+    # Every refusal before the model loads and before anything is opened for writing.
+    sources = [open_source(spec, realtime=config.realtime) for spec in specs]
+    if config.jsonl:
+        check_output_path(config.jsonl, specs, overwrite=config.overwrite)
+    classifier = load_classifier(config)
+    sinks: list = []
+    if config.jsonl:
+        sinks.append(JsonlSink(config.jsonl))
+    view = make_view(config, stdout_taken=config.jsonl == "-")
+    if view is not None:
+        sinks.append(view)
+    info = classifier.info
+    engine = Engine(config, sources, classifier, sinks, (info.model, info.device, info.dtype))
+    terminal: list[ThreadOwner] = []
+    live = view is not None and view.interactive
+    if live:
+        engine.attach("live view", view)
+        terminal.append(view)
+        if "-" not in specs:  # stdin is audio, not keys
+            keys = _key_reader(view, engine, watch)
+            if keys is not None:
+                engine.attach("key reader", keys)
+                terminal.append(keys)
+    code = supervise(engine, watch, terminal=terminal, report_now=not live)
+    if code == EXIT_READER_LEFT:
+        silence_stdout()
+    return code
+
+
+def _key_reader(view, engine: Engine, watch: SignalWatch):
+    """q quits (the signals' stop path), p pauses the picture, r starts the estimate afresh:
+    the view's bars and timeline here, the smoothing in the worker (on its own thread)."""
+    from .ui.keys import KeyReader
+
+    def reset() -> None:
+        view.reset()
+        engine.reset_smoothing()
+
+    keys = KeyReader({"q": watch.request_quit, "p": view.toggle_pause, "r": reset})
+    if not keys.usable():
+        return None
+    view.keys = True
+    return keys
+
+
+def supervise(
+    engine: Engine,
+    watch: SignalWatch,
+    *,
+    terminal: Sequence[ThreadOwner] = (),
+    report_now: bool = True,
+) -> int:
+    """Runs `engine` until its input ends, a signal, `q`, a fatal error or stdout's reader
+    leaving; then the one stop path. Returns the exit code.
+
+    `terminal`: owners that hold the terminal (live view, key reader), given back at once on a
+    forced exit or a crash. `report_now`: print output failures as they happen (not under a
+    live view, which shows them; they are printed again once it has left the screen)."""
+    printed = 0
+
+    def report() -> None:
+        nonlocal printed
+        for message in engine.output_errors[printed:]:
+            print_error(message)
+            printed += 1
+
+    finished = False
+    try:
+        with watch.recording():
+            engine.start()
+            while not engine.wait(0.0) and not watch.stop_requested:
+                if report_now:
+                    report()
+                watch.wait(POLL_S)
+            if not engine.wait(0.0):
+                code = _stop_and_wait(engine, watch, terminal)
+                if code is not None:
+                    return code  # forced: the model would not let go
+        finished = True
+    finally:
+        if not finished:  # a crash (a bug): stop what runs, give the terminal back
+            engine.stop(INTERRUPTED)
+            _give_back(terminal)
+    report()
+    return exit_code(engine, watch)
+
+
+def _stop_and_wait(
+    engine: Engine, watch: SignalWatch, terminal: Sequence[ThreadOwner]
+) -> int | None:
+    """Stops the engine and waits for its finishing. A second signal, or a model that is still
+    mid-forward after FORCED_EXIT_AFTER_S, leaves at once: the code to exit with (then the
+    caller must exit without joining), or None after a clean stop."""
+    signals_at_stop = len(watch.received)
+    engine.stop(INTERRUPTED)
+    deadline = time.monotonic() + FORCED_EXIT_AFTER_S
+    while not engine.wait(POLL_S):  # once the worker ends, this returns after the finishing
+        again = len(watch.received) > signals_at_stop
+        if again or time.monotonic() > deadline:
+            _give_back(terminal)
+            if not again:
+                with contextlib.suppress(OSError):
+                    err_console().print(
+                        "[yellow]The model is still busy; exiting without waiting for it.[/]"
+                    )
+            return _ending_code(watch)
+    return None
+
+
+def _give_back(terminal: Sequence[ThreadOwner]) -> None:
+    for owner in terminal:
+        owner.stop()
+    for owner in terminal:
+        owner.join(TERMINAL_JOIN_S)
+
+
+def _ending_code(watch: SignalWatch) -> int:
+    signum = watch.signal
+    return EXIT_OK if signum is None else EXIT_SIGNAL_BASE + signum
+
+
+def exit_code(engine: Engine, watch: SignalWatch) -> int:
+    """The README's table: how the run ended, then what failed on the way."""
+    reason = engine.summary.reason if engine.summary is not None else INTERRUPTED
+    if reason == OUTPUT_CLOSED:
+        return EXIT_READER_LEFT
+    if reason == INTERRUPTED and watch.signal is not None:
+        return EXIT_SIGNAL_BASE + watch.signal
+    if engine.errors:
+        return EXIT_FAILED
+    if engine.output_errors:
+        return EXIT_OUTPUT
+    return EXIT_OK
+
+
+def silence_stdout() -> None:
+    """After stdout's reader left: later flushes (ours, the interpreter's) go nowhere instead of
+    failing again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)

@@ -93,6 +93,8 @@ class JsonlSink:
             kept = f"it keeps the first {self.lines} events, each a whole line"
         except OSError:  # not a regular file (/dev/full, a pipe): nothing to cut back
             kept = f"it stops after {self.lines} events and its last line may be cut"
+        if self.lines == 0 and self._whole_bytes == 0:
+            kept = "nothing was written to it"
         return OutputError(f"Cannot write --jsonl file {self.target!r} ({reason}); {kept}.")
 
     def close(self) -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from audio_helpers import silence, to_s16le, write_wav
 from modelfactory import TEST_LABELS
 
 from streamlid import cli
+from streamlid.audio.source import Source
 
 PREDICTION_FIELDS = {
     "stream",
@@ -275,3 +277,126 @@ def test_empty_wav_with_a_header_but_no_samples(tmp_path, run_cli):
     assert "Traceback" not in result.stderr
     (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
     assert "no audio" in line
+
+
+# -- outputs that would destroy something ---------------------------------------------------
+
+
+def _input_as_output(folder: Path, wav: Path) -> tuple[list, Path]:
+    return [wav, "--jsonl", wav], wav
+
+
+def _input_through_a_symlink(folder: Path, wav: Path) -> tuple[list, Path]:
+    link = folder / "link.jsonl"
+    link.symlink_to(wav)
+    return [wav, "--jsonl", link, "--overwrite"], wav  # --overwrite never covers an input
+
+
+def _input_through_a_relative_path(folder: Path, wav: Path) -> tuple[list, Path]:
+    return [wav, "--jsonl", folder / ".." / folder.name / wav.name], wav
+
+
+def _existing_text_file(folder: Path, wav: Path) -> tuple[list, Path]:
+    notes = folder / "notes.txt"
+    notes.write_text("my notes\nsecond line\n")
+    return [wav, "--jsonl", notes], notes
+
+
+def _existing_jsonl(folder: Path, wav: Path) -> tuple[list, Path]:
+    earlier = folder / "earlier.jsonl"
+    earlier.write_text('{"type": "started"}\n{"type": "summary"}\n')
+    return [wav, "--jsonl", earlier], earlier
+
+
+def _shared_config_naming_a_file(folder: Path, wav: Path) -> tuple[list, Path]:
+    precious = folder / "thesis.tex"
+    precious.write_text("\\documentclass{article}\n")
+    toml = folder / "shared.toml"
+    toml.write_text(f"jsonl = {json.dumps(str(precious))}\n")
+    return ["--config", toml, wav], precious
+
+
+REFUSED_OUTPUTS = {
+    "input-as-output": (_input_as_output, ["is the input", "destroy"]),
+    "input-through-symlink": (_input_through_a_symlink, ["is the input"]),
+    "input-through-relative-path": (_input_through_a_relative_path, ["is the input"]),
+    "existing-text-file": (_existing_text_file, ["notes.txt", "not JSONL", "--overwrite"]),
+    "existing-jsonl": (_existing_jsonl, ["earlier.jsonl", "already exists", "--overwrite"]),
+    "config-names-a-file": (_shared_config_naming_a_file, ["thesis.tex", "--overwrite"]),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED_OUTPUTS))
+def test_an_output_that_would_destroy_a_file_is_refused_before_anything_is_written(
+    case, espeak, tiny_model_dir, tmp_path, run_cli
+):
+    wav = tmp_path / "talk.wav"
+    wav.write_bytes(espeak.wav("en").read_bytes())
+    make, words = REFUSED_OUTPUTS[case]
+    args, protected = make(tmp_path, wav)
+    before = protected.read_bytes()
+    result = run_cli(*args, "--model", tiny_model_dir, "--ui", "none")
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+    for word in words:
+        assert word in line, f"{word!r} missing from {line!r}"
+    assert "Loading model" not in result.stderr  # refused before the slow part
+    assert protected.read_bytes() == before  # not a byte changed
+
+
+def test_overwrite_replaces_an_existing_output(espeak, tiny_model_dir, tmp_path):
+    out = tmp_path / "notes.txt"
+    out.write_text("not events\n")
+    argv = [espeak.wav("en"), "--model", tiny_model_dir, "--jsonl", out, "--ui", "none"]
+    assert run_main([*argv, "--overwrite"]) == 0
+    lines = read_jsonl(out)
+    assert lines[0]["type"] == "started" and lines[-1]["type"] == "summary"
+
+
+def test_devices_and_empty_files_are_written_without_overwrite(espeak, tiny_model_dir, tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.touch()
+    for target in (empty, Path(os.devnull)):
+        argv = [espeak.wav("en"), "--model", tiny_model_dir, "--jsonl", target, "--ui", "none"]
+        assert run_main(argv) == 0
+    assert read_jsonl(empty)[-1]["type"] == "summary"
+
+
+# -- exit codes -----------------------------------------------------------------------------
+
+
+class _FailingSource(Source):
+    """A stream that dies after a second of audio, as a dropped device or feed does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.name = self.description = "flaky"
+        self.sample_rate_hz, self.live = 16000, False
+
+    def _run(self, ring) -> None:
+        ring.write(np.zeros(16000, np.float32), block=True, stop=self._stop)
+        raise OSError("device unplugged")
+
+
+def test_a_failed_stream_gives_exit_code_1_and_the_others_go_on(
+    espeak, tiny_model_dir, tmp_path, monkeypatch, capsys
+):
+    from streamlid.audio import open as opening
+
+    real_open = opening.open_source
+    monkeypatch.setattr(
+        opening,
+        "open_source",
+        lambda spec, **kw: _FailingSource() if spec == "flaky" else real_open(spec, **kw),
+    )
+    out = tmp_path / "events.jsonl"
+    wav = espeak.wav("en")
+    code = run_main([wav, "flaky", "--model", tiny_model_dir, "--jsonl", out, "--ui", "none"])
+    assert code == 1, capsys.readouterr().err
+    lines = read_jsonl(out)
+    errors = [x for x in lines if x["type"] == "notice" and x["severity"] == "error"]
+    assert [x["stream"] for x in errors] == ["flaky"]
+    assert "device unplugged" in errors[0]["message"]
+    assert any(x["type"] == "prediction" and x["stream"] == wav.name for x in lines)
+    assert lines[-1]["reason"].startswith("error: ")

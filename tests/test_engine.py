@@ -3,6 +3,7 @@ input, stop()), no thread left behind, complete JSONL, and several streams at on
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
@@ -16,7 +17,7 @@ from harness import ListSink, make_config, make_engine, non_daemon_threads
 
 from streamlid.audio.stdin import StdinSource
 from streamlid.engine import Engine
-from streamlid.events import Prediction, SpeechChange, StreamStarted, Summary
+from streamlid.events import Notice, Prediction, SpeechChange, StreamStarted, Summary
 from streamlid.sinks import JsonlSink
 
 STOP_WITHIN_S = 5.0  # generous: the stop path promises well under this
@@ -211,4 +212,47 @@ def test_a_model_error_ends_the_run_with_the_reason(espeak):
     assert engine.wait(30.0)
     assert sink.summary.reason.startswith("error: classification failed")
     assert "out of memory" in engine.errors[0]
+    assert engine_threads_alive() == []
+
+
+# -- outputs that fail ----------------------------------------------------------------------
+
+
+class FailingSink(ListSink):
+    """Takes `ok_n` events, then fails the way a full disk or a closed pipe does."""
+
+    def __init__(self, error: OSError, ok_n: int = 3) -> None:
+        super().__init__()
+        self._error, self._ok_n = error, ok_n
+
+    def handle(self, event) -> None:
+        if len(self.events) >= self._ok_n:
+            raise self._error
+        super().handle(event)
+
+
+def test_a_failing_output_is_dropped_reported_and_the_run_goes_on(espeak, classifier):
+    broken = FailingSink(OSError(errno.ENOSPC, "No space left on device"))
+    sink = ListSink()
+    engine = make_engine([espeak.wav("en")], classifier, [broken, sink])
+    engine.run()
+    assert sink.summary.reason == "end of input"  # the run went on to its end
+    assert sink.predictions
+    assert len(engine.output_errors) == 1 and "No space left" in engine.output_errors[0]
+    assert engine.errors == []  # no stream failed
+    notices = [n for n in sink.of_type(Notice) if n.severity == "error"]
+    assert [n.message for n in notices] == engine.output_errors  # the others were told
+    assert broken.closed  # its file was released
+    assert engine_threads_alive() == []
+
+
+def test_a_reader_leaving_stops_the_run(espeak, classifier):
+    sink = ListSink()
+    path = espeak.wav("en", tail_s=20.0)
+    engine = make_engine([path], classifier, [FailingSink(BrokenPipeError()), sink], realtime=True)
+    engine.run()
+    assert sink.summary.reason == "output closed"
+    total_s = soundfile.info(str(path)).duration
+    assert sink.summary.streams[0].duration_s < total_s - 15.0  # stopped, not run to the end
+    assert engine.output_errors == []  # a reader leaving is not a failure of ours
     assert engine_threads_alive() == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -281,3 +282,107 @@ def test_two_hour_file_is_streamed_not_loaded(classifier, espeak, tmp_path):
     assert summary.speech_s == pytest.approx(120 * 5.0, rel=0.15)
     assert peak_mb - before_mb < 150, f"peak memory grew by {peak_mb - before_mb:.0f} MB"
     assert os.path.getsize(path) / 1e6 > 2 * (peak_mb - before_mb)
+
+
+# -- outputs that fail ----------------------------------------------------------------------
+
+
+def _listen(wav: Path, model: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "streamlid", "listen", str(wav), "--model", str(model), *args]
+
+
+def test_a_full_disk_is_reported_at_once_and_the_run_goes_on(
+    tiny_model_dir, espeak, tmp_path, cli_env
+):
+    wav = tmp_path / "talk.wav"
+    write_wav(wav, _speech(espeak, 6.0))
+    result = subprocess.run(
+        _listen(wav, tiny_model_dir, "--jsonl", "/dev/full", "--ui", "plain"),
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        cwd=REPO_ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 3, result.stderr  # an output failed
+    assert "Traceback" not in result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+    assert "/dev/full" in line and "No space left on device" in line
+    # The other output went on to the end: the plain lines, then the summary of a whole run.
+    assert "Summary (end of input" in result.stdout
+    assert re.search(r"error: .*/dev/full", result.stdout), "the plain view got a Notice"
+    assert "now:" in result.stdout.split("error:")[-1], "answers went on after the failure"
+
+
+def _limit_file_size(limit_bytes: int):
+    import resource
+
+    def limit() -> None:  # in the child, before exec: writes past the limit fail (EFBIG)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    return limit
+
+
+def test_a_file_cut_short_by_a_write_error_keeps_whole_lines_and_says_so(
+    tiny_model_dir, espeak, tmp_path, cli_env
+):
+    """The write that fails lands mid-line; the file is cut back to the last whole line."""
+    wav = tmp_path / "talk.wav"
+    write_wav(wav, _speech(espeak, 6.0))
+    jsonl = tmp_path / "events.jsonl"
+    result = subprocess.run(
+        _listen(wav, tiny_model_dir, "--jsonl", str(jsonl), "--ui", "none"),
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        cwd=REPO_ROOT,
+        timeout=120,
+        check=False,
+        preexec_fn=_limit_file_size(3000),
+    )
+    assert result.returncode == 3, result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+    kept = int(re.search(r"keeps the first (\d+) events", line).group(1))
+    text = jsonl.read_text()
+    assert 0 < len(text) <= 3000 and text.endswith("\n")
+    events = [json.loads(x) for x in text.splitlines()]
+    assert len(events) == kept
+    assert events[0]["type"] == "started"
+
+
+def test_a_reader_that_leaves_the_pipe_stops_the_run_cleanly(
+    tiny_model_dir, espeak, tmp_path, cli_env
+):
+    """`streamlid listen long.wav --realtime --jsonl - | head -n 3`: a minute of audio, but the
+    run stops as soon as it notices that nobody reads, with the summary on stderr."""
+    wav = tmp_path / "long.wav"
+    write_wav(wav, _speech(espeak, 60.0))
+    listen = subprocess.Popen(
+        _listen(wav, tiny_model_dir, "--realtime", "--jsonl", "-"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env,
+        cwd=REPO_ROOT,
+    )
+    head = subprocess.Popen(["head", "-n", "3"], stdin=listen.stdout, stdout=subprocess.PIPE)
+    assert listen.stdout is not None
+    listen.stdout.close()  # head holds the only reading end
+    try:
+        head_out, _ = head.communicate(timeout=60)
+        head_left = time.monotonic()
+        _, stderr = listen.communicate(timeout=30)
+        stopped_after_s = time.monotonic() - head_left
+    finally:
+        for process in (listen, head):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    text = stderr.decode(errors="replace")
+    lines = [json.loads(x) for x in head_out.decode().splitlines()]
+    assert len(lines) == 3 and lines[0]["type"] == "started"
+    assert listen.returncode == 128 + signal.SIGPIPE, text  # 141, as if SIGPIPE had ended it
+    assert stopped_after_s < 15.0, "the run went on without a reader"  # the input lasts 60 s
+    assert "Traceback" not in text and "Exception ignored" not in text, text
+    assert "Summary (output closed" in text

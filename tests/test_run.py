@@ -1,0 +1,135 @@
+"""The supervisor: the order in which a run's threads start, stop and end, bounded joins, and
+the exit code of each way a run ends."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from types import SimpleNamespace
+
+import pytest
+
+from streamlid.run import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_OUTPUT,
+    EXIT_READER_LEFT,
+    INTERRUPTED,
+    OUTPUT_CLOSED,
+    SignalWatch,
+    Supervisor,
+    exit_code,
+)
+
+
+class Owner:
+    """A thread owner whose thread ends when stopped (or never, if `stuck`)."""
+
+    def __init__(self, name: str, log: list[str], stuck: bool = False) -> None:
+        self.name, self.log, self.stuck = name, log, stuck
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"test-{name}")
+
+    def _run(self) -> None:
+        self._stop.wait()
+        if self.stuck:
+            threading.Event().wait(5.0)
+
+    def start(self) -> None:
+        self.log.append(f"start {self.name}")
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.log.append(f"stop {self.name}")
+        self._stop.set()
+
+    def join(self, timeout_s: float) -> bool:
+        self.log.append(f"join {self.name}")
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+
+def pipeline(log: list[str], **stuck: bool) -> tuple[Supervisor, dict[str, Owner]]:
+    supervisor = Supervisor(join_timeout_s=0.2)
+    owners = {}
+    for name in ("source", "frontend", "worker", "bus", "view"):
+        owners[name] = Owner(name, log, stuck=stuck.get(name, False))
+        supervisor.add(name, owners[name])
+    return supervisor, owners
+
+
+def test_starts_downstream_first_and_joins_upstream_first():
+    log: list[str] = []
+    supervisor, owners = pipeline(log)
+    supervisor.start()
+    assert log == [f"start {n}" for n in ("view", "bus", "worker", "frontend", "source")]
+    log.clear()
+    supervisor.stop(through=owners["worker"])  # the producers only
+    supervisor.stop(through=owners["worker"])  # idempotent
+    assert supervisor.join(through=owners["worker"])
+    joined = [x for x in log if x.startswith("join")]
+    assert joined == ["join source", "join frontend", "join worker"]
+    assert "stop bus" not in log and "stop view" not in log  # the summary is yet to come
+    log.clear()
+    assert supervisor.end()
+    assert log == ["stop bus", "join bus", "stop view", "join view"]
+    assert supervisor.end() and supervisor.join()  # nothing is joined twice
+    assert log == ["stop bus", "join bus", "stop view", "join view"]
+
+
+def test_a_thread_that_does_not_end_is_reported_and_left_behind(caplog):
+    log: list[str] = []
+    supervisor, owners = pipeline(log, frontend=True)
+    supervisor.start()
+    supervisor.stop()
+    with caplog.at_level(logging.WARNING, logger="streamlid.run"):
+        assert supervisor.join() is False
+    assert "frontend did not stop within 0.2 s" in caplog.text
+    assert owners["view"]._thread.ident and not owners["view"]._thread.is_alive()  # the rest ended
+    owners["frontend"]._thread.join(10)
+
+
+def test_owners_are_added_before_start():
+    supervisor, _ = pipeline([])
+    supervisor.start()
+    with pytest.raises(RuntimeError):
+        supervisor.add("late", Owner("late", []))
+    supervisor.stop()
+    supervisor.join()
+
+
+def _ended(reason: str, errors=(), output_errors=()):
+    return SimpleNamespace(
+        summary=SimpleNamespace(reason=reason),
+        errors=list(errors),
+        output_errors=list(output_errors),
+    )
+
+
+def _watch(signum: int | None = None, quit: bool = False) -> SignalWatch:
+    watch = SignalWatch()
+    if signum is not None:
+        watch.received.append(signum)
+    watch.quit_requested = quit
+    return watch
+
+
+@pytest.mark.parametrize(
+    ("engine", "watch", "code"),
+    [
+        (_ended("end of input"), _watch(), EXIT_OK),
+        (_ended(INTERRUPTED), _watch(quit=True), EXIT_OK),
+        (_ended(INTERRUPTED), _watch(2), 130),
+        (_ended(INTERRUPTED), _watch(15), 143),
+        (_ended(INTERRUPTED), _watch(1), 129),
+        (_ended(INTERRUPTED, ["a stream failed"], ["disk full"]), _watch(15), 143),
+        (_ended("error: a stream failed", ["a stream failed"]), _watch(), EXIT_FAILED),
+        (_ended("end of input", [], ["disk full"]), _watch(), EXIT_OUTPUT),
+        (_ended("error: x", ["x"], ["disk full"]), _watch(), EXIT_FAILED),
+        (_ended(INTERRUPTED, [], ["disk full"]), _watch(quit=True), EXIT_OUTPUT),
+        (_ended(OUTPUT_CLOSED), _watch(), EXIT_READER_LEFT),
+        (_ended("end of input"), _watch(15), EXIT_OK),  # the signal came after the end
+    ],
+)
+def test_exit_codes(engine, watch, code):
+    assert exit_code(engine, watch) == code

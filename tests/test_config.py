@@ -40,6 +40,7 @@ NON_DEFAULT: dict[str, object] = {
     "max_lag": 2.0,
     "top": 3,
     "jsonl": "out.jsonl",
+    "overwrite": True,
     "ui": "plain",
     "timeline": 30.0,
 }

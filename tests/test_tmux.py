@@ -13,6 +13,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -214,3 +215,41 @@ def test_piped_output_is_plain_lines(french_wav, model_args, tmp_path):
     assert "Summary (end of input" in result.stdout
     if expected:
         assert "French (fra)" in result.stdout
+
+
+@pytest.mark.tmux
+def test_sighup_under_the_live_view_stops_cleanly_and_gives_the_terminal_back(
+    tmux, french_wav, model_args, tmp_path
+):
+    """A hang-up (the window closed, an ssh session dropped) takes SIGTERM's path: summary,
+    exit 129, and the terminal is left as it was found: normal screen, cursor shown, cooked."""
+    _need("tmux")
+    args, _ = model_args
+    pid_file = tmp_path / "streamlid.pid"
+    listen = shlex.join(
+        [sys.executable, "-m", "streamlid", "listen", str(french_wav), "--realtime", *args]
+    )
+    command = (
+        f"cd {shlex.quote(str(REPO_ROOT))} && "
+        f"sh -c {shlex.quote(f'echo $$ > {shlex.quote(str(pid_file))}; exec {listen}')}; "
+        "echo EXIT=$?; "
+        "stty -a | grep -qw -- -icanon && echo TTY=cbreak || echo TTY=cooked; "
+        "tmux wait-for -S streamlid-done; sleep 600"
+    )
+    started = tmux(
+        "new-session", "-d", "-s", tmux.session, "-x", str(WIDTH), "-y", str(HEIGHT), command
+    )
+    assert started.returncode == 0, started.stderr
+    text = tmux.wait_screen(lambda t: "q quit" in t and "win/s" in t, SCREEN_TIMEOUT_S)
+    assert "q quit" in text, text  # the live view is up, keys in cbreak mode
+    assert tmux("display", "-p", "-t", tmux.session, "#{alternate_on}").stdout.strip() == "1"
+
+    os.kill(int(pid_file.read_text()), signal.SIGHUP)
+    done = tmux("wait-for", "streamlid-done", timeout_s=EXIT_TIMEOUT_S)
+    assert done.returncode == 0
+    after = tmux.history()
+    assert "EXIT=129" in after, after
+    assert "TTY=cooked" in after, after
+    assert re.search(r"streamlid · interrupted after \d", after), after
+    shown = tmux("display", "-p", "-t", tmux.session, "#{alternate_on} #{cursor_flag}")
+    assert shown.stdout.split() == ["0", "1"], shown.stdout  # normal screen, cursor visible

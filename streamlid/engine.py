@@ -222,21 +222,23 @@ class Engine:
     def _finish(self) -> None:
         """The worker has ended: all input is done, or we are stopping. Either way the sources
         and front ends must end too; then the summary, then the outputs."""
-        self.stop(self._stop_reason or END_OF_INPUT)
-        self._supervisor.join(through=self._worker)
-        if not self._bus.flush(FLUSH_TIMEOUT_S):  # every event so far reached the summary
-            log.warning("the sinks did not take every event within %.1f s", FLUSH_TIMEOUT_S)
-        reason = self._stop_reason or END_OF_INPUT
-        if reason == END_OF_INPUT and self.errors:
-            reason = f"error: {self.errors[0]}"
-        model, device, dtype = self._model_info
-        self.summary = Summary(
-            streams=self._summary_builder.build(),
-            wall_s=round(time.monotonic() - self._started_at, 3),
-            reason=reason,
-            model=model,
-            device=device,
-            dtype=dtype,
-        )
-        self._bus.publish(self.summary)
-        self._supervisor.end()  # the bus delivers it and closes the sinks; then the terminal
+        try:
+            self.stop(self._stop_reason or END_OF_INPUT)
+            self._supervisor.join(through=self._worker)
+            if not self._bus.flush(FLUSH_TIMEOUT_S):  # every event so far reached the summary
+                log.warning("the sinks did not take every event within %.1f s", FLUSH_TIMEOUT_S)
+            reason = self._stop_reason or END_OF_INPUT
+            if reason == END_OF_INPUT and self.errors:
+                reason = f"error: {self.errors[0]}"
+            model, device, dtype = self._model_info
+            self.summary = Summary(
+                streams=self._summary_builder.build(),
+                wall_s=round(time.monotonic() - self._started_at, 3),
+                reason=reason,
+                model=model,
+                device=device,
+                dtype=dtype,
+            )
+            self._bus.publish(self.summary)
+        finally:  # even if interrupted (a library caller's Ctrl-C): no thread left running
+            self._supervisor.end()  # the bus delivers the summary and closes the sinks

@@ -3,23 +3,32 @@ the exit code of each way a run ends."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import signal
 import threading
+import time
 from types import SimpleNamespace
 
 import pytest
+from harness import ListSink, make_engine, non_daemon_threads
 
+from streamlid.events import Summary
 from streamlid.run import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_OUTPUT,
     EXIT_READER_LEFT,
+    FORCED_EXIT_AFTER_S,
     INTERRUPTED,
     OUTPUT_CLOSED,
     SignalWatch,
     Supervisor,
     exit_code,
+    supervise,
 )
+from streamlid.sinks import JsonlSink
 
 
 class Owner:
@@ -133,3 +142,73 @@ def _watch(signum: int | None = None, quit: bool = False) -> SignalWatch:
 )
 def test_exit_codes(engine, watch, code):
     assert exit_code(engine, watch) == code
+
+
+# -- signals against a real engine ------------------------------------------------------------
+
+
+def test_a_signal_during_the_finishing_does_not_cut_it_short(espeak, classifier, tmp_path):
+    """Ctrl-C while the summary is being written: recorded, and the finishing completes."""
+
+    class SignallingSink(ListSink):
+        def handle(self, event) -> None:
+            super().handle(event)
+            if isinstance(event, Summary):  # on the event thread, mid-finishing
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.3)  # the main thread runs the handler meanwhile
+
+    jsonl = tmp_path / "events.jsonl"
+    signalling = SignallingSink()
+    engine = make_engine([espeak.wav("en")], classifier, [signalling, JsonlSink(str(jsonl))])
+    with SignalWatch() as watch:
+        code = supervise(engine, watch)
+    assert watch.received == [signal.SIGINT]
+    assert code == EXIT_OK  # the input had ended: the run was complete
+    assert signalling.closed
+    lines = jsonl.read_text().splitlines()
+    assert json.loads(lines[-1])["type"] == "summary"
+    assert non_daemon_threads() == []
+
+
+class StalledModel:
+    def __init__(self, model) -> None:
+        self.labels = model.labels
+        self._model = model
+        self.inside = threading.Event()
+        self.release = threading.Event()
+
+    def classify(self, windows):
+        self.inside.set()
+        self.release.wait(30)
+        return self._model.classify(windows)
+
+
+def test_a_second_signal_while_the_model_is_busy_leaves_at_once(espeak, classifier):
+    model = StalledModel(classifier)
+    engine = make_engine([espeak.wav("en")], model, [ListSink()])
+    log: list[str] = []
+    terminal = Owner("view", log)
+    terminal.start()
+
+    first_at: list[float] = []
+
+    def interrupt_twice() -> None:
+        model.inside.wait(30)
+        first_at.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_twice, name="test-signals").start()
+    try:
+        with SignalWatch() as watch:
+            code = supervise(engine, watch, terminal=[terminal])
+            left_after_s = time.monotonic() - first_at[0]
+        assert code == 130
+        assert engine.summary is None  # it did not wait for the model
+        assert log[-2:] == ["stop view", "join view"]  # the terminal was given back
+        assert left_after_s < FORCED_EXIT_AFTER_S  # on the second signal, not the deadline
+        assert not model.release.is_set()
+    finally:
+        model.release.set()
+        assert engine.wait(30)

@@ -22,7 +22,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -141,7 +141,7 @@ class SignalWatch:
     """SIGINT, SIGTERM and SIGHUP handlers for the main thread, restored on exit.
 
     A signal that the process was started with ignored (`nohup`, a background job) stays
-    ignored. `recording()` switches from interrupting to recording."""
+    ignored. `record_only()` switches from interrupting to recording."""
 
     def __init__(self) -> None:
         self.received: list[int] = []
@@ -171,14 +171,10 @@ class SignalWatch:
         if self._interrupting:
             raise Interrupted(signum)
 
-    @contextlib.contextmanager
-    def recording(self) -> Iterator[None]:
-        """While inside, signals are only recorded: the main thread's loop acts on them."""
+    def record_only(self) -> None:
+        """From now on signals are only recorded: the main thread's loop acts on them, and one
+        that comes after the run cannot turn its ending into an interruption."""
         self._interrupting = False
-        try:
-            yield
-        finally:
-            self._interrupting = True
 
     def request_quit(self) -> None:
         """The `q` key (from the key reader's thread): the same stop path as a signal."""
@@ -311,17 +307,17 @@ def supervise(
             printed += 1
 
     finished = False
+    watch.record_only()
     try:
-        with watch.recording():
-            engine.start()
-            while not engine.wait(0.0) and not watch.stop_requested:
-                if report_now:
-                    report()
-                watch.wait(POLL_S)
-            if not engine.wait(0.0):
-                code = _stop_and_wait(engine, watch, terminal)
-                if code is not None:
-                    return code  # forced: the model would not let go
+        engine.start()
+        while not engine.wait(0.0) and not watch.stop_requested:
+            if report_now:
+                report()
+            watch.wait(POLL_S)
+        if not engine.wait(0.0):
+            code = _stop_and_wait(engine, watch, terminal)
+            if code is not None:
+                return code  # forced: the model would not let go
         finished = True
     finally:
         if not finished:  # a crash (a bug): stop what runs, give the terminal back

@@ -212,3 +212,36 @@ def test_a_second_signal_while_the_model_is_busy_leaves_at_once(espeak, classifi
     finally:
         model.release.set()
         assert engine.wait(30)
+
+
+def test_a_crash_gives_the_terminal_back_and_stops_the_run():
+    """A bug in the loop: the exception keeps its traceback, but the live view and the key
+    reader are given back first and the engine is asked to stop."""
+
+    class CrashingEngine:
+        summary = None
+
+        def __init__(self) -> None:
+            self.stopped: list[str] = []
+            self.errors: list[str] = []
+            self.output_errors: list[str] = []
+
+        def start(self) -> None:
+            pass
+
+        def stop(self, reason: str = INTERRUPTED) -> None:
+            self.stopped.append(reason)
+
+        def wait(self, timeout_s: float | None = None) -> bool:
+            raise RuntimeError("a bug")
+
+    log: list[str] = []
+    view, keys = Owner("view", log), Owner("keys", log)
+    view.start()
+    keys.start()
+    engine = CrashingEngine()
+    with pytest.raises(RuntimeError, match="a bug"):
+        supervise(engine, SignalWatch(), terminal=[keys, view])
+    assert engine.stopped == [INTERRUPTED]
+    assert {"join view", "join keys"} <= set(log)
+    assert not view._thread.is_alive() and not keys._thread.is_alive()

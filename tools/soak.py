@@ -127,7 +127,7 @@ def main() -> int:
     lines = jsonl.read_text().splitlines()
     events = [json.loads(line) for line in lines]
     errors = [e for e in events if e["type"] == "notice" and e["severity"] == "error"]
-    errors += [{"message": m} for m in engine.errors]
+    errors += [{"message": m} for m in engine.errors + engine.output_errors]
     # Memory after warm-up (allocator pools, thread pools): 5 minutes in, or a fifth of a
     # shorter run.
     warm_s = min(300.0, 0.2 * args.hours * 3600)

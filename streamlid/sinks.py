@@ -177,8 +177,17 @@ class PlainPrinter:
         self._show_predictions = show_predictions
 
     def _print(self, text: str) -> None:
-        self._out.write(text + "\n")
-        self._out.flush()
+        try:
+            self._out.write(text + "\n")
+            self._out.flush()
+        except OSError as exc:
+            reader_left = exc.errno == errno.EPIPE
+            name = getattr(self._out, "name", "")
+            where = {"<stdout>": "standard output", "<stderr>": "standard error"}.get(name, name)
+            raise OutputError(
+                f"Cannot write plain lines to {where} ({exc.strerror or exc}); they stop here.",
+                reader_left=reader_left,
+            ) from None
 
     def handle(self, event: Event) -> None:
         if isinstance(event, StreamStarted):

@@ -386,3 +386,26 @@ def test_a_reader_that_leaves_the_pipe_stops_the_run_cleanly(
     assert stopped_after_s < 15.0, "the run went on without a reader"  # the input lasts 60 s
     assert "Traceback" not in text and "Exception ignored" not in text, text
     assert "Summary (output closed" in text
+
+
+def test_plain_lines_on_a_full_stdout_say_so_in_one_line(tiny_model_dir, espeak, tmp_path, cli_env):
+    wav = tmp_path / "talk.wav"
+    write_wav(wav, _speech(espeak, 4.0))
+    jsonl = tmp_path / "events.jsonl"
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run(
+            _listen(wav, tiny_model_dir, "--ui", "plain", "--jsonl", str(jsonl)),
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env,
+            cwd=REPO_ROOT,
+            timeout=120,
+            check=False,
+        )
+    assert result.returncode == 3, result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+    assert "standard output" in line and "No space left on device" in line
+    events = [json.loads(x) for x in jsonl.read_text().splitlines()]  # the other output went on
+    assert events[-1]["type"] == "summary" and events[-1]["reason"] == "end of input"
+    assert any(e["type"] == "notice" and "standard output" in e["message"] for e in events)

@@ -91,7 +91,8 @@ HELP: dict[str, str] = {
     "max_lag": "live streams: skip windows older than this many seconds",
     "top": "number of languages listed per prediction",
     "jsonl": "write every event as one JSON line to this file ('-' for stdout)",
-    "overwrite": "replace an existing --jsonl file (one of the inputs is never replaced)",
+    "overwrite": "let --jsonl replace an existing file that is not streamlid events (an "
+    "input is never replaced)",
     "ui": "view: auto (live view on a terminal, plain lines otherwise), rich, plain or none",
     "timeline": "seconds of history in the live view's timeline",
     "sources": "audio sources: mic, mic:NAME_OR_INDEX, a file or URL, or - for stdin",

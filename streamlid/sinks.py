@@ -146,20 +146,33 @@ def check_output_path(target: str, inputs: Sequence[str], *, overwrite: bool) ->
         raise ConfigError(f"The --jsonl output {target!r} is a folder; give a file path.")
     if overwrite or not stat.S_ISREG(info.st_mode) or info.st_size == 0:
         return
-    what = " (events of an earlier run?)" if _looks_like_jsonl(target) else " and is not JSONL"
+    if _is_event_file(target):
+        return  # events of an earlier run: re-running to the same file is the usual workflow
     raise ConfigError(
-        f"The --jsonl output {target!r} already exists{what}; pass --overwrite "
-        "(overwrite = true in a config file) to replace it, or choose another path."
+        f"The --jsonl output {target!r} already exists and is not a streamlid event file; "
+        "pass --overwrite (overwrite = true in a config file) to replace it, or choose "
+        "another path."
     )
 
 
-def _looks_like_jsonl(path: str) -> bool:
-    """The first line is a JSON object: most likely streamlid's own output."""
+def _is_event_file(path: str) -> bool:
+    """Every line read is a JSON object with a "type": streamlid's own events (an earlier run's
+    output), safe to replace. Anything else (notes, a recording, a half-written file of some
+    other tool) is not ours to destroy. Reads at most the first 64 KiB."""
     try:
         with open(path, "rb") as handle:
-            first = handle.readline(64 * 1024)
-        return isinstance(json.loads(first), dict)
-    except (OSError, ValueError):
+            head = handle.read(64 * 1024)
+    except OSError:
+        return False
+    lines = head.split(b"\n")
+    if len(head) == 64 * 1024:
+        lines = lines[:-1]  # the last line may be cut by the read
+    lines = [line for line in lines if line.strip()]
+    if not lines:
+        return False
+    try:
+        return all(isinstance(e := json.loads(line), dict) and "type" in e for line in lines)
+    except ValueError:
         return False
 
 

@@ -302,10 +302,10 @@ def _existing_text_file(folder: Path, wav: Path) -> tuple[list, Path]:
     return [wav, "--jsonl", notes], notes
 
 
-def _existing_jsonl(folder: Path, wav: Path) -> tuple[list, Path]:
-    earlier = folder / "earlier.jsonl"
-    earlier.write_text('{"type": "started"}\n{"type": "summary"}\n')
-    return [wav, "--jsonl", earlier], earlier
+def _existing_json_lines(folder: Path, wav: Path) -> tuple[list, Path]:
+    data = folder / "data.jsonl"
+    data.write_text('{"user": 1}\n{"user": 2}\n')  # JSON lines, but not our events
+    return [wav, "--jsonl", data], data
 
 
 def _shared_config_naming_a_file(folder: Path, wav: Path) -> tuple[list, Path]:
@@ -320,8 +320,8 @@ REFUSED_OUTPUTS = {
     "input-as-output": (_input_as_output, ["is the input", "destroy"]),
     "input-through-symlink": (_input_through_a_symlink, ["is the input"]),
     "input-through-relative-path": (_input_through_a_relative_path, ["is the input"]),
-    "existing-text-file": (_existing_text_file, ["notes.txt", "not JSONL", "--overwrite"]),
-    "existing-jsonl": (_existing_jsonl, ["earlier.jsonl", "already exists", "--overwrite"]),
+    "existing-text-file": (_existing_text_file, ["notes.txt", "not a streamlid", "--overwrite"]),
+    "existing-json-of-another-tool": (_existing_json_lines, ["data.jsonl", "--overwrite"]),
     "config-names-a-file": (_shared_config_naming_a_file, ["thesis.tex", "--overwrite"]),
 }
 
@@ -352,6 +352,19 @@ def test_overwrite_replaces_an_existing_output(espeak, tiny_model_dir, tmp_path)
     assert run_main([*argv, "--overwrite"]) == 0
     lines = read_jsonl(out)
     assert lines[0]["type"] == "started" and lines[-1]["type"] == "summary"
+
+
+def test_events_of_an_earlier_run_are_replaced_without_overwrite(espeak, tiny_model_dir, tmp_path):
+    out = tmp_path / "events.jsonl"
+    argv = [espeak.wav("en"), "--model", tiny_model_dir, "--jsonl", out, "--ui", "none"]
+    assert run_main(argv) == 0
+    first = read_jsonl(out)
+    out.write_text(out.read_text() + '{"type": "marker"}\n')
+    assert run_main(argv) == 0  # the same command again: the usual workflow
+    again = read_jsonl(out)
+    kinds = [e["type"] for e in again]
+    assert kinds[0] == "started" and kinds[-1] == "summary" and "marker" not in kinds  # replaced
+    assert kinds.count("prediction") == [e["type"] for e in first].count("prediction")
 
 
 def test_devices_and_empty_files_are_written_without_overwrite(espeak, tiny_model_dir, tmp_path):

@@ -171,10 +171,10 @@ class Classifier:
         all_labels = tuple(clean_label(id2label[i]) for i in range(len(id2label)))
         odd = not_language_codes(all_labels)
         if odd:
-            examples = ", ".join(repr(label) for label in odd[:3])
+            examples = ", ".join(f"'{label}'" for label in odd[:3])  # already escaped
             announce(
                 f"warning: {len(odd)} of the {len(all_labels)} labels of model {model!r} are not "
-                f"language codes ({examples}); they are shown as they are."
+                f"language codes ({examples}); they are shown as they are, without names."
             )
         self._subset: list[int] | None = None
         if languages:

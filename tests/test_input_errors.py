@@ -143,3 +143,15 @@ def test_devices_with_no_input_device_says_what_to_do(monkeypatch, capsys):
     (line,) = [x for x in err.splitlines() if x.startswith("error:")]
     assert "No audio input devices" in line
     assert "connected" in line and "PipeWire" in line and "file" in line
+
+
+def test_streamlid_download_offline_is_one_line_that_does_not_advise_itself(
+    cli_env, tmp_path, run_cli
+):
+    env = {**cli_env, "HF_HOME": str(tmp_path / "empty-hf-home")}
+    result = run_cli("download", "facebook/mms-lid-256", env=env, timeout_s=60)
+    line = one_error_line(result)
+    assert "facebook/mms-lid-256" in line and "HF_HUB_OFFLINE" in line
+    assert "streamlid download" not in line
+    assert "Downloading" not in result.stderr
+    assert result.stdout == ""

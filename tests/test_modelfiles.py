@@ -97,7 +97,8 @@ def test_labels_that_are_not_language_codes_give_one_warning_and_still_load(tmp_
     assert len(loaded.labels) == 4
     (line,) = said
     assert line.startswith("warning:")
-    assert "2 of the 4 labels" in line and "LABEL_1" in line
+    assert "2 of the 4 labels" in line and "'LABEL_1'" in line
+    assert "'" + clean_label(ESCAPE_LABEL) + "'" in line  # escaped once, not twice
     assert "\n" not in line and "\x1b" not in line
 
 

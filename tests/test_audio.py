@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from audio_helpers import SAMPLE_RATE_HZ, encode_with_ffmpeg, silence, to_s16le, write_wav
 
-from streamlid.audio.files import FfmpegSource, SoundFileSource
+from streamlid.audio.files import FfmpegSource, SoundFileSource, wav_promised_frames
 from streamlid.audio.open import open_source
 from streamlid.audio.ring import RingBuffer
 from streamlid.audio.stdin import StdinSource
@@ -238,3 +238,19 @@ def test_a_file_name_is_never_read_by_ffmpeg_as_a_protocol(source_audio, tmp_pat
     encode_with_ffmpeg(master, tmp_path / "concat:x.m4a", "-c:a", "aac")
     samples, rate = read_all(open_source("concat:x.m4a", realtime=False))
     assert len(samples) / rate == pytest.approx(duration_s, abs=DURATION_TOLERANCE_S)
+
+
+def test_a_wav_header_written_while_streaming_promises_nothing(tmp_path, run_pipeline):
+    """ffmpeg or arecord writing to a pipe cannot seek back: the data size stays a placeholder,
+    which is no promise, so a whole file is not called damaged."""
+    path = tmp_path / "streamed.wav"
+    write_wav(path, _long_tone(3.0))
+    assert wav_promised_frames(path) == 3 * SAMPLE_RATE_HZ
+    data = bytearray(path.read_bytes())
+    at = data.index(b"data") + 4
+    data[at : at + 4] = (0xFFFFFFFF).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    assert wav_promised_frames(path) is None
+    sink = run_pipeline([path])
+    assert sink.summary.streams[0].duration_s == pytest.approx(3.0, abs=0.05)
+    assert [n for n in sink.of_type(Notice) if n.severity != "info"] == []

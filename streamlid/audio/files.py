@@ -33,6 +33,9 @@ SOUNDFILE_SUFFIXES = (".wav", ".wave", ".flac", ".ogg", ".oga", ".aiff", ".aif")
 # rounding in a container's duration field).
 SHORT_TOLERANCE_S = 0.5
 SHORT_TOLERANCE_FRACTION = 0.01
+# Writers that cannot seek back (pipes, crashed recorders) leave 0 or a huge placeholder as the
+# data size: not a promise.
+WAV_PLACEHOLDER_BYTES = 0x7FFF0000
 STDERR_LINES_KEPT = 20  # ffmpeg's last words, for the message when it fails
 
 
@@ -90,7 +93,7 @@ def wav_promised_frames(path: Path) -> int | None:
                     block_align = int.from_bytes(fmt[12:14], "little") if len(fmt) >= 14 else 0
                     continue
                 if kind == b"data":
-                    if block_align <= 0 or size in (0, 0xFFFFFFFF):
+                    if block_align <= 0 or size == 0 or size >= WAV_PLACEHOLDER_BYTES:
                         return None
                     return size // block_align
                 handle.seek(size + size % 2, os.SEEK_CUR)

@@ -1,8 +1,9 @@
 """Classifier: the only module that knows torch and transformers.
 
 Loads an audio-classification checkpoint (facebook/mms-lid-256 or any sibling) from a hub id or
-a folder, safetensors only and never remote code; picks device and dtype; turns batches of 16 kHz
-windows into language probabilities (softmax in float32, over a language subset if asked).
+a folder, safetensors only and never remote code (modelfiles.py checks the folder first and hands
+transformers only the checked files); picks device and dtype; turns batches of 16 kHz windows
+into language probabilities (softmax in float32, over a language subset if asked).
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ def pick_dtype(requested: str, device: str) -> str:
 def _load(model: str, folder: Path, files: ModelFiles, torch_dtype: Any) -> tuple[Any, Any]:
     """The model and its feature extractor from a staged folder of checked files: safetensors
     only and no remote code, each failure one sentence."""
+    from safetensors import SafetensorError
     from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
 
     try:
@@ -113,7 +115,8 @@ def _load(model: str, folder: Path, files: ModelFiles, torch_dtype: Any) -> tupl
                 "language-ID checkpoint such as facebook/mms-lid-256."
             ) from None
         raise ModelLoadError(f"Model {model!r} cannot be loaded: {_first_line(exc)}.") from None
-    except Exception as exc:  # a size mismatch, a damaged tensor: the weights do not fit
+    except (RuntimeError, OSError, KeyError, TypeError, SafetensorError) as exc:
+        # A size mismatch or a tensor the architecture does not have: the weights do not fit.
         raise ModelLoadError(
             f"Model {model!r}: its weights do not fit its config.json ({_first_line(exc)}); "
             "use the files that came together with the checkpoint."

@@ -238,8 +238,9 @@ def staged(files: ModelFiles) -> Iterator[Path]:
     """A private folder holding only the checked files, for transformers to load from: the
     JSON files as the exact bytes that were checked, the weights as links to the originals.
     Removed on exit (loaded weights do not need it)."""
-    stage = Path(tempfile.mkdtemp(prefix="streamlid-model-"))
+    stage: Path | None = None
     try:
+        stage = Path(tempfile.mkdtemp(prefix="streamlid-model-"))
         (stage / CONFIG_NAME).write_bytes(files.config_bytes)
         if files.preprocessor_bytes is not None:
             (stage / PREPROCESSOR_NAME).write_bytes(files.preprocessor_bytes)
@@ -247,6 +248,14 @@ def staged(files: ModelFiles) -> Iterator[Path]:
             (stage / INDEX_NAME).write_bytes(files.index_bytes)
         for weight in files.weights:
             os.symlink((files.folder / weight).resolve(), stage / weight)
+    except OSError as exc:
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
+        raise ModelLoadError(
+            f"A private folder for loading the model cannot be made in {tempfile.gettempdir()} "
+            f"({exc.strerror or exc}); point TMPDIR at a writable folder."
+        ) from None
+    try:
         yield stage
     finally:
         shutil.rmtree(stage, ignore_errors=True)

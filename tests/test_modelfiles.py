@@ -120,3 +120,22 @@ def test_escape_codes_in_labels_stay_off_the_terminal(tmp_path, espeak, run_cli)
     events = [json.loads(line) for line in out.read_text().splitlines()]
     codes = {s["code"] for e in events if e["type"] == "prediction" for s in e["top"]}
     assert codes and all(code.startswith("\\x1b[31m") for code in codes)
+
+
+def test_the_private_loading_folder_is_removed_after_loading(tiny_model_dir, tmp_path, monkeypatch):
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    assert load(tiny_model_dir).labels == TEST_LABELS
+    assert list(scratch.iterdir()) == []
+
+
+def test_no_writable_temp_folder_is_one_line(tiny_model_dir, tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "not-there"))
+    with pytest.raises(ModelLoadError, match="TMPDIR") as caught:
+        load(tiny_model_dir)
+    assert "\n" not in str(caught.value)

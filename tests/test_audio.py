@@ -254,3 +254,33 @@ def test_a_wav_header_written_while_streaming_promises_nothing(tmp_path, run_pip
     sink = run_pipeline([path])
     assert sink.summary.streams[0].duration_s == pytest.approx(3.0, abs=0.05)
     assert [n for n in sink.of_type(Notice) if n.severity != "info"] == []
+
+
+@needs_ffmpeg
+def test_a_chatty_ffmpeg_never_stalls_and_its_complaints_become_one_warning(tmp_path):
+    """An MP3 damaged every few hundred bytes makes ffmpeg write about 150 KB to stderr, more
+    than a pipe holds (64 KB). Undrained, ffmpeg would block on it while we wait for audio: a stall.
+    Drained, the audio arrives and ffmpeg's last complaint is quoted in one warning."""
+    wav = tmp_path / "tone.wav"
+    write_wav(wav, _long_tone(300.0))
+    mp3 = tmp_path / "sprinkled.mp3"
+    encode_with_ffmpeg(wav, mp3, "-c:a", "libmp3lame", "-b:a", "32k")
+    data = bytearray(mp3.read_bytes())
+    noise = np.random.default_rng(5)
+    for at in range(2000, len(data) - 40, 300):
+        data[at : at + 40] = noise.integers(0, 256, 40, dtype=np.uint8).tobytes()
+    mp3.write_bytes(bytes(data))
+
+    source = open_source(str(mp3), realtime=False)
+    ring = RingBuffer(320 * SAMPLE_RATE_HZ)  # room for all of it: only ffmpeg can stall
+    notices: list[tuple[str, str]] = []
+    source.start(ring, lambda severity, message: notices.append((severity, message)))
+    assert source.join(60.0), "ffmpeg stalled"
+    assert source.error is None
+    chunks = []
+    while (chunk := ring.read(1 << 22, timeout_s=0.0)) is not None:
+        chunks.append(chunk.samples)
+    assert sum(len(c) for c in chunks) > 10 * SAMPLE_RATE_HZ
+    (warning,) = [message for severity, message in notices if severity == "warning"]
+    assert "s its header promises could be decoded" in warning and "of the 300." in warning
+    assert "Invalid data" in warning or "Header missing" in warning  # ffmpeg's own words

@@ -64,12 +64,20 @@ def open_file_source(spec: str, *, realtime: bool) -> Source:
     return FfmpegSource(spec, realtime=realtime)
 
 
-def short_decode_message(decoded_s: float, promised_s: float | None) -> str | None:
-    """The warning for a decode that ended short of the header's promise, or None."""
+def short_decode_message(
+    decoded_s: float, promised_s: float | None, decoder_said: str | None = None
+) -> str | None:
+    """The warning for a decode that ended short of the header's promise, or None.
+    `decoder_said`: the decoder's last complaint, when it skipped damaged data on the way."""
     if promised_s is None or promised_s <= 0:
         return None
     if decoded_s >= promised_s - max(SHORT_TOLERANCE_S, SHORT_TOLERANCE_FRACTION * promised_s):
         return None
+    if decoder_said:
+        return (
+            f"only {decoded_s:.1f} s of the {promised_s:.1f} s its header promises could be "
+            f"decoded ({decoder_said}): the file is damaged"
+        )
     return f"decoding stopped at {decoded_s:.1f} s of {promised_s:.1f} s: the file is damaged"
 
 
@@ -283,10 +291,10 @@ class FfmpegSource(Source):
         reason = lines[-1] if lines else f"ffmpeg exited with code {code}"
         if total == 0:
             raise AudioSourceError(f"no audio decoded ({reason})")
-        short = short_decode_message(total / FFMPEG_RATE_HZ, self._promised_s)
+        said = reason if lines or code != 0 else None
+        short = short_decode_message(total / FFMPEG_RATE_HZ, self._promised_s, said)
         if short:
-            detail = f" ({reason})" if lines or code != 0 else ""
-            self._notice("warning", f"{self.description}: {short}{detail}")
+            self._notice("warning", f"{self.description}: {short}")
         elif code != 0:
             self._notice("warning", f"{self.description}: ffmpeg ended early ({reason})")
 

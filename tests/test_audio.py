@@ -284,3 +284,22 @@ def test_a_chatty_ffmpeg_never_stalls_and_its_complaints_become_one_warning(tmp_
     (warning,) = [message for severity, message in notices if severity == "warning"]
     assert "s its header promises could be decoded" in warning and "of the 300." in warning
     assert "Invalid data" in warning or "Header missing" in warning  # ffmpeg's own words
+
+
+@needs_ffmpeg
+def test_a_length_ffprobe_only_estimates_is_no_promise(tmp_path):
+    """A VBR MP3 without a Xing header: ffprobe guesses its length from the first frames'
+    bit rate (silence first: about 72 s for 30 s). A guess must not turn a whole file into a
+    "damaged" one."""
+    wav = tmp_path / "silence-then-noise.wav"
+    t = np.arange(30 * SAMPLE_RATE_HZ) / SAMPLE_RATE_HZ
+    noise = np.random.default_rng(2).normal(0, 0.3, len(t))
+    write_wav(wav, (np.where(t < 15, 0.0, 1.0) * noise).astype(np.float32).clip(-1, 1))
+    mp3 = tmp_path / "vbr.mp3"
+    encode_with_ffmpeg(wav, mp3, "-c:a", "libmp3lame", "-q:a", "4", "-write_xing", "0")
+    source = open_source(str(mp3), realtime=False)
+    notices: list[tuple[str, str]] = []
+    ring = RingBuffer(40 * SAMPLE_RATE_HZ)
+    source.start(ring, lambda severity, message: notices.append((severity, message)))
+    assert source.join(30.0)
+    assert notices == []

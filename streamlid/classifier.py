@@ -8,7 +8,6 @@ into language probabilities (softmax in float32, over a language subset if asked
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from .modelfiles import (
     clean_label,
     not_language_codes,
     resolve_model_folder,
+    say_on_stderr,
     staged,
 )
 
@@ -35,10 +35,6 @@ class ModelInfo:
     device: str
     dtype: str
     labels: tuple[str, ...]
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def pick_device(requested: str) -> str:
@@ -150,7 +146,7 @@ class Classifier:
         device: str = "auto",
         dtype: str = "auto",
         languages: Sequence[str] = (),
-        announce: Callable[[str], None] = _say,
+        announce: Callable[[str], None] = say_on_stderr,
         display_name: str | None = None,
     ) -> None:
         import torch

@@ -55,7 +55,8 @@ class ModelFiles:
     config: dict[str, Any]
 
 
-def _say(message: str) -> None:
+def say_on_stderr(message: str) -> None:
+    """The default `announce`: a line on stderr, beside (never inside) the output."""
     print(message, file=sys.stderr, flush=True)
 
 
@@ -339,7 +340,7 @@ def _download_error(model: str, exc: BaseException, downloading: bool) -> ModelL
 
 
 def resolve_model_folder(
-    model: str, announce: Callable[[str], None] = _say, *, downloading: bool = False
+    model: str, announce: Callable[[str], None] = say_on_stderr, *, downloading: bool = False
 ) -> Path:
     """A local folder holding the checkpoint: `model` itself, or the hub cache (downloading
     once if needed). `downloading` is set by `streamlid download`, whose advice differs."""

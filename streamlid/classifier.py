@@ -1,14 +1,13 @@
 """Classifier: the only module that knows torch and transformers.
 
 Loads an audio-classification checkpoint (facebook/mms-lid-256 or any sibling) from a hub id or
-a folder, safetensors only and never remote code; picks device and dtype; turns batches of 16 kHz
-windows into language probabilities (softmax in float32, over a language subset if asked).
+a folder, safetensors only and never remote code (modelfiles.py checks the folder first and hands
+transformers only the checked files); picks device and dtype; turns batches of 16 kHz windows
+into language probabilities (softmax in float32, over a language subset if asked).
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +18,15 @@ import numpy as np
 from .audio import SAMPLE_RATE_HZ
 from .errors import ConfigError, ModelLoadError
 from .languages import match_languages
-
-WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.txt"]  # configs, weights, vocab; no pickles
+from .modelfiles import (
+    ModelFiles,
+    check_model_folder,
+    clean_label,
+    not_language_codes,
+    resolve_model_folder,
+    say_on_stderr,
+    staged,
+)
 
 
 @dataclass(frozen=True)
@@ -29,70 +35,6 @@ class ModelInfo:
     device: str
     dtype: str
     labels: tuple[str, ...]
-
-
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def resolve_model_folder(model: str, announce: Callable[[str], None] = _say) -> Path:
-    """A local folder holding the checkpoint: `model` itself, or the hub cache (downloading
-    once if needed, with progress)."""
-    path = Path(model).expanduser()
-    if path.is_dir():
-        return path
-    if path.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1:
-        raise ModelLoadError(
-            f"Model folder {model!r} does not exist; give a checkpoint folder or a hub id "
-            "such as facebook/mms-lid-256."
-        )
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(model, allow_patterns=WEIGHT_PATTERNS, local_files_only=True))
-    except Exception:
-        pass  # not cached yet
-    if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
-        raise ModelLoadError(
-            f"Model {model!r} is not in the local cache and HF_HUB_OFFLINE is set; download it "
-            f"on a connected machine (`streamlid download {model}`) or pass --model FOLDER."
-        )
-    announce(
-        f"Downloading {model} from the Hugging Face Hub (once; cached in the Hub cache, "
-        "3.6 GB for mms-lid-256). To prepare offline use run `streamlid download "
-        f"{model}` beforehand, or point --model at a folder."
-    )
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        HFValidationError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-    )
-
-    try:
-        return Path(snapshot_download(model, allow_patterns=WEIGHT_PATTERNS))
-    except LocalEntryNotFoundError:  # raised when the Hub cannot be reached at all
-        raise ModelLoadError(
-            f"Model {model!r} is not in the local cache and the Hugging Face Hub cannot be "
-            f"reached; connect to the network, run `streamlid download {model}` on a machine "
-            "that can, or pass --model FOLDER."
-        ) from None
-    except GatedRepoError:
-        raise ModelLoadError(
-            f"Model {model!r} is gated on the Hugging Face Hub; accept its terms there and log "
-            "in with `hf auth login`, or pass --model FOLDER."
-        ) from None
-    except (RepositoryNotFoundError, HFValidationError):
-        raise ModelLoadError(
-            f"Model {model!r} was not found on the Hugging Face Hub; check the id "
-            "(e.g. facebook/mms-lid-256) or pass a local folder."
-        ) from None
-    except Exception as exc:
-        first_line = (str(exc).splitlines() or [""])[0]
-        raise ModelLoadError(
-            f"Model {model!r} could not be downloaded ({type(exc).__name__}: {first_line}); "
-            "check the network, or download it elsewhere and pass --model FOLDER."
-        ) from None
 
 
 def pick_device(requested: str) -> str:
@@ -145,6 +87,55 @@ def pick_dtype(requested: str, device: str) -> str:
     return "float32"
 
 
+def _load(model: str, folder: Path, files: ModelFiles, torch_dtype: Any) -> tuple[Any, Any]:
+    """The model and its feature extractor from a staged folder of checked files: safetensors
+    only and no remote code, each failure one sentence."""
+    from safetensors import SafetensorError
+    from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
+
+    try:
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"Model {model!r} has no usable config.json ({_first_line(exc)}); is it a "
+            "transformers checkpoint?"
+        ) from None
+    try:
+        loaded = AutoModelForAudioClassification.from_pretrained(
+            folder, use_safetensors=True, trust_remote_code=False, dtype=torch_dtype
+        )
+    except ValueError as exc:
+        if "Unrecognized configuration class" in str(exc):
+            raise ModelLoadError(
+                f"Model {model!r} ({config.model_type}) is not an audio classifier; use a "
+                "language-ID checkpoint such as facebook/mms-lid-256."
+            ) from None
+        raise ModelLoadError(f"Model {model!r} cannot be loaded: {_first_line(exc)}.") from None
+    except (RuntimeError, OSError, KeyError, TypeError, SafetensorError) as exc:
+        # A size mismatch or a tensor the architecture does not have: the weights do not fit.
+        raise ModelLoadError(
+            f"Model {model!r}: its weights do not fit its config.json ({_first_line(exc)}); "
+            "use the files that came together with the checkpoint."
+        ) from None
+    if files.preprocessor_bytes is None:
+        raise ModelLoadError(
+            f"Model {model!r} has no preprocessor_config.json; copy the one of its base "
+            "checkpoint into the folder."
+        )
+    try:
+        extractor = AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=False)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"Model {model!r}: preprocessor_config.json is not usable ({_first_line(exc)}); "
+            "copy the one of its base checkpoint into the folder."
+        ) from None
+    return loaded, extractor
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 class Classifier:
     """Loaded once, shared by every stream. `classify` is called from the worker thread only."""
 
@@ -155,58 +146,35 @@ class Classifier:
         device: str = "auto",
         dtype: str = "auto",
         languages: Sequence[str] = (),
-        announce: Callable[[str], None] = _say,
+        announce: Callable[[str], None] = say_on_stderr,
         display_name: str | None = None,
     ) -> None:
         import torch
-        from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()  # keep the terminal for our own messages
         hf_logging.disable_progress_bar()  # the CLI shows its own spinner while loading
-        folder = resolve_model_folder(model, announce)
-        if not any(folder.glob("*.safetensors")):
-            raise ModelLoadError(
-                f"Model {model!r} has no .safetensors weights; streamlid loads only safetensors "
-                "(pickled .bin files can run code). Convert it with save_pretrained."
-            )
-        try:
-            config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
-        except Exception as exc:
-            raise ModelLoadError(
-                f"Model {model!r} has no usable config.json ({exc}); is it a transformers "
-                "checkpoint?"
-            ) from None
+        files = check_model_folder(resolve_model_folder(model, announce), model)
         self.device = pick_device(device)
         self.dtype = pick_dtype(dtype, self.device)
         torch_dtype = getattr(torch, self.dtype)
-        try:
-            self._model = AutoModelForAudioClassification.from_pretrained(
-                folder, use_safetensors=True, trust_remote_code=False, dtype=torch_dtype
-            )
-        except ValueError as exc:
-            if "Unrecognized configuration class" in str(exc):
-                raise ModelLoadError(
-                    f"Model {model!r} ({config.model_type}) is not an audio classifier; use a "
-                    "language-ID checkpoint such as facebook/mms-lid-256."
-                ) from None
-            raise ModelLoadError(f"Model {model!r} cannot be loaded: {exc}") from None
-        except OSError as exc:
-            raise ModelLoadError(f"Model {model!r} cannot be loaded: {exc}") from None
-        try:
-            self._extractor = AutoFeatureExtractor.from_pretrained(folder)
-        except Exception:
-            raise ModelLoadError(
-                f"Model {model!r} has no preprocessor_config.json; copy the one of its base "
-                "checkpoint into the folder."
-            ) from None
+        # transformers sees only the checked files, and never runs code from them.
+        with staged(files) as folder:
+            self._model, self._extractor = _load(model, folder, files, torch_dtype)
         rate = getattr(self._extractor, "sampling_rate", SAMPLE_RATE_HZ)
         if rate != SAMPLE_RATE_HZ:
             raise ModelLoadError(
                 f"Model {model!r} expects {rate} Hz audio; streamlid feeds 16 kHz models only."
             )
         id2label = self._model.config.id2label
-        all_labels = tuple(str(id2label[i]) for i in range(len(id2label)))
+        all_labels = tuple(clean_label(id2label[i]) for i in range(len(id2label)))
+        odd = not_language_codes(all_labels)
+        if odd:
+            examples = ", ".join(f"'{label}'" for label in odd[:3])  # already escaped
+            announce(
+                f"warning: {len(odd)} of the {len(all_labels)} labels of model {model!r} are not "
+                f"language codes ({examples}); they are shown as they are, without names."
+            )
         self._subset: list[int] | None = None
         if languages:
             self._subset = match_languages(languages, all_labels)

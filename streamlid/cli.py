@@ -171,11 +171,15 @@ def cmd_devices() -> int:
     from rich.table import Table
 
     from .audio.mic import list_input_devices
+    from .errors import AudioSourceError
 
     devices = list_input_devices()
     if not devices:
-        _err_console().print("No audio input devices found.")
-        return 1
+        raise AudioSourceError(
+            "No audio input devices found; check that a microphone is connected and that "
+            "PulseAudio or PipeWire is running (`pactl info`), or listen to a file, a URL or "
+            "- (stdin) instead."
+        )
     table = Table(title="Audio input devices")
     for column in ("index", "name", "channels", "default rate", "host API", "default"):
         table.add_column(column)
@@ -193,9 +197,16 @@ def cmd_devices() -> int:
 
 
 def cmd_download(model: str) -> int:
-    from .classifier import resolve_model_folder
+    """Fetches the checkpoint and checks it as a run would, so a bad download fails now."""
+    from rich.markup import escape
 
-    folder = resolve_model_folder(model, announce=lambda m: _err_console().print(m))
+    from .modelfiles import check_model_folder, resolve_model_folder
+
+    console = _err_console()
+    folder = resolve_model_folder(
+        model, announce=lambda m: console.print(escape(m)), downloading=True
+    )
+    check_model_folder(folder, model)
     print(folder)
     return 0
 

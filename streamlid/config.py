@@ -26,6 +26,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 VAD_FRAME_MS = (10, 20, 30)
 UI_MODES = ("auto", "rich", "plain", "none")
+CONFIG_CAP_BYTES = 1024 * 1024  # a config is a few lines; anything larger is the wrong file
 
 
 @dataclass(frozen=True)
@@ -223,11 +224,27 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
         with path.open("rb") as handle:
-            data = tomllib.load(handle)
+            # Capped: `--config /dev/zero` (or a FIFO that never ends) must not eat memory.
+            raw = handle.read(CONFIG_CAP_BYTES + 1)
+        if len(raw) > CONFIG_CAP_BYTES:
+            raise ConfigError(
+                f"Config file {str(path)!r} is larger than {CONFIG_CAP_BYTES // 1024} KB; a "
+                "config file is a few lines of TOML: check the path."
+            )
+        data = tomllib.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"Config file {str(path)!r} does not exist; check the path.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"Config file {str(path)!r} cannot be read ({exc}).") from None
+    except IsADirectoryError:
+        raise ConfigError(f"Config file {str(path)!r} is a folder; name a TOML file.") from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"Config file {str(path)!r} is not UTF-8 text; save it as a UTF-8 TOML file."
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"Config file {str(path)!r} cannot be read ({exc.strerror or exc}); check its "
+            "permissions."
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"Config file {str(path)!r} is not valid TOML: {exc}.") from None
     flat: dict[str, Any] = {}

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from audio_helpers import SAMPLE_RATE_HZ, encode_with_ffmpeg, silence, to_s16le, write_wav
 
-from streamlid.audio.files import FfmpegSource, SoundFileSource
+from streamlid.audio.files import FfmpegSource, SoundFileSource, wav_promised_frames
 from streamlid.audio.open import open_source
 from streamlid.audio.ring import RingBuffer
 from streamlid.audio.stdin import StdinSource
+from streamlid.events import Notice
 from streamlid.vad import SpeechGate
 
 DURATION_TOLERANCE_S = 0.1
@@ -82,6 +83,8 @@ def test_every_format_gives_predictions_and_the_right_duration(
     speech_s = len(source_audio) / SAMPLE_RATE_HZ - 1.1
     assert stream.speech_s == pytest.approx(speech_s, abs=0.6)
     assert all(p.t_end_s <= duration_s + DURATION_TOLERANCE_S for p in sink.predictions)
+    # A whole file is not "damaged": the short-decoding check must not cry wolf.
+    assert [n.message for n in sink.of_type(Notice) if n.severity != "info"] == []
 
 
 def read_all(source) -> tuple[np.ndarray, int]:
@@ -168,3 +171,135 @@ def test_speech_running_to_the_end_of_the_file_is_classified(espeak, tmp_path, r
     write_wav(path, audio)
     sink = run_pipeline([path])
     assert sink.predictions[-1].t_end_s == pytest.approx(cut_s, abs=0.05)
+
+
+# -- damaged files and decoder noise -------------------------------------------------------
+
+
+def _long_tone(seconds: float) -> np.ndarray:
+    t = np.arange(round(seconds * SAMPLE_RATE_HZ)) / SAMPLE_RATE_HZ
+    return (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+def _cut(path: Path, fraction: float) -> Path:
+    data = path.read_bytes()
+    cut = path.with_name("cut-" + path.name)
+    cut.write_bytes(data[: round(len(data) * fraction)])
+    return cut
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        pytest.param("mp3", marks=needs_ffmpeg),
+        "wav",
+    ],
+)
+def test_a_file_cut_short_of_its_header_is_reported_as_damaged(kind, tmp_path, run_pipeline):
+    """The header promises 20 s; a third of the bytes are there. The stream is not passed off
+    as a 7 s recording: one warning names where decoding stopped and what was promised."""
+    wav = tmp_path / "whole.wav"
+    write_wav(wav, _long_tone(20.0))
+    if kind == "mp3":
+        whole = tmp_path / "whole.mp3"
+        encode_with_ffmpeg(wav, whole, "-c:a", "libmp3lame", "-b:a", "64k")  # with a Xing header
+    else:
+        whole = wav
+    sink = run_pipeline([_cut(whole, 1 / 3)])
+    (stream,) = sink.summary.streams
+    assert stream.duration_s == pytest.approx(20.0 / 3, abs=0.5)
+    (warning,) = [n for n in sink.of_type(Notice) if n.severity == "warning"]
+    assert "decoding stopped at" in warning.message
+    assert "of 20.0 s" in warning.message or "of 20.1 s" in warning.message
+    assert "damaged" in warning.message
+
+
+@needs_ffmpeg
+def test_mp3_is_decoded_by_ffmpeg_and_its_noise_stays_off_the_terminal(tmp_path, run_cli):
+    """libmpg123 (inside libsndfile) prints C-level errors for this valid 8 kHz, 8 kbit/s MP3
+    straight to the terminal; through ffmpeg its stderr is captured, never shown."""
+    wav = tmp_path / "tone.wav"
+    write_wav(wav, _long_tone(6.0))
+    mp3 = tmp_path / "low-rate.mp3"
+    encode_with_ffmpeg(wav, mp3, "-ar", "8000", "-c:a", "libmp3lame", "-b:a", "8k")
+    assert isinstance(open_source(str(mp3), realtime=False), FfmpegSource)
+    result = run_cli(mp3, "--ui", "none", "--model", "tests/assets/tiny-lid")
+    assert result.returncode == 0, result.stderr
+    assert "mpg123" not in result.stderr
+    assert "error" not in result.stderr.lower()
+
+
+@needs_ffmpeg
+def test_a_file_name_is_never_read_by_ffmpeg_as_a_protocol(source_audio, tmp_path, monkeypatch):
+    """`concat:x.m4a` is a file here, not ffmpeg's concat protocol over x.m4a."""
+    master = tmp_path / "master.wav"
+    duration_s = write_wav(master, source_audio)
+    monkeypatch.chdir(tmp_path)
+    encode_with_ffmpeg(master, tmp_path / "concat:x.m4a", "-c:a", "aac")
+    samples, rate = read_all(open_source("concat:x.m4a", realtime=False))
+    assert len(samples) / rate == pytest.approx(duration_s, abs=DURATION_TOLERANCE_S)
+
+
+def test_a_wav_header_written_while_streaming_promises_nothing(tmp_path, run_pipeline):
+    """ffmpeg or arecord writing to a pipe cannot seek back: the data size stays a placeholder,
+    which is no promise, so a whole file is not called damaged."""
+    path = tmp_path / "streamed.wav"
+    write_wav(path, _long_tone(3.0))
+    assert wav_promised_frames(path) == 3 * SAMPLE_RATE_HZ
+    data = bytearray(path.read_bytes())
+    at = data.index(b"data") + 4
+    data[at : at + 4] = (0xFFFFFFFF).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    assert wav_promised_frames(path) is None
+    sink = run_pipeline([path])
+    assert sink.summary.streams[0].duration_s == pytest.approx(3.0, abs=0.05)
+    assert [n for n in sink.of_type(Notice) if n.severity != "info"] == []
+
+
+@needs_ffmpeg
+def test_a_chatty_ffmpeg_never_stalls_and_its_complaints_become_one_warning(tmp_path):
+    """An MP3 damaged every few hundred bytes makes ffmpeg write about 150 KB to stderr, more
+    than a pipe holds (64 KB). Undrained, ffmpeg would block on it while we wait for audio: a stall.
+    Drained, the audio arrives and ffmpeg's last complaint is quoted in one warning."""
+    wav = tmp_path / "tone.wav"
+    write_wav(wav, _long_tone(300.0))
+    mp3 = tmp_path / "sprinkled.mp3"
+    encode_with_ffmpeg(wav, mp3, "-c:a", "libmp3lame", "-b:a", "32k")
+    data = bytearray(mp3.read_bytes())
+    noise = np.random.default_rng(5)
+    for at in range(2000, len(data) - 40, 300):
+        data[at : at + 40] = noise.integers(0, 256, 40, dtype=np.uint8).tobytes()
+    mp3.write_bytes(bytes(data))
+
+    source = open_source(str(mp3), realtime=False)
+    ring = RingBuffer(320 * SAMPLE_RATE_HZ)  # room for all of it: only ffmpeg can stall
+    notices: list[tuple[str, str]] = []
+    source.start(ring, lambda severity, message: notices.append((severity, message)))
+    assert source.join(60.0), "ffmpeg stalled"
+    assert source.error is None
+    chunks = []
+    while (chunk := ring.read(1 << 22, timeout_s=0.0)) is not None:
+        chunks.append(chunk.samples)
+    assert sum(len(c) for c in chunks) > 10 * SAMPLE_RATE_HZ
+    (warning,) = [message for severity, message in notices if severity == "warning"]
+    assert "s its header promises could be decoded" in warning and "of the 300." in warning
+    assert "Invalid data" in warning or "Header missing" in warning  # ffmpeg's own words
+
+
+@needs_ffmpeg
+def test_a_length_ffprobe_only_estimates_is_no_promise(tmp_path):
+    """A VBR MP3 without a Xing header: ffprobe guesses its length from the first frames'
+    bit rate (silence first: about 72 s for 30 s). A guess must not turn a whole file into a
+    "damaged" one."""
+    wav = tmp_path / "silence-then-noise.wav"
+    t = np.arange(30 * SAMPLE_RATE_HZ) / SAMPLE_RATE_HZ
+    noise = np.random.default_rng(2).normal(0, 0.3, len(t))
+    write_wav(wav, (np.where(t < 15, 0.0, 1.0) * noise).astype(np.float32).clip(-1, 1))
+    mp3 = tmp_path / "vbr.mp3"
+    encode_with_ffmpeg(wav, mp3, "-c:a", "libmp3lame", "-q:a", "4", "-write_xing", "0")
+    source = open_source(str(mp3), realtime=False)
+    notices: list[tuple[str, str]] = []
+    ring = RingBuffer(40 * SAMPLE_RATE_HZ)
+    source.start(ring, lambda severity, message: notices.append((severity, message)))
+    assert source.join(30.0)
+    assert notices == []

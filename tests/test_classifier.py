@@ -236,33 +236,120 @@ def test_full_size_model_with_random_weights_classifies_a_window_on_cpu(tmp_path
     assert probs.sum() == pytest.approx(1.0, abs=1e-4)
 
 
-@pytest.mark.parametrize(
-    ("error", "says"),
-    [
-        ("offline", "cannot be reached"),
-        ("missing", "was not found on the Hugging Face Hub"),
-        ("other", "could not be downloaded"),
-    ],
-)
-def test_download_failures_say_what_went_wrong(monkeypatch, error, says):
-    """No network is used: the Hub client is replaced by one that fails as it would."""
+class FakeHub:
+    """The Hub client's download call, answering as the Hub would; no network is used."""
+
+    def __init__(self, monkeypatch, *, error: Exception | None = None, files=None) -> None:
+        import huggingface_hub
+
+        self.error = error
+        self.files = files or {"config.json": 2_000, "model.safetensors": 3_860_000_000}
+        self.downloads: list[dict] = []
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.setattr(huggingface_hub, "snapshot_download", self.snapshot_download)
+
+    def snapshot_download(self, repo_id, **kwargs):
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        if kwargs.get("local_files_only"):
+            raise LocalEntryNotFoundError("not in the cache")
+        self.downloads.append(kwargs)
+        return "/tmp/downloaded"
+
+
+def fake_hub(monkeypatch, *, error: Exception | None = None, files=None) -> FakeHub:
+    from types import SimpleNamespace
+
     import huggingface_hub
-    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 
-    from streamlid.classifier import resolve_model_folder
-    from streamlid.errors import ModelLoadError
+    hub = FakeHub(monkeypatch, error=error, files=files)
 
-    def fail(repo_id, **kwargs):
-        if kwargs.get("local_files_only") or error == "offline":
-            raise LocalEntryNotFoundError("no cache, no connection")
-        if error == "missing":
-            raise HFValidationError("Repo id must use alphanumeric chars")
-        raise RuntimeError("disk full\nmore detail")
+    def model_info(api, repo_id, **kwargs):
+        if hub.error is not None:
+            raise hub.error
+        siblings = [SimpleNamespace(rfilename=n, size=b) for n, b in hub.files.items()]
+        return SimpleNamespace(siblings=siblings, sha="0" * 40)
 
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", fail)
-    announced = []
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", model_info)
+    return hub
+
+
+def _hub_errors() -> dict[str, tuple[Exception, str]]:
+    from huggingface_hub.errors import HFValidationError, OfflineModeIsEnabled
+
+    return {
+        "offline": (OfflineModeIsEnabled("no connection"), "cannot be reached"),
+        "no-route": (ConnectionError("Name or service not known"), "cannot be reached"),
+        "missing": (HFValidationError("Repo id must use alphanumeric chars"), "was not found"),
+        "other": (RuntimeError("disk full\nmore detail"), "could not be downloaded"),
+    }
+
+
+@pytest.mark.parametrize("case", ["offline", "no-route", "missing", "other"])
+def test_download_failures_say_what_went_wrong_and_never_claim_a_download(monkeypatch, case):
+    from streamlid.modelfiles import resolve_model_folder
+
+    error, says = _hub_errors()[case]
+    hub = fake_hub(monkeypatch, error=error)
+    announced: list[str] = []
     with pytest.raises(ModelLoadError, match=says) as caught:
         resolve_model_folder("someone/some-lid", announce=announced.append)
     assert "\n" not in str(caught.value)
-    assert announced and "Downloading someone/some-lid" in announced[0]  # said before trying
+    assert announced == []  # "Downloading…" only once a download really starts
+    assert hub.downloads == []
+
+
+def test_a_download_is_announced_with_its_size_and_fetches_only_what_loading_reads(monkeypatch):
+    from streamlid.modelfiles import resolve_model_folder
+
+    files = {
+        "config.json": 2_000,
+        "preprocessor_config.json": 200,
+        "model.safetensors": 3_860_000_000,
+        "pytorch_model.bin": 3_860_000_000,
+        "weights.txt": 100,
+        "modeling_evil.py": 100,
+    }
+    hub = fake_hub(monkeypatch, files=files)
+    announced: list[str] = []
+    assert str(resolve_model_folder("someone/some-lid", announce=announced.append)) == (
+        "/tmp/downloaded"
+    )
+    (line,) = announced
+    assert line.startswith("Downloading someone/some-lid (3.9 GB)")
+    (download,) = hub.downloads
+    import fnmatch
+
+    fetched = [
+        name for name in files if any(fnmatch.fnmatch(name, p) for p in download["allow_patterns"])
+    ]
+    assert sorted(fetched) == ["config.json", "model.safetensors", "preprocessor_config.json"]
+    for shard in ("model-00001-of-00002.safetensors", "model.safetensors.index.json"):
+        assert any(fnmatch.fnmatch(shard, p) for p in download["allow_patterns"])
+
+
+def test_a_hub_model_without_safetensors_is_refused_before_any_download(monkeypatch):
+    from streamlid.modelfiles import resolve_model_folder
+
+    hub = fake_hub(monkeypatch, files={"config.json": 2_000, "pytorch_model.bin": 10**9})
+    announced: list[str] = []
+    with pytest.raises(ModelLoadError, match=r"no \.safetensors weights"):
+        resolve_model_folder("someone/some-lid", announce=announced.append)
+    assert announced == [] and hub.downloads == []
+
+
+@pytest.mark.parametrize("offline_env", [True, False])
+def test_streamlid_download_never_advises_running_streamlid_download(monkeypatch, offline_env):
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    from streamlid.modelfiles import resolve_model_folder
+
+    fake_hub(monkeypatch, error=OfflineModeIsEnabled("no connection"))
+    if offline_env:
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError) as caught:
+        resolve_model_folder("someone/some-lid", announce=lambda m: None, downloading=True)
+    message = str(caught.value)
+    assert "streamlid download" not in message
+    assert "someone/some-lid" in message
+    assert ("HF_HUB_OFFLINE" if offline_env else "network") in message

@@ -16,7 +16,7 @@ SHARED_MMS = Path(__file__).resolve().parents[2] / "shared" / "mms"
 def test_copy_matches_the_shared_model_shape(name):
     original = SHARED_MMS / name
     if not original.exists():
-        pytest.skip(f"{original} is not here (only beside the project's own checkouts)")
+        pytest.skip(f"no reference config to compare the copy with: {original} does not exist")
     assert json.loads((MMS_SHAPE / name).read_text()) == json.loads(original.read_text())
 
 

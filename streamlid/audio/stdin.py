@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 
+from ..errors import AudioSourceError
 from . import SAMPLE_RATE_HZ
 from .ring import RingBuffer
 from .source import BLOCK_S, Pacer, Source
@@ -18,10 +19,24 @@ from .source import BLOCK_S, Pacer, Source
 STDIN_RATE_HZ = SAMPLE_RATE_HZ  # the format is fixed: 16 kHz mono s16le
 
 
+def _stdin_fd() -> int:
+    """Standard input's descriptor, or a clear error when the shell closed it (`<&-`)."""
+    try:
+        fd = sys.stdin.fileno()  # sys.stdin is None when fd 0 was closed at start-up
+        os.fstat(fd)
+    except (AttributeError, ValueError, OSError):
+        raise AudioSourceError(
+            "Standard input is closed, so `-` has no audio to read; pipe raw 16 kHz mono s16le "
+            "into streamlid (e.g. `ffmpeg -i IN -f s16le -ac 1 -ar 16000 - | streamlid listen -`) "
+            "or give a file or URL instead."
+        ) from None
+    return fd
+
+
 class StdinSource(Source):
     def __init__(self, *, realtime: bool, fd: int | None = None) -> None:
         super().__init__()
-        self._fd = sys.stdin.fileno() if fd is None else fd
+        self._fd = _stdin_fd() if fd is None else fd
         self.name = "stdin"
         self.description = "standard input (16 kHz mono s16le)"
         self.sample_rate_hz = STDIN_RATE_HZ

@@ -1,0 +1,157 @@
+"""Damaged models, odd config files and a closed stdin, through the real command line: each is
+one `error:` sentence naming the problem and the fix, a non-zero exit and no traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from harness import REPO_ROOT
+
+from streamlid.config import CONFIG_CAP_BYTES, load_toml
+from streamlid.errors import ConfigError
+
+
+def _damaged_weights(how: str) -> Callable[[Path, Path], Path]:
+    def make(tiny: Path, root: Path) -> Path:
+        folder = root / f"model-{how}"
+        shutil.copytree(tiny, folder)
+        weights = folder / "model.safetensors"
+        data = weights.read_bytes()
+        if how == "truncated":  # a download cut short
+            weights.write_bytes(data[: len(data) // 2])
+        else:  # something else saved under the name
+            weights.write_bytes(b"<html>503 Service Unavailable</html>\n" * 50)
+        return folder
+
+    return make
+
+
+def _label_count(tiny: Path, root: Path) -> Path:
+    """config.json from a 5-language sibling beside weights with 8 outputs."""
+    folder = root / "model-labels"
+    shutil.copytree(tiny, folder)
+    config = json.loads((folder / "config.json").read_text())
+    labels = ["eng", "fra", "deu", "spa", "ita"]
+    config["id2label"] = dict(enumerate(labels))
+    config["label2id"] = {code: i for i, code in enumerate(labels)}
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def _not_a_model(tiny: Path, root: Path) -> Path:
+    folder = root / "recordings"
+    folder.mkdir()
+    (folder / "talk.wav").write_bytes(b"RIFF")
+    return folder
+
+
+# name -> (folder builder, words the error line must contain)
+BAD_MODELS: dict[str, tuple[Callable[[Path, Path], Path], list[str]]] = {
+    "truncated-weights": (_damaged_weights("truncated"), ["model.safetensors", "truncated"]),
+    "garbage-weights": (_damaged_weights("garbage"), ["model.safetensors", "not a safetensors"]),
+    "label-count": (_label_count, ["5 labels", "8 outputs"]),
+    "not-a-model": (_not_a_model, ["recordings", "config.json", "not a transformers checkpoint"]),
+}
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].rstrip().endswith("."), "one whole sentence"
+    return errors[0]
+
+
+@pytest.mark.parametrize("case", list(BAD_MODELS))
+def test_a_damaged_or_mismatched_model_is_one_clear_line(
+    case, tiny_model_dir, tmp_path, espeak, run_cli
+):
+    build, words = BAD_MODELS[case]
+    folder = build(tiny_model_dir, tmp_path)
+    result = run_cli(espeak.wav("en"), "--model", folder, "--ui", "none")
+    line = one_error_line(result)
+    for word in words:
+        assert word in line, f"{word!r} missing from {line!r}"
+    assert "loaded in" not in result.stderr
+
+
+def test_a_closed_standard_input_is_one_clear_line(cli_env):
+    """`streamlid listen - <&-`: the shell starts it with no fd 0 at all."""
+    result = subprocess.run(
+        ["sh", "-c", f'exec "{sys.executable}" -m streamlid listen - --ui none <&-'],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        cwd=REPO_ROOT,
+        timeout=60,
+        check=False,
+    )
+    line = one_error_line(result)
+    assert "Standard input is closed" in line
+    assert "streamlid listen -" in line  # how to feed it
+
+
+def test_config_from_dev_zero_fails_fast_in_one_line(espeak, run_cli):
+    line = one_error_line(run_cli("--config", "/dev/zero", espeak.wav("en"), timeout_s=30))
+    assert "/dev/zero" in line and "larger than" in line
+
+
+def test_config_from_a_fifo_that_never_ends_reads_at_most_the_cap(tmp_path):
+    fifo = tmp_path / "endless.toml"
+    os.mkfifo(fifo)
+    written = [0]
+    stop = threading.Event()
+
+    def feed() -> None:
+        try:
+            with fifo.open("wb") as out:
+                while not stop.is_set():
+                    out.write(b"# " + b"x" * 1022 + b"\n")
+                    written[0] += 1024
+        except OSError:  # the reader left: the point of the test
+            pass
+
+    writer = threading.Thread(target=feed, name="fifo-writer")
+    writer.start()
+    try:
+        with pytest.raises(ConfigError, match="larger than"):
+            load_toml(fifo)
+    finally:
+        stop.set()
+        writer.join(10)
+    assert not writer.is_alive()
+    assert written[0] <= CONFIG_CAP_BYTES + 2 * 65536 + 1024  # cap + what the pipe buffered
+
+
+def test_devices_with_no_input_device_says_what_to_do(monkeypatch, capsys):
+    from streamlid import cli
+    from streamlid.audio import mic
+
+    monkeypatch.setattr(mic, "list_input_devices", lambda: [])
+    code = cli.main(["devices"])
+    err = capsys.readouterr().err
+    assert code != 0
+    (line,) = [x for x in err.splitlines() if x.startswith("error:")]
+    assert "No audio input devices" in line
+    assert "connected" in line and "PipeWire" in line and "file" in line
+
+
+def test_streamlid_download_offline_is_one_line_that_does_not_advise_itself(
+    cli_env, tmp_path, run_cli
+):
+    env = {**cli_env, "HF_HOME": str(tmp_path / "empty-hf-home")}
+    result = run_cli("download", "facebook/mms-lid-256", env=env, timeout_s=60)
+    line = one_error_line(result)
+    assert "facebook/mms-lid-256" in line and "HF_HUB_OFFLINE" in line
+    assert "streamlid download" not in line
+    assert "Downloading" not in result.stderr
+    assert result.stdout == ""

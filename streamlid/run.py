@@ -198,20 +198,27 @@ class SignalWatch:
 
 def load_classifier(config: Config):
     """Downloads (with progress) if needed, then loads with a spinner: the wait is visible."""
+    from rich.text import Text
+
     from .classifier import Classifier, resolve_model_folder
 
     console = err_console()
-    folder = resolve_model_folder(config.model, announce=lambda m: console.print(m))
+
+    def say(message: str) -> None:  # model names and labels are text, never markup
+        console.print(message, markup=False, soft_wrap=True)
+
+    folder = resolve_model_folder(config.model, announce=say)
     started = time.monotonic()
-    with console.status(f"Loading model {config.model}…"):
+    with console.status(Text(f"Loading model {config.model}…")):
         classifier = Classifier(
             str(folder),
             device=config.device,
             dtype=config.dtype,
             languages=config.languages,
             display_name=config.model,
+            announce=say,
         )
-    console.print(
+    say(
         f"Model {config.model} loaded in {time.monotonic() - started:.1f} s "
         f"({len(classifier.labels)} languages, {classifier.device}/{classifier.dtype})."
     )

@@ -405,3 +405,54 @@ def test_config_builds_the_gate_settings():
     )
     assert build_gate(settings).frame_n == 512
     assert build_gate(GateSettings(engine="webrtc", webrtc=WebrtcSettings(1, 10))).frame_n == 160
+
+
+class CountingModel:
+    labels = ("eng", "fra")
+
+    def __init__(self) -> None:
+        self.lengths: list[int] = []
+
+    def classify(self, windows: list[np.ndarray]) -> np.ndarray:
+        self.lengths += [len(w) for w in windows]
+        return np.tile([0.9, 0.1], (len(windows), 1))
+
+
+def test_the_worker_classifies_only_admitted_windows_and_reports_their_speech_probability():
+    from types import SimpleNamespace
+
+    from harness import make_config
+
+    from streamlid.audio.ring import RingBuffer
+    from streamlid.events import Prediction
+    from streamlid.smoothing import Smoother
+    from streamlid.stream import StreamState
+    from streamlid.windowqueue import WindowQueues
+    from streamlid.windows import Window
+    from streamlid.worker import Worker
+
+    config = make_config(min_speech_share=0.5)
+    queues = WindowQueues()
+    queues.add_stream("s", capacity=100, live=False)
+    stop = threading.Event()
+    shares = [0.9, 0.2, 0.5, 0.49, 1.0]
+    for i, share in enumerate(shares):
+        window = Window(
+            i, i + 3.0, np.zeros(3 * SAMPLE_RATE_HZ, np.float32), 0.0,
+            speech_prob=share - 0.05, speech_share=share,
+        )  # fmt: skip
+        queues.put("s", window, stop)
+    queues.close_stream("s")
+    source = SimpleNamespace(live=False, sample_rate_hz=SAMPLE_RATE_HZ)
+    state = StreamState("s", source, RingBuffer(SAMPLE_RATE_HZ), Smoother(2))
+    events, errors, model = [], [], CountingModel()
+    worker = Worker(
+        model, {"s": state}, queues, config, events.append, stop, errors.append, lambda: None
+    )
+    worker.start()
+    assert worker.join(10.0) and errors == []
+    predictions = [e for e in events if isinstance(e, Prediction)]
+    assert [p.t_start_s for p in predictions] == [0, 2, 4]
+    assert [p.speech_prob for p in predictions] == [0.85, 0.45, 0.95]
+    whole = [n for n in model.lengths if n == 3 * SAMPLE_RATE_HZ]  # not the tail re-checks
+    assert len(whole) == 3 and state.windows == 3

@@ -171,3 +171,16 @@ def test_speech_over_music_10_db_below_gets_the_right_language(
     assert named and named[0] == language, named
     by_language = sink.summary.streams[0].speech_s_by_language
     assert max(by_language, key=by_language.get) == language, by_language
+
+
+def test_random_bytes_on_stdin_name_no_language(lid, tmp_path, run_cli):
+    """Raw s16le noise at full scale (the issue's "random bytes on stdin -> Polish")."""
+    noise = np.random.default_rng(9).bytes(10 * RATE_HZ * 2)
+    out = tmp_path / "stdin.jsonl"
+    result = run_cli("-", "--model", TINY_LID, "--jsonl", out, "--ui", "none", stdin=noise)
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    assert not [e for e in events if e["type"] in ("prediction", "change")]
+    (summary,) = [e for e in events if e["type"] == "summary"]
+    assert summary["streams"][0]["speech_s_by_language"] == {}
+    assert summary["streams"][0]["duration_s"] >= 9.9

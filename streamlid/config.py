@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .gate import gate_settings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -24,7 +25,6 @@ else:  # pragma: no cover - exercised on 3.10 only
 DEFAULT_MODEL = "facebook/mms-lid-256"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-VAD_FRAME_MS = (10, 20, 30)
 UI_MODES = ("auto", "rich", "plain", "none")
 CONFIG_CAP_BYTES = 1024 * 1024  # a config is a few lines; anything larger is the wrong file
 
@@ -42,12 +42,15 @@ class Config:
     hop: float = 1.0
     min_speech: float = 1.0
     confirm_window: float = 1.5
-    # speech gate
+    # speech gate (its settings are checked in streamlid/gate/detectors.py)
+    vad_engine: str = "both"
     vad: int = 2
     vad_frame_ms: int = 30
     hangover: float = 0.3
     pause: float = 1.0
     energy_floor: float = -50.0
+    speech_threshold: float = 0.5
+    min_speech_share: float = 0.5
     # smoothing
     smoothing: float = 1.0
     min_confidence: float = 0.5
@@ -78,11 +81,14 @@ HELP: dict[str, str] = {
     "hop": "seconds of speech between windows",
     "min_speech": "seconds of speech before the first (early) answer",
     "confirm_window": "seconds at the end of a window re-checked before switching language",
+    "vad_engine": "speech detector: webrtc, silero, or both (webrtcvad first, silero decides)",
     "vad": "webrtcvad aggressiveness 0 (keeps most) to 3 (strictest)",
     "vad_frame_ms": "speech-gate frame length: 10, 20 or 30 ms",
     "hangover": "seconds of non-speech before the gate closes (bridges word gaps)",
     "pause": "seconds of silence after which the next speech starts a fresh segment",
     "energy_floor": "frames quieter than this (dBFS RMS) are never speech",
+    "speech_threshold": "speech probability where speech starts (it ends 0.15 below)",
+    "min_speech_share": "share of a window the detector must call speech for it to be classified",
     "smoothing": "time constant of the probability smoothing, seconds",
     "min_confidence": "smoothed probability needed to name a language",
     "min_margin": "lead over the runner-up needed to name or switch a language",
@@ -177,8 +183,7 @@ def _check_range(cfg: Config) -> None:
         "confirm_window",
         f"use 0.2 s up to the window ({cfg.window} s)",
     )
-    need(cfg.vad in (0, 1, 2, 3), "vad", "use 0, 1, 2 or 3")
-    need(cfg.vad_frame_ms in VAD_FRAME_MS, "vad_frame_ms", "use 10, 20 or 30")
+    gate_settings(cfg).check()
     need(0.0 <= cfg.hangover <= 5.0, "hangover", "use 0 to 5 seconds")
     need(0.0 <= cfg.pause <= 60.0, "pause", "use 0 to 60 seconds")
     need(-100.0 <= cfg.energy_floor <= 0.0, "energy_floor", "use -100 to 0 dBFS")

@@ -44,6 +44,7 @@ class Prediction:
     confidence: float  # smoothed probability of `language` (0 when unknown)
     latency_s: float  # wall time from the window's last sample being read to this answer
     lag_s: float | None  # how far behind live the answer is (live sources only)
+    speech_prob: float = 1.0  # the speech detector's mean probability over the window
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class Level:
     t_s: float
     level_dbfs: float
     speech: bool
+    speech_prob: float | None = None  # the speech detector's latest probability
 
 
 @dataclass(frozen=True)

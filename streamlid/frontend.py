@@ -1,7 +1,7 @@
 """StreamFrontend: ring buffer -> 16 kHz -> speech gate -> windows, in one thread per stream.
 
-Cheap work only (resampling, webrtcvad, slicing), so it keeps pace with the audio even while
-the model is busy; the ring therefore overflows only if this thread itself is starved.
+Cheap work only (resampling, the speech gate, slicing), so it keeps pace with the audio even
+while the model is busy; the ring therefore overflows only if this thread itself is starved.
 """
 
 from __future__ import annotations
@@ -9,13 +9,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
+from .audio import SAMPLE_RATE_HZ
 from .config import Config
 from .events import Event, Level, Notice, SpeechChange, Status
+from .gate import GatedFrame, SpeechTrack, build_gate, gate_settings
 from .stream import StreamState
-from .vad import SAMPLE_RATE_HZ, SpeechGate
 from .windowqueue import WindowQueues
 from .windows import Window, Windower
 
@@ -62,9 +64,9 @@ class StreamFrontend:
         self._stop = stop
         self._rate = state.source.sample_rate_hz
         self._resample = Resampler(self._rate)
-        self._gate = SpeechGate(
-            config.vad, config.vad_frame_ms, config.hangover, config.energy_floor
-        )
+        self._gate = build_gate(gate_settings(config))
+        self._track = SpeechTrack(keep_s=config.ring_seconds)  # each window's speech share
+        self._speech_prob = 0.0
         self._windower = Windower(config.window, config.hop, config.min_speech, config.pause)
         self._index = 0  # next 16 kHz sample index (stream time * 16000)
         self._speech = False
@@ -103,6 +105,7 @@ class StreamFrontend:
             chunk = ring.read(block, timeout_s=0.1)
             if chunk is None:  # end of input: classify what is left
                 self._process(self._resample(np.zeros(0, np.float32), last=True))
+                self._on_frames(self._gate.flush())
                 for window in self._windower.flush():
                     self._queue(window)
                 return
@@ -128,6 +131,7 @@ class StreamFrontend:
         self._index += round(lost_s * SAMPLE_RATE_HZ)
         self._resample.reset()
         self._gate.reset()
+        self._track.reset()
         self._windower.reset()
         t = self._index / SAMPLE_RATE_HZ
         now = time.monotonic()
@@ -154,26 +158,32 @@ class StreamFrontend:
             return
         frames = self._gate.feed(self._index, samples)
         self._index += len(samples)
+        self._on_frames(frames)
+
+    def _on_frames(self, frames: list[GatedFrame]) -> None:
         name = self.state.name
         for frame in frames:
             if frame.speech != self._speech:
                 self._speech = frame.speech
                 self._publish(SpeechChange(name, frame.start_index / SAMPLE_RATE_HZ, frame.speech))
             self._level_frames.append(frame.level_dbfs)
+            self._track.add(frame)
+            self._speech_prob = frame.speech_prob
             for window in self._windower.feed(frame.start_index, frame.samples, frame.speech):
                 self._queue(window)
         now = time.monotonic()
         if frames and now - self._last_level_at >= LEVEL_EVERY_S:
             self._last_level_at = now
             # Report the loudest recent frame: a meter should show peaks people can react to.
-            self._publish(
-                Level(name, self._index / SAMPLE_RATE_HZ, max(self._level_frames), self._speech)
-            )
+            t_s, peak_dbfs = self._index / SAMPLE_RATE_HZ, max(self._level_frames)
+            self._publish(Level(name, t_s, peak_dbfs, self._speech, round(self._speech_prob, 3)))
             self._level_frames.clear()
         elif len(self._level_frames) > 100:
             del self._level_frames[:-10]
 
     def _queue(self, window: Window) -> None:
+        prob, share = self._track.measure(window.t_start_s, window.t_end_s)
+        window = replace(window, speech_prob=prob, speech_share=share)
         dropped = self._queues.put(self.state.name, window, self._stop)
         if dropped is not None:
             self.state.skipped_windows += 1

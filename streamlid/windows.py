@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .vad import SAMPLE_RATE_HZ
+from .audio import SAMPLE_RATE_HZ
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,9 @@ class Window:
     samples: np.ndarray  # float32, 16 kHz, speech only
     segment_start_s: float  # stream time at which this speech segment began
     formed_at: float = field(default_factory=time.monotonic)  # for latency figures
+    # Set by the frontend from the speech gate's frames (1.0: not measured, e.g. in tests).
+    speech_prob: float = 1.0  # mean speech probability of the window's frames
+    speech_share: float = 1.0  # share of the window the detector called speech
 
     @property
     def duration_s(self) -> float:

@@ -14,11 +14,12 @@ from typing import Protocol
 
 import numpy as np
 
+from .audio import SAMPLE_RATE_HZ
 from .config import Config
 from .events import Event, LanguageChange, LanguageScore, Prediction, Status
+from .gate import admitted
 from .languages import language_name
 from .stream import StreamState
-from .vad import SAMPLE_RATE_HZ
 from .windowqueue import WindowQueues
 from .windows import Window
 
@@ -108,6 +109,9 @@ class Worker:
         return fresh
 
     def _run_batch(self, batch: list[tuple[str, Window]]) -> None:
+        # Not speech enough by the detector: nothing is said about it (the model would name
+        # a language for noise or music as readily as for speech).
+        batch = [(n, w) for n, w in batch if admitted(w, self._cfg.min_speech_share)]
         batch = self._fresh(batch)
         if not batch:
             return
@@ -167,6 +171,7 @@ class Worker:
                 confidence=round(decision.confidence, 6),
                 latency_s=round(time.monotonic() - window.formed_at, 4),
                 lag_s=state.lag_s,
+                speech_prob=round(window.speech_prob, 3),
             )
         )
         if decision.change is not None:

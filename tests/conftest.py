@@ -13,6 +13,7 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterable
@@ -112,6 +113,18 @@ def espeak(tmp_path_factory: pytest.TempPathFactory) -> Speech:
     if not espeak_available():
         pytest.skip("espeak-ng is not installed (apt install espeak-ng); it makes test speech")
     return Speech(tmp_path_factory.mktemp("speech"))
+
+
+@pytest.fixture(scope="session")
+def sound_corpus(tmp_path_factory: pytest.TempPathFactory):
+    """Noise, hum, tones, chords, melodies and clicks at three levels, and speech over music
+    (tests/corpus.py), synthesised once per session."""
+    from corpus import build_corpus
+
+    missing = [tool for tool in ("sox", "ffmpeg", "espeak-ng") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed; they synthesise the sound corpus")
+    return build_corpus(tmp_path_factory.mktemp("corpus"))
 
 
 # -- running the pipeline -------------------------------------------------------------------

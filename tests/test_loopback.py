@@ -196,3 +196,50 @@ def test_pipeline_through_the_microphone_hears_the_language(virtual_mic, tmp_pat
         named = [c.language for c in sink.of_type(LanguageChange) if c.language]
         assert named and named[0] == "deu", named
         assert sink.summary.streams[0].speech_s_by_language.get("deu", 0) > 4.0
+
+
+@pytest.mark.slow
+def test_a_fan_through_the_microphone_names_no_language_and_speech_after_it_does(
+    virtual_mic, tmp_path, sound_corpus
+):
+    """20 s of brown noise (a fan) into the virtual microphone: no answer, no language, no
+    speech. Then German speech: the trained test model names it."""
+    from pathlib import Path
+
+    import soundfile
+    from corpus import SOUND_S
+    from harness import ListSink, make_config
+
+    from streamlid.audio.mic import MicrophoneSource
+    from streamlid.classifier import Classifier
+    from streamlid.engine import Engine
+    from streamlid.events import LanguageChange, Prediction, SpeechChange
+
+    tiny_lid = Path(__file__).parent / "assets" / "tiny-lid"
+    if not (tiny_lid / "model.safetensors").exists():
+        pytest.skip("tests/assets/tiny-lid is missing; run tools/train_test_model.py")
+    model = Classifier(str(tiny_lid), device="cpu", dtype="float32", announce=lambda m: None)
+    fan = np.tile(sound_corpus.nonspeech["brown-noise@-24"], round(20.0 / SOUND_S) + 1)
+    fan_wav, speech_wav = tmp_path / "fan.wav", tmp_path / "deu.wav"
+    soundfile.write(str(fan_wav), fan[: 20 * RATE_HZ], RATE_HZ, subtype="PCM_16")
+    soundfile.write(str(speech_wav), speech("deu", tmp_path, seconds=6.0), RATE_HZ)
+
+    sink = ListSink()
+    engine = Engine(make_config(), [MicrophoneSource(None)], model, [sink])
+    engine.start()
+    try:
+        time.sleep(0.5)
+        virtual_mic.play(fan_wav)
+        during_fan = list(sink.events)
+        virtual_mic.play(speech_wav)
+        time.sleep(1.5)
+    finally:
+        engine.stop()
+        assert engine.wait(5.0)
+
+    heard = [e for e in during_fan if isinstance(e, (Prediction, LanguageChange, SpeechChange))]
+    assert heard == [], heard[:5]
+    named = [c.language for c in sink.of_type(LanguageChange) if c.language]
+    assert named and named[0] == "deu", named
+    by_language = sink.summary.streams[0].speech_s_by_language
+    assert by_language.get("deu", 0.0) > 4.0 and set(by_language) == {"deu"}, by_language

@@ -19,11 +19,11 @@ from harness import make_config
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streamlid.audio import SAMPLE_RATE_HZ
 from streamlid.audio.ring import RingBuffer
 from streamlid.events import LanguageChange, Prediction
 from streamlid.smoothing import Decision, Smoother, SmootherSettings
 from streamlid.stream import StreamState
-from streamlid.vad import SAMPLE_RATE_HZ
 from streamlid.windowqueue import WindowQueues
 from streamlid.windows import Window, Windower
 from streamlid.worker import Worker

@@ -238,6 +238,19 @@ def test_silence_never_looks_like_an_answer(state, clock):
     assert timeline_row(text).rstrip().endswith("█····")  # 3 s of silence: 4 cells
 
 
+def test_the_input_line_shows_the_speech_detectors_probability(state, clock):
+    """Noise the detector rejects: "no speech" with its probability; speech: "speech" with it."""
+    script = Script(state, clock)
+    script.started()
+    state.handle(Level("mic", 1.0, -20.0, False, 0.07))
+    assert "○ no speech 0.07" in screen(state)
+    script.speech(1.05, True)
+    state.handle(Level("mic", 1.1, -20.0, True, 0.93))
+    assert "● speech 0.93" in screen(state)
+    state.handle(Level("mic", 1.2, -20.0, True))  # a source of levels with no detector
+    assert "● speech " in screen(state) and "0.93" not in screen(state)
+
+
 def test_speech_before_any_answer_says_identifying_then_unclear(state, clock):
     script = Script(state, clock)
     script.started()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamlid.vad import SAMPLE_RATE_HZ
+from streamlid.audio import SAMPLE_RATE_HZ
 from streamlid.windows import Window, Windower
 
 EPS_S = 1e-9

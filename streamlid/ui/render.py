@@ -224,6 +224,8 @@ def _timeline_sections(s: StreamSnapshot, width: int) -> list[Section]:
 
 def _input_line(s: StreamSnapshot, width: int) -> Text:
     gate = ("● speech", "bold green") if s.speech else ("○ no speech", "grey62")
+    if s.speech_prob is not None:  # how sure the speech detector is, right now
+        gate = (f"{gate[0]} {s.speech_prob:.2f}", gate[1])
     if s.level_dbfs is None:
         return _line(("input ", DIM), ("no signal", "bold yellow"), "   ", gate)
     meter_w = max(8, min(30, width - 32))

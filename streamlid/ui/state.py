@@ -142,6 +142,7 @@ class StreamSnapshot:
     legend: tuple[tuple[str, str, str], ...]  # (code, name, colour) in order of appearance
     # input
     level_dbfs: float | None
+    speech_prob: float | None  # the speech detector's latest probability (None: not known)
     # health
     windows: int
     windows_per_s: float | None
@@ -214,6 +215,7 @@ class _Stream:
     codes: dict[int, str] = field(default_factory=dict)
     changes: list[tuple[float, str]] = field(default_factory=list)
     level_dbfs: float | None = None
+    speech_prob: float | None = None
     level_wall: float = -math.inf
     answers: deque[tuple[float, float]] = field(default_factory=deque)  # (wall, latency_s)
     windows: int = 0
@@ -263,6 +265,7 @@ class ViewState:
             s = self._stream(event.stream, now)
             if isinstance(event, Level):
                 s.level_dbfs = event.level_dbfs
+                s.speech_prob = event.speech_prob
                 s.level_wall = now
                 self._advance(s, event.t_s)
             elif isinstance(event, Prediction):
@@ -477,6 +480,7 @@ class ViewState:
             changes=changes,
             legend=tuple((code, _name_of(s, code), colours.peek(code)) for code in legend),
             level_dbfs=s.level_dbfs if now - s.level_wall <= LEVEL_STALE_S else None,
+            speech_prob=s.speech_prob if now - s.level_wall <= LEVEL_STALE_S else None,
             windows=s.windows,
             windows_per_s=rate,
             latency_median_s=percentile(latencies, 50) if latencies else None,

@@ -446,9 +446,7 @@ def test_the_worker_classifies_only_admitted_windows_and_reports_their_speech_pr
     source = SimpleNamespace(live=False, sample_rate_hz=SAMPLE_RATE_HZ)
     state = StreamState("s", source, RingBuffer(SAMPLE_RATE_HZ), Smoother(2))
     events, errors, model = [], [], CountingModel()
-    worker = Worker(
-        model, {"s": state}, queues, config, events.append, stop, errors.append, lambda: None
-    )
+    worker = Worker(model, {"s": state}, queues, config, events.append, stop, errors.append)
     worker.start()
     assert worker.join(10.0) and errors == []
     predictions = [e for e in events if isinstance(e, Prediction)]

@@ -2,6 +2,11 @@
 
 Cheap work only (resampling, webrtcvad, slicing), so it keeps pace with the audio even while
 the model is busy; the ring therefore overflows only if this thread itself is starved.
+
+A live stream's next window is held until the model is done with its previous one, then cut
+from the freshest speech (the hop stretches to what the model sustains). A file in fast mode
+with the adaptive hop waits for each answer before reading on, since the answer sets the next
+hop: its windows are then the same however fast the machine is.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from collections.abc import Callable
 import numpy as np
 
 from .config import Config
-from .events import Event, Level, Notice, SpeechChange, Status
+from .events import Event, Level, Notice, SpeechChange
+from .scheduler import hop_settings
 from .stream import StreamState
 from .vad import SAMPLE_RATE_HZ, SpeechGate
 from .windowqueue import WindowQueues
@@ -65,7 +71,15 @@ class StreamFrontend:
         self._gate = SpeechGate(
             config.vad, config.vad_frame_ms, config.hangover, config.energy_floor
         )
-        self._windower = Windower(config.window, config.hop, config.min_speech, config.pause)
+        self._adaptive = config.adaptive_hop
+        self._windower = Windower(
+            config.window,
+            config.hop,
+            config.min_speech,
+            config.pause,
+            min_step_s=hop_settings(config).min_hop_s if config.adaptive_hop else 0.0,
+        )
+        state.next_hop_s = config.hop
         self._index = 0  # next 16 kHz sample index (stream time * 16000)
         self._speech = False
         self._level_frames: list[float] = []
@@ -125,7 +139,6 @@ class StreamFrontend:
         self._resample.reset()
         self._gate.reset()
         self._windower.reset()
-        t = self._index / SAMPLE_RATE_HZ
         now = time.monotonic()
         if now - self._last_notice_at >= NOTICE_EVERY_S:
             self._last_notice_at = now
@@ -134,16 +147,6 @@ class StreamFrontend:
                 f"audio dropped: {lost_s:.2f} s lost because the pipeline fell behind "
                 f"({self.state.overflow_s:.1f} s so far)",
             )
-        self._publish(
-            Status(
-                self.state.name,
-                t,
-                None,
-                self.state.overflow_s,
-                self.state.skipped_windows,
-                self.state.windows,
-            )
-        )
 
     def _process(self, samples: np.ndarray) -> None:
         if len(samples) == 0:
@@ -156,7 +159,13 @@ class StreamFrontend:
                 self._speech = frame.speech
                 self._publish(SpeechChange(name, frame.start_index / SAMPLE_RATE_HZ, frame.speech))
             self._level_frames.append(frame.level_dbfs)
-            for window in self._windower.feed(frame.start_index, frame.samples, frame.speech):
+            ready = True
+            if self.state.live:
+                ready = self._queues.idle(name)
+            if self._adaptive:
+                self._windower.set_hop_s(self.state.next_hop_s)
+            windows = self._windower.feed(frame.start_index, frame.samples, frame.speech, ready)
+            for window in windows:
                 self._queue(window)
         now = time.monotonic()
         if frames and now - self._last_level_at >= LEVEL_EVERY_S:
@@ -170,9 +179,9 @@ class StreamFrontend:
             del self._level_frames[:-10]
 
     def _queue(self, window: Window) -> None:
-        dropped = self._queues.put(self.state.name, window, self._stop)
-        if dropped is not None:
-            self.state.skipped_windows += 1
+        self._queues.put(self.state.name, window, self._stop)
+        if self._adaptive and not self.state.live:
+            self._queues.wait_idle(self.state.name, self._stop)  # the answer sets the next hop
 
     def _notice(self, severity: str, message: str) -> None:
         self._publish(Notice(self.state.name, self._index / SAMPLE_RATE_HZ, severity, message))

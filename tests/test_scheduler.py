@@ -244,10 +244,11 @@ class FixedModel:
         return np.tile(np.array([0.9, 0.05, 0.05], np.float32), (len(windows), 1))
 
 
-def run_worker(queues: WindowQueues, state: StreamState, **overrides):
+def run_worker(queues: WindowQueues, state: StreamState, model=None, **overrides):
+    """Runs a Worker over what is queued until every stream is closed and drained."""
     config = make_config(**overrides)
     events, errors = [], []
-    model = FixedModel()
+    model = model or FixedModel()
     worker = Worker(
         model,
         {state.name: state},
@@ -256,7 +257,7 @@ def run_worker(queues: WindowQueues, state: StreamState, **overrides):
         events.append,
         threading.Event(),
         on_error=errors.append,
-        on_exit=lambda: None,
+        on_exit=lambda: None,  # the engine's finishing, not needed here (issue 7 removes it)
     )
     worker.start()
     assert worker.join(30.0)
@@ -359,14 +360,7 @@ def test_a_window_gets_the_same_answer_alone_as_in_a_batch():
         for t in np.arange(3.0, 20.0, 0.5):
             queues.put("file", stamped_window(float(t)), stop)
         queues.close_stream("file")
-        config = make_config(batch=batch)
-        events = []
-        model = SwitchingModel()
-        worker = Worker(
-            model, {"file": state}, queues, config, events.append, stop, print, lambda: None
-        )
-        worker.start()
-        assert worker.join(30.0)
+        events, model = run_worker(queues, state, SwitchingModel(), batch=batch)
         predictions = [e for e in events if isinstance(e, Prediction)]
         tails = sorted(n for call in model.calls for n in call if n < 3 * SAMPLE_RATE_HZ)
         return [(p.t_end_s, p.smoothed, p.language) for p in predictions], tails

@@ -449,7 +449,8 @@ def test_a_slow_model_on_a_live_stream_stays_near_the_present(espeak, tmp_path):
     predictions = sink.predictions
     assert len(predictions) >= 4
     assert all(p.lag_s is not None and p.lag_s <= 3.0 for p in predictions)
-    hops = [p.hop_s for p in predictions if p.hop_s is not None and p.t_start_s > 3.0]
+    # The last window classifies what is left at the end of input, however little.
+    hops = [p.hop_s for p in predictions[:-1] if p.hop_s is not None and p.t_start_s > 3.0]
     # Stretched to the model's pace (1.5 s of wall time, a little less speech between words),
     # not the 1 s asked for.
     assert hops and min(hops) >= 1.2 and np.mean(hops) >= 1.35

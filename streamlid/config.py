@@ -40,6 +40,9 @@ class Config:
     # windows
     window: float = 3.0
     hop: float = 1.0
+    adaptive_hop: bool = True
+    min_hop: float = 0.25
+    max_hop: float = 1.0
     min_speech: float = 1.0
     confirm_window: float = 1.5
     # speech gate (its settings are checked in streamlid/gate/detectors.py)
@@ -78,7 +81,11 @@ HELP: dict[str, str] = {
     "languages": "comma-separated ISO 639-3 codes to restrict the answer to (e.g. eng,fra,deu)",
     "batch": "most windows classified in one forward pass",
     "window": "window length in seconds of speech",
-    "hop": "seconds of speech between windows",
+    "hop": "seconds of speech between windows (the base hop when --adaptive-hop is on)",
+    "adaptive_hop": "classify less often while the language is settled, sooner when challenged",
+    "min_hop": "adaptive hop: hop after a challenge or an unsure answer, seconds (at most --hop)",
+    "max_hop": "adaptive hop: longest hop while the language is settled (at least --hop, at most "
+    "the window)",
     "min_speech": "seconds of speech before the first (early) answer",
     "confirm_window": "seconds at the end of a window re-checked before switching language",
     "vad_engine": "speech detector: webrtc, silero, or both (webrtcvad first, silero decides)",
@@ -173,6 +180,11 @@ def _check_range(cfg: Config) -> None:
     need(1 <= cfg.batch <= 256, "batch", "use 1 to 256")
     need(0.5 <= cfg.window <= 30.0, "window", "use 0.5 to 30 seconds")
     need(0.1 <= cfg.hop <= cfg.window, "hop", f"use 0.1 s up to the window ({cfg.window} s)")
+    # Relative to the hop they are clamped where used (a min-hop above the hop is the hop),
+    # so changing --hop alone never makes them invalid.
+    window = f"use 0.1 s up to the window ({cfg.window} s)"
+    need(0.1 <= cfg.min_hop <= cfg.window, "min_hop", window)
+    need(0.1 <= cfg.max_hop <= 30.0, "max_hop", "use 0.1 to 30 seconds")
     need(
         0.2 <= cfg.min_speech <= cfg.window,
         "min_speech",

@@ -80,10 +80,11 @@ class Engine:
             min_confidence=config.min_confidence,
             min_margin=config.min_margin,
             min_dwell_s=config.min_dwell,
-            hop_s=config.hop,
         )
         self.streams: dict[str, StreamState] = {}
         self._frontends: list[StreamFrontend] = []
+        # A live stream's front end holds its next window until the model is ready, so its
+        # queue rarely holds more than one; the bound is for flushed utterance ends.
         live_capacity = max(1, round(config.max_lag / config.hop))
         for name, source in zip(unique_names(sources), sources, strict=True):
             source.name = name

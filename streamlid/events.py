@@ -44,6 +44,7 @@ class Prediction:
     confidence: float  # smoothed probability of `language` (0 when unknown)
     latency_s: float  # wall time from the window's last sample being read to this answer
     lag_s: float | None  # how far behind live the answer is (live sources only)
+    hop_s: float | None = None  # speech since the previous window of its segment (None: first)
     speech_prob: float = 1.0  # the speech detector's mean probability over the window
 
 
@@ -91,6 +92,7 @@ class Status:
     overflow_s: float  # audio lost because the ring buffer was full
     skipped_windows: int  # windows dropped because the model could not keep up
     windows: int  # windows classified so far
+    hop_s: float | None = None  # effective hop: mean speech between the last few windows
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ class StreamSummary:
     latency_median_s: float | None
     latency_p95_s: float | None
     mean_probabilities: tuple[LanguageScore, ...]  # top-k of the mean window probabilities
+    hop_mean_s: float | None = None  # effective hop: mean speech between classified windows
 
 
 @dataclass(frozen=True)

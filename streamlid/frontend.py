@@ -2,6 +2,11 @@
 
 Cheap work only (resampling, the speech gate, slicing), so it keeps pace with the audio even
 while the model is busy; the ring therefore overflows only if this thread itself is starved.
+
+A live stream's next window is held until the model is done with its previous one, then cut
+from the freshest speech (the hop stretches to what the model sustains). A file in fast mode
+with the adaptive hop waits for each answer before reading on, since the answer sets the next
+hop: its windows are then the same however fast the machine is.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ import numpy as np
 
 from .audio import SAMPLE_RATE_HZ
 from .config import Config
-from .events import Event, Level, Notice, SpeechChange, Status
+from .events import Event, Level, Notice, SpeechChange
 from .gate import GatedFrame, SpeechTrack, build_gate, gate_settings
+from .scheduler import hop_settings
 from .stream import StreamState
 from .windowqueue import WindowQueues
 from .windows import Window, Windower
@@ -67,7 +73,15 @@ class StreamFrontend:
         self._gate = build_gate(gate_settings(config))
         self._track = SpeechTrack(keep_s=config.ring_seconds)  # each window's speech share
         self._speech_prob = 0.0
-        self._windower = Windower(config.window, config.hop, config.min_speech, config.pause)
+        self._adaptive = config.adaptive_hop
+        self._windower = Windower(
+            config.window,
+            config.hop,
+            config.min_speech,
+            config.pause,
+            min_step_s=hop_settings(config).min_hop_s if config.adaptive_hop else 0.0,
+        )
+        state.next_hop_s = config.hop
         self._index = 0  # next 16 kHz sample index (stream time * 16000)
         self._speech = False
         self._level_frames: list[float] = []
@@ -133,7 +147,6 @@ class StreamFrontend:
         self._gate.reset()
         self._track.reset()
         self._windower.reset()
-        t = self._index / SAMPLE_RATE_HZ
         now = time.monotonic()
         if now - self._last_notice_at >= NOTICE_EVERY_S:
             self._last_notice_at = now
@@ -142,16 +155,6 @@ class StreamFrontend:
                 f"audio dropped: {lost_s:.2f} s lost because the pipeline fell behind "
                 f"({self.state.overflow_s:.1f} s so far)",
             )
-        self._publish(
-            Status(
-                self.state.name,
-                t,
-                None,
-                self.state.overflow_s,
-                self.state.skipped_windows,
-                self.state.windows,
-            )
-        )
 
     def _process(self, samples: np.ndarray) -> None:
         if len(samples) == 0:
@@ -169,7 +172,13 @@ class StreamFrontend:
             self._level_frames.append(frame.level_dbfs)
             self._track.add(frame)
             self._speech_prob = frame.speech_prob
-            for window in self._windower.feed(frame.start_index, frame.samples, frame.speech):
+            ready = True
+            if self.state.live:
+                ready = self._queues.idle(name)
+            if self._adaptive:
+                self._windower.set_hop_s(self.state.next_hop_s)
+            windows = self._windower.feed(frame.start_index, frame.samples, frame.speech, ready)
+            for window in windows:
                 self._queue(window)
         now = time.monotonic()
         if frames and now - self._last_level_at >= LEVEL_EVERY_S:
@@ -184,9 +193,9 @@ class StreamFrontend:
     def _queue(self, window: Window) -> None:
         prob, share = self._track.measure(window.t_start_s, window.t_end_s)
         window = replace(window, speech_prob=prob, speech_share=share)
-        dropped = self._queues.put(self.state.name, window, self._stop)
-        if dropped is not None:
-            self.state.skipped_windows += 1
+        self._queues.put(self.state.name, window, self._stop)
+        if self._adaptive and not self.state.live:
+            self._queues.wait_idle(self.state.name, self._stop)  # the answer sets the next hop
 
     def _notice(self, severity: str, message: str) -> None:
         self._publish(Notice(self.state.name, self._index / SAMPLE_RATE_HZ, severity, message))

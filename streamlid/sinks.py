@@ -252,6 +252,8 @@ def summary_lines(summary: Summary) -> list[str]:
                 f"    latency median {1000 * s.latency_median_s:.0f} ms, "
                 f"p95 {1000 * (s.latency_p95_s or 0):.0f} ms"
             )
+        if s.hop_mean_s is not None:
+            lines.append(f"    {s.windows} windows, hop {s.hop_mean_s:.2f} s on average")
         if s.skipped_windows or s.overflow_s:
             lines.append(
                 f"    skipped {s.skipped_windows} windows, lost {s.overflow_s:.1f} s of audio"

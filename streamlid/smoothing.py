@@ -5,14 +5,17 @@ Two jobs, kept apart:
   follows stream time (`time_constant_s`), so a pause lets old evidence fade.
 - *Deciding* the current language, with hysteresis. Naming a language needs a clear lead
   (`min_confidence`, `min_margin`). Switching to another needs that lead *and* a second,
-  independent look: either the previous window already said so, or the window's last
-  `confirm_window` seconds (classified separately, see `wants_confirmation`) agree. A single odd
-  window can therefore never flip the answer, yet a real switch is confirmed by the first window
-  in which the new language dominates: with 3 s windows and a 1 s hop, that is 1.5-2.5 s after
-  the switch, where per-window argmax needs 2-3.5 s. After a switch, `min_dwell_s` must pass
-  before the next. When the evidence for the current language fades below half of
-  `min_confidence` and no other language is clearly heard, twice in a row, the answer
-  becomes unknown (None) rather than a guess.
+  independent look: either earlier windows already said so (at least `second_look_s` of speech
+  back: with the adaptive hop, windows a quarter second apart hear nearly the same audio), or
+  the window's last `confirm_window` seconds (classified separately, see `wants_tail_check`)
+  agree. Two tails that clearly hear the newcomer `second_look_s` apart also switch, while the
+  whole window still leans to the current language. A single odd window can therefore never
+  flip the answer, yet a real switch is confirmed by the first window in which the new
+  language dominates (with 3 s windows and a 1 s hop, 1.5-2.5 s after the switch, where
+  per-window argmax needs 2-3.5 s), or sooner by its tails. After a switch, `min_dwell_s` must
+  pass before the next. When the evidence for the current language fades below half of
+  `min_confidence` and no other language is clearly heard, on two looks, the answer becomes
+  unknown (None) rather than a guess. Hops vary, so each window brings its own (`hop_s`).
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ class SmootherSettings:
     min_confidence: float = 0.5
     min_margin: float = 0.2
     min_dwell_s: float = 1.0
-    hop_s: float = 1.0  # only used to estimate when a detected switch began
+    # Two windows count as two looks only this much new speech apart: with the adaptive hop,
+    # windows a quarter second apart hear nearly the same audio and would agree by default.
+    second_look_s: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,30 @@ class Decision:
     current: int | None  # label index, or None for unknown
     confidence: float  # smoothed probability of `current` (0.0 when unknown)
     change: Change | None
+
+
+LOOK_SLACK_S = 0.05  # windows end on speech-gate frame edges (up to 30 ms): hops jitter
+TAIL_MIN_SHARE = 1.25  # a window must be this many tails long for its tail to be a second look
+
+
+def wants_tail_check(
+    current: int | None,
+    top: int,
+    window_n: int,
+    confirm_n: int,
+    p_current: float = 1.0,
+    unsure_p: float = 0.0,
+) -> bool:
+    """Whether a window's last `confirm_n` samples are worth classifying on their own.
+
+    Only a window that may announce a switch is: its top differs from the stream's current
+    language (as the smoother stands just before this window), or, with `unsure_p`, it gives
+    the current language less than that (a switch may have begun in its last second or two).
+    A window barely longer than its tail would only say the same thing twice. The worker and
+    the tests both call this."""
+    if window_n < confirm_n * TAIL_MIN_SHARE or current is None:
+        return False
+    return top != current or p_current < unsure_p
 
 
 def _lead(probs: np.ndarray) -> tuple[int, float, float]:
@@ -68,14 +97,15 @@ class Smoother:
         self._t_last_s: float | None = None
         self._t_start_last_s: float | None = None
         self._previous_top: int | None = None
+        self._streak_top: int | None = None  # the top of the latest windows in a row...
+        self._streak_s = 0.0  # ...and the speech from the first of them to the latest
         self._weak_updates = 0  # consecutive updates in which the current language was weak
+        self._weak_s = 0.0  # the speech those updates span
+        self._since_veto_s = math.inf  # speech since a tail last disagreed with its window
+        self._tail_top: int | None = None  # the top of the latest tails in a row...
+        self._tail_span_s = 0.0  # ...and the speech from the first of them to the latest
         self.current: int | None = None
         self._changed_at_s = -math.inf
-
-    def wants_confirmation(self, probs: np.ndarray) -> bool:
-        """True when this window challenges the current language, so its tail is worth a look."""
-        top = int(np.argmax(probs))
-        return self.current is not None and top != self.current
 
     def update(
         self,
@@ -86,8 +116,13 @@ class Smoother:
         segment_start_s: float,
         confirm: np.ndarray | None = None,
         t_start_s: float | None = None,
+        hop_s: float | None = None,
     ) -> Decision:
         """Takes one window's probabilities (and, if the worker ran it, its tail's).
+
+        `hop_s` is the speech since the previous window of the segment (None for the first):
+        hops vary (adaptive hop, a slow model), so a switch's start is estimated from the
+        window's own hop, never from a configured one.
 
         `t_start_s` lets early windows supersede each other: a window that starts where the
         previous one started holds all of its audio and more, so it replaces that evidence
@@ -115,11 +150,37 @@ class Smoother:
         # window (part old, part new speech) leans to a neighbour of the new language, say
         # Portuguese for Spanish, its tail, all new speech, settles which one it is.
         candidate = int(np.argmax(evidence))
-        confirmed = candidate == self._previous_top or (
-            confirm is not None and int(np.argmax(confirm)) == candidate
+        added_s = window_s if hop_s is None else hop_s
+        if top == self._streak_top:
+            self._streak_s += added_s
+        else:
+            self._streak_top, self._streak_s = top, 0.0
+        look_s = s.second_look_s - LOOK_SLACK_S
+        second_look = added_s >= look_s
+        # A tail that disagreed with its window vetoed a challenge; asking again a quarter
+        # second later would mostly re-hear the same tail until it happens to agree, so a tail
+        # counts again only once enough new speech has come in.
+        self._since_veto_s += added_s
+        tail_top = None if confirm is None else int(np.argmax(confirm))
+        tail_counts = self._since_veto_s >= look_s
+        confirmed = (
+            (candidate == self._streak_top and self._streak_s >= look_s)
+            or (candidate == self._previous_top and second_look)
+            or (tail_top == candidate and tail_counts)
         )
+        if tail_top is not None and tail_top != top:
+            self._since_veto_s = 0.0
+        if tail_top is not None:
+            if tail_top == self._tail_top:
+                self._tail_span_s += added_s
+            else:
+                self._tail_top, self._tail_span_s = tail_top, 0.0
+        else:
+            self._tail_top = None  # a window without a tail breaks the row
         self._previous_top = top
-        since_s = max(segment_start_s, t_end_s - window_s / 2 - s.hop_s / 2)
+        # The switch lies somewhere in the speech this window added: on average half a hop
+        # before the point where the new language fills half the window.
+        since_s = max(segment_start_s, t_end_s - window_s / 2 - min(added_s, window_s) / 2)
         dwell_ok = t_end_s - self._changed_at_s >= s.min_dwell_s
 
         change: Change | None = None
@@ -136,6 +197,19 @@ class Smoother:
             if p >= s.min_confidence and margin >= s.min_margin:
                 change = Change(self.current, candidate, since_s)
                 self._smoothed = evidence.copy()  # start the new language from fresh evidence
+        elif (
+            confirm is not None
+            and tail_top != self.current
+            and self._tail_span_s >= look_s
+            and dwell_ok
+            and _lead(np.asarray(confirm, np.float64))[1] >= s.min_confidence
+            and _lead(np.asarray(confirm, np.float64))[2] >= s.min_margin
+        ):
+            # The tails, all recent speech, have heard the newcomer clearly twice, some speech
+            # apart, while the whole window still leans to the current language: the switch
+            # lies within the tail.
+            change = Change(self.current, tail_top, max(segment_start_s, t_end_s - window_s / 2))
+            self._smoothed = np.asarray(confirm, np.float64).copy()
         # Unknown only when nothing else is clearly heard either (a strong challenger that is
         # not yet confirmed keeps the current language until it is), and, like a switch, only
         # on a second look: one murky window (the first second after a pause, a cough) does
@@ -144,8 +218,9 @@ class Smoother:
             self._smoothed[self.current] < s.min_confidence / 2
             and _lead(self._smoothed)[1] < s.min_confidence
         ):
+            self._weak_s = 0.0 if self._weak_updates == 0 else self._weak_s + added_s
             self._weak_updates += 1
-            if self._weak_updates >= 2 and dwell_ok:
+            if self._weak_updates >= 2 and self._weak_s >= look_s and dwell_ok:
                 change = Change(self.current, None, t_end_s)
         if change is not None or (
             self.current is not None and self._smoothed[self.current] >= s.min_confidence / 2

@@ -1,4 +1,8 @@
-"""Per-stream state shared by its front end and the worker: counters and the live edge."""
+"""Per-stream state shared by its front end and the worker: counters and the live edge.
+
+Each field has one writer: the front end writes `overflow_s` and `ended_at_s`; the worker writes
+`windows`, `skipped_windows`, `lag_s` and `next_hop_s` (which the front end reads).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ class StreamState:
     overflow_s: float = 0.0  # audio lost in the ring buffer
     ended_at_s: float = 0.0  # stream time reached by the front end
     lag_s: float | None = None  # how far behind live the last answer was (live streams)
+    next_hop_s: float = 1.0  # speech to wait for before the next window (the adaptive hop)
 
     @property
     def live(self) -> bool:

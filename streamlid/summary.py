@@ -35,6 +35,7 @@ class _StreamLog:
     open_since: float | None = None
     changes: list[tuple[float, str]] = field(default_factory=list)  # (since_s, code)
     latencies: list[float] = field(default_factory=list)
+    hops: list[float] = field(default_factory=list)  # each window's own hop (not the first)
     prob_sums: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     windows: int = 0
     skipped: int = 0
@@ -71,6 +72,8 @@ class SummaryBuilder:
             log.windows += 1
             log.end_s = max(log.end_s, event.t_end_s)
             log.latencies.append(event.latency_s)
+            if event.hop_s is not None:
+                log.hops.append(event.hop_s)
             for score in event.top:
                 log.prob_sums[score.code] += score.probability
         elif isinstance(event, Status):
@@ -110,6 +113,7 @@ class SummaryBuilder:
                 LanguageScore(code, language_name(code), round(total / max(1, log.windows), 6))
                 for code, total in means
             ),
+            hop_mean_s=round(float(np.mean(log.hops)), 3) if log.hops else None,
         )
 
 

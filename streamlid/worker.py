@@ -1,8 +1,10 @@
 """Worker: windows from every stream -> one batched forward pass -> smoothing -> events.
 
-The only thread that touches the model. When a live stream's window is already older than
-`max_lag` seconds it is skipped (and counted) instead of classified: the answer would describe
-audio the speaker has long moved past, and catching up matters more.
+The only thread that touches the model, the only one that writes a stream's `skipped_windows`
+and the only one that publishes `Status`. It schedules for the present (see scheduler.py): the
+newest window of each live stream, never a pass whose answer would come out later than
+`max_lag` (such a window is skipped and counted), batches only as big as measured to pay off;
+after each answer it sets the stream's next hop (the adaptive hop), which its front end reads.
 """
 
 from __future__ import annotations
@@ -19,6 +21,15 @@ from .config import Config
 from .events import Event, LanguageChange, LanguageScore, Prediction, Status
 from .gate import admitted
 from .languages import language_name
+from .scheduler import (
+    ForwardTimes,
+    HopMeter,
+    choose_batch_n,
+    hop_settings,
+    next_hop_s,
+    too_late,
+)
+from .smoothing import wants_tail_check
 from .stream import StreamState
 from .windowqueue import WindowQueues
 from .windows import Window
@@ -59,6 +70,9 @@ class Worker:
         self._stop = stop
         self._on_error = on_error
         self._confirm_n = round(config.confirm_window * SAMPLE_RATE_HZ)
+        self._hop_settings = hop_settings(config)
+        self._forward_times = ForwardTimes()  # per batch size, as measured on this machine
+        self._hops = {name: HopMeter() for name in streams}
         self._last_status_at: dict[str, float] = {}
         self._reported: dict[str, tuple[int, float]] = {}
         self.reset_requested = threading.Event()  # set by Engine.reset_smoothing()
@@ -88,21 +102,39 @@ class Worker:
                     self.reset_requested.clear()
                     for state in self._streams.values():
                         state.smoother.reset()
-                batch = self._queues.take(self._cfg.batch, timeout_s=0.1)
-                if batch is None:
+                taken = self._queues.take(self._batch_n(), timeout_s=0.1)
+                if taken is None:
                     break  # every stream ended and every window is classified
-                if batch:
-                    self._run_batch(batch)
+                for name, superseded_n in taken.superseded.items():
+                    self._streams[name].skipped_windows += superseded_n
+                if taken.windows:
+                    try:
+                        self._run_batch(taken.windows)
+                    finally:
+                        self._queues.done(name for name, _ in taken.windows)
                 self._report_status(force=False)
             self._report_status(force=True)
         except Exception as exc:
             self._on_error(f"classification failed: {type(exc).__name__}: {exc}")
 
+    def _batch_n(self) -> int:
+        """Files alone batch freely; with a live stream waiting, only as far as measured to pay
+        off and as the lag allows."""
+        live_n, file_n = self._queues.ready_counts()
+        if live_n == 0:
+            return self._cfg.batch
+        return choose_batch_n(
+            self._forward_times, live_n + file_n, self._cfg.batch, max_lag_s=self._cfg.max_lag
+        )
+
     def _fresh(self, batch: list[tuple[str, Window]]) -> list[tuple[str, Window]]:
+        """Leaves out (and counts) live windows whose answer would come out too late."""
+        predicted_s = self._forward_times.predict_s(len(batch))
         fresh = []
         for name, window in batch:
             state = self._streams[name]
-            if state.live and state.live_edge_s() - window.t_end_s > self._cfg.max_lag:
+            age_s = state.live_edge_s() - window.t_end_s
+            if state.live and too_late(age_s, predicted_s, self._cfg.max_lag):
                 state.skipped_windows += 1
             else:
                 fresh.append((name, window))
@@ -115,33 +147,24 @@ class Worker:
         batch = self._fresh(batch)
         if not batch:
             return
+        started = time.perf_counter()
         probs = self._model.classify([window.samples for _, window in batch])
-        confirm = self._confirmations(batch, probs)
+        self._forward_times.record(len(batch), time.perf_counter() - started)
         for i, (name, window) in enumerate(batch):
-            self._decide(self._streams[name], window, probs[i], confirm.get(i))
+            state = self._streams[name]
+            self._decide(state, window, probs[i], self._tail(state, window, probs[i]))
 
-    def _confirmations(
-        self, batch: list[tuple[str, Window]], probs: np.ndarray
-    ) -> dict[int, np.ndarray]:
-        """Classifies the tail of each window that may announce a switch.
-
-        Which windows challenge the current language can depend on earlier windows of the same
-        batch, so any window whose top differs from the stream's current language, or from an
-        earlier window of its stream in this batch, gets its tail checked."""
-        wanted: list[int] = []
-        seen_tops: dict[str, set[int]] = {}
-        for i, (name, window) in enumerate(batch):
-            smoother = self._streams[name].smoother
-            top = int(np.argmax(probs[i]))
-            tops = seen_tops.setdefault(name, set())
-            challenges = smoother.wants_confirmation(probs[i]) or (tops and tops != {top})
-            tops.add(top)
-            if challenges and len(window.samples) >= self._confirm_n * 1.25:
-                wanted.append(i)
-        if not wanted:
-            return {}
-        tails = [batch[i][1].samples[-self._confirm_n :] for i in wanted]
-        return dict(zip(wanted, self._model.classify(tails), strict=True))
+    def _tail(self, state: StreamState, window: Window, probs: np.ndarray) -> np.ndarray | None:
+        """The window's tail, classified when `wants_tail_check` says so. Asked window by window,
+        after the earlier windows of the batch have moved the smoother, so a window gets the
+        same second look in a batch of eight (fast file mode) as alone (live)."""
+        top, current = int(np.argmax(probs)), state.smoother.current
+        p_current = 1.0 if current is None else float(probs[current])
+        unsure_p = self._hop_settings.confident_p if self._hop_settings.adaptive else 0.0
+        n = len(window.samples)
+        if not wants_tail_check(current, top, n, self._confirm_n, p_current, unsure_p):
+            return None
+        return self._model.classify([window.samples[-self._confirm_n :]])[0]
 
     def _decide(
         self, state: StreamState, window: Window, probs: np.ndarray, confirm: np.ndarray | None
@@ -153,8 +176,21 @@ class Worker:
             segment_start_s=window.segment_start_s,
             confirm=confirm,
             t_start_s=window.t_start_s,
+            hop_s=window.hop_s,
         )
         state.windows += 1
+        if window.hop_s is not None:
+            self._hops[state.name].add(window.hop_s)
+        window_top = int(np.argmax(probs))
+        state.next_hop_s = next_hop_s(
+            self._hop_settings,
+            state.next_hop_s,
+            current=decision.current,
+            window_top=window_top,
+            window_p_current=0.0 if decision.current is None else float(probs[decision.current]),
+            confidence=decision.confidence,
+            tail_top=None if confirm is None else int(np.argmax(confirm)),
+        )
         labels, k = self._labels, self._cfg.top
         code = None if decision.current is None else labels[decision.current]
         lag = state.live_edge_s() - window.t_end_s if state.live else None
@@ -171,6 +207,7 @@ class Worker:
                 confidence=round(decision.confidence, 6),
                 latency_s=round(time.monotonic() - window.formed_at, 4),
                 lag_s=state.lag_s,
+                hop_s=None if window.hop_s is None else round(window.hop_s, 3),
                 speech_prob=round(window.speech_prob, 3),
             )
         )
@@ -203,6 +240,7 @@ class Worker:
             if state.live:
                 oldest = self._queues.oldest_end_s(name)
                 lag = state.lag_s if oldest is None else round(max(0.0, edge - oldest), 3)
+            hop_s = self._hops[name].recent_s
             self._publish(
                 Status(
                     name,
@@ -211,5 +249,6 @@ class Worker:
                     round(state.overflow_s, 3),
                     state.skipped_windows,
                     state.windows,
+                    hop_s=None if hop_s is None else round(hop_s, 3),
                 )
             )

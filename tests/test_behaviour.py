@@ -100,13 +100,17 @@ def _check_behaviour(sink: ListSink, truth: list[Segment], model_slips: int = 0)
     assert not drops, [(c.t_s, c.previous) for c in drops]
 
     # The language on screen matches the speech for most of the speech time (the first
-    # seconds after each switch excepted, which the delay limits above cover).
+    # seconds after each switch excepted, which the delay limits above cover, and the time
+    # each allowed slip was on screen, which its own limit above covers).
     decided = sorted((c.t_s, c.language) for c in changes)
+    slipped = [(slip.t_s, next(c.t_s for c in changes if c.t_s > slip.t_s)) for slip in slips]
     agree = total = 0
     for seg in truth:
         if seg.language is None:
             continue
         for t in np.arange(seg.start_s, seg.end_s, 0.1):
+            if any(a <= t < b for a, b in slipped):
+                continue
             shown = [lang for ts, lang in decided if ts <= t]
             total += 1
             agree += bool(shown) and shown[-1] == seg.language
@@ -134,12 +138,16 @@ def test_pause_then_switches_are_reported_quickly_and_only_then(lid, speech_dir)
     _check_behaviour(_run(lid, wav), truth)
 
 
-def test_back_and_forth_without_pauses(lid, speech_dir):
+@pytest.mark.parametrize("adaptive_hop", [True, False])
+def test_back_and_forth_without_pauses(lid, speech_dir, adaptive_hop):
     wav, truth = script(
         [(None, 1), ("eng", 12), ("fra", 10), ("eng", 10), ("deu", 12)], speech_dir, "mixed"
     )
-    # The stand-in model hears Dutch in two windows of the second English stretch.
-    _check_behaviour(_run(lid, wav), truth, model_slips=1)
+    # The stand-in model hears Dutch in about 1.5 s of the second English stretch (26-28 s),
+    # and the adaptive hop, which looks again sooner when in doubt, also lands on a shorter
+    # Dutch-sounding stretch of the first (4.7-6.2 s); each is put right within the switch delay.
+    slips = 2 if adaptive_hop else 1
+    _check_behaviour(_run(lid, wav, adaptive_hop=adaptive_hop), truth, model_slips=slips)
 
 
 def test_silence_after_speech_names_no_language_and_changes_nothing(lid, speech_dir):

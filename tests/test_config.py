@@ -24,6 +24,9 @@ NON_DEFAULT: dict[str, object] = {
     "batch": 4,
     "window": 4.0,
     "hop": 0.5,
+    "adaptive_hop": False,
+    "min_hop": 0.3,
+    "max_hop": 2.0,
     "min_speech": 0.8,
     "confirm_window": 1.2,
     "vad_engine": "webrtc",
@@ -163,6 +166,9 @@ def test_shipped_configs_load(path):
         ({"languages": 3}, ["languages", "list of strings"]),
         ({"vad-frame-ms": 25}, ["vad-frame-ms", "10, 20 or 30"]),
         ({"ring-seconds": 2.0}, ["ring-seconds"]),
+        ({"min-hop": 0.05}, ["min-hop", "0.05", "0.1 s up to the window"]),
+        ({"max-hop": 40}, ["max-hop", "40", "0.1 to 30 seconds"]),
+        ({"adaptive-hop": "often"}, ["adaptive-hop", "often", "true or false"]),
     ],
 )
 def test_bad_values_are_refused_with_a_clear_message(values, names):

@@ -80,7 +80,7 @@ def test_ring_overflow_is_counted_reported_and_keeps_true_times(classifier, espe
     assert max(p.t_end_s for p in predictions) <= 20.0 + 0.01
 
 
-def test_stalled_worker_skips_stale_windows_reports_lag_and_recovers(classifier, espeak, tmp_path):
+def test_stalled_worker_holds_windows_reports_lag_and_recovers(classifier, espeak, tmp_path):
     wav = tmp_path / "long.wav"
     write_wav(wav, _speech(espeak, 14.0))
     model = StallingModel(classifier)
@@ -106,8 +106,10 @@ def test_stalled_worker_skips_stale_windows_reports_lag_and_recovers(classifier,
         engine.wait(5.0)
 
     summary = sink.summary.streams[0]
-    assert summary.skipped_windows >= 2  # stale windows were dropped, not queued
-    assert max(queued) <= round(config.max_lag / config.hop)  # memory stayed bounded
+    # The front end holds the stream's next window while the model is busy, and then cuts
+    # it from the freshest speech: nothing piles up, so nothing stale is left to skip.
+    assert max(queued) <= 1
+    assert summary.skipped_windows == sink.of_type(Status)[-1].skipped_windows
     lags = [p.lag_s for p in sink.predictions]
     assert all(lag is not None for lag in lags)
     assert max(lags) > 1.0  # the answers right after the stall said how late they were

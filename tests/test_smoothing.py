@@ -2,8 +2,8 @@
 
 A stream is scripted as "which language is spoken when". Each window's probabilities mix the
 languages in proportion to how much of the window each one fills, and so does the tail of the
-last `confirm_window` seconds, which is passed as `confirm=` only when the smoother asks for it
-(`wants_confirmation`) and the window is long enough, exactly as the worker does. Window times
+last `confirm_window` seconds, which is passed as `confirm=` only when the product's rule
+(`wants_tail_check`) asks for it, exactly as the worker does. Window times
 come from the real Windower. The last test runs the real Worker with a stand-in model.
 """
 
@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from streamlid.audio import SAMPLE_RATE_HZ
 from streamlid.audio.ring import RingBuffer
 from streamlid.events import LanguageChange, Prediction
-from streamlid.smoothing import Decision, Smoother, SmootherSettings
+from streamlid.smoothing import Decision, Smoother, SmootherSettings, wants_tail_check
 from streamlid.stream import StreamState
 from streamlid.windowqueue import WindowQueues
 from streamlid.windows import Window, Windower
@@ -77,17 +77,21 @@ def run_smoother(
     probs: Probs,
     tail: Probs | None = None,
     smoother: Smoother | None = None,
+    tails: bool = True,
     **settings_: float,
 ) -> list[tuple[Window, Decision]]:
-    """Feeds every window as the worker does; `tail` scores the confirmation tail (defaults to
-    the same script as the windows)."""
+    """Feeds every window as the worker does, one window per batch; `tail` scores the
+    confirmation tail (defaults to the same script as the windows); `tails=False` as for
+    windows too short for a tail."""
     smoother = smoother or Smoother(N_LABELS, SmootherSettings(**settings_))
     tail = tail or probs
+    confirm_n = round(CONFIRM_S * SAMPLE_RATE_HZ)
     out = []
     for window in windows:
         p = probs(window.t_start_s, window.t_end_s)
         confirm = None
-        if smoother.wants_confirmation(p) and window.duration_s >= 1.25 * CONFIRM_S:
+        top = int(np.argmax(p))
+        if tails and wants_tail_check(smoother.current, top, len(window.samples), confirm_n):
             confirm = tail(window.t_end_s - CONFIRM_S, window.t_end_s)
         decision = smoother.update(
             window.t_end_s,
@@ -95,6 +99,8 @@ def run_smoother(
             window_s=window.duration_s,
             segment_start_s=window.segment_start_s,
             confirm=confirm,
+            t_start_s=window.t_start_s,
+            hop_s=window.hop_s,
         )
         out.append((window, decision))
     return out
@@ -113,7 +119,7 @@ PHASES_S = [round(0.1 * i, 1) for i in range(10)]
 def test_clean_switch_is_reported_within_bound(phase_s, a, b, hop_s):
     switch_s = 10.0 + phase_s
     windows = speech_windows([(0.0, 20.0)], window_s=3.0, hop_s=hop_s)
-    run = run_smoother(windows, clean_switch(a, b, switch_s), hop_s=hop_s)
+    run = run_smoother(windows, clean_switch(a, b, switch_s))
     found = changes(run)
     assert found[0] == (windows[0].t_end_s, None, a), "A is named by the first window"
     assert len(found) == 2, f"expected one switch and no flicker, got {found}"
@@ -177,10 +183,7 @@ def test_a_single_outlier_window_never_flips_the_answer(
             return 0.6 * pure(a) + 0.4 * pure(outlier)
         return pure(a)
 
-    smoother = Smoother(N_LABELS, SmootherSettings(hop_s=hop_s))
-    if tail_kind == "none":
-        smoother.wants_confirmation = lambda p: False  # as for a window too short for a tail
-    run = run_smoother(windows, probs, tail, smoother=smoother)
+    run = run_smoother(windows, probs, tail, tails=tail_kind != "none")
     assert [d.current for _, d in run] == [a] * len(run)
 
 
@@ -189,9 +192,7 @@ def test_two_agreeing_windows_do_switch():
     is a switch (the second window confirms the first)."""
     windows = speech_windows([(0.0, 15.0)])
     odd = {windows[8].t_end_s, windows[9].t_end_s}
-    smoother = Smoother(N_LABELS)
-    smoother.wants_confirmation = lambda p: False
-    run = run_smoother(windows, lambda t0, t1: pure(3) if t1 in odd else pure(0), smoother=smoother)
+    run = run_smoother(windows, lambda t0, t1: pure(3) if t1 in odd else pure(0), tails=False)
     assert changes(run)[1] == (windows[9].t_end_s, 0, 3)
 
 
@@ -355,7 +356,7 @@ def test_reset_forgets_everything():
     assert smoother.current == 3
     smoother.reset()
     assert smoother.current is None
-    assert not smoother.wants_confirmation(pure(5))
+    assert not wants_tail_check(smoother.current, 5, 48000, 24000)
 
 
 # -- the real worker, with a stand-in model -----------------------------------------------------
@@ -422,3 +423,30 @@ def test_worker_reports_a_clean_switch_within_bound(phase_s, batch):
     assert max(max(c) for c in model.calls) == round(config.window * SAMPLE_RATE_HZ)
     tails = [n for call in model.calls for n in call if n == round(CONFIRM_S * SAMPLE_RATE_HZ)]
     assert tails, "the switch was confirmed with a tail"
+
+
+def test_tails_that_hear_a_newcomer_twice_switch_before_the_whole_window_does():
+    """A switch in the last second or two of a window: the window still leans to the current
+    language, but its tail, all new speech, hears the newcomer. One such tail is not enough (a
+    cough, a name); two, half a second of speech apart, are."""
+    smoother = Smoother(N_LABELS)
+    for t in (3.0, 4.0, 5.0):
+        smoother.update(t, pure(0), window_s=3.0, segment_start_s=0.0, hop_s=1.0)
+    leaning_a = 0.6 * pure(0) + 0.4 * pure(2)
+    first = smoother.update(
+        5.25, leaning_a, window_s=3.0, segment_start_s=0.0, confirm=pure(2), hop_s=0.25
+    )
+    assert first.change is None and smoother.current == 0
+    second = smoother.update(
+        5.75, leaning_a, window_s=3.0, segment_start_s=0.0, confirm=pure(2), hop_s=0.5
+    )
+    assert second.change is not None and (second.change.previous, second.current) == (0, 2)
+    # A lone odd tail, then tails that hear the current language again: no switch.
+    smoother = Smoother(N_LABELS)
+    for t in (3.0, 4.0, 5.0):
+        smoother.update(t, pure(0), window_s=3.0, segment_start_s=0.0, hop_s=1.0)
+    for t, tail in ((5.25, pure(2)), (5.75, pure(0)), (6.25, pure(2))):
+        decision = smoother.update(
+            t, leaning_a, window_s=3.0, segment_start_s=0.0, confirm=tail, hop_s=0.5
+        )
+        assert decision.change is None

@@ -265,6 +265,13 @@ def test_speech_before_any_answer_says_identifying_then_unclear(state, clock):
     assert "▒" in timeline_row(text)
 
 
+def test_the_health_figures_show_the_effective_hop_from_status(state, clock):
+    french_then_german(state, clock)
+    assert "hop – ·" in screen(state)
+    state.handle(Status("mic", 18.0, 0.4, 0.0, 0, 20, hop_s=2.25))
+    assert "hop 2.2 s ·" in screen(state)
+
+
 def test_warnings_for_dropped_audio_skipped_windows_and_lag_come_and_go(state, clock):
     french_then_german(state, clock)
     state.handle(Status("mic", 18.0, 0.4, 0.8, 0, 20))
@@ -309,7 +316,7 @@ def test_health_line_has_rate_latency_percentiles_lag_and_source(state, clock):
     text = screen(state)
     # 5 windows in 5 s; median 300 ms; p95 between 400 ms and 1 s (linear interpolation)
     assert "1.0 win/s · latency 300 ms, p95 880 ms · lag 0.3 s · lost 0.0 s · skipped 0" in text
-    assert "source USB Microphone · model facebook/mms-lid-256 (cuda/bf16)" in text
+    assert "hop – · source USB Microphone · model facebook/mms-lid-256 (cuda/bf16)" in text
     assert "live · 5.0 s" in text
 
 
@@ -432,6 +439,7 @@ def test_summary_tables_name_languages_and_give_the_health_figures():
                 0.25,
                 0.6,
                 (),
+                hop_mean_s=1.5,
             ),
         ),
         wall_s=61.0,
@@ -449,7 +457,7 @@ def test_summary_tables_name_languages_and_give_the_health_figures():
     assert re.search(r"mic\s+French\s+fra\s+30\.0 s\s+71%", text)
     assert re.search(r"German\s+deu\s+10\.0 s\s+24%", text)
     assert re.search(r"unknown\s+–\s+2\.0 s", text)
-    assert re.search(r"mic\s+1:00\s+3\s+40\s+250/600 ms\s+2\s+0\.8 s", text)
+    assert re.search(r"mic\s+1:00\s+3\s+40\s+1\.50 s\s+250/600 ms\s+2\s+0\.8 s", text)
     assert "warning: audio dropped: 0.8 s (×2)" in text
     assert max(len(line) for line in text.splitlines()) <= 80
 

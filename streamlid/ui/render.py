@@ -263,7 +263,11 @@ def _health_lines(s: StreamSnapshot) -> tuple[Text, Text]:
     figures.append(f"{s.overflow_s:.1f} s", "bold red" if s.overflow_s > 0 else "bold")
     figures.append(" · skipped ", DIM)
     figures.append(str(s.skipped_windows), "bold red" if s.skipped_windows else "bold")
-    where = _line(("source ", DIM), s.source or s.name)
+    # The effective hop: how much speech lies between answers (adaptive, or stretched by a
+    # slow model).
+    where = _line(("hop ", DIM), ("–" if s.hop_s is None else f"{s.hop_s:.1f} s", "bold"))
+    where.append(" · source ", DIM)
+    where.append(s.source or s.name)
     if s.model:
         where.append(" · model ", DIM)
         where.append(s.model)
@@ -471,14 +475,15 @@ def summary_renderables(
         title=Text("health", style="bold"),
         title_justify="left",
         box=box.SIMPLE_HEAD,
-        caption="latency: median/95th percentile · lost: audio dropped by lagging",
+        caption="hop: mean speech between answers · latency: median/95th percentile · "
+        "lost: audio dropped by lagging",
         caption_justify="left",
     )
     names = [s.stream for s in summary.streams]
     health.add_column(
         "stream", overflow="ellipsis", min_width=min(16, max(map(len, names), default=6))
     )
-    for column in ("audio", "changes", "windows", "latency", "skipped", "lost"):
+    for column in ("audio", "changes", "windows", "hop", "latency", "skipped", "lost"):
         health.add_column(column, justify="right", no_wrap=True)
     for s in summary.streams:
         latency = (
@@ -491,6 +496,7 @@ def summary_renderables(
             fmt_time(s.duration_s),
             str(s.changes),
             str(s.windows),
+            "–" if s.hop_mean_s is None else f"{s.hop_mean_s:.2f} s",
             latency,
             Text(str(s.skipped_windows), style="bold red" if s.skipped_windows else ""),
             Text(f"{s.overflow_s:.1f} s", style="bold red" if s.overflow_s else ""),

@@ -152,6 +152,7 @@ class StreamSnapshot:
     overflow_s: float
     skipped_windows: int
     warnings: tuple[Alert, ...]
+    hop_s: float | None = None  # effective hop: speech between the last few answers
 
 
 @dataclass(frozen=True)
@@ -220,6 +221,7 @@ class _Stream:
     answers: deque[tuple[float, float]] = field(default_factory=deque)  # (wall, latency_s)
     windows: int = 0
     lag_s: float | None = None
+    hop_s: float | None = None
     overflow_s: float = 0.0
     skipped: int = 0
     losses: deque[tuple[float, float, int]] = field(default_factory=deque)  # (wall, s, windows)
@@ -395,6 +397,8 @@ class ViewState:
         self._advance(s, event.t_s)
         if event.lag_s is not None:
             s.lag_s = event.lag_s
+        if event.hop_s is not None:
+            s.hop_s = event.hop_s
         lost_s = event.overflow_s - s.overflow_s
         skipped = event.skipped_windows - s.skipped
         if lost_s > 1e-9 or skipped > 0:
@@ -489,6 +493,7 @@ class ViewState:
             overflow_s=s.overflow_s,
             skipped_windows=s.skipped,
             warnings=self._warnings(s, now),
+            hop_s=s.hop_s,
         )
 
     def _warnings(self, s: _Stream, now: float) -> tuple[Alert, ...]:

@@ -1,0 +1,184 @@
+"""Scheduling rules for the worker, as pure functions and small classes the tests call too.
+
+A live stream only cares about now. The worker therefore answers the newest window of each live
+stream and supersedes older ones, never starts a forward pass whose answer would come out later
+than `max_lag`, batches only where batching was measured to pay off, and classifies less often
+while the language is settled (the adaptive hop). Files in fast mode keep every window.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from dataclasses import dataclass
+
+from .config import Config
+
+SAMPLES_KEPT_N = 9  # forward times remembered per batch size (median of these)
+PAYS_OFF_RATIO = 0.9  # a bigger batch must cost at most this share per window of the smaller
+FRESH_S = 0.25  # a window this close to live is the freshest there is: never skipped as stale
+
+
+class ForwardTimes:
+    """Running estimate of one forward pass's wall time for each batch size actually used."""
+
+    def __init__(self) -> None:
+        self._samples: dict[int, deque[float]] = {}
+
+    def record(self, batch_n: int, seconds: float) -> None:
+        self._samples.setdefault(batch_n, deque(maxlen=SAMPLES_KEPT_N)).append(seconds)
+
+    def measured(self, batch_n: int) -> float | None:
+        samples = self._samples.get(batch_n)
+        return statistics.median(samples) if samples else None
+
+    def predict_s(self, batch_n: int) -> float:
+        """The measured median for this size; otherwise the nearest smaller measured size scaled
+        up linearly (no gain from batching assumed until measured); 0.0 before any measurement."""
+        measured = self.measured(batch_n)
+        if measured is not None:
+            return measured
+        smaller = [n for n in self._samples if n < batch_n]
+        if smaller:
+            n = max(smaller)
+            return self.measured(n) * batch_n / n  # type: ignore[operator]
+        larger = [n for n in self._samples if n > batch_n]
+        if larger:
+            n = min(larger)
+            return self.measured(n) * batch_n / n  # type: ignore[operator]
+        return 0.0
+
+
+def batch_sizes(cap_n: int) -> list[int]:
+    """The batch sizes the worker uses: powers of two up to the cap, and the cap itself."""
+    sizes, n = [], 1
+    while n < cap_n:
+        sizes.append(n)
+        n *= 2
+    return [*sizes, cap_n]
+
+
+def proven_batch_n(times: ForwardTimes, cap_n: int) -> int:
+    """Largest batch size measured to cost clearly less per window than the one below it.
+
+    Batch 1 is always allowed. On a CPU that gains nothing from batching (batch 2 costs twice
+    batch 1) this stays 1; on a GPU it climbs as each size proves itself."""
+    best, best_per_window = 1, times.measured(1)
+    if best_per_window is None:
+        return 1
+    for n in batch_sizes(cap_n)[1:]:
+        t = times.measured(n)
+        if t is None or t / n > PAYS_OFF_RATIO * best_per_window:
+            break
+        best, best_per_window = n, t / n
+    return best
+
+
+def choose_batch_n(
+    times: ForwardTimes,
+    ready_n: int,
+    cap_n: int,
+    max_lag_s: float | None = None,
+    explore: bool = True,
+) -> int:
+    """How many of `ready_n` waiting windows to classify in one pass (live streams waiting).
+
+    Up to the proven size; when more windows wait than that, one pass at the next size is tried
+    (`explore`) so that a size that would pay off gets measured at all. With `max_lag_s`, no
+    bigger batch than one whose predicted time leaves a fresh window's answer within the lag."""
+    if ready_n <= 1:
+        return 1
+    proven = proven_batch_n(times, cap_n)
+    n = min(ready_n, proven)
+    if ready_n > proven and explore:
+        bigger = [size for size in batch_sizes(cap_n) if size > proven]
+        if bigger and times.measured(bigger[0]) is None:
+            n = min(ready_n, bigger[0])
+    if max_lag_s is not None:
+        while n > 1 and FRESH_S + times.predict_s(n) > max_lag_s:
+            n //= 2
+    return n
+
+
+def too_late(age_s: float, predicted_s: float, max_lag_s: float) -> bool:
+    """True when a live window's answer would come out more than `max_lag_s` after its end.
+
+    `age_s` is how long ago (stream time) the window ended; `predicted_s` the forward time of
+    the batch it would join. A window cut just now is never too late: nothing fresher exists,
+    and skipping it would leave a model slower than `max_lag` answering nothing at all."""
+    return age_s > FRESH_S and age_s + predicted_s > max_lag_s
+
+
+def newest_first(windows_n: int) -> tuple[int, int]:
+    """(index kept, windows superseded) for a live stream with `windows_n` waiting: the newest
+    is classified, every older one is superseded (counted as skipped)."""
+    return windows_n - 1, max(0, windows_n - 1)
+
+
+@dataclass(frozen=True)
+class HopSettings:
+    adaptive: bool = True
+    hop_s: float = 1.0  # the base hop: after a confident answer, and always when not adaptive
+    min_hop_s: float = 0.25  # after a challenge, an uncertain answer or no language
+    max_hop_s: float = 3.0  # while the language is settled
+    confident_p: float = 0.7  # window and smoothed probability of the language to call it settled
+
+
+def hop_settings(config: Config) -> HopSettings:
+    """The adaptive hop's settings; `min-hop` and `max-hop` are taken relative to the hop and
+    the window (a settled hop longer than the window would leave speech unheard)."""
+    return HopSettings(
+        adaptive=config.adaptive_hop,
+        hop_s=config.hop,
+        min_hop_s=min(config.min_hop, config.hop),
+        max_hop_s=min(max(config.max_hop, config.hop), config.window),
+        confident_p=min(1.0, config.min_confidence + config.min_margin),
+    )
+
+
+def next_hop_s(
+    settings: HopSettings,
+    previous_hop_s: float,
+    *,
+    current: int | None,
+    window_top: int,
+    window_p_current: float,
+    confidence: float,
+    tail_top: int | None = None,
+) -> float:
+    """Seconds of new speech to wait for before this stream's next window.
+
+    Settled (the window, and its tail if one was checked, agree with the current language,
+    confidently): the hop grows, from the base hop doubling up to `max_hop_s`. A challenger in
+    the window or its tail, an uncertain window or no named language: look again after
+    `min_hop_s`. Not adaptive: always the base hop."""
+    s = settings
+    if not s.adaptive:
+        return s.hop_s
+    settled = (
+        current is not None
+        and window_top == current
+        and tail_top in (None, current)
+        and window_p_current >= s.confident_p
+        and confidence >= s.confident_p
+    )
+    if not settled:
+        return s.min_hop_s
+    if previous_hop_s < s.hop_s:
+        return min(s.hop_s, s.max_hop_s)
+    return min(s.max_hop_s, previous_hop_s * 2)
+
+
+class HopMeter:
+    """The effective hop of one stream: mean speech between the last few windows actually
+    classified (what `status` events and the live view show; the summary averages them all)."""
+
+    def __init__(self, recent_n: int = 8) -> None:
+        self._recent: deque[float] = deque(maxlen=recent_n)
+
+    def add(self, hop_s: float) -> None:
+        self._recent.append(hop_s)
+
+    @property
+    def recent_s(self) -> float | None:
+        return sum(self._recent) / len(self._recent) if self._recent else None

@@ -1,0 +1,458 @@
+"""Scheduling for the present: the pure rules (scheduler.py), the queues that apply them, the
+Windower's adaptive and stretched hop, and the worker's counters, with stand-in models."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from audio_helpers import silence, write_wav
+from harness import ListSink, make_config, make_engine
+
+from streamlid.audio import SAMPLE_RATE_HZ
+from streamlid.audio.ring import RingBuffer
+from streamlid.events import Prediction, SpeechChange, Status
+from streamlid.scheduler import (
+    FRESH_S,
+    ForwardTimes,
+    HopMeter,
+    HopSettings,
+    choose_batch_n,
+    hop_settings,
+    newest_first,
+    next_hop_s,
+    proven_batch_n,
+    too_late,
+)
+from streamlid.smoothing import Smoother, wants_tail_check
+from streamlid.stream import StreamState
+from streamlid.windowqueue import WindowQueues
+from streamlid.windows import Window, Windower
+from streamlid.worker import Worker
+
+
+def times_of(**per_size: float) -> ForwardTimes:
+    """ForwardTimes with each batch size `bN` measured at the given seconds (three times)."""
+    times = ForwardTimes()
+    for key, seconds in per_size.items():
+        for _ in range(3):
+            times.record(int(key[1:]), seconds)
+    return times
+
+
+# -- forward-time estimates and batch size ---------------------------------------------------
+
+
+def test_forward_time_is_the_median_of_what_was_measured():
+    times = ForwardTimes()
+    assert times.predict_s(1) == 0.0  # nothing measured yet: no reason to hold back
+    for seconds in (1.0, 1.2, 9.0):  # one hiccup does not move the estimate far
+        times.record(1, seconds)
+    assert times.predict_s(1) == pytest.approx(1.2)
+    # An unmeasured size is assumed to gain nothing from batching until measured.
+    assert times.predict_s(4) == pytest.approx(4 * 1.2)
+
+
+def test_on_a_cpu_where_batching_gains_nothing_live_streams_run_batch_one():
+    # Measured as on the 2-core CPU: batch 2 costs twice batch 1.
+    cpu = times_of(b1=1.0, b2=2.0)
+    assert proven_batch_n(cpu, 8) == 1
+    assert choose_batch_n(cpu, ready_n=2, cap_n=8, max_lag_s=3.0) == 1
+    assert choose_batch_n(cpu, ready_n=5, cap_n=8, max_lag_s=3.0) == 1
+
+
+def test_a_bigger_batch_is_tried_once_then_kept_only_where_it_pays_off():
+    times = times_of(b1=0.01)
+    assert choose_batch_n(times, ready_n=3, cap_n=8, max_lag_s=3.0) == 2  # measure batch 2
+    gpu = times_of(b1=0.010, b2=0.011, b4=0.012)  # as on a GPU: batching is nearly free
+    assert proven_batch_n(gpu, 8) == 4
+    assert choose_batch_n(gpu, ready_n=3, cap_n=8, max_lag_s=3.0) == 3
+    assert choose_batch_n(gpu, ready_n=20, cap_n=8, max_lag_s=3.0) == 8  # then try the cap
+    assert choose_batch_n(gpu, ready_n=20, cap_n=8, max_lag_s=3.0, explore=False) == 4
+
+
+def test_no_batch_so_big_that_its_answers_would_come_out_after_max_lag():
+    slow = times_of(b1=0.9, b2=1.0, b4=1.1, b8=4.0)  # pays off up to 4, then too slow
+    assert proven_batch_n(slow, 8) == 4
+    assert choose_batch_n(slow, ready_n=8, cap_n=8, max_lag_s=3.0) == 4
+    times = times_of(b1=1.0, b2=1.05, b4=1.1, b8=1.2)
+    assert choose_batch_n(times, ready_n=8, cap_n=8, max_lag_s=3.0) == 8
+    assert choose_batch_n(times, ready_n=8, cap_n=8, max_lag_s=1.2) == 1
+
+
+# -- freshness and superseding ---------------------------------------------------------------
+
+
+def test_freshness_is_judged_against_when_the_answer_comes_out():
+    # 1.5 s old now is fine on its own, but its answer would come out 3.5 s after the window.
+    assert too_late(age_s=1.5, predicted_s=2.0, max_lag_s=3.0)
+    assert not too_late(age_s=1.5, predicted_s=1.0, max_lag_s=3.0)
+    # A window cut just now is the freshest there is: a model slower than max_lag still answers.
+    assert not too_late(age_s=FRESH_S / 2, predicted_s=5.0, max_lag_s=3.0)
+
+
+def test_the_newest_waiting_window_is_kept_and_the_rest_superseded():
+    assert newest_first(1) == (0, 0)
+    assert newest_first(4) == (3, 3)
+
+
+def window_at(t_end_s: float, duration_s: float = 3.0, hop_s: float | None = 1.0) -> Window:
+    n = round(duration_s * SAMPLE_RATE_HZ)
+    return Window(t_end_s - duration_s, t_end_s, np.zeros(n, np.float32), 0.0, hop_s)
+
+
+def test_queues_hand_out_a_live_streams_newest_window_and_count_the_rest():
+    queues, stop = WindowQueues(), threading.Event()
+    queues.add_stream("mic", capacity=8, live=True)
+    queues.add_stream("file", capacity=8, live=False)
+    for t in (3.0, 4.0, 5.0):
+        queues.put("mic", window_at(t), stop)
+        queues.put("file", window_at(t), stop)
+    assert queues.ready_counts() == (1, 3)
+    taken = queues.take(8, timeout_s=0.0)
+    assert taken is not None
+    mic = [w.t_end_s for name, w in taken.windows if name == "mic"]
+    files = [w.t_end_s for name, w in taken.windows if name == "file"]
+    assert mic == [5.0]  # the newest only
+    assert files == [3.0, 4.0, 5.0]  # a file keeps every window, in order
+    assert taken.superseded == {"mic": 2}
+    # Until the model is done with it, the stream is busy: its front end holds the next window.
+    assert not queues.idle("mic")
+    queues.done(["mic", "file"])
+    assert queues.idle("mic") and queues.idle("file")
+    assert queues.take(8, timeout_s=0.0).superseded == {}  # counted once, not again
+
+
+def test_a_full_live_queue_supersedes_its_oldest_window_and_counts_it_once():
+    queues, stop = WindowQueues(), threading.Event()
+    queues.add_stream("mic", capacity=2, live=True)
+    for t in (3.0, 4.0, 5.0, 6.0):
+        queues.put("mic", window_at(t), stop)
+    taken = queues.take(8, timeout_s=0.0)
+    assert [w.t_end_s for _, w in taken.windows] == [6.0]
+    assert taken.superseded == {"mic": 3}  # two pushed out by the full queue, one superseded
+
+
+# -- adaptive hop ----------------------------------------------------------------------------
+
+SETTLED = dict(current=0, window_top=0, window_p_current=0.95, confidence=0.9)
+
+
+def test_the_hop_grows_while_the_language_is_settled():
+    s = HopSettings(hop_s=1.0, min_hop_s=0.25, max_hop_s=3.0)
+    hops = [0.25]
+    for _ in range(4):
+        hops.append(next_hop_s(s, hops[-1], **SETTLED))
+    assert hops == [0.25, 1.0, 2.0, 3.0, 3.0]  # base hop, then doubling, capped
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        dict(current=0, window_top=3, window_p_current=0.2, confidence=0.8),  # a challenger
+        dict(current=0, window_top=0, window_p_current=0.45, confidence=0.8),  # unsure window
+        dict(current=0, window_top=0, window_p_current=0.9, confidence=0.4),  # fading language
+        dict(current=None, window_top=0, window_p_current=0.0, confidence=0.0),  # none named
+        dict(current=0, window_top=0, window_p_current=0.9, confidence=0.9, tail_top=2),  # tail
+    ],
+)
+def test_the_hop_drops_to_the_minimum_when_the_answer_is_in_doubt(answer):
+    s = HopSettings(hop_s=1.0, min_hop_s=0.25, max_hop_s=3.0)
+    assert next_hop_s(s, 3.0, **answer) == 0.25
+
+
+def test_without_adaptive_hop_the_hop_is_fixed():
+    s = HopSettings(adaptive=False, hop_s=1.0)
+    assert next_hop_s(s, 1.0, **SETTLED) == 1.0
+    assert next_hop_s(s, 1.0, current=None, window_top=0, window_p_current=0, confidence=0) == 1.0
+
+
+def test_hop_settings_come_from_the_config_and_never_exceed_the_window():
+    s = hop_settings(make_config(window=2.0, hop=0.5, min_hop=0.2, max_hop=5.0))
+    assert (s.adaptive, s.hop_s, s.min_hop_s, s.max_hop_s) == (True, 0.5, 0.2, 2.0)
+    assert not hop_settings(make_config(adaptive_hop=False)).adaptive
+    # Changing the hop alone keeps the defaults valid: they are taken relative to it.
+    s = hop_settings(make_config(hop=2.0))
+    assert (s.min_hop_s, s.hop_s, s.max_hop_s) == (0.25, 2.0, 2.0)
+    s = hop_settings(make_config(hop=0.2))
+    assert (s.min_hop_s, s.hop_s) == (0.2, 0.2)
+
+
+def feed_speech(windower: Windower, seconds: float, start_n: int, ready=lambda: True):
+    """Feeds `seconds` of 20 ms speech frames from sample `start_n`; returns the windows."""
+    frame_n = SAMPLE_RATE_HZ // 50
+    out = []
+    for i in range(round(seconds * 50)):
+        index = start_n + i * frame_n
+        out += windower.feed(index, np.zeros(frame_n, np.float32), True, ready())
+    return out
+
+
+def test_the_windower_follows_a_changed_hop_from_the_last_window_on():
+    windower = Windower(3.0, 1.0, 1.0, 1.0)
+    windows = feed_speech(windower, 4.0, 0)  # early windows, then full at 3 s, 4 s
+    assert windows[-1].t_end_s == pytest.approx(4.0)
+    windower.set_hop_s(2.5)
+    windows = feed_speech(windower, 3.0, 4 * SAMPLE_RATE_HZ)
+    assert [round(w.t_end_s, 2) for w in windows] == [6.5]
+    assert windows[0].hop_s == pytest.approx(2.5)
+
+
+def test_a_busy_model_stretches_the_hop_instead_of_piling_up_windows():
+    windower = Windower(3.0, 1.0, 1.0, 1.0)
+    feed_speech(windower, 3.0, 0)  # the window is full at 3 s
+    busy_until = {"n": 0}
+    frames = iter(range(10**6))
+
+    def ready() -> bool:  # the model is busy for the next 2.2 s of frames
+        return next(frames) >= busy_until["n"]
+
+    busy_until["n"] = 109  # ready from the frame that ends at 5.2 s
+    windows = feed_speech(windower, 3.0, 3 * SAMPLE_RATE_HZ, ready)
+    # One window, cut from the freshest speech when the model became free, not three late ones;
+    # it says how much speech it covers since the last one, and the next is a hop later.
+    assert [round(w.t_end_s, 2) for w in windows] == [5.2]
+    assert windows[0].hop_s == pytest.approx(2.2)
+    more = feed_speech(windower, 1.0, 6 * SAMPLE_RATE_HZ)
+    assert [round(w.t_end_s, 2) for w in more] == [6.2]
+
+
+def test_the_effective_hop_is_the_mean_speech_between_recent_classified_windows():
+    meter = HopMeter(recent_n=2)
+    assert meter.recent_s is None
+    for hop_s in (1.0, 2.0, 3.0):
+        meter.add(hop_s)
+    assert meter.recent_s == pytest.approx(2.5)
+
+
+# -- the worker: counters and freshness with stand-in models ---------------------------------
+
+
+class FixedModel:
+    """Always the same answer; records the length of every input."""
+
+    labels = ("eng", "fra", "deu")
+
+    def __init__(self) -> None:
+        self.calls: list[list[int]] = []
+
+    def classify(self, windows):
+        self.calls.append([len(w) for w in windows])
+        return np.tile(np.array([0.9, 0.05, 0.05], np.float32), (len(windows), 1))
+
+
+def run_worker(queues: WindowQueues, state: StreamState, model=None, **overrides):
+    """Runs a Worker over what is queued until every stream is closed and drained."""
+    config = make_config(**overrides)
+    events, errors = [], []
+    model = model or FixedModel()
+    worker = Worker(
+        model,
+        {state.name: state},
+        queues,
+        config,
+        events.append,
+        threading.Event(),
+        on_error=errors.append,
+    )
+    worker.start()
+    assert worker.join(30.0)
+    assert errors == []
+    return events, model
+
+
+def live_state(edge_s: float) -> StreamState:
+    """A live stream whose capture has reached `edge_s` (the live edge is the ring's writer)."""
+    source = SimpleNamespace(live=True, sample_rate_hz=SAMPLE_RATE_HZ)
+    ring = RingBuffer(round(edge_s * SAMPLE_RATE_HZ))
+    ring.write(np.zeros(round(edge_s * SAMPLE_RATE_HZ), np.float32), block=False)
+    return StreamState("mic", source, ring, Smoother(3))
+
+
+def test_skipped_windows_are_exactly_the_windows_dropped_and_counted_once():
+    queues, stop = WindowQueues(), threading.Event()
+    queues.add_stream("mic", capacity=8, live=True)
+    state = live_state(edge_s=10.0)
+    for t in (7.0, 8.0, 9.0, 10.0):
+        queues.put("mic", window_at(t), stop)
+    queues.close_stream("mic")
+    events, model = run_worker(queues, state)
+    predictions = [e for e in events if isinstance(e, Prediction)]
+    assert [p.t_end_s for p in predictions] == [10.0]  # only the newest was classified
+    assert len(model.calls) == 1
+    assert state.skipped_windows == 3
+    statuses = [e for e in events if isinstance(e, Status)]
+    assert statuses[-1].skipped_windows == 3 and statuses[-1].windows == 1
+
+
+def test_a_window_whose_answer_would_be_too_late_is_skipped_not_classified():
+    queues, stop = WindowQueues(), threading.Event()
+    queues.add_stream("mic", capacity=8, live=True)
+    state = live_state(edge_s=10.0)
+    queues.put("mic", window_at(6.5), stop)  # 3.5 s old: past max-lag before any forward pass
+    queues.close_stream("mic")
+    events, model = run_worker(queues, state, max_lag=3.0)
+    assert model.calls == []
+    assert state.skipped_windows == 1
+    assert not [e for e in events if isinstance(e, Prediction)]
+
+
+def test_a_tail_is_checked_only_when_a_long_enough_window_challenges_the_language():
+    full_n, tail_n = 3 * SAMPLE_RATE_HZ, round(1.5 * SAMPLE_RATE_HZ)
+    assert wants_tail_check(current=0, top=2, window_n=full_n, confirm_n=tail_n)
+    assert not wants_tail_check(current=0, top=0, window_n=full_n, confirm_n=tail_n)  # agrees
+    assert not wants_tail_check(current=None, top=2, window_n=full_n, confirm_n=tail_n)
+    # A window barely longer than its tail (an early one) would say the same thing twice.
+    assert not wants_tail_check(current=0, top=2, window_n=tail_n + 100, confirm_n=tail_n)
+
+
+class SwitchingModel(FixedModel):
+    """English, then French from stream time 10 s on (each window scored by the share of it
+    after the switch); inputs are identified by their first sample, their end time."""
+
+    def classify(self, windows):
+        self.calls.append([len(w) for w in windows])
+        out = []
+        for w in windows:
+            t_end_s = float(w[0])
+            share = float(np.clip((t_end_s - 10.0) / (len(w) / SAMPLE_RATE_HZ), 0.0, 1.0))
+            out.append(
+                (1 - share) * np.array([0.9, 0.05, 0.05]) + share * np.array([0.05, 0.9, 0.05])
+            )
+        return np.array(out, np.float32)
+
+
+def stamped_window(t_end_s: float) -> Window:
+    window = window_at(t_end_s)
+    window.samples[:] = t_end_s  # the model reads the end time from the samples
+    return window
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+def test_a_stable_stream_never_has_its_tails_classified(batch):
+    """The old worker classified the tail of nearly every window (an empty set taken as "no
+    challenge" became truthy once filled): a stable stream must cost one pass per window."""
+    queues, stop = WindowQueues(), threading.Event()
+    queues.add_stream("file", capacity=64, live=False)
+    source = SimpleNamespace(live=False, sample_rate_hz=SAMPLE_RATE_HZ)
+    state = StreamState("file", source, RingBuffer(SAMPLE_RATE_HZ), Smoother(3))
+    for t in np.arange(3.0, 20.0, 1.0):
+        queues.put("file", window_at(float(t)), stop)
+    queues.close_stream("file")
+    events, model = run_worker(queues, state, batch=batch)
+    assert sum(isinstance(e, Prediction) for e in events) == 17
+    assert [n for call in model.calls for n in call] == [3 * SAMPLE_RATE_HZ] * 17  # no tails
+
+
+def test_a_window_gets_the_same_answer_alone_as_in_a_batch():
+    """Live streams run batch 1, fast file mode batches of 8: the same windows must give the
+    same smoothed answers and the same tails checked (the old worker's rule differed)."""
+
+    def answers(batch: int):
+        queues, stop = WindowQueues(), threading.Event()
+        queues.add_stream("file", capacity=64, live=False)
+        source = SimpleNamespace(live=False, sample_rate_hz=SAMPLE_RATE_HZ)
+        state = StreamState("file", source, RingBuffer(SAMPLE_RATE_HZ), Smoother(3))
+        for t in np.arange(3.0, 20.0, 0.5):
+            queues.put("file", stamped_window(float(t)), stop)
+        queues.close_stream("file")
+        events, model = run_worker(queues, state, SwitchingModel(), batch=batch)
+        predictions = [e for e in events if isinstance(e, Prediction)]
+        tails = sorted(n for call in model.calls for n in call if n < 3 * SAMPLE_RATE_HZ)
+        return [(p.t_end_s, p.smoothed, p.language) for p in predictions], tails
+
+    alone, tails_alone = answers(1)
+    batched, tails_batched = answers(8)
+    assert [language for *_, language in alone][-1] == "fra"  # the switch happened
+    assert tails_alone, "the switch was checked on a tail"
+    assert batched == alone
+    assert tails_batched == tails_alone
+
+
+# -- the engine: fast files hear all speech, a slow live model stays near the present -------
+
+
+def speech_spans(events) -> list[tuple[float, float]]:
+    spans, start = [], None
+    for e in events:
+        if isinstance(e, SpeechChange):
+            if e.speech and start is None:
+                start = e.t_s
+            elif not e.speech and start is not None:
+                spans.append((start, e.t_s))
+                start = None
+    return spans
+
+
+@pytest.mark.parametrize("adaptive_hop", [True, False])
+def test_fast_file_mode_classifies_all_speech(espeak, tmp_path, adaptive_hop):
+    """Every speech sample lies in some classified window, however long the settled hop grows
+    (up to the window), except the last moments of an utterance that the base hop would not
+    classify either (under half a hop)."""
+    audio = np.concatenate(
+        [silence(0.5), espeak.samples("en"), silence(2.0), espeak.samples("fr"), silence(0.5)]
+    )
+    wav = tmp_path / "two.wav"
+    write_wav(wav, audio)
+    sink = ListSink()
+    engine = make_engine([wav], FixedModel(), [sink], adaptive_hop=adaptive_hop, max_hop=3.0)
+    engine.run()
+    windows = [(p.t_start_s, p.t_end_s) for p in sink.predictions]
+    assert sink.summary.streams[0].skipped_windows == 0
+    spans = speech_spans(sink.events)
+    assert len(spans) >= 2
+    tail_s = make_config().hop / 2
+    for a, b in spans:
+        if b - a < make_config().min_speech:
+            continue
+        for t in np.arange(a + 0.01, b - tail_s, 0.01):
+            assert any(w0 - 0.03 <= t <= w1 + 0.03 for w0, w1 in windows), f"{t:.2f} s unheard"
+    hops = [p.hop_s for p in sink.predictions if p.hop_s is not None]
+    assert sink.summary.streams[0].hop_mean_s == pytest.approx(np.mean(hops), abs=1e-3)
+    statuses = sink.of_type(Status)
+    assert statuses and statuses[-1].hop_s is not None  # the effective hop, in status events
+    if adaptive_hop:
+        assert max(hops) == pytest.approx(3.0, abs=0.05)  # the settled hop grew to the window
+    else:
+        assert max(hops) <= 1.0 + 0.05
+
+
+class SlowModel(FixedModel):
+    """A fixed answer that takes `seconds` of wall time per forward pass."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def classify(self, windows):
+        time.sleep(self.seconds)
+        return super().classify(windows)
+
+
+@pytest.mark.slow
+def test_a_slow_model_on_a_live_stream_stays_near_the_present(espeak, tmp_path):
+    """A model slower than the hop (1.5 s a pass, 1 s hop): each window is cut from the
+    freshest speech when the model is free, so answers describe the present (lag within
+    max-lag) and the hop stretches to what the model sustains instead of windows piling up
+    and being skipped; the counters agree with what was classified."""
+    audio = np.concatenate([silence(0.3), np.tile(espeak.samples("en"), 3)[: 14 * 16000]])
+    wav = tmp_path / "live.wav"
+    write_wav(wav, audio)
+    sink = ListSink()
+    model = SlowModel(1.5)
+    engine = make_engine([wav], model, [sink], realtime=True, max_lag=3.0, adaptive_hop=False)
+    engine.run()
+    predictions = sink.predictions
+    assert len(predictions) >= 4
+    assert all(p.lag_s is not None and p.lag_s <= 3.0 for p in predictions)
+    # The last window classifies what is left at the end of input, however little.
+    hops = [p.hop_s for p in predictions[:-1] if p.hop_s is not None and p.t_start_s > 3.0]
+    # Stretched to the model's pace (1.5 s of wall time, a little less speech between words),
+    # not the 1 s asked for.
+    assert hops and min(hops) >= 1.2 and np.mean(hops) >= 1.35
+    summary = sink.summary.streams[0]
+    assert summary.windows == len(predictions) == len(model.calls)
+    assert summary.skipped_windows == sink.of_type(Status)[-1].skipped_windows == 0

@@ -21,6 +21,8 @@ from .audio import SAMPLE_RATE_HZ
 from .errors import ConfigError, ModelLoadError
 from .languages import match_languages
 
+# Architectures without weights, shipped for `streamlid bench --random-weights`.
+RANDOM_SHAPES = {"mms-lid-256": Path(__file__).parent / "shapes" / "mms-lid-256"}
 WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.txt"]  # configs, weights, vocab; no pickles
 
 
@@ -168,7 +170,19 @@ def _weight_files(folder: Path) -> list[Path]:
     return [single] if single.exists() else sorted(folder.glob("*.safetensors"))
 
 
-def load_model_lean(folder: Path, config: Any, torch_dtype: Any) -> Any:
+def _stored_dtype(handle: Any) -> Any:
+    """The dtype of a safetensors file's floating-point tensors (the first one found)."""
+    import torch
+
+    names = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
+    for key in handle.keys():  # noqa: SIM118 - a safe_open handle, not a dict
+        stored = handle.get_slice(key).get_dtype()
+        if stored in names:
+            return names[stored]
+    return None
+
+
+def load_model_lean(folder: Path, config: Any, torch_dtype: Any, *, map_ok: bool = True) -> Any:
     """The audio classifier of `folder`, built in `torch_dtype` while holding little more memory
     than the loaded model.
 
@@ -177,7 +191,8 @@ def load_model_lean(folder: Path, config: Any, torch_dtype: Any) -> Any:
     bf16 peaked at 6.0 GB for a 2.3 GB model. Here the same loader gets the tensors lazily
     through `pread` instead, one at a time, each cast to `torch_dtype` and its float32 copy freed:
     the peak is the model plus one tensor. Key renaming, missing-key checks and weight-norm
-    handling stay transformers' own."""
+    handling stay transformers' own. Where nothing is cast and `map_ok`, the mapped file is used
+    in place; not for a model about to be quantized, whose float weights must really go away."""
     from safetensors import safe_open
     from transformers.models.auto.modeling_auto import MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING
 
@@ -194,9 +209,32 @@ def load_model_lean(folder: Path, config: Any, torch_dtype: Any) -> Any:
 
     with contextlib.ExitStack() as stack:
         handles = [stack.enter_context(open_lean(path)) for path in _weight_files(folder)]
+        if map_ok and all(_stored_dtype(handle) == torch_dtype for handle in handles):
+            # Nothing to cast: memory-mapped tensors are used in place, without a copy, and
+            # their pages stay evictable page cache.
+            return model_class.from_pretrained(folder, use_safetensors=True, dtype=torch_dtype)
         lazy = {key: handle.get_slice(key) for handle in handles for key in handle.keys()}  # noqa: SIM118
         # The concrete class: the Auto class deep-copies its arguments, which slices refuse.
         return model_class.from_pretrained(None, config=config, state_dict=lazy, dtype=torch_dtype)
+
+
+def build_random_model(config: Any, torch_dtype: Any) -> Any:
+    """The architecture of `config` with random weights, created directly in `torch_dtype`."""
+    from transformers import AutoModelForAudioClassification
+
+    return AutoModelForAudioClassification.from_config(config, dtype=torch_dtype)
+
+
+def _return_freed_memory() -> None:
+    """Hands the float weights that quantization freed back to the OS. glibc keeps freed
+    medium-sized blocks in its heap, so without this the process stays at the float32 size."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if sys.platform.startswith("linux") and name:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(name).malloc_trim(0)
 
 
 class Classifier:
@@ -211,7 +249,11 @@ class Classifier:
         languages: Sequence[str] = (),
         announce: Callable[[str], None] = _say,
         display_name: str | None = None,
+        random_weights: bool = False,
     ) -> None:
+        """`random_weights`: `model` is a folder with only config.json and
+        preprocessor_config.json (see RANDOM_SHAPES); the model is built from it in memory, for
+        `streamlid bench`, since speed does not depend on weight values."""
         import torch
         from transformers import AutoConfig, AutoFeatureExtractor
         from transformers.utils import logging as hf_logging
@@ -219,7 +261,7 @@ class Classifier:
         hf_logging.set_verbosity_error()  # keep the terminal for our own messages
         hf_logging.disable_progress_bar()  # the CLI shows its own spinner while loading
         folder = resolve_model_folder(model, announce)
-        if not any(folder.glob("*.safetensors")):
+        if not random_weights and not any(folder.glob("*.safetensors")):
             raise ModelLoadError(
                 f"Model {model!r} has no .safetensors weights; streamlid loads only safetensors "
                 "(pickled .bin files can run code). Convert it with save_pretrained."
@@ -236,7 +278,12 @@ class Classifier:
         # int8 loads as float32, then its Linear layers are quantized (see quantize.py).
         torch_dtype = torch.float32 if self.dtype == "int8" else getattr(torch, self.dtype)
         try:
-            self._model = load_model_lean(folder, config, torch_dtype)
+            if random_weights:
+                self._model = build_random_model(config, torch_dtype)
+            else:
+                self._model = load_model_lean(
+                    folder, config, torch_dtype, map_ok=self.dtype != "int8"
+                )
         except ValueError as exc:
             if "Unrecognized configuration class" in str(exc):
                 raise ModelLoadError(
@@ -271,6 +318,7 @@ class Classifier:
             from .quantize import quantize_linear_layers
 
             quantize_linear_layers(self._model)
+            _return_freed_memory()
         self.info = ModelInfo(
             model=display_name or model, device=self.device, dtype=self.dtype, labels=self.labels
         )
@@ -300,3 +348,13 @@ class Classifier:
                 probs = torch.softmax(logits, dim=-1).cpu().numpy()
                 out[indices] = probs
         return out
+
+    def reset_device_memory_peak(self) -> None:
+        if self.device.startswith("cuda"):
+            self._torch.cuda.reset_peak_memory_stats(self.device)
+
+    def device_memory_peak_bytes(self) -> int | None:
+        """Most GPU memory torch has held since the last reset; None off CUDA."""
+        if not self.device.startswith("cuda"):
+            return None
+        return int(self._torch.cuda.max_memory_allocated(self.device))

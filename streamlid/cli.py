@@ -22,7 +22,9 @@ from . import __version__
 from .config import DEFAULT_MODEL, HELP, Config, load_config, option_name
 from .errors import StreamlidError
 
-COMMANDS = ("listen", "identify", "devices", "download")
+COMMANDS = ("listen", "identify", "bench", "devices", "download")
+BENCH_OPTIONS = ("model", "device", "dtype", "window", "hop", "max_lag")
+BENCH_SKIPS = tuple(f.name for f in fields(Config) if f.name not in BENCH_OPTIONS)
 FORCED_EXIT_AFTER_S = 3.0  # after Ctrl-C, a model mid-forward gets this long to finish
 
 
@@ -81,6 +83,27 @@ def build_parser() -> argparse.ArgumentParser:
     identify.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_config_options(identify, skip=("realtime", "ui", "timeline", "jsonl"))
 
+    bench = sub.add_parser(
+        "bench",
+        help="measure how many live streams this machine sustains with the model",
+        description="Time the model's forward pass per window length and batch size, and "
+        "derive the smallest hop one stream sustains and how many live streams the machine "
+        "sustains at the hop.",
+    )
+    bench.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="the real mms-lid-256 architecture with random weights, built in memory "
+        "(nothing to download; speed does not depend on weight values)",
+    )
+    bench.add_argument(
+        "--windows", help="window lengths in seconds, e.g. 1.5,3 (default: --window)"
+    )
+    bench.add_argument("--batches", default="1,4", help="batch sizes, e.g. 1,8,32 (default: 1,4)")
+    bench.add_argument("--runs", type=int, default=5, help="timed passes per row (default: 5)")
+    bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_config_options(bench, skip=BENCH_SKIPS)
+
     devices = sub.add_parser("devices", help="list audio input devices")
     devices.add_argument("--debug", action="store_true", help="show tracebacks for errors")
 
@@ -126,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "download":
             return cmd_download(args.model)
         config = _config_from(args)
+        if args.command == "bench":
+            return cmd_bench(config, args)
         if args.command == "identify":
             return cmd_identify(config, args.files, as_json=args.json)
         return cmd_listen(config, args.sources)
@@ -214,6 +239,62 @@ def load_classifier(config: Config):
         f"({len(classifier.labels)} languages, {classifier.device}/{classifier.dtype})."
     )
     return classifier
+
+
+def cmd_bench(config: Config, args: argparse.Namespace) -> int:
+    """Times the configured model (or the random-weight architecture) and prints what it
+    sustains; the measuring and the figures live in bench.py."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from . import bench
+
+    windows_s = bench.parse_list(args.windows or f"{config.window:g}", "windows", float, 0.5, 30.0)
+    batches = bench.parse_list(args.batches, "batches", int, 1, bench.MAX_BATCH)
+    runs = bench.check_runs(args.runs)
+    started = time.monotonic()
+    if args.random_weights:
+        from .classifier import RANDOM_SHAPES, Classifier
+
+        console = _err_console()
+        with console.status("Building mms-lid-256 with random weights…"):
+            classifier = Classifier(
+                str(RANDOM_SHAPES["mms-lid-256"]),
+                device=config.device,
+                dtype=config.dtype,
+                display_name="mms-lid-256 (random weights)",
+                random_weights=True,
+            )
+    else:
+        classifier = load_classifier(config)
+    load_s = time.monotonic() - started
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=_err_console(),
+        transient=True,
+    ) as progress:
+        task = progress.add_task("warming up", total=bench.passes_needed(windows_s, batches, runs))
+
+        def advance(label: str) -> None:
+            progress.update(task, advance=1, description=f"window {label}")
+
+        report = bench.run_bench(
+            classifier,
+            window_s=windows_s,
+            batches=batches,
+            runs=runs,
+            hop_s=config.hop,
+            max_lag_s=config.max_lag,
+            load_s=load_s,
+            advance=advance,
+        )
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        Console().print(bench.render_table(report))
+    return 0
 
 
 def _open_sources(specs: Sequence[str], realtime: bool) -> list:

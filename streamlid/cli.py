@@ -409,42 +409,21 @@ def _start_keys(view, engine, quit_requested: threading.Event):
 
 
 def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
-    """One language per file: the mean of its windows' probabilities, over all its speech.
-
-    `confident` is false when that mean is below --min-confidence: the file's best guess is
-    then shown as uncertain rather than as an answer."""
+    """One language per file (see identify.py). `confident` is false when the file's mean
+    probability is below --min-confidence: its best guess is then shown as uncertain."""
     from rich.markup import escape
 
-    from .engine import Engine
+    from .identify import identify_files
 
     opened = _open_sources(files, realtime=False)
     classifier = load_classifier(config)
     info = classifier.info
-    console = _err_console()
-    results = []
-    for number, (spec, source) in enumerate(zip(files, opened, strict=True), start=1):
-        engine = Engine(config, [source], classifier, [], (info.model, info.device, info.dtype))
-        with console.status(f"[{number}/{len(files)}] {escape(spec)}…"):
-            run_engine(engine)
-        assert engine.summary is not None
-        stream = engine.summary.streams[0] if engine.summary.streams else None
-        best = stream.mean_probabilities[0] if stream and stream.mean_probabilities else None
-        results.append(
-            {
-                "file": spec,
-                "language": best.code if best else None,
-                "name": best.name if best else "no speech found",
-                "probability": best.probability if best else 0.0,
-                "confident": bool(best and best.probability >= config.min_confidence),
-                "speech_s": stream.speech_s if stream else 0.0,
-                "windows": stream.windows if stream else 0,
-                "top": [
-                    {"code": s.code, "name": s.name, "probability": s.probability}
-                    for s in (stream.mean_probabilities if stream else ())
-                ],
-                "error": engine.errors[0] if engine.errors else None,
-            }
-        )
+    with _err_console().status("Identifying…") as status:
+
+        def on_file(number: int, spec: str) -> None:
+            status.update(f"[{number}/{len(files)}] {escape(spec)}…")
+
+        results = identify_files(classifier, opened, files, config, on_file=on_file)
     if as_json:
         print(json.dumps(results, indent=2, ensure_ascii=False))
     else:

@@ -7,7 +7,10 @@ against fp32 on the very same windows.
     python benchmarks/bench_int8.py
     python benchmarks/bench_int8.py --model FOLDER --seconds 30
 
-For speed, time the dtypes on the full-size architecture with
+With `--speed`, it also times fp32, bf16 and int8 against each other on the full-size
+architecture cut to `--layers` transformer layers (random weights, all three in memory at once,
+runs interleaved A B C A B C so a busy machine slows each alike); the full model is 48 such
+layers after the same convolutional front end. For whole-model figures per dtype use
 `streamlid bench --random-weights --dtype int8` (and float32, bfloat16).
 """
 
@@ -26,11 +29,49 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_file_mode import RATE_HZ, VOICES, espeak  # noqa: E402
 
+DTYPES = ("float32", "bfloat16", "int8")
+
+
+def interleaved_speed(layers: int, rounds: int) -> None:
+    import json
+    import statistics
+    import time
+
+    from streamlid.classifier import RANDOM_SHAPES, Classifier
+
+    with tempfile.TemporaryDirectory() as tmp:
+        shape = Path(tmp)
+        config = json.loads((RANDOM_SHAPES["mms-lid-256"] / "config.json").read_text())
+        config["num_hidden_layers"] = layers
+        (shape / "config.json").write_text(json.dumps(config))
+        pre = (RANDOM_SHAPES["mms-lid-256"] / "preprocessor_config.json").read_text()
+        (shape / "preprocessor_config.json").write_text(pre)
+        models = {
+            d: Classifier(str(shape), device="cpu", dtype=d, random_weights=True) for d in DTYPES
+        }
+    window = [np.random.default_rng(0).normal(0, 0.1, 3 * RATE_HZ).astype(np.float32)]
+    times: dict[str, list[float]] = {d: [] for d in DTYPES}
+    for model in models.values():
+        model.classify(window)  # warm-up
+    for _ in range(rounds):
+        for dtype, model in models.items():
+            started = time.perf_counter()
+            model.classify(window)
+            times[dtype].append(time.perf_counter() - started)
+    base = statistics.median(times["float32"])
+    print(f"full-size architecture cut to {layers} layers, one 3 s window, {rounds} rounds")
+    for dtype in DTYPES:
+        median = statistics.median(times[dtype])
+        print(f"{dtype:9} median {1000 * median:7.1f} ms   {base / median:4.2f}x fp32's speed")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(ROOT / "tests" / "assets" / "tiny-lid"))
     parser.add_argument("--seconds", type=float, default=20.0, help="speech per language")
+    parser.add_argument("--speed", action="store_true", help="also time the dtypes")
+    parser.add_argument("--layers", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
 
     from streamlid.classifier import Classifier
@@ -57,6 +98,8 @@ def main() -> None:
     print(f"top-1 agreement int8 vs fp32: {100 * agree:.1f} %")
     print(f"largest probability difference: {float(np.abs(approx - exact).max()):.4f}")
     print(f"accuracy: fp32 {100 * right32:.1f} %, int8 {100 * right8:.1f} %")
+    if args.speed:
+        interleaved_speed(args.layers, args.rounds)
 
 
 if __name__ == "__main__":

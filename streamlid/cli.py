@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     identify = sub.add_parser(
         "identify",
         help="one language per file",
-        description="Classify whole files: the language of each, from all its speech.",
+        description="Classify whole files: the language of each, from the mean probabilities "
+        "of all its speech, in windows side by side (--hop applies to listen only).",
     )
     identify.add_argument("files", nargs="+", metavar="FILE")
     identify.add_argument("--json", action="store_true", help="print JSON instead of a table")

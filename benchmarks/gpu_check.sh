@@ -11,7 +11,7 @@
 set -u
 PY=${PYTHON:-python3}
 OUT=${OUT:-$(mktemp -d -t streamlid-gpu-XXXXXX)}
-mkdir -p "$OUT"
+mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)  # absolute: the next line changes directory
 cd "$(dirname "$0")/.."
 started=$(date +%s)
 

@@ -1,7 +1,7 @@
 """Model speed on this machine: seconds per window and real-time factor, full-size mms-lid-256.
 
 Speed does not depend on weight values, so the model is built with random weights from the real
-architecture (tests/assets/mms-lid-256-shape/config.json, 48 layers, hidden 1280, 256 labels),
+architecture (streamlid/shapes/mms-lid-256/config.json, 48 layers, hidden 1280, 256 labels),
 saved as safetensors and loaded through streamlid's own Classifier, exactly as the real
 checkpoint would be.
 

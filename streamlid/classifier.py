@@ -8,6 +8,8 @@ into language probabilities (softmax in float32, over a language subset if asked
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,9 @@ from .modelfiles import (
     say_on_stderr,
     staged,
 )
+
+# Architectures without weights, shipped for `streamlid bench --random-weights`.
+RANDOM_SHAPES = {"mms-lid-256": Path(__file__).parent / "shapes" / "mms-lid-256"}
 
 
 @dataclass(frozen=True)
@@ -74,24 +79,36 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def pick_dtype(requested: str, device: str) -> str:
-    """bf16 where it is fast and safe, fp16 on older GPUs, fp32 elsewhere (fp16 LayerNorm in
-    wav2vec2 can overflow, so bf16 is preferred whenever the hardware has it)."""
+    """bf16 where it is fast and safe, fp16 on older GPUs; on CPUs without native bf16, int8
+    where it measures faster than fp32, else fp32 (fp16 LayerNorm in wav2vec2 can overflow, so
+    bf16 is preferred whenever the hardware has it)."""
     import torch
 
+    if requested == "int8" and device != "cpu":
+        raise ConfigError(
+            f"dtype = 'int8' runs on CPUs only, not on {device!r}; use --device cpu, or "
+            "--dtype auto (bf16/fp16 on a GPU)."
+        )
     if requested != "auto":
         return requested
     if device.startswith("cuda"):
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    if device == "cpu" and cpu_has_fast_bf16():
-        return "bfloat16"
+    if device == "cpu":
+        from .quantize import CpuCapabilities, choose_cpu_dtype, measure_int8_speedup
+
+        if cpu_has_fast_bf16():
+            return choose_cpu_dtype(CpuCapabilities(bf16_native=True, int8_speedup=None))
+        return choose_cpu_dtype(CpuCapabilities(False, measure_int8_speedup()))
     return "float32"
 
 
-def _load(model: str, folder: Path, files: ModelFiles, torch_dtype: Any) -> tuple[Any, Any]:
+def _load(
+    model: str, folder: Path, files: ModelFiles, torch_dtype: Any, *, map_ok: bool = True
+) -> tuple[Any, Any]:
     """The model and its feature extractor from a staged folder of checked files: safetensors
     only and no remote code, each failure one sentence."""
     from safetensors import SafetensorError
-    from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification
+    from transformers import AutoConfig, AutoFeatureExtractor
 
     try:
         config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
@@ -101,9 +118,7 @@ def _load(model: str, folder: Path, files: ModelFiles, torch_dtype: Any) -> tupl
             "transformers checkpoint?"
         ) from None
     try:
-        loaded = AutoModelForAudioClassification.from_pretrained(
-            folder, use_safetensors=True, trust_remote_code=False, dtype=torch_dtype
-        )
+        loaded = load_model_lean(folder, files, config, torch_dtype, map_ok=map_ok)
     except ValueError as exc:
         if "Unrecognized configuration class" in str(exc):
             raise ModelLoadError(
@@ -136,6 +151,90 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
+def _stored_dtype(handle: Any) -> Any:
+    """The dtype of a safetensors file's floating-point tensors (the first one found)."""
+    import torch
+
+    names = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
+    for key in handle.keys():  # noqa: SIM118 - a safe_open handle, not a dict
+        stored = handle.get_slice(key).get_dtype()
+        if stored in names:
+            return names[stored]
+    return None
+
+
+def load_model_lean(
+    folder: Path, files: ModelFiles, config: Any, torch_dtype: Any, *, map_ok: bool = True
+) -> Any:
+    """The audio classifier of `folder`, built in `torch_dtype` while holding little more memory
+    than the loaded model.
+
+    `from_pretrained(folder)` memory-maps the safetensors file, and every page read stays in
+    the process's resident memory until loading ends: loading the 3.9 GB fp32 mms-lid-256 into
+    bf16 peaked at 6.0 GB for a 2.3 GB model. Here the same loader gets the tensors lazily
+    through `pread` instead, one at a time, each cast to `torch_dtype` and its float32 copy freed:
+    the peak is the model plus one tensor. Key renaming, missing-key checks and weight-norm
+    handling stay transformers' own. Where nothing is cast and `map_ok`, the mapped file is used
+    in place; not for a model about to be quantized, whose float weights must really go away."""
+    from safetensors import safe_open
+    from transformers.models.auto.modeling_auto import MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING
+
+    try:
+        model_class = MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING[type(config)]
+    except KeyError:
+        raise ValueError(f"Unrecognized configuration class {type(config).__name__}") from None
+
+    def open_lean(path: Path) -> Any:
+        try:
+            return safe_open(str(path), framework="pt", device="cpu", backend="pread")
+        except TypeError:  # safetensors before 0.7 has no pread backend: memory-map then
+            return safe_open(str(path), framework="pt", device="cpu")
+
+    with contextlib.ExitStack() as stack:
+        handles = [stack.enter_context(open_lean(folder / name)) for name in files.weights]
+        if map_ok and all(_stored_dtype(handle) == torch_dtype for handle in handles):
+            # Nothing to cast: memory-mapped tensors are used in place, without a copy, and
+            # their pages stay evictable page cache.
+            return model_class.from_pretrained(
+                folder, use_safetensors=True, trust_remote_code=False, dtype=torch_dtype
+            )
+        lazy = {key: handle.get_slice(key) for handle in handles for key in handle.keys()}  # noqa: SIM118
+        # The concrete class: the Auto class deep-copies its arguments, which slices refuse.
+        return model_class.from_pretrained(None, config=config, state_dict=lazy, dtype=torch_dtype)
+
+
+def build_random_model(config: Any, torch_dtype: Any, device: str = "cpu") -> Any:
+    """The architecture of `config` with random weights, created directly in `torch_dtype` on
+    `device` (a GPU initialises 1B parameters in a second; no float32 copy on the host)."""
+    import torch
+    from transformers import AutoModelForAudioClassification
+
+    with torch.device(device):
+        return AutoModelForAudioClassification.from_config(config, dtype=torch_dtype)
+
+
+def _return_freed_memory() -> None:
+    """Hands the float weights that quantization freed back to the OS. glibc keeps freed
+    medium-sized blocks in its heap, so without this the process stays at the float32 size."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if sys.platform.startswith("linux") and name:
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(name).malloc_trim(0)
+
+
+def _random(shape: Path, torch_dtype: Any, device: str) -> tuple[Any, Any]:
+    """The architecture of a shipped shape folder (config + preprocessor only) with random
+    weights, for `streamlid bench --random-weights`. Our own package data, so no checks."""
+    from transformers import AutoConfig, AutoFeatureExtractor
+
+    config = AutoConfig.from_pretrained(shape, trust_remote_code=False)
+    extractor = AutoFeatureExtractor.from_pretrained(shape, trust_remote_code=False)
+    return build_random_model(config, torch_dtype, device), extractor
+
+
 class Classifier:
     """Loaded once, shared by every stream. `classify` is called from the worker thread only."""
 
@@ -148,19 +247,29 @@ class Classifier:
         languages: Sequence[str] = (),
         announce: Callable[[str], None] = say_on_stderr,
         display_name: str | None = None,
+        random_weights: bool = False,
     ) -> None:
+        """`random_weights`: `model` is a folder with only config.json and
+        preprocessor_config.json (see RANDOM_SHAPES); the model is built from it in memory, for
+        `streamlid bench`, since speed does not depend on weight values."""
         import torch
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()  # keep the terminal for our own messages
         hf_logging.disable_progress_bar()  # the CLI shows its own spinner while loading
-        files = check_model_folder(resolve_model_folder(model, announce), model)
         self.device = pick_device(device)
         self.dtype = pick_dtype(dtype, self.device)
-        torch_dtype = getattr(torch, self.dtype)
-        # transformers sees only the checked files, and never runs code from them.
-        with staged(files) as folder:
-            self._model, self._extractor = _load(model, folder, files, torch_dtype)
+        # int8 loads as float32, then its Linear layers are quantized (see quantize.py).
+        torch_dtype = torch.float32 if self.dtype == "int8" else getattr(torch, self.dtype)
+        if random_weights:
+            self._model, self._extractor = _random(Path(model), torch_dtype, self.device)
+        else:
+            files = check_model_folder(resolve_model_folder(model, announce), model)
+            # transformers sees only the checked files, and never runs code from them.
+            with staged(files) as folder:
+                self._model, self._extractor = _load(
+                    model, folder, files, torch_dtype, map_ok=self.dtype != "int8"
+                )
         rate = getattr(self._extractor, "sampling_rate", SAMPLE_RATE_HZ)
         if rate != SAMPLE_RATE_HZ:
             raise ModelLoadError(
@@ -182,6 +291,11 @@ class Classifier:
         self._torch = torch
         self._torch_dtype = torch_dtype
         self._model.to(self.device).eval()
+        if self.dtype == "int8":
+            from .quantize import quantize_linear_layers
+
+            quantize_linear_layers(self._model)
+            _return_freed_memory()
         self.info = ModelInfo(
             model=display_name or model, device=self.device, dtype=self.dtype, labels=self.labels
         )
@@ -211,3 +325,13 @@ class Classifier:
                 probs = torch.softmax(logits, dim=-1).cpu().numpy()
                 out[indices] = probs
         return out
+
+    def reset_device_memory_peak(self) -> None:
+        if self.device.startswith("cuda"):
+            self._torch.cuda.reset_peak_memory_stats(self.device)
+
+    def device_memory_peak_bytes(self) -> int | None:
+        """Most GPU memory torch has held since the last reset; None off CUDA."""
+        if not self.device.startswith("cuda"):
+            return None
+        return int(self._torch.cuda.max_memory_allocated(self.device))

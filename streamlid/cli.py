@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import fields
@@ -23,7 +24,9 @@ from .errors import StreamlidError
 from .run import EXIT_FAILED, EXIT_SIGNAL_BASE, SignalWatch, load_classifier, print_error
 from .run import err_console as _err_console
 
-COMMANDS = ("listen", "identify", "devices", "download")
+COMMANDS = ("listen", "identify", "bench", "devices", "download")
+BENCH_OPTIONS = ("model", "device", "dtype", "window", "hop", "max_lag")
+BENCH_SKIPS = tuple(f.name for f in fields(Config) if f.name not in BENCH_OPTIONS)
 
 
 def _add_config_options(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
@@ -75,11 +78,33 @@ def build_parser() -> argparse.ArgumentParser:
     identify = sub.add_parser(
         "identify",
         help="one language per file",
-        description="Classify whole files: the language of each, from all its speech.",
+        description="Classify whole files: the language of each, from the mean probabilities "
+        "of all its speech, in windows side by side (--hop applies to listen only).",
     )
     identify.add_argument("files", nargs="+", metavar="FILE")
     identify.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_config_options(identify, skip=("realtime", "ui", "timeline", "jsonl", "overwrite"))
+
+    bench = sub.add_parser(
+        "bench",
+        help="measure how many live streams this machine sustains with the model",
+        description="Time the model's forward pass per window length and batch size, and "
+        "derive the smallest hop one stream sustains and how many live streams the machine "
+        "sustains at the hop.",
+    )
+    bench.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="the real mms-lid-256 architecture with random weights, built in memory "
+        "(nothing to download; speed does not depend on weight values)",
+    )
+    bench.add_argument(
+        "--windows", help="window lengths in seconds, e.g. 1.5,3 (default: --window)"
+    )
+    bench.add_argument("--batches", default="1,4", help="batch sizes, e.g. 1,8,32 (default: 1,4)")
+    bench.add_argument("--runs", type=int, default=5, help="timed passes per row (default: 5)")
+    bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_config_options(bench, skip=BENCH_SKIPS)
 
     devices = sub.add_parser("devices", help="list audio input devices")
     devices.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -127,6 +152,8 @@ def _run_command(argv: list[str], watch: SignalWatch) -> int:
         if args.command == "download":
             return cmd_download(args.model)
         config = _config_from(args)
+        if args.command == "bench":
+            return cmd_bench(config, args)
         if args.command == "identify":
             return cmd_identify(config, args.files, as_json=args.json)
         from .run import listen
@@ -211,6 +238,62 @@ def cmd_download(model: str) -> int:
     return 0
 
 
+def cmd_bench(config: Config, args: argparse.Namespace) -> int:
+    """Times the configured model (or the random-weight architecture) and prints what it
+    sustains; the measuring and the figures live in bench.py."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from . import bench
+
+    windows_s = bench.parse_list(args.windows or f"{config.window:g}", "windows", float, 0.5, 30.0)
+    batches = bench.parse_list(args.batches, "batches", int, 1, bench.MAX_BATCH)
+    runs = bench.check_runs(args.runs)
+    started = time.monotonic()
+    if args.random_weights:
+        from .classifier import RANDOM_SHAPES, Classifier
+
+        console = _err_console()
+        with console.status("Building mms-lid-256 with random weights…"):
+            classifier = Classifier(
+                str(RANDOM_SHAPES["mms-lid-256"]),
+                device=config.device,
+                dtype=config.dtype,
+                display_name="mms-lid-256 (random weights)",
+                random_weights=True,
+            )
+    else:
+        classifier = load_classifier(config)
+    load_s = time.monotonic() - started
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=_err_console(),
+        transient=True,
+    ) as progress:
+        task = progress.add_task("warming up", total=bench.passes_needed(windows_s, batches, runs))
+
+        def advance(label: str) -> None:
+            progress.update(task, advance=1, description=f"window {label}")
+
+        report = bench.run_bench(
+            classifier,
+            window_s=windows_s,
+            batches=batches,
+            runs=runs,
+            hop_s=config.hop,
+            max_lag_s=config.max_lag,
+            load_s=load_s,
+            advance=advance,
+        )
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        Console().print(bench.render_table(report))
+    return 0
+
+
 def _open_sources(specs: Sequence[str], realtime: bool) -> list:
     from .audio.open import open_source
 
@@ -218,42 +301,21 @@ def _open_sources(specs: Sequence[str], realtime: bool) -> list:
 
 
 def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
-    """One language per file: the mean of its windows' probabilities, over all its speech.
-
-    `confident` is false when that mean is below --min-confidence: the file's best guess is
-    then shown as uncertain rather than as an answer."""
+    """One language per file (see identify.py). `confident` is false when the file's mean
+    probability is below --min-confidence: its best guess is then shown as uncertain."""
     from rich.markup import escape
 
-    from .engine import Engine
+    from .identify import identify_files
 
     opened = _open_sources(files, realtime=False)
     classifier = load_classifier(config)
     info = classifier.info
-    console = _err_console()
-    results = []
-    for number, (spec, source) in enumerate(zip(files, opened, strict=True), start=1):
-        engine = Engine(config, [source], classifier, [], (info.model, info.device, info.dtype))
-        with console.status(f"[{number}/{len(files)}] {escape(spec)}…"):
-            engine.run()  # a signal here interrupts (main catches it); run() stops and joins
-        assert engine.summary is not None
-        stream = engine.summary.streams[0] if engine.summary.streams else None
-        best = stream.mean_probabilities[0] if stream and stream.mean_probabilities else None
-        results.append(
-            {
-                "file": spec,
-                "language": best.code if best else None,
-                "name": best.name if best else "no speech found",
-                "probability": best.probability if best else 0.0,
-                "confident": bool(best and best.probability >= config.min_confidence),
-                "speech_s": stream.speech_s if stream else 0.0,
-                "windows": stream.windows if stream else 0,
-                "top": [
-                    {"code": s.code, "name": s.name, "probability": s.probability}
-                    for s in (stream.mean_probabilities if stream else ())
-                ],
-                "error": engine.errors[0] if engine.errors else None,
-            }
-        )
+    with _err_console().status("Identifying…") as status:
+
+        def on_file(number: int, spec: str) -> None:
+            status.update(f"[{number}/{len(files)}] {escape(spec)}…")
+
+        results = identify_files(classifier, opened, files, config, on_file=on_file)
     if as_json:
         print(json.dumps(results, indent=2, ensure_ascii=False))
     else:

@@ -24,7 +24,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 DEFAULT_MODEL = "facebook/mms-lid-256"
 DEVICES = ("auto", "cpu", "cuda", "mps")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
+DTYPES = ("auto", "float32", "bfloat16", "float16", "int8")
 UI_MODES = ("auto", "rich", "plain", "none")
 CONFIG_CAP_BYTES = 1024 * 1024  # a config is a few lines; anything larger is the wrong file
 
@@ -77,7 +77,8 @@ class Config:
 HELP: dict[str, str] = {
     "model": "hub id or local folder of an audio-classification LID checkpoint",
     "device": "torch device: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps",
-    "dtype": "model dtype: auto (bf16 where fast, else fp32), float32, bfloat16 or float16",
+    "dtype": "model dtype: auto (bf16 where native, else int8 where faster, else fp32), float32, "
+    "bfloat16, float16 or int8 (CPU only)",
     "languages": "comma-separated ISO 639-3 codes to restrict the answer to (e.g. eng,fra,deu)",
     "batch": "most windows classified in one forward pass",
     "window": "window length in seconds of speech",
@@ -176,6 +177,11 @@ def _check_range(cfg: Config) -> None:
         "use auto, cpu, cuda, cuda:N or mps",
     )
     need(cfg.dtype in DTYPES, "dtype", "use " + ", ".join(DTYPES))
+    need(
+        cfg.dtype != "int8" or cfg.device in ("auto", "cpu"),
+        "dtype",
+        "int8 runs on CPUs only; use --device cpu, or bfloat16/float16 on a GPU",
+    )
     need(bool(cfg.model.strip()), "model", "give a hub id or a folder")
     need(1 <= cfg.batch <= 256, "batch", "use 1 to 256")
     need(0.5 <= cfg.window <= 30.0, "window", "use 0.5 to 30 seconds")

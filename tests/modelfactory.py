@@ -1,7 +1,8 @@
 """Builds Wav2Vec2ForSequenceClassification checkpoints shaped like facebook/mms-lid-256.
 
-The architecture and preprocessing come from the real model's config (a copy of
-shared/mms/ lives in tests/assets/mms-lid-256-shape/); only the sizes shrink for tests.
+The architecture and preprocessing come from the real model's config (a copy of shared/mms/
+ships in streamlid/shapes/mms-lid-256/ for `streamlid bench --random-weights`); only the sizes
+shrink for tests.
 """
 
 from __future__ import annotations
@@ -9,8 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-ASSETS = Path(__file__).parent / "assets"
-MMS_SHAPE = ASSETS / "mms-lid-256-shape"
+MMS_SHAPE = Path(__file__).resolve().parents[1] / "streamlid" / "shapes" / "mms-lid-256"
 
 # ISO 639-3 codes, several with no two-letter code (yue, haw, ckb, cmn), as the real labels have.
 TEST_LABELS = ("eng", "fra", "deu", "spa", "cmn", "yue", "haw", "ckb")

@@ -353,3 +353,25 @@ def test_streamlid_download_never_advises_running_streamlid_download(monkeypatch
     assert "streamlid download" not in message
     assert "someone/some-lid" in message
     assert ("HF_HUB_OFFLINE" if offline_env else "network") in message
+
+
+def test_lean_loading_renames_legacy_weight_norm_keys(tiny_model_dir, tmp_path, windows):
+    """Checkpoints saved by older transformers (the real mms-lid-256 among them) name the
+    positional convolution's weight norm weight_g / weight_v; the pread loader must map them as
+    from_pretrained does, or the model would run with random weights there."""
+    from safetensors.torch import load_file, save_file
+
+    legacy = tmp_path / "legacy"
+    shutil.copytree(tiny_model_dir, legacy)
+    tensors = load_file(str(legacy / "model.safetensors"))
+    renamed = {
+        k.replace("parametrizations.weight.original0", "weight_g").replace(
+            "parametrizations.weight.original1", "weight_v"
+        ): v
+        for k, v in tensors.items()
+    }
+    assert renamed.keys() != tensors.keys()
+    save_file(renamed, str(legacy / "model.safetensors"), metadata={"format": "pt"})
+    np.testing.assert_allclose(
+        load(legacy).classify(windows), load(tiny_model_dir).classify(windows), atol=1e-6
+    )

@@ -57,3 +57,83 @@ def test_identify_with_a_missing_file_fails_before_loading_the_model(run_cli, tm
     assert result.returncode != 0
     assert result.stderr.startswith("error: ") and "nope.wav" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def trained_model():
+    if not (TINY_LID / "model.safetensors").exists():
+        pytest.skip("tests/assets/tiny-lid is missing; run tools/train_test_model.py")
+    from streamlid.classifier import Classifier
+
+    return Classifier(str(TINY_LID), device="cpu", dtype="float32", announce=lambda m: None)
+
+
+def test_the_answer_does_not_depend_on_top(run_cli, espeak):
+    if not (TINY_LID / "model.safetensors").exists():
+        pytest.skip("tests/assets/tiny-lid is missing; run tools/train_test_model.py")
+    french = espeak.wav("fr")
+    answers = []
+    for top in ("1", "5"):
+        result = run_cli("identify", french, "--json", "--model", TINY_LID, "--top", top)
+        assert result.returncode == 0, result.stderr
+        answers.append(json.loads(result.stdout)[0])
+    one, five = answers
+    assert len(one["top"]) == 1 and len(five["top"]) == 5
+    assert (one["language"], one["probability"]) == (five["language"], five["probability"])
+    assert one["top"][0] == five["top"][0]
+
+
+def test_side_by_side_windows_give_the_answer_of_the_live_hop(tmp_path):
+    """Non-overlapping windows (the default) against the overlapping 1 s hop of `listen`,
+    on real speech in four languages: the same language, a third of the windows."""
+    from speech import SENTENCES, espeak_missing, speech
+
+    from streamlid.audio.open import open_source
+    from streamlid.config import Config
+    from streamlid.identify import identify_files
+
+    if reason := espeak_missing():
+        pytest.skip(reason)
+    model = trained_model()
+    paths = []
+    for language in SENTENCES:
+        path = tmp_path / f"{language}.wav"
+        write_wav(path, speech(language, tmp_path, seconds=15.0))
+        paths.append(str(path))
+    config = Config(model=str(TINY_LID))
+
+    def run(hop_s):
+        sources = [open_source(p, realtime=False) for p in paths]
+        return identify_files(model, sources, paths, config, hop_s=hop_s)
+
+    side_by_side, overlapping = run(None), run(1.0)
+    assert [r["language"] for r in side_by_side] == list(SENTENCES)
+    assert [r["language"] for r in overlapping] == list(SENTENCES)
+    for a, b in zip(side_by_side, overlapping, strict=True):
+        assert a["windows"] * 2 < b["windows"]
+        assert a["speech_s"] == b["speech_s"]
+
+
+def test_windows_of_several_files_share_forward_passes(tmp_path, espeak):
+    from streamlid.audio.open import open_source
+    from streamlid.config import Config
+    from streamlid.identify import identify_files
+
+    class Recording:
+        labels = ("eng", "fra")
+
+        def __init__(self):
+            self.batches: list[int] = []
+
+        def classify(self, windows):
+            self.batches.append(len(windows))
+            return np.tile(np.array([[0.75, 0.25]], np.float32), (len(windows), 1))
+
+    paths = [str(espeak.wav("en")), str(espeak.wav("fr"))]
+    model = Recording()
+    config = Config(batch=64)
+    results = identify_files(model, [open_source(p, realtime=False) for p in paths], paths, config)
+    per_file = [r["windows"] for r in results]
+    assert all(n > 0 for n in per_file)
+    assert model.batches == [sum(per_file)]  # both files' windows in one pass
+    assert [r["language"] for r in results] == ["eng", "eng"]
+    assert results[0]["probability"] == pytest.approx(0.75)

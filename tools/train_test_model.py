@@ -50,7 +50,7 @@ from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSe
 
 SAMPLE_RATE = 16_000
 # The real model's shape (a copy of shared/mms/), which the tests' models are built from too.
-MMS_SHAPE = Path(__file__).resolve().parents[1] / "tests" / "assets" / "mms-lid-256-shape"
+MMS_SHAPE = Path(__file__).resolve().parents[1] / "streamlid" / "shapes" / "mms-lid-256"
 
 # espeak-ng voice -> ISO 639-3 label. The real checkpoint's id2label uses ISO 639-3 codes, so
 # the stand-in does too: code that maps labels to names/flags is exercised the same way.

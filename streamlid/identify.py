@@ -1,0 +1,153 @@
+"""`streamlid identify`: one language per file, from all of its speech.
+
+A file's answer is the mean of its windows' full probability vectors (every label, not the
+rounded top-k a live view shows), so it does not depend on `--top`. No live answer is needed, so
+windows do not overlap by default (hop = window): a third of the forward passes of the live 1 s
+hop, for the same answer on whole files (tests/test_identify.py shows it on real speech). The
+same speech gate and windower as `listen` cut the windows; windows from consecutive files share
+forward passes up to `--batch`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from .audio import SAMPLE_RATE_HZ
+from .audio.ring import RingBuffer
+from .audio.source import Source
+from .config import Config
+from .frontend import Resampler
+from .gate import SpeechTrack, admitted, build_gate, gate_settings
+from .languages import language_name
+from .windows import Windower
+
+READ_BLOCK_S = 0.5  # no live view to feed: large reads, little Python per second of audio
+RING_S = 10.0  # a file source waits for room, so this bounds memory, not what is kept
+SOURCE_JOIN_S = 2.0
+
+
+@dataclass
+class FileTally:
+    """What one file's windows added up to."""
+
+    spec: str
+    prob_sum: np.ndarray
+    windows: int = 0
+    speech_n: int = 0  # 16 kHz samples the gate called speech
+    errors: list[str] = field(default_factory=list)
+
+
+def speech_windows(
+    source: Source, config: Config, hop_s: float, tally: FileTally
+) -> Iterator[np.ndarray]:
+    """The windows of a file's speech, in order; counts its speech and errors into `tally`.
+
+    Runs the source's own thread; whoever stops iterating early still ends it (finally)."""
+    ring = RingBuffer(round(RING_S * source.sample_rate_hz))
+    resample = Resampler(source.sample_rate_hz)
+    gate = build_gate(gate_settings(config))
+    track = SpeechTrack(keep_s=RING_S)  # each window's speech share, as `listen` admits them
+    windower = Windower(config.window, hop_s, config.min_speech, config.pause)
+
+    def speech(windows) -> Iterator[np.ndarray]:
+        for window in windows:
+            if admitted(
+                replace(window, speech_share=track.measure(window.t_start_s, window.t_end_s)[1]),
+                config.min_speech_share,
+            ):
+                yield window.samples
+
+    def notice(severity: str, message: str) -> None:
+        if severity == "error":
+            tally.errors.append(message)
+
+    index = 0
+    source.start(ring, notice)
+    try:
+        block_n = max(1, round(source.sample_rate_hz * READ_BLOCK_S))
+        while True:
+            chunk = ring.read(block_n, timeout_s=0.5)
+            last = chunk is None
+            raw = np.zeros(0, np.float32) if last else chunk.samples
+            raw = np.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0)
+            samples = resample(raw, last=last)
+            frames = gate.feed(index, samples) if len(samples) else []
+            if last:
+                frames += gate.flush()  # the gate holds its newest frames back
+            for frame in frames:
+                tally.speech_n += len(frame.samples) if frame.speech else 0
+                track.add(frame)
+                yield from speech(windower.feed(frame.start_index, frame.samples, frame.speech))
+            index += len(samples)
+            if last:
+                yield from speech(windower.flush())
+                return
+    finally:
+        source.stop()
+        source.join(SOURCE_JOIN_S)
+
+
+def identify_files(
+    model,
+    sources: Sequence[Source],
+    specs: Sequence[str],
+    config: Config,
+    *,
+    hop_s: float | None = None,
+    on_file: Callable[[int, str], None] = lambda number, spec: None,
+) -> list[dict]:
+    """One result per file, in order (the JSON of `streamlid identify --json`). `hop_s`
+    defaults to the window: windows side by side."""
+    hop = config.window if hop_s is None else hop_s
+    tallies = [FileTally(spec, np.zeros(len(model.labels), np.float64)) for spec in specs]
+    pending: list[tuple[int, np.ndarray]] = []
+
+    def classify_pending() -> None:
+        if not pending:
+            return
+        probs = model.classify([samples for _, samples in pending])
+        for (number, _), row in zip(pending, probs, strict=True):
+            tallies[number].prob_sum += row
+            tallies[number].windows += 1
+        pending.clear()
+
+    for number, (spec, source) in enumerate(zip(specs, sources, strict=True)):
+        on_file(number + 1, spec)
+        # closing(): an interrupt in the model still ends the file's source thread at once.
+        with contextlib.closing(speech_windows(source, config, hop, tallies[number])) as windows:
+            for samples in windows:
+                pending.append((number, samples))
+                if len(pending) >= config.batch:
+                    classify_pending()
+    classify_pending()
+    return [result(tally, model.labels, config) for tally in tallies]
+
+
+def result(tally: FileTally, labels: Sequence[str], config: Config) -> dict:
+    """A file's answer: the best label of the mean probability vector, and the top few."""
+    mean = tally.prob_sum / tally.windows if tally.windows else tally.prob_sum
+    order = np.argsort(-mean, kind="stable")[: config.top] if tally.windows else []
+    top = [
+        {
+            "code": labels[i],
+            "name": language_name(labels[i]),
+            "probability": round(float(mean[i]), 6),
+        }
+        for i in order
+    ]
+    best = top[0] if top else None
+    return {
+        "file": tally.spec,
+        "language": best["code"] if best else None,
+        "name": best["name"] if best else "no speech found",
+        "probability": best["probability"] if best else 0.0,
+        "confident": bool(best and best["probability"] >= config.min_confidence),
+        "speech_s": round(tally.speech_n / SAMPLE_RATE_HZ, 3),
+        "windows": tally.windows,
+        "top": top,
+        "error": tally.errors[0] if tally.errors else None,
+    }

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .audio.feeds import FeedSettings
 from .errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -57,6 +58,11 @@ class Config:
     realtime: bool = False
     ring_seconds: float = 30.0
     max_lag: float = 3.0
+    # network feeds
+    stall_timeout: float = 10.0
+    reconnect_min: float = 0.5
+    reconnect_max: float = 30.0
+    reconnect_attempts: int = -1
     # output
     top: int = 5
     jsonl: str | None = None
@@ -89,6 +95,11 @@ HELP: dict[str, str] = {
     "min_dwell": "seconds a language is kept before another switch is allowed",
     "realtime": "treat files and stdin as live feeds: pace at real time, drop rather than lag",
     "ring_seconds": "capacity of each stream's ring buffer, seconds",
+    "stall_timeout": "URLs: seconds without audio after which a feed counts as stalled and is "
+    "reconnected",
+    "reconnect_min": "URLs: seconds before the first reconnect attempt (doubling each time)",
+    "reconnect_max": "URLs: longest wait between reconnect attempts, seconds",
+    "reconnect_attempts": "URLs: reconnect attempts in a row before giving up (-1: forever)",
     "max_lag": "live streams: skip windows older than this many seconds",
     "top": "number of languages listed per prediction",
     "jsonl": "write every event as one JSON line to this file ('-' for stdout)",
@@ -98,6 +109,16 @@ HELP: dict[str, str] = {
     "timeline": "seconds of history in the live view's timeline",
     "sources": "audio sources: mic, mic:NAME_OR_INDEX, a file or URL, or - for stdin",
 }
+
+
+def feed_settings(cfg: Config) -> FeedSettings:
+    """The network feeds' settings (audio/feeds.py), from the Config."""
+    return FeedSettings(
+        stall_timeout_s=cfg.stall_timeout,
+        reconnect_min_s=cfg.reconnect_min,
+        reconnect_max_s=cfg.reconnect_max,
+        reconnect_attempts=cfg.reconnect_attempts,
+    )
 
 
 def option_name(key: str) -> str:
@@ -192,6 +213,14 @@ def _check_range(cfg: Config) -> None:
         f"use the window + 1 s ({cfg.window + 1.0} s) up to 3600 s",
     )
     need(cfg.hop <= cfg.max_lag <= 600.0, "max_lag", f"use the hop ({cfg.hop} s) up to 600 s")
+    need(1.0 <= cfg.stall_timeout <= 3600.0, "stall_timeout", "use 1 to 3600 seconds")
+    need(0.1 <= cfg.reconnect_min <= 3600.0, "reconnect_min", "use 0.1 to 3600 seconds")
+    need(
+        cfg.reconnect_min <= cfg.reconnect_max <= 86400.0,
+        "reconnect_max",
+        f"use reconnect-min ({cfg.reconnect_min} s) up to 86400 s",
+    )
+    need(cfg.reconnect_attempts >= -1, "reconnect_attempts", "use -1 (forever), 0 or more")
     need(1 <= cfg.top <= 50, "top", "use 1 to 50")
     need(cfg.ui in UI_MODES, "ui", "use " + ", ".join(UI_MODES))
     need(5.0 <= cfg.timeline <= 3600.0, "timeline", "use 5 to 3600 seconds")

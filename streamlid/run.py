@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .config import Config
+from .config import Config, feed_settings
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -248,7 +248,8 @@ def listen(config: Config, specs: Sequence[str], watch: SignalWatch) -> int:
 
     specs = list(specs) or list(config.sources) or ["mic"]
     # Every refusal before the model loads and before anything is opened for writing.
-    sources = [open_source(spec, realtime=config.realtime) for spec in specs]
+    feed = feed_settings(config)
+    sources = [open_source(spec, realtime=config.realtime, feed=feed) for spec in specs]
     if config.jsonl:
         check_output_path(config.jsonl, specs, overwrite=config.overwrite)
     classifier = load_classifier(config)

@@ -15,6 +15,7 @@ import numpy as np
 
 from .events import (
     Event,
+    FeedState,
     LanguageChange,
     LanguageScore,
     Prediction,
@@ -40,6 +41,9 @@ class _StreamLog:
     skipped: int = 0
     overflow_s: float = 0.0
     end_s: float = 0.0
+    outage_s: float = 0.0  # closed outages
+    down_for_s: float = 0.0  # the outage still going on at the end (0 when the feed is up)
+    reconnects: int = 0
 
 
 class SummaryBuilder:
@@ -73,6 +77,14 @@ class SummaryBuilder:
             log.latencies.append(event.latency_s)
             for score in event.top:
                 log.prob_sums[score.code] += score.probability
+        elif isinstance(event, FeedState):
+            log = self._log(event.stream)
+            if event.state == "recovered":
+                log.outage_s += event.outage_s
+                log.reconnects += 1
+                log.down_for_s = 0.0
+            elif event.state in ("disconnected", "retrying"):
+                log.down_for_s = event.outage_s
         elif isinstance(event, Status):
             log = self._log(event.stream)
             log.skipped = max(log.skipped, event.skipped_windows)
@@ -110,6 +122,8 @@ class SummaryBuilder:
                 LanguageScore(code, language_name(code), round(total / max(1, log.windows), 6))
                 for code, total in means
             ),
+            outage_s=round(log.outage_s + log.down_for_s, 3),
+            reconnects=log.reconnects,
         )
 
 

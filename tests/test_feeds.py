@@ -1,0 +1,297 @@
+"""Network feeds: served on 127.0.0.1 only, dropped, silenced, bursting and finite.
+
+Every server is a context manager and every engine is stopped and joined in a finally, so no
+test leaves a thread, a socket or an ffmpeg child behind (checked: ffmpeg_children).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from audio_helpers import silence
+from feed_servers import LoopbackFeed, ffmpeg_children, ffmpeg_processes, make_mp3, wait_until
+from harness import REPO_ROOT, ListSink, make_engine
+
+from streamlid.audio.feeds import BURST_ALLOWANCE_S, Backoff, FeedPacer
+from streamlid.audio.urls import protocol_whitelist, redact
+from streamlid.events import FeedState, Prediction
+
+needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
+FAST_RETRY = {"stall_timeout": 2.0, "reconnect_min": 0.2, "reconnect_max": 1.0}
+
+
+@pytest.fixture(scope="module")
+def feed_mp3(espeak, tmp_path_factory) -> Path:
+    """About 12 s of English speech with short pauses, as a loopable 32 kbit/s MP3."""
+    speech = espeak.samples("en")
+    audio = np.concatenate([speech, silence(0.5)] * max(1, round(12 / (len(speech) / 16000))))
+    return make_mp3(audio, tmp_path_factory.mktemp("feed"))
+
+
+class Running:
+    """An engine running in the background on one or more sources; stopped on exit."""
+
+    def __init__(self, classifier, specs, **overrides) -> None:
+        self.sink = ListSink()
+        self.engine = make_engine(specs, classifier, [self.sink], **overrides)
+
+    def __enter__(self) -> Running:
+        self.engine.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.engine.stop()
+        assert self.engine.wait(10.0)
+
+    def feed_states(self) -> list[FeedState]:
+        return [e for e in list(self.sink.events) if isinstance(e, FeedState)]
+
+    def states(self) -> list[str]:
+        return [e.state for e in self.feed_states()]
+
+
+# -- pure parts ---------------------------------------------------------------------------------
+
+
+def test_redaction_removes_credentials_and_tokens_from_any_text():
+    url = "https://alice:s3cret@radio.example/live.mp3?token=T0K&bitrate=128&api_key=K3Y"
+    shown = redact(url)
+    for secret in ("alice", "s3cret", "T0K", "K3Y"):
+        assert secret not in shown
+    assert shown == "https://***@radio.example/live.mp3?token=***&bitrate=128&api_key=***"
+    message = f"error: {url}: Connection refused"
+    assert "s3cret" not in redact(message) and redact(message).endswith("Connection refused")
+    assert redact(shown) == shown
+    assert redact("/music/a@b.mp3") == "/music/a@b.mp3"  # a path is no URL
+
+
+def test_each_scheme_may_use_only_its_own_protocols():
+    assert "file" not in protocol_whitelist("http://h/x").split(",")
+    assert set(protocol_whitelist("https://h/x").split(",")) >= {"https", "tls", "tcp"}
+    assert protocol_whitelist("srt://h:1") == "srt,udp"
+
+
+def test_backoff_doubles_within_bounds_with_jitter():
+    backoff = Backoff(0.5, 8.0, random.Random(1))
+    delays = [backoff.delay_s(n) for n in range(1, 12)]
+    assert all(0.5 <= d <= 8.0 for d in delays)
+    assert delays[0] <= 0.5 and delays[-1] >= 6.0  # grows to the cap, jitter stays below it
+    assert len({round(d, 6) for d in delays[5:]}) > 1  # jittered, not in lockstep
+
+
+def test_pacer_spreads_a_burst_over_real_time_and_fills_an_outage():
+    now = [100.0]
+    waits: list[float] = []
+
+    class Stop(threading.Event):
+        def wait(self, timeout=None):
+            waits.append(timeout)
+            now[0] += timeout
+            return False
+
+    pacer = FeedPacer(1000, Stop(), clock=lambda: now[0])
+    for _ in range(200):  # 20 s of audio arriving at once
+        pacer.wait_for(100)
+    assert now[0] - 100.0 == pytest.approx(20.0 - BURST_ALLOWANCE_S, abs=0.2)
+    now[0] += 5.0  # the feed drops for 5 s
+    # The burst allowance already ran ahead; the rest of the gap is silence.
+    assert pacer.fill_to_now() == pytest.approx(5000 - BURST_ALLOWANCE_S * 1000, abs=150)
+
+
+# -- against loopback servers ------------------------------------------------------------------
+
+
+@needs_ffmpeg
+def test_a_killed_server_is_reconnected_and_answers_resume(classifier, feed_mp3):
+    """Kill the server mid-stream, leave it down 2 s, restart it: a disconnect with its reason,
+    retries, a recovery with the outage counted, and fresh predictions after it."""
+    with LoopbackFeed(feed_mp3.read_bytes()) as feed:
+        with Running(classifier, [feed.url], realtime=True, **FAST_RETRY) as run:
+            assert wait_until(lambda: len(run.sink.predictions) >= 2, 20.0)
+            feed.kill()
+            assert wait_until(lambda: "retrying" in run.states(), 10.0)
+            time.sleep(2.0)
+            feed.restart()
+            assert wait_until(lambda: "recovered" in run.states(), 15.0)
+            at_recovery = len(run.sink.events)
+            assert wait_until(
+                lambda: any(isinstance(e, Prediction) for e in run.sink.events[at_recovery:]),
+                15.0,
+            )
+        states = run.feed_states()
+        assert [s.state for s in states][:2] == ["connected", "disconnected"]
+        disconnected = states[1]
+        assert disconnected.reason  # ffmpeg's words, redacted
+        retries = [s for s in states if s.state == "retrying"]
+        assert [s.attempt for s in retries] == list(range(1, len(retries) + 1))
+        (recovered,) = [s for s in states if s.state == "recovered"]
+        assert recovered.outage_s >= 2.0
+        # With --realtime the outage is silence in stream time: it stays on the wall clock.
+        assert recovered.t_s - disconnected.t_s >= 2.0 - BURST_ALLOWANCE_S
+        summary = run.sink.summary.streams[0]
+        assert summary.skipped_windows == 0
+    assert ffmpeg_children(os.getpid()) == []
+
+
+@needs_ffmpeg
+def test_one_feed_dropping_does_not_disturb_the_others(classifier, feed_mp3):
+    data = feed_mp3.read_bytes()
+    with LoopbackFeed(data) as steady, LoopbackFeed(data) as flaky:
+        with Running(classifier, [steady.url, flaky.url], realtime=True, **FAST_RETRY) as run:
+            assert wait_until(lambda: len(run.sink.predictions) >= 4, 20.0)
+            flaky.kill()
+            assert wait_until(lambda: "retrying" in run.states(), 10.0)
+            before = len([p for p in run.sink.predictions if p.stream == steady.url])
+            time.sleep(3.0)
+            after = len([p for p in run.sink.predictions if p.stream == steady.url])
+        assert after > before  # the steady feed kept being classified
+        assert {s.stream for s in run.feed_states() if s.state != "connected"} == {flaky.url}
+    assert ffmpeg_children(os.getpid()) == []
+
+
+@needs_ffmpeg
+def test_a_burst_at_connect_is_paced_and_no_window_is_skipped(classifier, feed_mp3):
+    """The server sends 20 s at once (Icecast's burst-on-connect), then real time. Paced at
+    real time, the burst is heard, not superseded: no window skipped, nothing dropped."""
+    with LoopbackFeed(feed_mp3.read_bytes(), burst_s=20.0) as feed:
+        with Running(classifier, [feed.url], realtime=True, max_lag=3.0) as run:
+            assert wait_until(lambda: len(run.sink.predictions) >= 6, 20.0)
+            time.sleep(2.0)
+        stream = run.sink.summary.streams[0]
+        assert stream.skipped_windows == 0
+        assert stream.overflow_s == 0.0
+        assert stream.windows >= 6
+
+
+@needs_ffmpeg
+def test_a_finite_http_file_in_fast_mode_is_read_whole_and_ends(classifier, feed_mp3, tmp_path):
+    """A file served with its length, in fast mode: read as fast as the model allows, every
+    window classified, and its end is the end (not a drop to reconnect)."""
+    with LoopbackFeed(feed_mp3.read_bytes(), mode="file") as feed:
+        sink = ListSink()
+        engine = make_engine([feed.url], classifier, [sink], **FAST_RETRY)
+        started = time.monotonic()
+        engine.start()
+        try:
+            assert engine.wait(60.0)
+        finally:
+            engine.stop()
+            engine.wait(10.0)
+        elapsed_s = time.monotonic() - started
+    stream = sink.summary.streams[0]
+    assert sink.summary.reason == "end of input"
+    assert stream.duration_s >= 10.0
+    assert stream.skipped_windows == 0
+    assert elapsed_s < stream.duration_s  # faster than real time
+    assert [s.state for s in sink.of_type(FeedState)] == ["connected"]
+    assert feed.connections == 1
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_silent_server_is_a_stall_and_a_signal_leaves_no_ffmpeg(signum, cli_env, tmp_path):
+    """A server that accepts, sends its headers and then nothing: each attempt is declared
+    stalled after --stall-timeout and retried; a signal then ends the run within 2 s, and no
+    ffmpeg is left anywhere (not even re-parented to init)."""
+    events = tmp_path / "events.jsonl"
+    with LoopbackFeed(b"", mode="silent") as feed:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlid",
+                "listen",
+                feed.url,
+                "--realtime",
+                "--model",
+                "tests/assets/tiny-lid",
+                "--ui",
+                "plain",
+                "--jsonl",
+                str(events),
+                "--stall-timeout",
+                "1.5",
+                "--reconnect-min",
+                "0.2",
+                "--reconnect-max",
+                "0.3",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=cli_env,
+            cwd=REPO_ROOT,
+        )
+        try:
+
+            def feed_events() -> list[dict]:
+                if not events.exists():
+                    return []
+                lines = events.read_text().splitlines()
+                return [e for e in map(json.loads, lines) if e["type"] == "feed"]
+
+            assert wait_until(
+                lambda: sum(e["state"] == "retrying" for e in feed_events()) >= 3, 60.0
+            ), process.stdout
+            # Signal while an ffmpeg is connected and waiting (between retries none runs).
+            assert wait_until(lambda: ffmpeg_processes(str(feed.port)), 5.0)
+            retries = [e for e in feed_events() if e["state"] == "retrying"]
+            assert "stalled" in retries[0]["reason"]
+            process.send_signal(signum)
+            sent = time.monotonic()
+            out, err = process.communicate(timeout=10)
+            assert time.monotonic() - sent < 2.0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        assert process.returncode == 128 + signum, err.decode()
+        assert ffmpeg_processes(str(feed.port)) == []
+        assert "stalled" in out.decode()  # the plain log shows the feed's state
+
+
+@needs_ffmpeg
+def test_credentials_reach_no_output(cli_env, feed_mp3, tmp_path):
+    """user:password@ and ?token= are for the server only: not in stream names, plain lines,
+    JSONL events, the summary or error messages."""
+    events = tmp_path / "events.jsonl"
+    with LoopbackFeed(feed_mp3.read_bytes(), mode="file") as feed:
+        url = feed.url.replace("http://", "http://alice:s3cret@") + "?token=T0K3N&sig=S1G"
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "streamlid",
+                "listen",
+                url,
+                "--ui",
+                "plain",
+                "--model",
+                "tests/assets/tiny-lid",
+                "--jsonl",
+                str(events),
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            env=cli_env,
+            cwd=REPO_ROOT,
+            timeout=120,
+            check=False,
+        )
+    output = result.stdout.decode() + result.stderr.decode() + events.read_text()
+    assert result.returncode == 0, output
+    assert "prediction" in events.read_text()
+    for secret in ("alice", "s3cret", "T0K3N", "S1G"):
+        assert secret not in output
+    assert "http://***@127.0.0.1" in output

@@ -34,6 +34,7 @@ class FfmpegChild:
         self._killed = False
         self.problems: collections.deque[str] = collections.deque(maxlen=STDERR_LINES_KEPT)
         self.duration_s: float | None = None  # what the input says it lasts (None: live)
+        self.errors_n = 0  # error lines ffmpeg wrote (a damaged file: one per bad frame)
         self.process = subprocess.Popen(
             [ffmpeg, *args],
             stdin=subprocess.DEVNULL,
@@ -83,6 +84,7 @@ class FfmpegChild:
                 self.duration_s = int(h) * 3600 + int(m) * 60 + float(s)
             if text and level in ("error", "fatal", "panic"):
                 self.problems.append(redact(text))
+                self.errors_n += 1
 
     @property
     def last_problem(self) -> str | None:

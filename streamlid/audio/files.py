@@ -375,6 +375,13 @@ class FfmpegSource(Source):
             self._notice("warning", f"{self.description}: {short}")
         elif code != 0:
             self._notice("warning", f"{self.description}: ffmpeg ended early ({reason})")
+        elif child.errors_n:  # it went on past damaged frames: the audio has holes
+            self._notice(
+                "warning",
+                f"{self.description}: ffmpeg skipped damaged data {child.errors_n} "
+                f"time{'s' if child.errors_n != 1 else ''} (last: {reason}); parts of the file "
+                "are missing",
+            )
 
     def _run_feed(self, ring: RingBuffer) -> None:
         """Connect, read, and on any end other than a stop: report, back off, reconnect."""

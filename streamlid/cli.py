@@ -29,7 +29,7 @@ COMMANDS = ("listen", "identify", "devices", "download")
 def _add_config_options(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML file with any of these options")
     for f in fields(Config):
-        if f.name in ("sources", *skip):
+        if f.name in ("sources", "streams", *skip):
             continue
         flag = "--" + option_name(f.name)
         default = f.default

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -28,6 +29,32 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 VAD_FRAME_MS = (10, 20, 30)
 UI_MODES = ("auto", "rich", "plain", "none")
 CONFIG_CAP_BYTES = 1024 * 1024  # a config is a few lines; anything larger is the wrong file
+
+
+# A [[streams]] table's keys (TOML spelling). The alert keys are read by the alerts.
+STREAM_KEYS = (
+    "name",
+    "source",
+    "languages",
+    "alert-unexpected-after",
+    "alert-silence-after",
+    "alert-down-after",
+)
+STREAM_NAME_MAX = 64
+ALERT_AFTER_MAX_S = 7 * 24 * 3600.0
+_ISO_639_3 = re.compile(r"^[a-z]{3}$")
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """One `[[streams]]` table: a named source and what is expected of it."""
+
+    source: str
+    name: str | None = None  # None: the source's own name (a file name, the redacted URL)
+    languages: tuple[str, ...] = ()  # expected ISO 639-3 codes (empty: anything goes)
+    alert_unexpected_after: float | None = None  # seconds of an unexpected language
+    alert_silence_after: float | None = None  # seconds without speech
+    alert_down_after: float | None = None  # seconds of a feed being down
 
 
 @dataclass(frozen=True)
@@ -69,8 +96,9 @@ class Config:
     overwrite: bool = False
     ui: str = "auto"
     timeline: float = 60.0
-    # sources given in the config file (CLI sources replace them)
+    # sources given in the config file (CLI sources replace them and the streams)
     sources: tuple[str, ...] = field(default=())
+    streams: tuple[StreamConfig, ...] = field(default=())
 
 
 # Help text per key; argparse and the TOML loader both read it, so they cannot drift apart.
@@ -108,6 +136,7 @@ HELP: dict[str, str] = {
     "ui": "view: auto (live view on a terminal, plain lines otherwise), rich, plain or none",
     "timeline": "seconds of history in the live view's timeline",
     "sources": "audio sources: mic, mic:NAME_OR_INDEX, a file or URL, or - for stdin",
+    "streams": "named sources with expectations: [[streams]] tables in a config file",
 }
 
 
@@ -132,6 +161,8 @@ def _field_types() -> dict[str, Any]:
 
 def _coerce(key: str, value: Any) -> Any:
     """Turns a TOML or CLI value into the field's type, or says what was expected."""
+    if key == "streams":
+        return _parse_streams(value)
     default = _field_types()[key]
     name = option_name(key)
     if isinstance(default, bool):
@@ -169,6 +200,80 @@ def _coerce(key: str, value: Any) -> Any:
     if value is None or isinstance(value, str):
         return value
     raise ConfigError(f"{name} must be a string, not {value!r}.")
+
+
+def _parse_streams(value: Any) -> tuple[StreamConfig, ...]:
+    """[[streams]] tables, each checked: the key, the value and what is allowed."""
+    from .audio.urls import redact
+
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(
+            "streams must be a list of [[streams]] tables, each with at least "
+            'source = "FILE_OR_URL".'
+        )
+    streams: list[StreamConfig] = []
+    names: set[str] = set()
+    for number, table in enumerate(value, start=1):
+        source = table.get("source")
+        where = f"[[streams]] #{number}"
+        if isinstance(table.get("name"), str):
+            where += f" ({redact(table['name'])!r})"
+        for raw_key in table:
+            key = raw_key.replace("_", "-")
+            if key not in STREAM_KEYS:
+                close = difflib.get_close_matches(key, STREAM_KEYS, n=2)
+                hint = (
+                    f"did you mean {' or '.join(close)}?"
+                    if close
+                    else f"allowed: {', '.join(STREAM_KEYS)}."
+                )
+                raise ConfigError(f"{where}: unknown key {raw_key!r}; {hint}")
+        if not isinstance(source, str) or not source.strip():
+            raise ConfigError(f'{where}: needs source = "FILE_OR_URL" (a file, a URL or mic).')
+        fields_: dict[str, Any] = {"source": source.strip()}
+        name = table.get("name")
+        if name is not None:
+            if not isinstance(name, str) or not name.strip():
+                raise ConfigError(f"{where}: name must be a non-empty string, not {name!r}.")
+            name = redact(name.strip())
+            if len(name) > STREAM_NAME_MAX or any(ord(c) < 32 or ord(c) == 127 for c in name):
+                raise ConfigError(
+                    f"{where}: name {name!r} must be at most {STREAM_NAME_MAX} printable "
+                    "characters."
+                )
+            if name in names:
+                raise ConfigError(f"{where}: the name {name!r} is used twice; names are unique.")
+            names.add(name)
+            fields_["name"] = name
+        languages = table.get("languages", [])
+        if isinstance(languages, str):
+            languages = [part for part in languages.split(",") if part.strip()]
+        if not isinstance(languages, list) or not all(isinstance(c, str) for c in languages):
+            raise ConfigError(f"{where}: languages must be a list of codes, not {languages!r}.")
+        codes = tuple(code.strip().lower() for code in languages)
+        for code in codes:
+            if not _ISO_639_3.match(code):
+                raise ConfigError(
+                    f"{where}: language {code!r} is not an ISO 639-3 code; use three "
+                    'letters such as "eng", "fra", "deu".'
+                )
+        fields_["languages"] = codes
+        for key in STREAM_KEYS[3:]:
+            raw = table.get(key, table.get(key.replace("-", "_")))
+            if raw is None:
+                continue
+            if (
+                isinstance(raw, bool)
+                or not isinstance(raw, (int, float))
+                or not 0 < raw <= ALERT_AFTER_MAX_S
+            ):
+                raise ConfigError(
+                    f"{where}: {key} = {raw!r} is not allowed: use seconds, more than 0 and "
+                    f"at most {ALERT_AFTER_MAX_S:.0f} (a week)."
+                )
+            fields_[key.replace("-", "_")] = float(raw)
+        streams.append(StreamConfig(**fields_))
+    return tuple(streams)
 
 
 def _check_range(cfg: Config) -> None:
@@ -278,7 +383,8 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"Config file {str(path)!r} is not valid TOML: {exc}.") from None
     flat: dict[str, Any] = {}
     for key, value in data.items():
-        # Tables such as [model] or [gate] only group keys for the reader.
+        # Tables such as [model] or [gate] only group keys for the reader ([[streams]] is a
+        # list of tables, checked by _parse_streams).
         if isinstance(value, dict):
             for inner, inner_value in value.items():
                 if isinstance(inner_value, dict):

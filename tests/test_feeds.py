@@ -6,6 +6,7 @@ test leaves a thread, a socket or an ffmpeg child behind (checked: ffmpeg_childr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -295,3 +296,116 @@ def test_credentials_reach_no_output(cli_env, feed_mp3, tmp_path):
     for secret in ("alice", "s3cret", "T0K3N", "S1G"):
         assert secret not in output
     assert "http://***@127.0.0.1" in output
+
+
+# -- damaged files: they end, with a warning, and identify goes on ------------------------------
+
+
+def _sprinkle(path: Path, every: int = 300, seed: int = 5) -> Path:
+    data = bytearray(path.read_bytes())
+    noise = np.random.default_rng(seed)
+    for at in range(2000, len(data) - 40, every):
+        data[at : at + 40] = noise.integers(0, 256, 40, dtype=np.uint8).tobytes()
+    damaged = path.with_name("damaged-" + path.name)
+    damaged.write_bytes(bytes(data))
+    return damaged
+
+
+@pytest.fixture(scope="module")
+def damaged_files(espeak, tmp_path_factory) -> dict[str, Path]:
+    from audio_helpers import encode_with_ffmpeg, write_wav
+
+    folder = tmp_path_factory.mktemp("damaged")
+    wav = folder / "talk.wav"
+    write_wav(wav, np.concatenate([espeak.samples("en")] * 6))
+    out = {}
+    for kind, codec in (("aac", ["-c:a", "aac", "-b:a", "48k"]), ("mp3", ["-c:a", "libmp3lame"])):
+        whole = folder / f"talk.{kind}"
+        encode_with_ffmpeg(wav, whole, *codec)
+        out[kind] = _sprinkle(whole)
+    return out
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("kind", ["aac", "mp3"])
+def test_a_damaged_file_ends_within_seconds_with_a_warning(kind, damaged_files, run_pipeline):
+    from streamlid.events import Notice
+
+    started = time.monotonic()
+    sink = run_pipeline([damaged_files[kind]])
+    assert time.monotonic() - started < 30.0  # seconds of audio: it ends, it never hangs
+    warnings = [n for n in sink.of_type(Notice) if n.severity == "warning"]
+    assert len(warnings) == 1 and "damaged" in warnings[0].message
+    assert sink.summary.reason == "end of input"
+    assert ffmpeg_children(os.getpid()) == []
+
+
+@needs_ffmpeg
+def test_identify_goes_on_past_damaged_files(damaged_files, espeak, run_cli):
+    good = espeak.wav("en", lead_s=0.5)
+    result = run_cli(
+        "identify",
+        damaged_files["aac"],
+        damaged_files["mp3"],
+        good,
+        "--json",
+        "--model",
+        "tests/assets/tiny-lid",
+        timeout_s=120,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [Path(r["file"]).name for r in rows] == [
+        "damaged-talk.aac",
+        "damaged-talk.mp3",
+        good.name,
+    ]
+    assert rows[2]["windows"] > 0 and rows[2]["language"]
+
+
+# -- named streams ------------------------------------------------------------------------------
+
+
+@needs_ffmpeg
+def test_three_named_feeds_share_one_model_load(feed_mp3, cli_env, tmp_path):
+    """[[streams]] in the config: three feeds, each event tagged with its name, one model."""
+    events = tmp_path / "events.jsonl"
+    data = feed_mp3.read_bytes()
+    names = ["Radio Un", "Radio Zwei", "Radio Three"]
+    with contextlib.ExitStack() as stack:
+        feeds = [stack.enter_context(LoopbackFeed(data, mode="file")) for _ in names]
+        tables = "".join(
+            f'[[streams]]\nname = "{name}"\nsource = "{feed.url}?key=SECRET"\n'
+            'languages = ["eng"]\nalert-down-after = 30\n\n'
+            for name, feed in zip(names, feeds, strict=True)
+        )
+        config = tmp_path / "feeds.toml"
+        config.write_text(f'model = "tests/assets/tiny-lid"\nui = "plain"\n\n{tables}')
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "streamlid",
+                "listen",
+                "--config",
+                str(config),
+                "--jsonl",
+                str(events),
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            env=cli_env,
+            cwd=REPO_ROOT,
+            timeout=180,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stderr.decode().count("loaded in") == 1  # one model load for all three
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    started = [e for e in lines if e["type"] == "started"]
+    assert [e["stream"] for e in started] == names
+    assert all("SECRET" not in e["source"] for e in started)
+    predicted = {e["stream"] for e in lines if e["type"] == "prediction"}
+    assert predicted == set(names)
+    (summary,) = [e for e in lines if e["type"] == "summary"]
+    assert [s["stream"] for s in summary["streams"]] == names

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import socketserver
+import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -83,6 +86,7 @@ class LoopbackFeed:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        shutil.rmtree(self.folder, ignore_errors=True)
         with self._lock:
             for sock in list(self._sockets):
                 with contextlib.suppress(OSError):
@@ -195,3 +199,137 @@ def ffmpeg_children(ppid: int) -> list[int]:
         if name == b"ffmpeg" and int(fields[1]) == ppid:
             found.append(int(entry))
     return found
+
+
+ICECAST_XML = """<icecast>
+  <limits><clients>20</clients><sources>4</sources>
+    <burst-on-connect>1</burst-on-connect><burst-size>65536</burst-size></limits>
+  <authentication><source-password>{password}</source-password>
+    <admin-user>admin</admin-user><admin-password>{password}-admin</admin-password>
+  </authentication>
+  <hostname>127.0.0.1</hostname>
+  <listen-socket><port>{port}</port><bind-address>127.0.0.1</bind-address></listen-socket>
+  <fileserve>0</fileserve>
+  <paths><logdir>{folder}</logdir><pidfile>{folder}/icecast.pid</pidfile>
+    <webroot>/usr/share/icecast2/web</webroot><adminroot>/usr/share/icecast2/admin</adminroot>
+  </paths>
+  <logging><accesslog>access.log</accesslog><errorlog>error.log</errorlog>
+    <loglevel>2</loglevel></logging>
+  <security><chroot>0</chroot>{owner}</security>
+</icecast>
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Icecast:
+    """A real Icecast server on 127.0.0.1, in a temp folder, and an ffmpeg source feeding one
+    mount with `audio` (looped, at real time). Both are stopped on exit."""
+
+    def __init__(self, audio: Path, mount: str = "/live.mp3") -> None:
+        # Its own folder under /tmp: icecast drops root for nobody, who must reach its logs
+        # (pytest's tmp_path lies under a folder only root may enter).
+        self.folder = Path(tempfile.mkdtemp(prefix="streamlid-icecast-"))
+        self.audio = audio
+        self.mount = mount
+        self.port = free_port()
+        self.password = "pw-" + os.urandom(4).hex()
+        self._server: subprocess.Popen | None = None
+        self._source: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.mount}"
+
+    def __enter__(self) -> Icecast:
+        self.folder.chmod(0o777)  # icecast drops root for nobody and writes its logs here
+        owner = (
+            "<changeowner><user>nobody</user><group>nogroup</group></changeowner>"
+            if os.geteuid() == 0
+            else ""
+        )
+        config = self.folder / "icecast.xml"
+        config.write_text(
+            ICECAST_XML.format(
+                port=self.port, password=self.password, folder=self.folder, owner=owner
+            )
+        )
+        self._server = subprocess.Popen(
+            ["icecast2", "-c", str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        if not wait_until(self._listening, 10.0):
+            self.__exit__()
+            raise RuntimeError("icecast2 did not start listening")
+        self.start_source()
+        return self
+
+    def _listening(self) -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def mounted(self) -> bool:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(self.url, timeout=2) as response:
+                return response.status == 200 and len(response.read(1024)) > 0
+        except OSError:
+            return False
+
+    def start_source(self) -> None:
+        self._source = subprocess.Popen(
+            [
+                "ffmpeg",
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-re",
+                "-stream_loop",
+                "-1",
+                "-i",
+                str(self.audio),
+                "-c:a",
+                "libmp3lame",
+                "-b:a",
+                "32k",
+                "-ar",
+                "16000",
+                "-content_type",
+                "audio/mpeg",
+                "-f",
+                "mp3",
+                f"icecast://source:{self.password}@127.0.0.1:{self.port}{self.mount}",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        if not wait_until(self.mounted, 15.0, poll_s=0.2):
+            raise RuntimeError("the ffmpeg source did not reach icecast2")
+
+    def stop_source(self) -> None:
+        if self._source is not None:
+            self._source.kill()
+            self._source.wait(10)
+            self._source = None
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_source()
+        if self._server is not None:
+            self._server.terminate()
+            try:
+                self._server.wait(10)
+            except subprocess.TimeoutExpired:
+                self._server.kill()
+                self._server.wait(10)
+            self._server = None
+        shutil.rmtree(self.folder, ignore_errors=True)

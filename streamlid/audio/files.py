@@ -399,6 +399,7 @@ class FfmpegSource(Source):
                 self._feed("connected", "", 0, 0.0)
             elif down_since is not None:
                 outage_s = time.monotonic() - down_since
+                self._fill_silence(ring, pacer)  # the reconnecting itself took stream time
                 self._feed("recovered", reason, attempt, round(outage_s, 3))
             ever_connected, attempt, down_since = True, 0, None
 
@@ -452,10 +453,15 @@ class FfmpegSource(Source):
         silence meanwhile (the outage is a gap of no speech in stream time)."""
         deadline = time.monotonic() + delay_s
         while not self.stopping:
-            if pacer is not None and (n := pacer.fill_to_now()):
-                pacer.credit(n)
-                ring.write(np.zeros(n, np.float32), block=False)
+            self._fill_silence(ring, pacer)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
             self._stop.wait(min(remaining, BLOCK_S * 2))
+
+    def _fill_silence(self, ring: RingBuffer, pacer: FeedPacer | None) -> None:
+        """With --realtime: silence up to the wall clock, for time the feed had no audio.
+        Waits for room rather than overwrite: a long stall's silence is not audio lost."""
+        if pacer is not None and (n := pacer.fill_to_now()):
+            pacer.credit(n)
+            ring.write(np.zeros(n, np.float32), block=True, stop=self._stop)

@@ -86,7 +86,6 @@ class LoopbackFeed:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
-        shutil.rmtree(self.folder, ignore_errors=True)
         with self._lock:
             for sock in list(self._sockets):
                 with contextlib.suppress(OSError):

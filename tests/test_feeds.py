@@ -442,3 +442,57 @@ def test_an_icecast_feed_is_paced_and_survives_its_source_going_away(classifier,
         assert stream.skipped_windows == 0 and stream.overflow_s == 0.0
         assert stream.reconnects == 1 and stream.outage_s > 0
     assert ffmpeg_children(os.getpid()) == []
+
+
+# -- how a feed's state is shown ----------------------------------------------------------------
+
+
+def _feed(state: str, reason: str = "", attempt: int = 0, outage_s: float = 0.0) -> FeedState:
+    return FeedState("Radio Un", 12.0, state, reason, attempt, outage_s)
+
+
+def test_the_live_view_heads_a_down_feed_with_its_state_until_it_recovers():
+    from streamlid.ui.state import ViewState
+
+    view = ViewState(clock=lambda: 100.0)
+    view.handle(_feed("connected"))
+    (stream,) = view.snapshot().streams
+    assert stream.warnings == ()
+    view.handle(_feed("disconnected", "Connection refused"))
+    view.handle(_feed("retrying", "Connection refused; attempt 2 in 1.0 s", 2, 3.5))
+    first = view.snapshot().streams[0].warnings[0]
+    assert first.severity == "error"
+    assert "down 3.5 s" in first.message and "attempt 2" in first.message
+    view.handle(_feed("recovered", "Connection refused", 2, 4.2))
+    assert view.snapshot().streams[0].warnings == ()
+
+
+def test_the_plain_log_and_the_summary_count_reconnects_and_outage():
+    import io
+
+    from streamlid.sinks import PlainPrinter, summary_lines
+    from streamlid.summary import SummaryBuilder
+
+    out = io.StringIO()
+    printer = PlainPrinter(out)
+    builder = SummaryBuilder()
+    for event in (
+        _feed("connected"),
+        _feed("disconnected", "no audio for 10 s (stalled)", 0, 10.0),
+        _feed("retrying", "no audio for 10 s (stalled); attempt 1 in 0.5 s", 1, 10.0),
+        _feed("recovered", "no audio for 10 s (stalled)", 1, 11.0),
+        _feed("disconnected", "the server ended the stream", 0, 0.0),
+        _feed("retrying", "the server ended the stream; attempt 1 in 0.5 s", 1, 2.5),
+    ):
+        printer.handle(event)
+        builder.handle(event)
+    log = out.getvalue()
+    assert "feed down: no audio for 10 s (stalled)" in log
+    assert "feed recovered after 11.0 s without audio (1 attempt)" in log
+    (stream,) = builder.build()
+    assert stream.reconnects == 1
+    assert stream.outage_s == pytest.approx(11.0 + 2.5)  # the one still going on counts
+    from streamlid.events import Summary
+
+    lines = summary_lines(Summary(streams=(stream,), wall_s=60.0, reason="interrupted"))
+    assert "    feed: 1 reconnect, 13.5 s without audio" in lines

@@ -224,6 +224,7 @@ def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
     then shown as uncertain rather than as an answer."""
     from rich.markup import escape
 
+    from .audio.urls import redact
     from .engine import Engine
 
     opened = _open_sources(files, realtime=False)
@@ -233,14 +234,14 @@ def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
     results = []
     for number, (spec, source) in enumerate(zip(files, opened, strict=True), start=1):
         engine = Engine(config, [source], classifier, [], (info.model, info.device, info.dtype))
-        with console.status(f"[{number}/{len(files)}] {escape(spec)}…"):
+        with console.status(f"[{number}/{len(files)}] {escape(redact(spec))}…"):
             engine.run()  # a signal here interrupts (main catches it); run() stops and joins
         assert engine.summary is not None
         stream = engine.summary.streams[0] if engine.summary.streams else None
         best = stream.mean_probabilities[0] if stream and stream.mean_probabilities else None
         results.append(
             {
-                "file": spec,
+                "file": redact(spec),  # a URL's credentials stay out of the table and JSON
                 "language": best.code if best else None,
                 "name": best.name if best else "no speech found",
                 "probability": best.probability if best else 0.0,

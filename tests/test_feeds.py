@@ -496,3 +496,27 @@ def test_the_plain_log_and_the_summary_count_reconnects_and_outage():
 
     lines = summary_lines(Summary(streams=(stream,), wall_s=60.0, reason="interrupted"))
     assert "    feed: 1 reconnect, 13.5 s without audio" in lines
+
+
+@needs_ffmpeg
+def test_a_feed_that_never_answers_gives_up_after_its_attempts(classifier):
+    """--reconnect-attempts 2: the first try and two retries are refused, then the stream ends
+    with one error naming the reason; the run's books say so."""
+    from feed_servers import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/live.mp3"  # nothing listens there
+    sink = ListSink()
+    engine = make_engine(
+        [url], classifier, [sink], reconnect_attempts=2, reconnect_min=0.1, reconnect_max=0.2
+    )
+    engine.start()
+    try:
+        assert engine.wait(30.0)
+    finally:
+        engine.stop()
+        engine.wait(10.0)
+    states = [s.state for s in sink.of_type(FeedState)]
+    assert states == ["disconnected", "retrying", "retrying"]
+    (error,) = engine.errors
+    assert "Connection refused" in error and "gave up after 2 reconnect attempts" in error
+    assert sink.summary.reason.startswith("error:")

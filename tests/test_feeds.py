@@ -249,6 +249,9 @@ def test_a_silent_server_is_a_stall_and_a_signal_leaves_no_ffmpeg(signum, cli_en
             assert wait_until(lambda: ffmpeg_processes(str(feed.port)), 5.0)
             retries = [e for e in feed_events() if e["state"] == "retrying"]
             assert "stalled" in retries[0]["reason"]
+            # Between two retries: a wait of at most 0.3 s, then 1.5 s of silence is a stall.
+            between_s = retries[1]["outage_s"] - retries[0]["outage_s"]
+            assert 1.5 <= between_s <= 1.5 + 0.3 + 1.5  # (+1.5: a loaded machine)
             process.send_signal(signum)
             sent = time.monotonic()
             out, err = process.communicate(timeout=10)

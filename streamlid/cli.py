@@ -32,7 +32,7 @@ BENCH_SKIPS = tuple(f.name for f in fields(Config) if f.name not in BENCH_OPTION
 def _add_config_options(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML file with any of these options")
     for f in fields(Config):
-        if f.name in ("sources", *skip):
+        if f.name in ("sources", "streams", *skip):
             continue
         flag = "--" + option_name(f.name)
         default = f.default
@@ -305,17 +305,19 @@ def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
     probability is below --min-confidence: its best guess is then shown as uncertain."""
     from rich.markup import escape
 
+    from .audio.urls import redact
     from .identify import identify_files
 
     opened = _open_sources(files, realtime=False)
     classifier = load_classifier(config)
     info = classifier.info
+    shown = [redact(spec) for spec in files]  # credentials stay out of the table and JSON
     with _err_console().status("Identifying…") as status:
 
         def on_file(number: int, spec: str) -> None:
             status.update(f"[{number}/{len(files)}] {escape(spec)}…")
 
-        results = identify_files(classifier, opened, files, config, on_file=on_file)
+        results = identify_files(classifier, opened, shown, config, on_file=on_file)
     if as_json:
         print(json.dumps(results, indent=2, ensure_ascii=False))
     else:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .audio.feeds import FeedSettings
 from .errors import ConfigError
 from .gate import gate_settings
 
@@ -27,6 +29,32 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16", "int8")
 UI_MODES = ("auto", "rich", "plain", "none")
 CONFIG_CAP_BYTES = 1024 * 1024  # a config is a few lines; anything larger is the wrong file
+
+
+# A [[streams]] table's keys (TOML spelling). The alert keys are read by the alerts.
+STREAM_KEYS = (
+    "name",
+    "source",
+    "languages",
+    "alert-unexpected-after",
+    "alert-silence-after",
+    "alert-down-after",
+)
+STREAM_NAME_MAX = 64
+ALERT_AFTER_MAX_S = 7 * 24 * 3600.0
+_ISO_639_3 = re.compile(r"^[a-z]{3}$")
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """One `[[streams]]` table: a named source and what is expected of it."""
+
+    source: str
+    name: str | None = None  # None: the source's own name (a file name, the redacted URL)
+    languages: tuple[str, ...] = ()  # expected ISO 639-3 codes (empty: anything goes)
+    alert_unexpected_after: float | None = None  # seconds of an unexpected language
+    alert_silence_after: float | None = None  # seconds without speech
+    alert_down_after: float | None = None  # seconds of a feed being down
 
 
 @dataclass(frozen=True)
@@ -63,14 +91,20 @@ class Config:
     realtime: bool = False
     ring_seconds: float = 30.0
     max_lag: float = 3.0
+    # network feeds
+    stall_timeout: float = 10.0
+    reconnect_min: float = 0.5
+    reconnect_max: float = 30.0
+    reconnect_attempts: int = -1
     # output
     top: int = 5
     jsonl: str | None = None
     overwrite: bool = False
     ui: str = "auto"
     timeline: float = 60.0
-    # sources given in the config file (CLI sources replace them)
+    # sources given in the config file (CLI sources replace them and the streams)
     sources: tuple[str, ...] = field(default=())
+    streams: tuple[StreamConfig, ...] = field(default=())
 
 
 # Help text per key; argparse and the TOML loader both read it, so they cannot drift apart.
@@ -103,6 +137,11 @@ HELP: dict[str, str] = {
     "min_dwell": "seconds a language is kept before another switch is allowed",
     "realtime": "treat files and stdin as live feeds: pace at real time, drop rather than lag",
     "ring_seconds": "capacity of each stream's ring buffer, seconds",
+    "stall_timeout": "URLs: seconds without audio after which a feed counts as stalled and is "
+    "reconnected",
+    "reconnect_min": "URLs: seconds before the first reconnect attempt (doubling each time)",
+    "reconnect_max": "URLs: longest wait between reconnect attempts, seconds",
+    "reconnect_attempts": "URLs: reconnect attempts in a row before giving up (-1: forever)",
     "max_lag": "live streams: skip windows older than this many seconds",
     "top": "number of languages listed per prediction",
     "jsonl": "write every event as one JSON line to this file ('-' for stdout)",
@@ -111,7 +150,18 @@ HELP: dict[str, str] = {
     "ui": "view: auto (live view on a terminal, plain lines otherwise), rich, plain or none",
     "timeline": "seconds of history in the live view's timeline",
     "sources": "audio sources: mic, mic:NAME_OR_INDEX, a file or URL, or - for stdin",
+    "streams": "named sources with expectations: [[streams]] tables in a config file",
 }
+
+
+def feed_settings(cfg: Config) -> FeedSettings:
+    """The network feeds' settings (audio/feeds.py), from the Config."""
+    return FeedSettings(
+        stall_timeout_s=cfg.stall_timeout,
+        reconnect_min_s=cfg.reconnect_min,
+        reconnect_max_s=cfg.reconnect_max,
+        reconnect_attempts=cfg.reconnect_attempts,
+    )
 
 
 def option_name(key: str) -> str:
@@ -125,6 +175,8 @@ def _field_types() -> dict[str, Any]:
 
 def _coerce(key: str, value: Any) -> Any:
     """Turns a TOML or CLI value into the field's type, or says what was expected."""
+    if key == "streams":
+        return _parse_streams(value)
     default = _field_types()[key]
     name = option_name(key)
     if isinstance(default, bool):
@@ -162,6 +214,80 @@ def _coerce(key: str, value: Any) -> Any:
     if value is None or isinstance(value, str):
         return value
     raise ConfigError(f"{name} must be a string, not {value!r}.")
+
+
+def _parse_streams(value: Any) -> tuple[StreamConfig, ...]:
+    """[[streams]] tables, each checked: the key, the value and what is allowed."""
+    from .audio.urls import redact
+
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(
+            "streams must be a list of [[streams]] tables, each with at least "
+            'source = "FILE_OR_URL".'
+        )
+    streams: list[StreamConfig] = []
+    names: set[str] = set()
+    for number, table in enumerate(value, start=1):
+        source = table.get("source")
+        where = f"[[streams]] #{number}"
+        if isinstance(table.get("name"), str):
+            where += f" ({redact(table['name'])!r})"
+        for raw_key in table:
+            key = raw_key.replace("_", "-")
+            if key not in STREAM_KEYS:
+                close = difflib.get_close_matches(key, STREAM_KEYS, n=2)
+                hint = (
+                    f"did you mean {' or '.join(close)}?"
+                    if close
+                    else f"allowed: {', '.join(STREAM_KEYS)}."
+                )
+                raise ConfigError(f"{where}: unknown key {raw_key!r}; {hint}")
+        if not isinstance(source, str) or not source.strip():
+            raise ConfigError(f'{where}: needs source = "FILE_OR_URL" (a file, a URL or mic).')
+        fields_: dict[str, Any] = {"source": source.strip()}
+        name = table.get("name")
+        if name is not None:
+            if not isinstance(name, str) or not name.strip():
+                raise ConfigError(f"{where}: name must be a non-empty string, not {name!r}.")
+            name = redact(name.strip())
+            if len(name) > STREAM_NAME_MAX or any(ord(c) < 32 or ord(c) == 127 for c in name):
+                raise ConfigError(
+                    f"{where}: name {name!r} must be at most {STREAM_NAME_MAX} printable "
+                    "characters."
+                )
+            if name in names:
+                raise ConfigError(f"{where}: the name {name!r} is used twice; names are unique.")
+            names.add(name)
+            fields_["name"] = name
+        languages = table.get("languages", [])
+        if isinstance(languages, str):
+            languages = [part for part in languages.split(",") if part.strip()]
+        if not isinstance(languages, list) or not all(isinstance(c, str) for c in languages):
+            raise ConfigError(f"{where}: languages must be a list of codes, not {languages!r}.")
+        codes = tuple(code.strip().lower() for code in languages)
+        for code in codes:
+            if not _ISO_639_3.match(code):
+                raise ConfigError(
+                    f"{where}: language {code!r} is not an ISO 639-3 code; use three "
+                    'letters such as "eng", "fra", "deu".'
+                )
+        fields_["languages"] = codes
+        for key in STREAM_KEYS[3:]:
+            raw = table.get(key, table.get(key.replace("-", "_")))
+            if raw is None:
+                continue
+            if (
+                isinstance(raw, bool)
+                or not isinstance(raw, (int, float))
+                or not 0 < raw <= ALERT_AFTER_MAX_S
+            ):
+                raise ConfigError(
+                    f"{where}: {key} = {raw!r} is not allowed: use seconds, more than 0 and "
+                    f"at most {ALERT_AFTER_MAX_S:.0f} (a week)."
+                )
+            fields_[key.replace("-", "_")] = float(raw)
+        streams.append(StreamConfig(**fields_))
+    return tuple(streams)
 
 
 def _check_range(cfg: Config) -> None:
@@ -215,6 +341,14 @@ def _check_range(cfg: Config) -> None:
         f"use the window + 1 s ({cfg.window + 1.0} s) up to 3600 s",
     )
     need(cfg.hop <= cfg.max_lag <= 600.0, "max_lag", f"use the hop ({cfg.hop} s) up to 600 s")
+    need(1.0 <= cfg.stall_timeout <= 3600.0, "stall_timeout", "use 1 to 3600 seconds")
+    need(0.1 <= cfg.reconnect_min <= 3600.0, "reconnect_min", "use 0.1 to 3600 seconds")
+    need(
+        cfg.reconnect_min <= cfg.reconnect_max <= 86400.0,
+        "reconnect_max",
+        f"use reconnect-min ({cfg.reconnect_min} s) up to 86400 s",
+    )
+    need(cfg.reconnect_attempts >= -1, "reconnect_attempts", "use -1 (forever), 0 or more")
     need(1 <= cfg.top <= 50, "top", "use 1 to 50")
     need(cfg.ui in UI_MODES, "ui", "use " + ", ".join(UI_MODES))
     need(5.0 <= cfg.timeline <= 3600.0, "timeline", "use 5 to 3600 seconds")
@@ -272,7 +406,8 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"Config file {str(path)!r} is not valid TOML: {exc}.") from None
     flat: dict[str, Any] = {}
     for key, value in data.items():
-        # Tables such as [model] or [gate] only group keys for the reader.
+        # Tables such as [model] or [gate] only group keys for the reader ([[streams]] is a
+        # list of tables, checked by _parse_streams).
         if isinstance(value, dict):
             for inner, inner_value in value.items():
                 if isinstance(inner_value, dict):

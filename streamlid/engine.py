@@ -21,7 +21,7 @@ from .audio.ring import RingBuffer
 from .audio.source import Source
 from .bus import EventBus, Sink
 from .config import Config
-from .events import Event, Notice, StreamStarted, Summary
+from .events import Event, FeedState, Notice, StreamStarted, Summary
 from .frontend import StreamFrontend
 from .run import INTERRUPTED, OUTPUT_CLOSED, Supervisor, ThreadOwner
 from .smoothing import Smoother, SmootherSettings
@@ -91,7 +91,7 @@ class Engine:
             ring = RingBuffer(round(config.ring_seconds * source.sample_rate_hz))
             state = StreamState(name, source, ring, Smoother(len(model.labels), settings))
             self.streams[name] = state
-            source.connect(ring, self._source_notice(name))
+            source.connect(ring, self._source_notice(name), self._feed_report(name))
             self._queues.add_stream(
                 name, live_capacity if source.live else FILE_QUEUE_WINDOWS, source.live
             )
@@ -206,6 +206,13 @@ class Engine:
             self.publish(Notice(stream, self.streams[stream].live_edge_s(), severity, message))
 
         return notice
+
+    def _feed_report(self, stream: str):
+        def report(state: str, reason: str, attempt: int, outage_s: float) -> None:
+            t_s = self.streams[stream].live_edge_s()
+            self.publish(FeedState(stream, t_s, state, reason, attempt, outage_s))
+
+        return report
 
     def _fail(self, message: str) -> None:
         self.errors.append(message)

@@ -106,6 +106,20 @@ class Notice:
 
 
 @dataclass(frozen=True)
+class FeedState:
+    """A network feed's connection changed: "connected" (first audio), "disconnected" (it
+    dropped, ended or stalled: `reason`), "retrying" (attempt number `attempt`), "recovered"
+    (audio again, after `outage_s` seconds without)."""
+
+    stream: str
+    t_s: float
+    state: str  # "connected" | "disconnected" | "retrying" | "recovered"
+    reason: str
+    attempt: int
+    outage_s: float  # seconds without audio so far (recovered: the whole outage)
+
+
+@dataclass(frozen=True)
 class StreamSummary:
     stream: str
     source: str
@@ -120,6 +134,8 @@ class StreamSummary:
     latency_p95_s: float | None
     mean_probabilities: tuple[LanguageScore, ...]  # top-k of the mean window probabilities
     hop_mean_s: float | None = None  # effective hop: mean speech between classified windows
+    outage_s: float = 0.0  # network feeds: seconds without audio between drops and recoveries
+    reconnects: int = 0  # network feeds: recoveries after a drop or stall
 
 
 @dataclass(frozen=True)
@@ -136,7 +152,15 @@ class Summary:
 
 
 Event = (
-    StreamStarted | Prediction | LanguageChange | SpeechChange | Level | Status | Notice | Summary
+    StreamStarted
+    | Prediction
+    | LanguageChange
+    | SpeechChange
+    | Level
+    | Status
+    | Notice
+    | FeedState
+    | Summary
 )
 
 EVENT_TYPES: dict[type, str] = {
@@ -147,6 +171,7 @@ EVENT_TYPES: dict[type, str] = {
     Level: "level",
     Status: "status",
     Notice: "notice",
+    FeedState: "feed",
     Summary: "summary",
 }
 

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .config import Config
+from .config import Config, feed_settings
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -246,9 +246,22 @@ def listen(config: Config, specs: Sequence[str], watch: SignalWatch) -> int:
     from .sinks import JsonlSink, check_output_path
     from .ui import make_view
 
-    specs = list(specs) or list(config.sources) or ["mic"]
+    # Sources named on the command line replace those of the config file.
+    named: list[tuple[str, str | None]] = (
+        [(spec, None) for spec in specs]
+        if specs
+        else [(spec, None) for spec in config.sources]
+        + [(stream.source, stream.name) for stream in config.streams]
+    ) or [("mic", None)]
+    specs = [spec for spec, _ in named]
     # Every refusal before the model loads and before anything is opened for writing.
-    sources = [open_source(spec, realtime=config.realtime) for spec in specs]
+    feed = feed_settings(config)
+    sources = []
+    for spec, name in named:
+        source = open_source(spec, realtime=config.realtime, feed=feed)
+        if name is not None:
+            source.name = name  # events carry the [[streams]] name
+        sources.append(source)
     if config.jsonl:
         check_output_path(config.jsonl, specs, overwrite=config.overwrite)
     classifier = load_classifier(config)

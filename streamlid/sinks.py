@@ -13,6 +13,7 @@ from typing import IO, Any
 from .errors import ConfigError, OutputError
 from .events import (
     Event,
+    FeedState,
     LanguageChange,
     Level,
     Notice,
@@ -230,12 +231,26 @@ class PlainPrinter:
         elif isinstance(event, Notice):
             where = f"[{event.stream}] " if event.stream else ""
             self._print(f"{where}{event.severity}: {event.message}")
+        elif isinstance(event, FeedState):
+            self._print(f"[{event.stream}] {event.t_s:7.1f}s  feed {feed_state_text(event)}")
         elif isinstance(event, Summary):
             for line in summary_lines(event):
                 self._print(line)
 
     def close(self) -> None:
         self._out.flush()
+
+
+def feed_state_text(event: FeedState) -> str:
+    """A feed's state in words, for the plain log and the live view."""
+    if event.state == "connected":
+        return "connected"
+    if event.state == "recovered":
+        tries = f"{event.attempt} attempt{'s' if event.attempt != 1 else ''}"
+        return f"recovered after {event.outage_s:.1f} s without audio ({tries})"
+    if event.state == "retrying":
+        return f"down {event.outage_s:.1f} s, reconnecting: {event.reason}"
+    return f"down: {event.reason}"
 
 
 def summary_lines(summary: Summary) -> list[str]:
@@ -254,6 +269,11 @@ def summary_lines(summary: Summary) -> list[str]:
             )
         if s.hop_mean_s is not None:
             lines.append(f"    {s.windows} windows, hop {s.hop_mean_s:.2f} s on average")
+        if s.reconnects or s.outage_s:
+            lines.append(
+                f"    feed: {s.reconnects} reconnect{'s' if s.reconnects != 1 else ''}, "
+                f"{s.outage_s:.1f} s without audio"
+            )
         if s.skipped_windows or s.overflow_s:
             lines.append(
                 f"    skipped {s.skipped_windows} windows, lost {s.overflow_s:.1f} s of audio"

@@ -15,6 +15,7 @@ import numpy as np
 
 from .events import (
     Event,
+    FeedState,
     LanguageChange,
     LanguageScore,
     Prediction,
@@ -41,6 +42,9 @@ class _StreamLog:
     skipped: int = 0
     overflow_s: float = 0.0
     end_s: float = 0.0
+    outage_s: float = 0.0  # closed outages
+    down_for_s: float = 0.0  # the outage still going on at the end (0 when the feed is up)
+    reconnects: int = 0
 
 
 class SummaryBuilder:
@@ -76,6 +80,14 @@ class SummaryBuilder:
                 log.hops.append(event.hop_s)
             for score in event.top:
                 log.prob_sums[score.code] += score.probability
+        elif isinstance(event, FeedState):
+            log = self._log(event.stream)
+            if event.state == "recovered":
+                log.outage_s += event.outage_s
+                log.reconnects += 1
+                log.down_for_s = 0.0
+            elif event.state in ("disconnected", "retrying"):
+                log.down_for_s = event.outage_s
         elif isinstance(event, Status):
             log = self._log(event.stream)
             log.skipped = max(log.skipped, event.skipped_windows)
@@ -114,6 +126,8 @@ class SummaryBuilder:
                 for code, total in means
             ),
             hop_mean_s=round(float(np.mean(log.hops)), 3) if log.hops else None,
+            outage_s=round(log.outage_s + log.down_for_s, 3),
+            reconnects=log.reconnects,
         )
 
 

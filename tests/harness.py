@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from streamlid.config import Config, load_config
+from streamlid.config import Config, feed_settings, load_config
 from streamlid.engine import Engine
 from streamlid.events import Event, Prediction, Summary
 
@@ -55,7 +55,8 @@ def make_engine(
     from streamlid.audio.open import open_source
 
     config = make_config(**overrides)
-    sources = [open_source(str(spec), realtime=config.realtime) for spec in specs]
+    feed = feed_settings(config)
+    sources = [open_source(str(spec), realtime=config.realtime, feed=feed) for spec in specs]
     return Engine(config, sources, model, list(sinks), ("tiny-lid", "cpu", "float32"))
 
 

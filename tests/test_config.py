@@ -44,6 +44,10 @@ NON_DEFAULT: dict[str, object] = {
     "realtime": True,
     "ring_seconds": 20.0,
     "max_lag": 2.0,
+    "stall_timeout": 5.0,
+    "reconnect_min": 1.0,
+    "reconnect_max": 60.0,
+    "reconnect_attempts": 3,
     "top": 3,
     "jsonl": "out.jsonl",
     "overwrite": True,
@@ -93,7 +97,7 @@ def listen_options() -> set[str]:
 
 
 def test_the_table_covers_every_setting():
-    assert set(NON_DEFAULT) == {f.name for f in fields(Config)} - {"sources"}
+    assert set(NON_DEFAULT) == {f.name for f in fields(Config)} - {"sources", "streams"}
     for key, value in NON_DEFAULT.items():
         default = getattr(Config(), key)
         assert (tuple(value) if isinstance(value, list) else value) != default, key
@@ -205,3 +209,65 @@ def test_missing_config_file(tmp_path):
 def test_tables_nested_too_deep_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="nested too deep"):
         load_toml(write(tmp_path, "[a.b]\nhop = 1.0\n"))
+
+
+# -- [[streams]] ------------------------------------------------------------------------------
+
+STREAMS_TOML = """
+realtime = true
+
+[[streams]]
+name = "Radio Un"
+source = "https://radio.example/un.mp3"
+languages = ["fra", "eng"]
+alert-unexpected-after = 30
+alert-silence-after = 120.5
+alert-down-after = 60
+
+[[streams]]
+source = "b.wav"
+"""
+
+
+def test_streams_are_named_sources_with_expectations(tmp_path):
+    config = load_config(write(tmp_path, STREAMS_TOML))
+    first, second = config.streams
+    assert first.name == "Radio Un" and first.source == "https://radio.example/un.mp3"
+    assert first.languages == ("fra", "eng")
+    assert (first.alert_unexpected_after, first.alert_silence_after, first.alert_down_after) == (
+        30.0,
+        120.5,
+        60.0,
+    )
+    assert second.name is None and second.languages == () and second.alert_down_after is None
+    assert config.realtime is True  # the other keys still apply
+
+
+@pytest.mark.parametrize(
+    ("table", "words"),
+    [
+        ('name = "x"', ["#1", "'x'", "source"]),
+        ('source = "a.wav"\nsorce = "b"', ["unknown key 'sorce'", "did you mean source?"]),
+        ('source = "a.wav"\nlanguages = ["english"]', ["'english'", "ISO 639-3"]),
+        ('source = "a.wav"\nalert-down-after = -1', ["alert-down-after = -1", "seconds"]),
+        ('source = "a.wav"\nalert-silence-after = "soon"', ["alert-silence-after", "seconds"]),
+        ('source = "a.wav"\nname = ""', ["name must be a non-empty string"]),
+        ('source = "a.wav"\nname = "a\\u0007b"', ["printable"]),
+    ],
+)
+def test_a_bad_stream_table_is_one_sentence_naming_it(tmp_path, table, words):
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, f"[[streams]]\n{table}\n"))
+    message = str(caught.value)
+    assert "\n" not in message and message.endswith((".", "?"))
+    for word in words:
+        assert word in message
+
+
+def test_stream_names_are_unique_and_never_carry_credentials(tmp_path):
+    twice = '[[streams]]\nname = "a"\nsource = "x.wav"\n[[streams]]\nname = "a"\nsource = "y.wav"\n'
+    with pytest.raises(ConfigError, match="used twice"):
+        load_config(write(tmp_path, twice))
+    secret = '[[streams]]\nname = "http://u:pw@h/x?token=T"\nsource = "x.wav"\n'
+    (stream,) = load_config(write(tmp_path, secret, "s.toml")).streams
+    assert "pw" not in stream.name and "T" not in stream.name.split("token=")[1]

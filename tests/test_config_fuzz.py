@@ -97,7 +97,7 @@ def test_any_bytes_as_a_config_file_are_refused_clearly(tmp_path, data):
         _one_clear_sentence(str(exc))
 
 
-CLI_OPTIONS = [k for k in KEYS if k not in ("sources", "realtime")]
+CLI_OPTIONS = [k for k in KEYS if k not in ("sources", "streams", "realtime")]
 
 
 @settings(

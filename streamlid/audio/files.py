@@ -9,24 +9,27 @@ its header promised is reported, never passed off as a short recording.
 
 from __future__ import annotations
 
-import collections
 import json
 import os
 import shutil
 import subprocess
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import AudioSourceError
 from . import SAMPLE_RATE_HZ
+from .feeds import Backoff, FeedPacer, FeedSettings
+from .ffmpeg import REAP_TIMEOUT_S, FfmpegChild
 from .ring import RingBuffer
 from .source import BLOCK_S, Pacer, Source
+from .urls import FILE_PROTOCOLS, is_url, protocol_whitelist, redact
 
 # Ask ffmpeg for exactly what the model wants: one resampling, done by it.
 FFMPEG_RATE_HZ = SAMPLE_RATE_HZ
-URL_PREFIXES = ("http://", "https://", "rtmp://", "rtsp://", "srt://", "udp://", "tcp://")
 # What libsndfile reads itself; everything else (MP3 included) goes to ffmpeg when it exists.
 SOUNDFILE_SUFFIXES = (".wav", ".wave", ".flac", ".ogg", ".oga", ".aiff", ".aif")
 # Decoding may end this much short of the header's length without a word (encoder padding,
@@ -36,17 +39,13 @@ SHORT_TOLERANCE_FRACTION = 0.01
 # Writers that cannot seek back (pipes, crashed recorders) leave 0 or a huge placeholder as the
 # data size: not a promise.
 WAV_PLACEHOLDER_BYTES = 0x7FFF0000
-STDERR_LINES_KEPT = 20  # ffmpeg's last words, for the message when it fails
+FEED_PROBE_BYTES = 32768  # enough for ffmpeg to recognise any audio stream format
 
 
-def is_url(spec: str) -> bool:
-    return spec.lower().startswith(URL_PREFIXES)
-
-
-def open_file_source(spec: str, *, realtime: bool) -> Source:
+def open_file_source(spec: str, *, realtime: bool, feed: FeedSettings | None = None) -> Source:
     """A source for a path or URL, validated now so a bad input fails before the model loads."""
     if is_url(spec):
-        return FfmpegSource(spec, realtime=realtime)
+        return FfmpegSource(spec, realtime=realtime, feed=feed)
     path = Path(spec)
     if not path.exists():
         raise AudioSourceError(f"Audio file {spec!r} does not exist; check the path.")
@@ -173,33 +172,96 @@ class SoundFileSource(Source):
 class FfmpegSource(Source):
     """Anything ffmpeg decodes (MP3, M4A, video files, HTTP/RTMP/SRT streams), as 16 kHz mono.
 
-    The child is owned: its stderr is drained by a thread of this source while it runs (kept,
-    never shown raw), it is killed from the stop path and always reaped."""
+    The child is owned (ffmpeg.py): drained while it runs, killed from `stop()` itself (so a
+    reader blocked on a stalled URL returns at once) and always reaped. A local file is given to
+    ffmpeg as `file:` plus its absolute path with only the file protocol allowed, so no name is
+    ever a protocol; a URL gets its scheme's protocols and a read timeout. A URL is a live feed:
+    its end, a drop or a stall is followed by reconnecting (feeds.py)."""
 
-    def __init__(self, spec: str, *, realtime: bool) -> None:
+    def __init__(self, spec: str, *, realtime: bool, feed: FeedSettings | None = None) -> None:
         super().__init__()
         self._ffmpeg = shutil.which("ffmpeg")
+        self._url = is_url(spec)
+        shown = redact(spec)
         if self._ffmpeg is None:
             raise AudioSourceError(
-                f"{spec!r} is not a format soundfile reads and ffmpeg is not installed; "
+                f"{shown!r} is not a format soundfile reads and ffmpeg is not installed; "
                 "install ffmpeg (e.g. `apt install ffmpeg`) or convert the file to WAV or FLAC."
             )
-        self._spec = spec
-        # A local name goes to ffmpeg as file:NAME, so that no name (`concat:…`, `subfile,…`,
-        # `-x`) is ever read as a protocol or an option.
-        self._input = spec if is_url(spec) else "file:" + str(Path(spec).absolute())
-        self.name = spec if is_url(spec) else Path(spec).name
-        self.description = spec
+        self._spec = spec  # the real URL: for the ffmpeg child only, never for output
+        self._input = spec if self._url else "file:" + str(Path(spec).absolute())
+        self.name = shown if self._url else Path(spec).name
+        self.description = shown
         self.sample_rate_hz = FFMPEG_RATE_HZ
-        # A network stream is live whatever the flag says: it cannot wait for us.
-        self.live = realtime or is_url(spec)
+        # Like a file: live (paced, dropped rather than waited for) only with --realtime.
+        self.live = realtime
         self._realtime = realtime
-        self._process: subprocess.Popen[bytes] | None = None
-        self._stderr_lines: collections.deque[str] = collections.deque(maxlen=STDERR_LINES_KEPT)
-        self._stderr_thread: threading.Thread | None = None
+        self._settings = feed or FeedSettings()
+        self._child: FfmpegChild | None = None
+        self._child_lock = threading.Lock()
+        self._last_audio_at: float | None = None  # wall time of the last audio read
         self._promised_s: float | None = None
-        if not is_url(spec):
+        if not self._url:
             self._promised_s = self._probe()
+
+    # -- the child ------------------------------------------------------------------------
+
+    def _args(self) -> list[str]:
+        args = ["-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info"]
+        if self._url:
+            args += ["-protocol_whitelist", protocol_whitelist(self._spec)]
+            args += ["-rw_timeout", str(self._settings.rw_timeout_us)]
+            # Start from the first second of a feed (not 5 s of probing, as long as a stall),
+            # and hand on each packet as it is decoded.
+            args += ["-probesize", str(FEED_PROBE_BYTES), "-analyzeduration", "1000000"]
+            args += ["-flush_packets", "1"]
+        else:
+            args += ["-protocol_whitelist", FILE_PROTOCOLS]
+            if self._realtime:
+                args.append("-re")  # ffmpeg paces a local decode itself
+        return [
+            *args,
+            "-i",
+            self._input,
+            "-vn",
+            "-f",
+            "s16le",
+            "-ac",
+            "1",
+            "-ar",
+            str(FFMPEG_RATE_HZ),
+            "-",
+        ]
+
+    def _spawn(self) -> FfmpegChild | None:
+        """A new child, unless stopping (checked under the lock `stop()` takes: none is left)."""
+        with self._child_lock:
+            if self.stopping:
+                return None
+            self._child = FfmpegChild(self._ffmpeg or "ffmpeg", self._args(), self.name)
+            return self._child
+
+    def _reap(self) -> int | None:
+        with self._child_lock:
+            child, self._child = self._child, None
+        return child.close() if child is not None else None
+
+    def stop(self) -> None:
+        super().stop()
+        with self._child_lock:
+            if self._child is not None:
+                self._child.kill()
+
+    def join(self, timeout_s: float) -> bool:
+        ended = super().join(timeout_s)
+        if not ended:  # the reader is stuck elsewhere: still, no child outlives the run
+            with self._child_lock:
+                if self._child is not None:
+                    self._child.kill()
+        return ended
+
+    def close(self) -> None:
+        self._reap()
 
     def _probe(self) -> float | None:
         """Fails now, with ffmpeg's reason, on a file ffmpeg cannot decode or with no audio;
@@ -212,6 +274,8 @@ class FfmpegSource(Source):
                 ffprobe,
                 "-v",
                 "warning",
+                "-protocol_whitelist",
+                FILE_PROTOCOLS,
                 "-select_streams",
                 "a:0",
                 "-show_entries",
@@ -249,71 +313,155 @@ class FfmpegSource(Source):
                 continue
         return None
 
-    def _run(self, ring: RingBuffer) -> None:
-        args = [self._ffmpeg or "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error"]
-        if self._realtime and not is_url(self._spec):
-            args.append("-re")  # ffmpeg paces the decode itself
-        args += [
-            "-i",
-            self._input,
-            "-vn",
-            "-f",
-            "s16le",
-            "-ac",
-            "1",
-            "-ar",
-            str(FFMPEG_RATE_HZ),
-            "-",
-        ]
-        self._process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        self._stderr_thread = threading.Thread(
-            target=self._drain_stderr, name=f"ffmpeg-stderr-{self.name}", daemon=True
-        )
-        self._stderr_thread.start()
-        assert self._process.stdout is not None
+    # -- reading --------------------------------------------------------------------------
+
+    def _pump(
+        self,
+        child: FfmpegChild,
+        ring: RingBuffer,
+        pacer: FeedPacer | None,
+        stall_s: float | None,
+        on_audio: Callable[[], None] | None = None,
+    ) -> tuple[int, bool]:
+        """Copies the child's audio into the ring until its output ends or it stalls (nothing
+        for `stall_s`). Returns (samples delivered, stalled)."""
         block_bytes = 2 * int(FFMPEG_RATE_HZ * BLOCK_S)
         total = 0
+        carry = b""  # an odd byte from a read that split a sample
         while not self.stopping:
-            data = self._process.stdout.read(block_bytes)
+            data = child.read(block_bytes, stall_s if stall_s is not None else 60.0)
+            if data is None:
+                if stall_s is None:
+                    continue  # a local decode may be slow; only a feed can stall
+                return total, True
             if not data:
                 break
-            data = data[: len(data) - len(data) % 2]
-            samples = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+            data = carry + data
+            usable = len(data) - len(data) % 2
+            carry = data[usable:]
+            if usable == 0:
+                continue
+            samples = np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / 32768.0
+            if total == 0 and on_audio is not None:
+                on_audio()
             total += len(samples)
+            if pacer is not None:
+                pacer.wait_for(len(samples))
+            self._last_audio_at = time.monotonic()
             ring.write(samples, block=not self.live, stop=self._stop)
+        return total, False
+
+    def _run(self, ring: RingBuffer) -> None:
+        if self._url:
+            self._run_feed(ring)
+        else:
+            self._run_file(ring)
+
+    def _run_file(self, ring: RingBuffer) -> None:
+        child = self._spawn()
+        if child is None:
+            return
+        total, _ = self._pump(child, ring, None, None)
         if self.stopping:
             return
-        code = self._process.wait()
-        self._stderr_thread.join(5.0)  # ffmpeg has exited: its stderr ends now
-        lines = list(self._stderr_lines)
-        reason = lines[-1] if lines else f"ffmpeg exited with code {code}"
+        code = child.wait_exit(REAP_TIMEOUT_S)
+        reason = child.last_problem or f"ffmpeg exited with code {code}"
+        self._reap()
         if total == 0:
             raise AudioSourceError(f"no audio decoded ({reason})")
-        said = reason if lines or code != 0 else None
+        said = reason if child.last_problem or code != 0 else None
         short = short_decode_message(total / FFMPEG_RATE_HZ, self._promised_s, said)
         if short:
             self._notice("warning", f"{self.description}: {short}")
         elif code != 0:
             self._notice("warning", f"{self.description}: ffmpeg ended early ({reason})")
+        elif child.errors_n:  # it went on past damaged frames: the audio has holes
+            self._notice(
+                "warning",
+                f"{self.description}: ffmpeg skipped damaged data {child.errors_n} "
+                f"time{'s' if child.errors_n != 1 else ''} (last: {reason}); parts of the file "
+                "are missing",
+            )
 
-    def _drain_stderr(self) -> None:
-        """Reads ffmpeg's messages as they come, so a chatty child never blocks on a full pipe
-        and nothing of it reaches the terminal; keeps the last few for the report."""
-        assert self._process is not None and self._process.stderr is not None
-        for raw in self._process.stderr:
-            line = raw.decode("utf-8", errors="replace").strip()
-            if line:
-                self._stderr_lines.append(line)
+    def _run_feed(self, ring: RingBuffer) -> None:
+        """Connect, read, and on any end other than a stop: report, back off, reconnect."""
+        settings = self._settings
+        backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
+        pacer = FeedPacer(FFMPEG_RATE_HZ, self._stop) if self._realtime else None
+        attempt = 0  # retries since the feed last delivered audio
+        ever_connected = False
+        down_since: float | None = None  # wall time the audio stopped (None: up)
+        reason = ""
 
-    def close(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.kill()
-        if self._process is not None:
-            self._process.wait()
-            if self._stderr_thread is not None:
-                self._stderr_thread.join(5.0)
-            for pipe in (self._process.stdout, self._process.stderr):
-                if pipe is not None:
-                    pipe.close()
+        def on_audio() -> None:
+            nonlocal attempt, down_since, ever_connected
+            if not ever_connected:
+                self._feed("connected", "", 0, 0.0)
+            elif down_since is not None:
+                outage_s = time.monotonic() - down_since
+                self._fill_silence(ring, pacer)  # the reconnecting itself took stream time
+                self._feed("recovered", reason, attempt, round(outage_s, 3))
+            ever_connected, attempt, down_since = True, 0, None
+
+        while not self.stopping:
+            child = self._spawn()
+            if child is None:
+                return
+            total, stalled = self._pump(child, ring, pacer, settings.stall_timeout_s, on_audio)
+            if self.stopping:
+                return
+            code = None if stalled else child.wait_exit(1.0)
+            self._reap()
+            duration_s = child.duration_s
+            if (
+                not stalled
+                and duration_s is not None
+                and total / FFMPEG_RATE_HZ
+                >= duration_s - max(SHORT_TOLERANCE_S, SHORT_TOLERANCE_FRACTION * duration_s)
+            ):
+                return  # a finite resource (a file served over HTTP), read to its end
+            if stalled:
+                reason = f"no audio for {settings.stall_timeout_s:g} s (stalled)"
+            elif child.last_problem:
+                reason = child.last_problem
+            elif total:
+                reason = "the server ended the stream"
+            else:
+                reason = f"no audio (ffmpeg exited with code {code})"
+            now = time.monotonic()
+            if down_since is None:
+                down_since = (self._last_audio_at or now) if total else now
+                self._feed("disconnected", reason, attempt, round(now - down_since, 3))
+            attempt += 1
+            if 0 <= settings.reconnect_attempts < attempt:
+                tried = attempt - 1
+                raise AudioSourceError(
+                    f"the feed is down ({reason}); gave up after {tried} "
+                    f"reconnect attempt{'s' if tried != 1 else ''}"
+                )
+            delay_s = backoff.delay_s(attempt)
+            self._feed(
+                "retrying",
+                f"{reason}; attempt {attempt} in {delay_s:.1f} s",
+                attempt,
+                round(now - down_since, 3),
+            )
+            self._wait_out(delay_s, ring, pacer)
+
+    def _wait_out(self, delay_s: float, ring: RingBuffer, pacer: FeedPacer | None) -> None:
+        """Waits before a retry; with --realtime, keeps the stream on the wall clock with
+        silence meanwhile (the outage is a gap of no speech in stream time)."""
+        deadline = time.monotonic() + delay_s
+        while not self.stopping:
+            self._fill_silence(ring, pacer)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._stop.wait(min(remaining, BLOCK_S * 2))
+
+    def _fill_silence(self, ring: RingBuffer, pacer: FeedPacer | None) -> None:
+        """With --realtime: silence up to the wall clock, for time the feed had no audio.
+        Waits for room rather than overwrite: a long stall's silence is not audio lost."""
+        if pacer is not None and (n := pacer.fill_to_now()):
+            pacer.credit(n)
+            ring.write(np.zeros(n, np.float32), block=True, stop=self._stop)

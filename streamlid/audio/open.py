@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from .feeds import FeedSettings
 from .source import Source
 
 
-def open_source(spec: str, *, realtime: bool) -> Source:
+def open_source(spec: str, *, realtime: bool, feed: FeedSettings | None = None) -> Source:
     """`mic`, `mic:NAME_OR_INDEX`, `-` (stdin), a file path or a URL."""
     if spec == "-":
         from .stdin import StdinSource
@@ -17,4 +18,4 @@ def open_source(spec: str, *, realtime: bool) -> Source:
         return MicrophoneSource(spec[4:] or None if spec.startswith("mic:") else None)
     from .files import open_file_source
 
-    return open_file_source(spec, realtime=realtime)
+    return open_file_source(spec, realtime=realtime, feed=feed)

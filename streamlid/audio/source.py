@@ -16,6 +16,8 @@ from collections.abc import Callable
 from .ring import RingBuffer
 
 NoticeFn = Callable[[str, str], None]  # (severity, message)
+# (state, reason, attempt, outage_s): a network feed's connection changed (feeds.py)
+FeedFn = Callable[[str, str, int, float], None]
 
 # Sources write in blocks of this length: short enough for a responsive level meter and VAD,
 # long enough that Python overhead per block stays negligible.
@@ -35,12 +37,16 @@ class Source(ABC):
         self._thread: threading.Thread | None = None
         self._ring: RingBuffer | None = None
         self._notice: NoticeFn = lambda severity, message: None
+        self._feed: FeedFn = lambda state, reason, attempt, outage_s: None
         self.error: str | None = None  # set when the source ended because of a fault
 
-    def connect(self, ring: RingBuffer, notice: NoticeFn) -> None:
-        """Where the audio goes and where faults are reported; before `start()`."""
+    def connect(self, ring: RingBuffer, notice: NoticeFn, feed: FeedFn | None = None) -> None:
+        """Where the audio goes and where faults (and a feed's connection changes) are
+        reported; before `start()`."""
         self._ring = ring
         self._notice = notice
+        if feed is not None:
+            self._feed = feed
 
     def start(self, ring: RingBuffer | None = None, notice: NoticeFn | None = None) -> None:
         """Starts the thread (`ring` and `notice`: a shortcut for `connect()` first)."""

@@ -483,8 +483,11 @@ def summary_renderables(
     health.add_column(
         "stream", overflow="ellipsis", min_width=min(16, max(map(len, names), default=6))
     )
+    feeds = any(s.reconnects or s.outage_s for s in summary.streams)
     for column in ("audio", "changes", "windows", "hop", "latency", "skipped", "lost"):
         health.add_column(column, justify="right", no_wrap=True)
+    if feeds:  # network feeds that dropped: reconnects and time without audio
+        health.add_column("feed down", justify="right", no_wrap=True)
     for s in summary.streams:
         latency = (
             "–"
@@ -500,6 +503,11 @@ def summary_renderables(
             latency,
             Text(str(s.skipped_windows), style="bold red" if s.skipped_windows else ""),
             Text(f"{s.overflow_s:.1f} s", style="bold red" if s.overflow_s else ""),
+            *(
+                [Text(f"{s.reconnects}× {s.outage_s:.1f} s", style="yellow" if s.outage_s else "")]
+                if feeds
+                else []
+            ),
         )
     out: list = [speech, health]
     if history:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from ..events import (
     Event,
+    FeedState,
     LanguageChange,
     LanguageScore,
     Level,
@@ -31,6 +32,7 @@ from ..events import (
     Summary,
 )
 from ..languages import language_name
+from ..sinks import feed_state_text
 
 STATS_WINDOW_S = 30.0  # windows/s and latency percentiles cover this much recent wall time
 RECENT_LOSS_S = 10.0  # dropped audio or skipped windows warn for this long after they happen
@@ -226,6 +228,7 @@ class _Stream:
     skipped: int = 0
     losses: deque[tuple[float, float, int]] = field(default_factory=deque)  # (wall, s, windows)
     notices: deque[tuple[float, str, str]] = field(default_factory=lambda: deque(maxlen=20))
+    feed_down: str | None = None  # a network feed's state while it is down
 
 
 class ViewState:
@@ -278,6 +281,10 @@ class ViewState:
                 self._change(s, event)
             elif isinstance(event, Status):
                 self._status(s, event, now)
+            elif isinstance(event, FeedState):
+                # While a feed is down its state heads the stream's warnings; gone once it is up.
+                down = event.state in ("disconnected", "retrying")
+                s.feed_down = f"feed {feed_state_text(event)}" if down else None
             elif isinstance(event, StreamStarted):
                 s.source, s.live, s.model = event.source, event.live, event.model
                 s.device, s.dtype = event.device, event.dtype
@@ -500,6 +507,8 @@ class ViewState:
         """Errors first, then what the figures say (behind, dropping), then recent notices."""
         notices = _visible(s.notices, now)
         found = [w for w in notices if w.severity == "error"]
+        if s.feed_down:
+            found.insert(0, Alert("error", s.feed_down))
         if s.lag_s is not None and s.lag_s > self.lag_warning_s:
             found.append(
                 Alert("warning", f"falling behind: answers come {s.lag_s:.1f} s after live")

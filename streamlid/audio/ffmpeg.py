@@ -1,0 +1,123 @@
+"""One owned ffmpeg child: started, drained, read with a timeout, killed from any thread, reaped.
+
+The child runs in its own session, so a terminal's Ctrl-C reaches only us: we decide when it
+ends (a stop, a stall) and never mistake our own shutdown for the feed dropping. Its stderr is
+drained by a thread while it runs (a full 64 KiB pipe would block it) and only the last lines are
+kept, redacted, for messages. `kill()` may be called from the stop path while the reader thread
+is blocked waiting for audio: the pipe then ends and the reader returns.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import re
+import select
+import subprocess
+import threading
+import time
+
+from .urls import redact
+
+STDERR_LINES_KEPT = 20  # ffmpeg's last words, for the message when it fails
+REAP_TIMEOUT_S = 5.0  # a killed child is gone in milliseconds; this is only a bound
+_DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+_LEVEL = re.compile(r"^\[(?:[a-z0-9_]+ @ 0x[0-9a-f]+\] )?\[?(\w+)\]\s*")
+
+
+class FfmpegChild:
+    """`args` after the ffmpeg binary; raw output on stdout, `-loglevel level+info` on stderr."""
+
+    def __init__(self, ffmpeg: str, args: list[str], name: str) -> None:
+        self._lock = threading.Lock()
+        self._killed = False
+        self.problems: collections.deque[str] = collections.deque(maxlen=STDERR_LINES_KEPT)
+        self.duration_s: float | None = None  # what the input says it lasts (None: live)
+        self.errors_n = 0  # error lines ffmpeg wrote (a damaged file: one per bad frame)
+        self.process = subprocess.Popen(
+            [ffmpeg, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        assert self.process.stdout is not None
+        self._fd = self.process.stdout.fileno()
+        self._stderr_thread = threading.Thread(
+            target=self._drain_stderr, name=f"ffmpeg-stderr-{name}", daemon=True
+        )
+        self._stderr_thread.start()
+
+    def read(self, max_bytes: int, timeout_s: float) -> bytes | None:
+        """Up to max_bytes; b"" at the end of output; None when nothing came within timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            try:
+                ready, _, _ = select.select([self._fd], [], [], min(remaining, 0.1))
+            except (OSError, ValueError):  # closed under us by kill()/close()
+                return b""
+            if ready:
+                try:
+                    return os.read(self._fd, max_bytes)
+                except OSError:
+                    return b""
+            if self._killed:
+                return b""
+
+    def _drain_stderr(self) -> None:
+        """Reads ffmpeg's messages as they come; keeps its errors (redacted: they may
+        quote the URL) and the input's duration, if it has one."""
+        assert self.process.stderr is not None
+        for raw in self.process.stderr:
+            line = raw.decode("utf-8", errors="replace").strip()
+            level_match = _LEVEL.match(line)
+            level = level_match.group(1) if level_match else "error"
+            text = line
+            if level_match:
+                text = (line[: level_match.start(1) - 1] + line[level_match.end() :]).strip()
+            if self.duration_s is None and (found := _DURATION.search(line)):
+                h, m, s = found.groups()
+                self.duration_s = int(h) * 3600 + int(m) * 60 + float(s)
+            if text and level in ("error", "fatal", "panic"):
+                self.problems.append(redact(text))
+                self.errors_n += 1
+
+    @property
+    def last_problem(self) -> str | None:
+        return self.problems[-1] if self.problems else None
+
+    def kill(self) -> None:
+        """From any thread, any number of times: the child ends now; the reader sees the end."""
+        with self._lock:
+            self._killed = True
+            if self.process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    self.process.kill()
+
+    def close(self) -> int | None:
+        """Kills (if still running) and reaps the child; returns its exit code (None: killed by
+        us). Idempotent."""
+        killed_by_us = self._killed or self.process.poll() is None
+        self.kill()
+        try:
+            code = self.process.wait(REAP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
+            code = None
+        self._stderr_thread.join(REAP_TIMEOUT_S)
+        for pipe in (self.process.stdout, self.process.stderr):
+            if pipe is not None:
+                pipe.close()
+        return None if killed_by_us else code
+
+    def wait_exit(self, timeout_s: float) -> int | None:
+        """The exit code once the child ends by itself (after its output ended), else None."""
+        try:
+            code = self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+        self._stderr_thread.join(REAP_TIMEOUT_S)  # its stderr ends with it
+        return code

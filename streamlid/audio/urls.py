@@ -1,0 +1,72 @@
+"""Network inputs: what counts as a URL, which ffmpeg protocols each may use, and redaction.
+
+A URL's credentials (`user:pass@`) and tokens (`?token=…`, `key=`, `sig=`…) must never reach an
+output: stream names, descriptions, events, logs and error messages all carry `redact(url)`.
+Only the ffmpeg child is given the real URL.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Scheme -> the protocols ffmpeg may open for it (-protocol_whitelist): the scheme itself and
+# what it runs over, so a playlist or a redirect cannot reach a local file or another protocol.
+PROTOCOLS_BY_SCHEME = {
+    "http": "http,https,tcp,tls,crypto",  # HLS playlists fetch segments over http(s), crypto
+    "https": "http,https,tcp,tls,crypto",
+    "icecast": "http,tcp",
+    "rtmp": "rtmp,rtmps,tcp,tls",
+    "rtmps": "rtmp,rtmps,tcp,tls",
+    "rtsp": "rtsp,rtsps,rtp,srtp,udp,tcp,tls",
+    "srt": "srt,udp",
+    "udp": "udp,rtp",
+    "rtp": "rtp,udp",
+    "tcp": "tcp",
+}
+FILE_PROTOCOLS = "file"  # a local file is only ever a file
+URL_PREFIXES = tuple(f"{scheme}://" for scheme in PROTOCOLS_BY_SCHEME if scheme != "icecast")
+
+REDACTED = "***"
+# Query keys whose values are secrets (matched case-insensitively, also as suffixes such as
+# access_token or api_key).
+SECRET_KEYS = (
+    "token",
+    "key",
+    "auth",
+    "sig",
+    "signature",
+    "password",
+    "passwd",
+    "pass",
+    "pwd",
+    "secret",
+    "session",
+    "credential",
+    "credentials",
+)
+_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s?#]*@", re.IGNORECASE)
+_QUERY_SECRET = re.compile(
+    r"(?P<lead>[?&;])(?P<key>[^=&;#\s/?]*?(?:" + "|".join(SECRET_KEYS) + r"))=[^&;#\s]*",
+    re.IGNORECASE,
+)
+
+
+def is_url(spec: str) -> bool:
+    return spec.lower().startswith(URL_PREFIXES)
+
+
+def scheme_of(url: str) -> str:
+    return url.split("://", 1)[0].lower()
+
+
+def protocol_whitelist(url: str) -> str:
+    """The -protocol_whitelist value for a URL (see PROTOCOLS_BY_SCHEME)."""
+    return PROTOCOLS_BY_SCHEME.get(scheme_of(url), scheme_of(url))
+
+
+def redact(text: str) -> str:
+    """`text` with every URL's user:password@ and secret query values replaced by ***.
+
+    Works on any text (an ffmpeg message, an error) as well as on a bare URL; idempotent."""
+    text = _USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
+    return _QUERY_SECRET.sub(lambda m: f"{m.group('lead')}{m.group('key')}={REDACTED}", text)

@@ -1,0 +1,525 @@
+"""Network feeds: served on 127.0.0.1 only, dropped, silenced, bursting and finite.
+
+Every server is a context manager and every engine is stopped and joined in a finally, so no
+test leaves a thread, a socket or an ffmpeg child behind (checked: ffmpeg_children).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from audio_helpers import silence
+from feed_servers import LoopbackFeed, ffmpeg_children, ffmpeg_processes, make_mp3, wait_until
+from harness import REPO_ROOT, ListSink, make_engine
+
+from streamlid.audio.feeds import BURST_ALLOWANCE_S, Backoff, FeedPacer
+from streamlid.audio.urls import protocol_whitelist, redact
+from streamlid.events import FeedState, Prediction
+
+needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
+FAST_RETRY = {"stall_timeout": 2.0, "reconnect_min": 0.2, "reconnect_max": 1.0}
+
+
+@pytest.fixture(scope="module")
+def feed_mp3(espeak, tmp_path_factory) -> Path:
+    """About 12 s of English speech with short pauses, as a loopable 32 kbit/s MP3."""
+    speech = espeak.samples("en")
+    audio = np.concatenate([speech, silence(0.5)] * max(1, round(12 / (len(speech) / 16000))))
+    return make_mp3(audio, tmp_path_factory.mktemp("feed"))
+
+
+class Running:
+    """An engine running in the background on one or more sources; stopped on exit."""
+
+    def __init__(self, classifier, specs, **overrides) -> None:
+        self.sink = ListSink()
+        self.engine = make_engine(specs, classifier, [self.sink], **overrides)
+
+    def __enter__(self) -> Running:
+        self.engine.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.engine.stop()
+        assert self.engine.wait(10.0)
+
+    def feed_states(self) -> list[FeedState]:
+        return [e for e in list(self.sink.events) if isinstance(e, FeedState)]
+
+    def states(self) -> list[str]:
+        return [e.state for e in self.feed_states()]
+
+
+# -- pure parts ---------------------------------------------------------------------------------
+
+
+def test_redaction_removes_credentials_and_tokens_from_any_text():
+    url = "https://alice:s3cret@radio.example/live.mp3?token=T0K&bitrate=128&api_key=K3Y"
+    shown = redact(url)
+    for secret in ("alice", "s3cret", "T0K", "K3Y"):
+        assert secret not in shown
+    assert shown == "https://***@radio.example/live.mp3?token=***&bitrate=128&api_key=***"
+    message = f"error: {url}: Connection refused"
+    assert "s3cret" not in redact(message) and redact(message).endswith("Connection refused")
+    assert redact(shown) == shown
+    assert redact("/music/a@b.mp3") == "/music/a@b.mp3"  # a path is no URL
+
+
+def test_each_scheme_may_use_only_its_own_protocols():
+    assert "file" not in protocol_whitelist("http://h/x").split(",")
+    assert set(protocol_whitelist("https://h/x").split(",")) >= {"https", "tls", "tcp"}
+    assert protocol_whitelist("srt://h:1") == "srt,udp"
+
+
+def test_backoff_doubles_within_bounds_with_jitter():
+    backoff = Backoff(0.5, 8.0, random.Random(1))
+    delays = [backoff.delay_s(n) for n in range(1, 12)]
+    assert all(0.5 <= d <= 8.0 for d in delays)
+    assert delays[0] <= 0.5 and delays[-1] >= 6.0  # grows to the cap, jitter stays below it
+    assert len({round(d, 6) for d in delays[5:]}) > 1  # jittered, not in lockstep
+
+
+def test_pacer_spreads_a_burst_over_real_time_and_fills_an_outage():
+    now = [100.0]
+    waits: list[float] = []
+
+    class Stop(threading.Event):
+        def wait(self, timeout=None):
+            waits.append(timeout)
+            now[0] += timeout
+            return False
+
+    pacer = FeedPacer(1000, Stop(), clock=lambda: now[0])
+    for _ in range(200):  # 20 s of audio arriving at once
+        pacer.wait_for(100)
+    assert now[0] - 100.0 == pytest.approx(20.0 - BURST_ALLOWANCE_S, abs=0.2)
+    now[0] += 5.0  # the feed drops for 5 s
+    # The burst allowance already ran ahead; the rest of the gap is silence.
+    assert pacer.fill_to_now() == pytest.approx(5000 - BURST_ALLOWANCE_S * 1000, abs=150)
+
+
+# -- against loopback servers ------------------------------------------------------------------
+
+
+@needs_ffmpeg
+def test_a_killed_server_is_reconnected_and_answers_resume(classifier, feed_mp3):
+    """Kill the server mid-stream, leave it down 2 s, restart it: a disconnect with its reason,
+    retries, a recovery with the outage counted, and fresh predictions after it."""
+    with LoopbackFeed(feed_mp3.read_bytes()) as feed:
+        with Running(classifier, [feed.url], realtime=True, **FAST_RETRY) as run:
+            assert wait_until(lambda: len(run.sink.predictions) >= 2, 20.0)
+            feed.kill()
+            assert wait_until(lambda: "retrying" in run.states(), 10.0)
+            time.sleep(2.0)
+            feed.restart()
+            assert wait_until(lambda: "recovered" in run.states(), 15.0)
+            at_recovery = len(run.sink.events)
+            assert wait_until(
+                lambda: any(isinstance(e, Prediction) for e in run.sink.events[at_recovery:]),
+                15.0,
+            )
+        states = run.feed_states()
+        assert [s.state for s in states][:2] == ["connected", "disconnected"]
+        disconnected = states[1]
+        assert disconnected.reason  # ffmpeg's words, redacted
+        retries = [s for s in states if s.state == "retrying"]
+        assert [s.attempt for s in retries] == list(range(1, len(retries) + 1))
+        (recovered,) = [s for s in states if s.state == "recovered"]
+        assert recovered.outage_s >= 2.0
+        # With --realtime the outage is silence in stream time: it stays on the wall clock.
+        assert recovered.t_s - disconnected.t_s >= 2.0 - BURST_ALLOWANCE_S
+        summary = run.sink.summary.streams[0]
+        assert summary.skipped_windows == 0
+    assert ffmpeg_children(os.getpid()) == []
+
+
+@needs_ffmpeg
+def test_one_feed_dropping_does_not_disturb_the_others(classifier, feed_mp3):
+    data = feed_mp3.read_bytes()
+    with LoopbackFeed(data) as steady, LoopbackFeed(data) as flaky:
+        with Running(classifier, [steady.url, flaky.url], realtime=True, **FAST_RETRY) as run:
+            assert wait_until(lambda: len(run.sink.predictions) >= 4, 20.0)
+            flaky.kill()
+            assert wait_until(lambda: "retrying" in run.states(), 10.0)
+            before = len([p for p in run.sink.predictions if p.stream == steady.url])
+            time.sleep(3.0)
+            after = len([p for p in run.sink.predictions if p.stream == steady.url])
+        assert after > before  # the steady feed kept being classified
+        assert {s.stream for s in run.feed_states() if s.state != "connected"} == {flaky.url}
+    assert ffmpeg_children(os.getpid()) == []
+
+
+@needs_ffmpeg
+def test_a_burst_at_connect_is_paced_and_no_window_is_skipped(classifier, feed_mp3):
+    """The server sends 20 s at once (Icecast's burst-on-connect), then real time. Paced at
+    real time, the burst is heard, not superseded: no window skipped, nothing dropped."""
+    with LoopbackFeed(feed_mp3.read_bytes(), burst_s=20.0) as feed:
+        with Running(classifier, [feed.url], realtime=True, max_lag=3.0) as run:
+            assert wait_until(lambda: len(run.sink.predictions) >= 6, 20.0)
+            time.sleep(2.0)
+        stream = run.sink.summary.streams[0]
+        assert stream.skipped_windows == 0
+        assert stream.overflow_s == 0.0
+        assert stream.windows >= 6
+
+
+@needs_ffmpeg
+def test_a_finite_http_file_in_fast_mode_is_read_whole_and_ends(classifier, feed_mp3, tmp_path):
+    """A file served with its length, in fast mode: read as fast as the model allows, every
+    window classified, and its end is the end (not a drop to reconnect)."""
+    with LoopbackFeed(feed_mp3.read_bytes(), mode="file") as feed:
+        sink = ListSink()
+        engine = make_engine([feed.url], classifier, [sink], **FAST_RETRY)
+        started = time.monotonic()
+        engine.start()
+        try:
+            assert engine.wait(60.0)
+        finally:
+            engine.stop()
+            engine.wait(10.0)
+        elapsed_s = time.monotonic() - started
+    stream = sink.summary.streams[0]
+    assert sink.summary.reason == "end of input"
+    assert stream.duration_s >= 10.0
+    assert stream.skipped_windows == 0
+    assert elapsed_s < stream.duration_s  # faster than real time
+    assert [s.state for s in sink.of_type(FeedState)] == ["connected"]
+    assert feed.connections == 1
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_silent_server_is_a_stall_and_a_signal_leaves_no_ffmpeg(signum, cli_env, tmp_path):
+    """A server that accepts, sends its headers and then nothing: each attempt is declared
+    stalled after --stall-timeout and retried; a signal then ends the run within 2 s, and no
+    ffmpeg is left anywhere (not even re-parented to init)."""
+    events = tmp_path / "events.jsonl"
+    with LoopbackFeed(b"", mode="silent") as feed:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlid",
+                "listen",
+                feed.url,
+                "--realtime",
+                "--model",
+                "tests/assets/tiny-lid",
+                "--ui",
+                "plain",
+                "--jsonl",
+                str(events),
+                "--stall-timeout",
+                "1.5",
+                "--reconnect-min",
+                "0.2",
+                "--reconnect-max",
+                "0.3",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=cli_env,
+            cwd=REPO_ROOT,
+        )
+        try:
+
+            def feed_events() -> list[dict]:
+                if not events.exists():
+                    return []
+                lines = events.read_text().splitlines()
+                return [e for e in map(json.loads, lines) if e["type"] == "feed"]
+
+            assert wait_until(
+                lambda: sum(e["state"] == "retrying" for e in feed_events()) >= 3, 60.0
+            ), process.stdout
+            # Signal while an ffmpeg is connected and waiting (between retries none runs).
+            assert wait_until(lambda: ffmpeg_processes(str(feed.port)), 5.0)
+            retries = [e for e in feed_events() if e["state"] == "retrying"]
+            assert "stalled" in retries[0]["reason"]
+            # Between two retries: a wait of at most 0.3 s, then 1.5 s of silence is a stall.
+            between_s = retries[1]["outage_s"] - retries[0]["outage_s"]
+            assert 1.5 <= between_s <= 1.5 + 0.3 + 1.5  # (+1.5: a loaded machine)
+            process.send_signal(signum)
+            sent = time.monotonic()
+            out, err = process.communicate(timeout=10)
+            assert time.monotonic() - sent < 2.0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        assert process.returncode == 128 + signum, err.decode()
+        assert ffmpeg_processes(str(feed.port)) == []
+        assert "stalled" in out.decode()  # the plain log shows the feed's state
+
+
+@needs_ffmpeg
+def test_credentials_reach_no_output(cli_env, feed_mp3, tmp_path):
+    """user:password@ and ?token= are for the server only: not in stream names, plain lines,
+    JSONL events, the summary or error messages."""
+    events = tmp_path / "events.jsonl"
+    with LoopbackFeed(feed_mp3.read_bytes(), mode="file") as feed:
+        url = feed.url.replace("http://", "http://alice:s3cret@") + "?token=T0K3N&sig=S1G"
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "streamlid",
+                "listen",
+                url,
+                "--ui",
+                "plain",
+                "--model",
+                "tests/assets/tiny-lid",
+                "--jsonl",
+                str(events),
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            env=cli_env,
+            cwd=REPO_ROOT,
+            timeout=120,
+            check=False,
+        )
+    output = result.stdout.decode() + result.stderr.decode() + events.read_text()
+    assert result.returncode == 0, output
+    assert "prediction" in events.read_text()
+    for secret in ("alice", "s3cret", "T0K3N", "S1G"):
+        assert secret not in output
+    assert "http://***@127.0.0.1" in output
+
+
+# -- damaged files: they end, with a warning, and identify goes on ------------------------------
+
+
+def _sprinkle(path: Path, every: int = 300, seed: int = 5) -> Path:
+    data = bytearray(path.read_bytes())
+    noise = np.random.default_rng(seed)
+    for at in range(2000, len(data) - 40, every):
+        data[at : at + 40] = noise.integers(0, 256, 40, dtype=np.uint8).tobytes()
+    damaged = path.with_name("damaged-" + path.name)
+    damaged.write_bytes(bytes(data))
+    return damaged
+
+
+@pytest.fixture(scope="module")
+def damaged_files(espeak, tmp_path_factory) -> dict[str, Path]:
+    from audio_helpers import encode_with_ffmpeg, write_wav
+
+    folder = tmp_path_factory.mktemp("damaged")
+    wav = folder / "talk.wav"
+    write_wav(wav, np.concatenate([espeak.samples("en")] * 6))
+    out = {}
+    for kind, codec in (("aac", ["-c:a", "aac", "-b:a", "48k"]), ("mp3", ["-c:a", "libmp3lame"])):
+        whole = folder / f"talk.{kind}"
+        encode_with_ffmpeg(wav, whole, *codec)
+        out[kind] = _sprinkle(whole)
+    return out
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("kind", ["aac", "mp3"])
+def test_a_damaged_file_ends_within_seconds_with_a_warning(kind, damaged_files, run_pipeline):
+    from streamlid.events import Notice
+
+    started = time.monotonic()
+    sink = run_pipeline([damaged_files[kind]])
+    assert time.monotonic() - started < 30.0  # seconds of audio: it ends, it never hangs
+    warnings = [n for n in sink.of_type(Notice) if n.severity == "warning"]
+    assert len(warnings) == 1 and "damaged" in warnings[0].message
+    assert sink.summary.reason == "end of input"
+    assert ffmpeg_children(os.getpid()) == []
+
+
+@needs_ffmpeg
+def test_identify_goes_on_past_damaged_files(damaged_files, espeak, run_cli):
+    good = espeak.wav("en", lead_s=0.5)
+    result = run_cli(
+        "identify",
+        damaged_files["aac"],
+        damaged_files["mp3"],
+        good,
+        "--json",
+        "--model",
+        "tests/assets/tiny-lid",
+        timeout_s=120,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [Path(r["file"]).name for r in rows] == [
+        "damaged-talk.aac",
+        "damaged-talk.mp3",
+        good.name,
+    ]
+    assert rows[2]["windows"] > 0 and rows[2]["language"]
+
+
+# -- named streams ------------------------------------------------------------------------------
+
+
+@needs_ffmpeg
+def test_three_named_feeds_share_one_model_load(feed_mp3, cli_env, tmp_path):
+    """[[streams]] in the config: three feeds, each event tagged with its name, one model."""
+    events = tmp_path / "events.jsonl"
+    data = feed_mp3.read_bytes()
+    names = ["Radio Un", "Radio Zwei", "Radio Three"]
+    with contextlib.ExitStack() as stack:
+        feeds = [stack.enter_context(LoopbackFeed(data, mode="file")) for _ in names]
+        tables = "".join(
+            f'[[streams]]\nname = "{name}"\nsource = "{feed.url}?key=SECRET"\n'
+            'languages = ["eng"]\nalert-down-after = 30\n\n'
+            for name, feed in zip(names, feeds, strict=True)
+        )
+        config = tmp_path / "feeds.toml"
+        config.write_text(f'model = "tests/assets/tiny-lid"\nui = "plain"\n\n{tables}')
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "streamlid",
+                "listen",
+                "--config",
+                str(config),
+                "--jsonl",
+                str(events),
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            env=cli_env,
+            cwd=REPO_ROOT,
+            timeout=180,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stderr.decode().count("loaded in") == 1  # one model load for all three
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    started = [e for e in lines if e["type"] == "started"]
+    assert [e["stream"] for e in started] == names
+    assert all("SECRET" not in e["source"] for e in started)
+    predicted = {e["stream"] for e in lines if e["type"] == "prediction"}
+    assert predicted == set(names)
+    (summary,) = [e for e in lines if e["type"] == "summary"]
+    assert [s["stream"] for s in summary["streams"]] == names
+
+
+# -- a real Icecast server ----------------------------------------------------------------------
+
+needs_icecast = pytest.mark.skipif(
+    shutil.which("icecast2") is None or shutil.which("ffmpeg") is None,
+    reason="icecast2 (apt install icecast2) and ffmpeg are needed for a real radio server",
+)
+
+
+@needs_icecast
+def test_an_icecast_feed_is_paced_and_survives_its_source_going_away(classifier, feed_mp3):
+    """What radio stations run: Icecast bursts 64 KB (16 s at 32 kbit/s) at connect, which is
+    heard at real time without a skipped window; when the station's encoder goes away the
+    mount ends, and once it is back the feed recovers with fresh answers."""
+    from feed_servers import Icecast
+
+    with Icecast(feed_mp3) as icecast:
+        with Running(classifier, [icecast.url], realtime=True, **FAST_RETRY) as run:
+            assert wait_until(lambda: len(run.sink.predictions) >= 3, 30.0)
+            icecast.stop_source()
+            assert wait_until(lambda: "retrying" in run.states(), 15.0)
+            icecast.start_source()
+            assert wait_until(lambda: "recovered" in run.states(), 20.0)
+            at_recovery = len(run.sink.events)
+            assert wait_until(
+                lambda: any(isinstance(e, Prediction) for e in run.sink.events[at_recovery:]),
+                20.0,
+            )
+        stream = run.sink.summary.streams[0]
+        assert stream.skipped_windows == 0 and stream.overflow_s == 0.0
+        assert stream.reconnects == 1 and stream.outage_s > 0
+    assert ffmpeg_children(os.getpid()) == []
+
+
+# -- how a feed's state is shown ----------------------------------------------------------------
+
+
+def _feed(state: str, reason: str = "", attempt: int = 0, outage_s: float = 0.0) -> FeedState:
+    return FeedState("Radio Un", 12.0, state, reason, attempt, outage_s)
+
+
+def test_the_live_view_heads_a_down_feed_with_its_state_until_it_recovers():
+    from streamlid.ui.state import ViewState
+
+    view = ViewState(clock=lambda: 100.0)
+    view.handle(_feed("connected"))
+    (stream,) = view.snapshot().streams
+    assert stream.warnings == ()
+    view.handle(_feed("disconnected", "Connection refused"))
+    view.handle(_feed("retrying", "Connection refused; attempt 2 in 1.0 s", 2, 3.5))
+    first = view.snapshot().streams[0].warnings[0]
+    assert first.severity == "error"
+    assert "down 3.5 s" in first.message and "attempt 2" in first.message
+    view.handle(_feed("recovered", "Connection refused", 2, 4.2))
+    assert view.snapshot().streams[0].warnings == ()
+
+
+def test_the_plain_log_and_the_summary_count_reconnects_and_outage():
+    import io
+
+    from streamlid.sinks import PlainPrinter, summary_lines
+    from streamlid.summary import SummaryBuilder
+
+    out = io.StringIO()
+    printer = PlainPrinter(out)
+    builder = SummaryBuilder()
+    for event in (
+        _feed("connected"),
+        _feed("disconnected", "no audio for 10 s (stalled)", 0, 10.0),
+        _feed("retrying", "no audio for 10 s (stalled); attempt 1 in 0.5 s", 1, 10.0),
+        _feed("recovered", "no audio for 10 s (stalled)", 1, 11.0),
+        _feed("disconnected", "the server ended the stream", 0, 0.0),
+        _feed("retrying", "the server ended the stream; attempt 1 in 0.5 s", 1, 2.5),
+    ):
+        printer.handle(event)
+        builder.handle(event)
+    log = out.getvalue()
+    assert "feed down: no audio for 10 s (stalled)" in log
+    assert "feed recovered after 11.0 s without audio (1 attempt)" in log
+    (stream,) = builder.build()
+    assert stream.reconnects == 1
+    assert stream.outage_s == pytest.approx(11.0 + 2.5)  # the one still going on counts
+    from streamlid.events import Summary
+
+    lines = summary_lines(Summary(streams=(stream,), wall_s=60.0, reason="interrupted"))
+    assert "    feed: 1 reconnect, 13.5 s without audio" in lines
+
+
+@needs_ffmpeg
+def test_a_feed_that_never_answers_gives_up_after_its_attempts(classifier):
+    """--reconnect-attempts 2: the first try and two retries are refused, then the stream ends
+    with one error naming the reason; the run's books say so."""
+    from feed_servers import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/live.mp3"  # nothing listens there
+    sink = ListSink()
+    engine = make_engine(
+        [url], classifier, [sink], reconnect_attempts=2, reconnect_min=0.1, reconnect_max=0.2
+    )
+    engine.start()
+    try:
+        assert engine.wait(30.0)
+    finally:
+        engine.stop()
+        engine.wait(10.0)
+    states = [s.state for s in sink.of_type(FeedState)]
+    assert states == ["disconnected", "retrying", "retrying"]
+    (error,) = engine.errors
+    assert "Connection refused" in error and "gave up after 2 reconnect attempts" in error
+    assert sink.summary.reason.startswith("error:")

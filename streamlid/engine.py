@@ -26,7 +26,7 @@ from .frontend import StreamFrontend
 from .run import INTERRUPTED, OUTPUT_CLOSED, Supervisor, ThreadOwner
 from .smoothing import Smoother, SmootherSettings
 from .stream import StreamState
-from .summary import SummaryBuilder
+from .streams import StreamsReducer
 from .windowqueue import WindowQueues
 from .worker import Model, Worker
 
@@ -56,6 +56,7 @@ class Engine:
         model: Model,
         sinks: Sequence[Sink],
         model_info: tuple[str, str, str] = ("", "", ""),
+        figures: StreamsReducer | None = None,
     ) -> None:
         if not sources:
             raise ValueError("an engine needs at least one source")
@@ -63,8 +64,9 @@ class Engine:
         self._model_info = model_info  # (model, device, dtype) for events
         self._stop = threading.Event()
         self._stop_reason: str | None = None
-        self._summary_builder = SummaryBuilder(top=config.top)
-        self._bus = EventBus([self._summary_builder, *sinks], on_failure=self._output_failed)
+        # The per-stream figures come first: every later sink may read them.
+        self.figures = figures if figures is not None else StreamsReducer()
+        self._bus = EventBus([self.figures, *sinks], on_failure=self._output_failed)
         self._queues = WindowQueues()
         self.errors: list[str] = []  # a stream or the model failed
         self.output_errors: list[str] = []  # an output could not be written (the run went on)
@@ -232,7 +234,7 @@ class Engine:
                 reason = f"error: {self.errors[0]}"
             model, device, dtype = self._model_info
             self.summary = Summary(
-                streams=self._summary_builder.build(),
+                streams=self.figures.summaries(self.config.top),
                 wall_s=round(time.monotonic() - self._started_at, 3),
                 reason=reason,
                 model=model,

@@ -102,12 +102,42 @@ class Notice:
 
 
 @dataclass(frozen=True)
+class FeedState:
+    """A network feed's connection changed: it dropped, is being retried, or came back."""
+
+    stream: str
+    t_s: float
+    state: str  # "connected" | "disconnected" | "retrying" | "recovered"
+    reason: str
+    attempt: int
+    outage_s: float  # on "recovered": how long the feed was down
+
+
+@dataclass(frozen=True)
+class StreamAlert:
+    """An alert condition began (`active`) or ended (recovered) on one stream.
+
+    kind: "unexpected-language" (a language outside the expected ones for longer than allowed),
+    "silence" (no speech for longer than allowed) or "down" (the feed down for longer than
+    allowed). `duration_s`: how long the condition had lasted when this was sent."""
+
+    stream: str
+    t_s: float
+    kind: str
+    active: bool
+    message: str
+    language: str | None = None  # unexpected-language: the language heard
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True)
 class StreamSummary:
     stream: str
     source: str
     duration_s: float
     speech_s: float
-    speech_s_by_language: dict[str, float]  # code ("unknown" when none was named) -> seconds
+    # code -> seconds; "unknown" while no language was named, "undecided" before the first answer
+    speech_s_by_language: dict[str, float]
     changes: int
     windows: int
     skipped_windows: int
@@ -131,7 +161,16 @@ class Summary:
 
 
 Event = (
-    StreamStarted | Prediction | LanguageChange | SpeechChange | Level | Status | Notice | Summary
+    StreamStarted
+    | Prediction
+    | LanguageChange
+    | SpeechChange
+    | Level
+    | Status
+    | Notice
+    | FeedState
+    | StreamAlert
+    | Summary
 )
 
 EVENT_TYPES: dict[type, str] = {
@@ -142,6 +181,8 @@ EVENT_TYPES: dict[type, str] = {
     Level: "level",
     Status: "status",
     Notice: "notice",
+    FeedState: "feed",
+    StreamAlert: "alert",
     Summary: "summary",
 }
 

@@ -31,6 +31,7 @@ from .events import (
     FeedState,
     LanguageChange,
     LanguageScore,
+    Level,
     Prediction,
     SpeechChange,
     Status,
@@ -107,7 +108,8 @@ class StreamFigures:
     stream: str
     source: str
     live: bool
-    t_s: float
+    t_s: float  # newest stream time of any event (a file's reader runs ahead of the model)
+    heard_s: float  # stream time the gate and the model have reached: the alerts' clock
     speech: bool
     speech_s: float
     speech_ratio: float  # speech time over stream time
@@ -144,6 +146,7 @@ class _Stream:
     source: str = ""
     live: bool = False
     t_s: float = 0.0
+    heard_s: float = 0.0
     # speech and its books
     open_since_s: float | None = None  # the open speech segment began here
     open_credited_to_s: float = 0.0  # ... and is credited up to here
@@ -206,6 +209,9 @@ class StreamsReducer:
             s = self._streams.get(stream)
             if s is None:
                 s = self._streams[stream] = _Stream(stream, started_wall=self._clock())
+            if isinstance(event, (Prediction, SpeechChange, LanguageChange, Level)):
+                heard = event.t_end_s if isinstance(event, Prediction) else event.t_s
+                s.heard_s = max(s.heard_s, heard)
             if isinstance(event, Prediction):
                 self._prediction(s, event)
             elif isinstance(event, SpeechChange):
@@ -258,8 +264,7 @@ class StreamsReducer:
         since = max(event.since_s, s.code_since_s)
         self._credit_until(s, since)
         s.code, s.code_since_s = code, since
-        if event.language is not None:
-            s.since_s = since
+        s.since_s = None if event.language is None else since
         self._close_segment(s, since)
         s.seg_code, s.seg_start_s = code, since
 
@@ -285,6 +290,8 @@ class StreamsReducer:
             self._credit_until(s, fold_to)
             s.code_since_s = fold_to  # no change can reach back beyond it any more
         s.windows += 1
+        if event.language != s.language:  # its change event follows with the better `since_s`
+            s.since_s = None if event.language is None else event.t_start_s
         s.language, s.language_name, s.confidence = (
             event.language,
             event.language_name,
@@ -357,6 +364,7 @@ class StreamsReducer:
             source=s.source,
             live=s.live,
             t_s=s.t_s,
+            heard_s=s.heard_s,
             speech=s.open_since_s is not None,
             speech_s=speech_s,
             speech_ratio=speech_s / s.t_s if s.t_s > 0 else 0.0,

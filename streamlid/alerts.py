@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from .config import AlertSettings
 from .events import Event, StreamAlert
 from .languages import language_name
-from .streams import StreamFigures, StreamsReducer
+from .streams import StreamNow, StreamsReducer
 
 UNEXPECTED = "unexpected-language"
 SILENCE = "silence"
@@ -57,17 +57,17 @@ class AlertWatch:
     def handle(self, event: Event) -> None:
         stream = getattr(event, "stream", "")
         if stream and not isinstance(event, StreamAlert):
-            for figures in self._figures.figures(stream):
+            for figures in self._figures.now(stream):
                 self._check(figures)
 
     def tick(self) -> None:
-        for figures in self._figures.figures():
+        for figures in self._figures.now():
             self._check(figures)
 
     def close(self) -> None:
         pass
 
-    def _check(self, f: StreamFigures) -> None:
+    def _check(self, f: StreamNow) -> None:
         settings = self.settings(f.stream)
         if settings.expected_languages and settings.unexpected_after_s > 0:
             unexpected = f.language is not None and f.language not in settings.expected_languages
@@ -83,7 +83,7 @@ class AlertWatch:
             self._update(f, DOWN, down, onset, self._clock(), settings.down_after_s)
 
     def _update(
-        self, f: StreamFigures, kind: str, holds: bool, onset: float, now: float, after_s: float
+        self, f: StreamNow, kind: str, holds: bool, onset: float, now: float, after_s: float
     ) -> None:
         key = (f.stream, kind)
         active = self._active.get(key)
@@ -109,7 +109,7 @@ class AlertWatch:
             )
 
 
-def _raised(f: StreamFigures, kind: str, for_s: float, settings: AlertSettings) -> str:
+def _raised(f: StreamNow, kind: str, for_s: float, settings: AlertSettings) -> str:
     if kind == UNEXPECTED:
         expected = ", ".join(settings.expected_languages)
         name = language_name(f.language) if f.language else "unknown"

@@ -139,6 +139,22 @@ class StreamFigures:
     alerts_total: int
 
 
+@dataclass(frozen=True)
+class StreamNow:
+    """The few figures the alerts look at after every event: cheap to copy (no quantiles)."""
+
+    stream: str
+    heard_s: float
+    speech: bool
+    silent_since_s: float | None
+    language: str | None
+    language_name: str
+    since_s: float | None
+    feed_state: str
+    feed_reason: str
+    feed_down_since_wall: float | None
+
+
 @dataclass
 class _Stream:
     name: str
@@ -347,6 +363,26 @@ class StreamsReducer:
             now = self._clock()
             return [
                 self._figures(s, now)
+                for name, s in self._streams.items()
+                if stream is None or name == stream
+            ]
+
+    def now(self, stream: str | None = None) -> list[StreamNow]:
+        """Every stream's (or the named one's) current state, without the statistics."""
+        with self._lock:
+            return [
+                StreamNow(
+                    stream=s.name,
+                    heard_s=s.heard_s,
+                    speech=s.open_since_s is not None,
+                    silent_since_s=s.silent_since_s,
+                    language=s.language,
+                    language_name=s.language_name,
+                    since_s=s.since_s,
+                    feed_state=s.feed_state,
+                    feed_reason=s.feed_reason,
+                    feed_down_since_wall=s.down_since_wall,
+                )
                 for name, s in self._streams.items()
                 if stream is None or name == stream
             ]

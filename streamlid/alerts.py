@@ -6,10 +6,10 @@ sends no events). What it finds it publishes as `StreamAlert` events, which the 
 every sink, so alerts reach the JSONL, the plain log, the live view, the metrics and the
 `--on-alert` command alike.
 
-Unexpected language and silence are measured in stream time as far as the gate and the model
-have heard (the audio's own clock, so a file in fast mode alerts where its audio says so, not
-where its reader has got to); a feed that is down is measured in wall time,
-since no audio arrives to measure it by.
+Unexpected language and silence are measured in stream time (the audio's own clock, so a file
+in fast mode alerts where its audio says so, not where its reader has got to): an unexpected
+language on the model's clock (as far as it has answered), silence on the speech gate's. A feed
+that is down is measured in wall time, since no audio arrives to measure it by.
 """
 
 from __future__ import annotations
@@ -71,8 +71,11 @@ class AlertWatch:
         settings = self.settings(f.stream)
         if settings.expected_languages and settings.unexpected_after_s > 0:
             unexpected = f.language is not None and f.language not in settings.expected_languages
-            onset = f.since_s if f.since_s is not None else f.heard_s
-            self._update(f, UNEXPECTED, unexpected, onset, f.heard_s, settings.unexpected_after_s)
+            # The language is known as far as the model has answered: its clock, not the gate's.
+            onset = f.since_s if f.since_s is not None else f.answered_s
+            self._update(
+                f, UNEXPECTED, unexpected, onset, f.answered_s, settings.unexpected_after_s
+            )
         if settings.silence_after_s > 0:
             silent = not f.speech and f.silent_since_s is not None
             onset = f.silent_since_s if f.silent_since_s is not None else f.heard_s
@@ -85,21 +88,22 @@ class AlertWatch:
     def _update(
         self, f: StreamNow, kind: str, holds: bool, onset: float, now: float, after_s: float
     ) -> None:
+        """`now` and `onset` on the kind's clock; the event says `t_s` on that clock too (stream
+        time for the audio's kinds, the gate's for a feed down)."""
+        t_s = now if kind == UNEXPECTED else f.heard_s
         key = (f.stream, kind)
         active = self._active.get(key)
         if holds and active is None and now - onset >= after_s:
             self._active[key] = _Active(onset, f.language)
             message = _raised(f, kind, now - onset, self.settings(f.stream))
-            self._publish(
-                StreamAlert(f.stream, f.heard_s, kind, True, message, f.language, now - onset)
-            )
+            self._publish(StreamAlert(f.stream, t_s, kind, True, message, f.language, now - onset))
         elif not holds and active is not None:
             del self._active[key]
             lasted_s = max(0.0, now - active.onset)
             self._publish(
                 StreamAlert(
                     f.stream,
-                    f.heard_s,
+                    t_s,
                     kind,
                     False,
                     _recovered(kind, lasted_s),

@@ -144,7 +144,8 @@ class StreamNow:
     """The few figures the alerts look at after every event: cheap to copy (no quantiles)."""
 
     stream: str
-    heard_s: float
+    heard_s: float  # the speech gate's clock (it runs ahead of the model on a file)
+    answered_s: float  # the model's clock: the newest answer's end
     speech: bool
     silent_since_s: float | None
     language: str | None
@@ -374,6 +375,7 @@ class StreamsReducer:
                 StreamNow(
                     stream=s.name,
                     heard_s=s.heard_s,
+                    answered_s=s.answered_to_s,
                     speech=s.open_since_s is not None,
                     silent_since_s=s.silent_since_s,
                     language=s.language,

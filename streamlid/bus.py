@@ -4,6 +4,11 @@ Producers (front ends, worker, engine) never call a sink directly, so a slow ter
 cannot stall the audio path for long: the queue absorbs bursts, and only meter readings (Level)
 may be dropped when it is full; every other event waits for room and is delivered.
 
+A sink may derive events (alerts from the figures): what it publishes from the event thread is
+delivered right after the event in hand, never queued (the thread would wait on itself when the
+queue is full). Sinks with a `tick()` method are also called about every TICK_S, events or not,
+for what depends on wall time alone (a feed down for too long).
+
 A sink that fails is dropped and the others go on: they get a Notice, and `on_failure` hears of
 it at once (with `reader_left` when the output was a pipe whose reader has gone, e.g. `| head`).
 """
@@ -15,6 +20,8 @@ import errno
 import logging
 import queue
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -23,6 +30,7 @@ from .events import Event, Level, Notice
 
 log = logging.getLogger(__name__)
 QUEUE_EVENTS = 1024
+TICK_S = 0.5
 READER_LEFT = "standard output was closed by its reader; stopping"
 
 FailureFn = Callable[[str, bool], None]  # (one-sentence message, reader_left)
@@ -58,6 +66,8 @@ class EventBus:
         self._closed = False
         self._lock = threading.Lock()
         self.dropped_levels = 0
+        self._derived: deque[Event] = deque()  # published by sinks, on the event thread
+        self._next_tick = 0.0
 
     # -- ThreadOwner ----------------------------------------------------------------------------
 
@@ -84,6 +94,9 @@ class EventBus:
     # -- producers ------------------------------------------------------------------------------
 
     def publish(self, event: Event) -> None:
+        if threading.current_thread() is self._thread:
+            self._derived.append(event)  # a sink's: delivered after the event in hand
+            return
         if self._closed:
             return
         if isinstance(event, Level):
@@ -109,17 +122,20 @@ class EventBus:
 
     def _dispatch(self) -> None:
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=TICK_S)
+            except queue.Empty:
+                item = None
+            if time.monotonic() >= self._next_tick:
+                self._tick()
+            if item is None:
+                continue
             if item is _END:
                 break
             if isinstance(item, _Flush):
                 item.done.set()
                 continue
-            for sink in list(self._sinks):
-                try:
-                    sink.handle(item)  # type: ignore[arg-type]
-                except Exception as exc:  # one broken sink must not silence the others
-                    self._drop(sink, exc)
+            self._deliver(item)  # type: ignore[arg-type]
             if self._closed and self._queue.empty():
                 break
         for sink in self._sinks:
@@ -127,6 +143,29 @@ class EventBus:
                 sink.close()
             except Exception as exc:
                 self._report(_describe(sink, exc, "failed to close"), _reader_left(exc))
+
+    def _deliver(self, event: Event) -> None:
+        self._derived.append(event)
+        while self._derived:
+            item = self._derived.popleft()
+            for sink in list(self._sinks):
+                try:
+                    sink.handle(item)
+                except Exception as exc:  # one broken sink must not silence the others
+                    self._drop(sink, exc)
+
+    def _tick(self) -> None:
+        self._next_tick = time.monotonic() + TICK_S
+        for sink in list(self._sinks):
+            tick = getattr(sink, "tick", None)
+            if tick is None:
+                continue
+            try:
+                tick()
+            except Exception as exc:
+                self._drop(sink, exc)
+        while self._derived:
+            self._deliver(self._derived.popleft())
 
     def _drop(self, sink: Sink, exc: Exception) -> None:
         self._sinks.remove(sink)

@@ -27,6 +27,24 @@ from .run import err_console as _err_console
 COMMANDS = ("listen", "identify", "bench", "devices", "download")
 BENCH_OPTIONS = ("model", "device", "dtype", "window", "hop", "max_lag")
 BENCH_SKIPS = tuple(f.name for f in fields(Config) if f.name not in BENCH_OPTIONS)
+# Options of a live run that mean nothing for `identify` (one answer per file).
+IDENTIFY_SKIPS = (
+    "realtime",
+    "ui",
+    "timeline",
+    "jsonl",
+    "overwrite",
+    "jsonl_append",
+    "expect",
+    "alert_unexpected_after",
+    "alert_silence_after",
+    "alert_down_after",
+    "on_alert",
+    "on_alert_interval",
+    "timeline_csv",
+    "metrics_port",
+    "metrics_host",
+)
 
 
 def _add_config_options(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
@@ -83,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     identify.add_argument("files", nargs="+", metavar="FILE")
     identify.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    _add_config_options(identify, skip=("realtime", "ui", "timeline", "jsonl", "overwrite"))
+    _add_config_options(identify, skip=IDENTIFY_SKIPS)
 
     bench = sub.add_parser(
         "bench",

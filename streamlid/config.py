@@ -29,6 +29,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16", "float16", "int8")
 UI_MODES = ("auto", "rich", "plain", "none")
 CONFIG_CAP_BYTES = 1024 * 1024  # a config is a few lines; anything larger is the wrong file
+MAX_ALERT_AFTER_S = 30 * 24 * 3600.0
 
 
 # A [[streams]] table's keys (TOML spelling). The alert keys are read by the alerts.
@@ -102,6 +103,17 @@ class Config:
     overwrite: bool = False
     ui: str = "auto"
     timeline: float = 60.0
+    jsonl_append: bool = False
+    # monitoring: alerts, timeline export, metrics
+    expect: tuple[str, ...] = ()
+    alert_unexpected_after: float = 30.0
+    alert_silence_after: float = 0.0
+    alert_down_after: float = 60.0
+    on_alert: str | None = None
+    on_alert_interval: float = 300.0
+    timeline_csv: str | None = None
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
     # sources given in the config file (CLI sources replace them and the streams)
     sources: tuple[str, ...] = field(default=())
     streams: tuple[StreamConfig, ...] = field(default=())
@@ -149,6 +161,18 @@ HELP: dict[str, str] = {
     "input is never replaced)",
     "ui": "view: auto (live view on a terminal, plain lines otherwise), rich, plain or none",
     "timeline": "seconds of history in the live view's timeline",
+    "jsonl_append": "append to an existing --jsonl file instead of replacing it (for a service)",
+    "expect": "comma-separated ISO 639-3 codes a feed should carry; others raise an "
+    "unexpected-language alert",
+    "alert_unexpected_after": "seconds of an unexpected language before an alert (with --expect)",
+    "alert_silence_after": "seconds without speech before an alert (0: never)",
+    "alert_down_after": "seconds a network feed may be down before an alert (0: never)",
+    "on_alert": "command run (no shell) with each alert as JSON on its standard input",
+    "on_alert_interval": "at most one --on-alert command per stream and alert kind this often, "
+    "seconds",
+    "timeline_csv": "write per-stream language segments to this CSV file at exit and on SIGUSR1",
+    "metrics_port": "serve Prometheus metrics on this TCP port (0: off)",
+    "metrics_host": "address the metrics server listens on",
     "sources": "audio sources: mic, mic:NAME_OR_INDEX, a file or URL, or - for stdin",
     "streams": "named sources with expectations: [[streams]] tables in a config file",
 }
@@ -161,6 +185,43 @@ def feed_settings(cfg: Config) -> FeedSettings:
         reconnect_min_s=cfg.reconnect_min,
         reconnect_max_s=cfg.reconnect_max,
         reconnect_attempts=cfg.reconnect_attempts,
+    )
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """What one stream is expected to carry and when its alerts fire (0 s: never). Built from
+    the global options here; a per-stream config list can give each stream its own."""
+
+    expected_languages: tuple[str, ...] = ()  # empty: any language is expected
+    unexpected_after_s: float = 0.0
+    silence_after_s: float = 0.0
+    down_after_s: float = 0.0
+
+    @property
+    def any(self) -> bool:
+        return bool(
+            (self.expected_languages and self.unexpected_after_s > 0)
+            or self.silence_after_s > 0
+            or self.down_after_s > 0
+        )
+
+
+def alert_settings(cfg: Config, stream: StreamConfig | None = None) -> AlertSettings:
+    """The alert settings of a stream: its `[[streams]]` table's keys where it sets them, the
+    global options elsewhere (and for streams given on the command line)."""
+
+    def pick(own: float | None, default: float) -> float:
+        return default if own is None else own
+
+    languages = stream.languages if stream is not None and stream.languages else cfg.expect
+    return AlertSettings(
+        expected_languages=tuple(code.lower() for code in languages),
+        unexpected_after_s=pick(
+            stream and stream.alert_unexpected_after, cfg.alert_unexpected_after
+        ),
+        silence_after_s=pick(stream and stream.alert_silence_after, cfg.alert_silence_after),
+        down_after_s=pick(stream and stream.alert_down_after, cfg.alert_down_after),
     )
 
 
@@ -353,6 +414,27 @@ def _check_range(cfg: Config) -> None:
     need(cfg.ui in UI_MODES, "ui", "use " + ", ".join(UI_MODES))
     need(5.0 <= cfg.timeline <= 3600.0, "timeline", "use 5 to 3600 seconds")
     need(cfg.jsonl is None or bool(cfg.jsonl.strip()), "jsonl", "give a file path or -")
+    need(
+        not cfg.jsonl_append or (cfg.jsonl is not None and cfg.jsonl != "-"),
+        "jsonl_append",
+        "it needs a --jsonl file (not -) to append to",
+    )
+    need(
+        all(code.isalpha() and 2 <= len(code) <= 8 for code in cfg.expect),
+        "expect",
+        "give language codes such as eng,fra,deu",
+    )
+    for key in ("alert_unexpected_after", "alert_silence_after", "alert_down_after"):
+        need(0.0 <= getattr(cfg, key) <= MAX_ALERT_AFTER_S, key, "use 0 to 30 days in seconds")
+    need(cfg.on_alert is None or bool(cfg.on_alert.strip()), "on_alert", "give a command")
+    need(0.0 <= cfg.on_alert_interval <= MAX_ALERT_AFTER_S, "on_alert_interval", "use 0 to 30 days")
+    need(
+        cfg.timeline_csv is None or (bool(cfg.timeline_csv.strip()) and cfg.timeline_csv != "-"),
+        "timeline_csv",
+        "give a file path",
+    )
+    need(0 <= cfg.metrics_port <= 65535, "metrics_port", "use 1 to 65535 (0: off)")
+    need(bool(cfg.metrics_host.strip()), "metrics_host", "give an address such as 127.0.0.1")
 
 
 def _unknown_key(name: str) -> ConfigError:

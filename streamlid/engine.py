@@ -15,23 +15,25 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from .alerts import AlertWatch
 from .audio.ring import RingBuffer
 from .audio.source import Source
 from .bus import EventBus, Sink
-from .config import Config
+from .config import AlertSettings, Config, alert_settings
 from .events import Event, FeedState, Notice, StreamStarted, Summary
 from .frontend import StreamFrontend
 from .run import INTERRUPTED, OUTPUT_CLOSED, Supervisor, ThreadOwner
 from .smoothing import Smoother, SmootherSettings
 from .stream import StreamState
-from .summary import SummaryBuilder
+from .streams import StreamsReducer
 from .windowqueue import WindowQueues
 from .worker import Model, Worker
 
 log = logging.getLogger(__name__)
 FLUSH_TIMEOUT_S = 5.0  # the sinks get this long to take every event before the summary
+DRAIN_TIMEOUT_S = 2.0  # ... and what acts on them (--on-alert) this long to finish
 END_OF_INPUT = "end of input"
 FILE_QUEUE_WINDOWS = 16  # a file stream may run this far ahead of the model
 
@@ -56,15 +58,21 @@ class Engine:
         model: Model,
         sinks: Sequence[Sink],
         model_info: tuple[str, str, str] = ("", "", ""),
+        figures: StreamsReducer | None = None,
+        alerts: Mapping[str, AlertSettings] | None = None,
     ) -> None:
+        """`figures`: the run's per-stream figures, when outputs outside the bus read them
+        too. `alerts`: per-stream alert settings by stream name (others: the global options)."""
         if not sources:
             raise ValueError("an engine needs at least one source")
         self.config = config
         self._model_info = model_info  # (model, device, dtype) for events
         self._stop = threading.Event()
         self._stop_reason: str | None = None
-        self._summary_builder = SummaryBuilder(top=config.top)
-        self._bus = EventBus([self._summary_builder, *sinks], on_failure=self._output_failed)
+        # The per-stream figures come first: every later sink may read them.
+        self.figures = figures if figures is not None else StreamsReducer()
+        self.alerts = AlertWatch(self.figures, self.publish, alert_settings(config), alerts)
+        self._bus = EventBus([self.figures, self.alerts, *sinks], on_failure=self._output_failed)
         self._queues = WindowQueues()
         self.errors: list[str] = []  # a stream or the model failed
         self.output_errors: list[str] = []  # an output could not be written (the run went on)
@@ -74,6 +82,7 @@ class Engine:
         self._lock = threading.Lock()
         self._finish_lock = threading.Lock()
         self._supervisor = Supervisor()
+        self._drains: list = []
 
         settings = SmootherSettings(
             time_constant_s=config.smoothing,
@@ -116,10 +125,16 @@ class Engine:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def attach(self, name: str, owner: ThreadOwner) -> None:
+    def attach(self, name: str, owner: ThreadOwner, *, drain: bool = False) -> None:
         """A thread that serves the run beside the pipeline (the live view, the key reader):
-        started before it, ended after the sinks have closed. Before `start()` only."""
+        started before it, ended after the sinks have closed. Before `start()` only.
+
+        `drain`: the owner acts on events and may report back (the --on-alert command): before
+        the summary, the engine gives it DRAIN_TIMEOUT_S to finish what it was handed, so its
+        reports still reach the outputs. It has `drain(timeout_s) -> bool`."""
         self._supervisor.add(name, owner)
+        if drain:
+            self._drains.append(owner)
 
     def start(self) -> None:
         self._started_at = time.monotonic()
@@ -235,12 +250,16 @@ class Engine:
             self._supervisor.join(through=self._worker)
             if not self._bus.flush(FLUSH_TIMEOUT_S):  # every event so far reached the summary
                 log.warning("the sinks did not take every event within %.1f s", FLUSH_TIMEOUT_S)
+            if self._drains:
+                for owner in self._drains:
+                    owner.drain(DRAIN_TIMEOUT_S)
+                self._bus.flush(FLUSH_TIMEOUT_S)  # what they reported, before the summary
             reason = self._stop_reason or END_OF_INPUT
             if reason == END_OF_INPUT and self.errors:
                 reason = f"error: {self.errors[0]}"
             model, device, dtype = self._model_info
             self.summary = Summary(
-                streams=self._summary_builder.build(),
+                streams=self.figures.summaries(self.config.top),
                 wall_s=round(time.monotonic() - self._started_at, 3),
                 reason=reason,
                 model=model,

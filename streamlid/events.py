@@ -120,12 +120,30 @@ class FeedState:
 
 
 @dataclass(frozen=True)
+class StreamAlert:
+    """An alert condition began (`active`) or ended (recovered) on one stream.
+
+    kind: "unexpected-language" (a language outside the expected ones for longer than allowed),
+    "silence" (no speech for longer than allowed) or "down" (the feed down for longer than
+    allowed). `duration_s`: how long the condition had lasted when this was sent."""
+
+    stream: str
+    t_s: float
+    kind: str
+    active: bool
+    message: str
+    language: str | None = None  # unexpected-language: the language heard
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True)
 class StreamSummary:
     stream: str
     source: str
     duration_s: float
     speech_s: float
-    speech_s_by_language: dict[str, float]  # code ("unknown" when none was named) -> seconds
+    # code -> seconds; "unknown" while no language was named, "undecided" before the first answer
+    speech_s_by_language: dict[str, float]
     changes: int
     windows: int
     skipped_windows: int
@@ -160,6 +178,7 @@ Event = (
     | Status
     | Notice
     | FeedState
+    | StreamAlert
     | Summary
 )
 
@@ -172,6 +191,7 @@ EVENT_TYPES: dict[type, str] = {
     Status: "status",
     Notice: "notice",
     FeedState: "feed",
+    StreamAlert: "alert",
     Summary: "summary",
 }
 

@@ -10,7 +10,8 @@ Signals: until the engine runs (start-up, model load) SIGINT, SIGTERM and SIGHUP
 whatever the main thread is doing, as Ctrl-C does; from then on they are only recorded, and the
 main thread, which polls, takes the stop path. So a signal during the finishing (joins, summary,
 closing files) cannot cut it short; a second one while the model is still mid-forward leaves at
-once, with the terminal given back.
+once, with the terminal given back. SIGUSR1 never stops anything: it is recorded as a request
+to export (the timeline CSV), which the polling loop carries out on the main thread.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .config import Config, feed_settings
+from .config import AlertSettings, Config, StreamConfig, alert_settings, feed_settings
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -49,6 +50,7 @@ EXIT_READER_LEFT = EXIT_SIGNAL_BASE + signal.SIGPIPE  # 141: stdout's reader lef
 INTERRUPTED = "interrupted"  # Summary.reason after a signal or `q`
 OUTPUT_CLOSED = "output closed"  # Summary.reason after stdout's reader left
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+EXPORT_SIGNAL = signal.SIGUSR1
 
 
 class ThreadOwner(Protocol):
@@ -146,6 +148,7 @@ class SignalWatch:
     def __init__(self) -> None:
         self.received: list[int] = []
         self.quit_requested = False
+        self.export_requests = 0  # SIGUSR1s not yet carried out
         self._interrupting = True
         self._wake = threading.Event()
         self._previous: dict[int, Any] = {}
@@ -158,6 +161,9 @@ class SignalWatch:
                     continue
                 self._previous[signum] = previous
                 signal.signal(signum, self._handle)
+            if signal.getsignal(EXPORT_SIGNAL) is not signal.SIG_IGN:
+                self._previous[EXPORT_SIGNAL] = signal.getsignal(EXPORT_SIGNAL)
+                signal.signal(EXPORT_SIGNAL, self._handle_export)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -170,6 +176,18 @@ class SignalWatch:
         self._wake.set()
         if self._interrupting:
             raise Interrupted(signum)
+
+    def _handle_export(self, signum: int, frame: FrameType | None) -> None:
+        # Only recorded: writing files from a signal handler could interleave with anything.
+        self.export_requests += 1
+        self._wake.set()
+
+    def take_export_request(self) -> bool:
+        """True (once per batch of SIGUSR1s) when an export was asked for since the last call."""
+        if not self.export_requests:
+            return False
+        self.export_requests = 0
+        return True
 
     def record_only(self) -> None:
         """From now on signals are only recorded: the main thread's loop acts on them, and one
@@ -191,6 +209,8 @@ class SignalWatch:
 
     def wait(self, timeout_s: float) -> None:
         self._wake.wait(timeout_s)
+        if not self.stop_requested:
+            self._wake.clear()  # an export request woke us: wait again next time
 
 
 # -- the listen command -----------------------------------------------------------------------
@@ -243,36 +263,79 @@ def listen(config: Config, specs: Sequence[str], watch: SignalWatch) -> int:
     """`streamlid listen`: sources, outputs and model, then the engine to its end."""
     from .audio.open import open_source
     from .engine import Engine
+    from .onalert import AlertCommand, parse_command
     from .sinks import JsonlSink, check_output_path
+    from .streams import StreamsReducer
+    from .timeline import TimelineCsv, is_timeline_file
     from .ui import make_view
 
     # Sources named on the command line replace those of the config file.
-    named: list[tuple[str, str | None]] = (
+    named: list[tuple[str, StreamConfig | None]] = (
         [(spec, None) for spec in specs]
         if specs
         else [(spec, None) for spec in config.sources]
-        + [(stream.source, stream.name) for stream in config.streams]
+        + [(stream.source, stream) for stream in config.streams]
     ) or [("mic", None)]
     specs = [spec for spec, _ in named]
     # Every refusal before the model loads and before anything is opened for writing.
     feed = feed_settings(config)
     sources = []
-    for spec, name in named:
+    alerts: dict[str, AlertSettings] = {}  # a [[streams]] table's own expectations
+    for spec, stream in named:
         source = open_source(spec, realtime=config.realtime, feed=feed)
-        if name is not None:
-            source.name = name  # events carry the [[streams]] name
+        if stream is not None:
+            if stream.name is not None:
+                source.name = stream.name  # events carry the [[streams]] name
+            alerts[source.name] = alert_settings(config, stream)
         sources.append(source)
     if config.jsonl:
-        check_output_path(config.jsonl, specs, overwrite=config.overwrite)
-    classifier = load_classifier(config)
+        # Appending destroys nothing, but an input is never an output.
+        overwrite = config.overwrite or config.jsonl_append
+        check_output_path(config.jsonl, specs, overwrite=overwrite)
+    if config.timeline_csv:
+        check_output_path(
+            config.timeline_csv,
+            [*specs, *([config.jsonl] if config.jsonl else [])],
+            overwrite=config.overwrite,
+            option="--timeline-csv",
+            ours=is_timeline_file,
+        )
+    on_alert = parse_command(config.on_alert) if config.on_alert else None
+    figures = StreamsReducer()
+    metrics = _metrics_server(config, figures)  # binds now: a port in use is a usage error
+    try:
+        classifier = load_classifier(config)
+    except BaseException:
+        if metrics is not None:
+            metrics.join(0.0)  # never started: releases the port
+        raise
     sinks: list = []
     if config.jsonl:
-        sinks.append(JsonlSink(config.jsonl))
-    view = make_view(config, stdout_taken=config.jsonl == "-")
+        sinks.append(JsonlSink(config.jsonl, append=config.jsonl_append))
+    view = make_view(config, stdout_taken=config.jsonl == "-", figures=figures)
     if view is not None:
         sinks.append(view)
+    command = None
+    if on_alert is not None:
+        command = AlertCommand(
+            on_alert, lambda event: engine.publish(event), config.on_alert_interval
+        )
+        sinks.append(command)
     info = classifier.info
-    engine = Engine(config, sources, classifier, sinks, (info.model, info.device, info.dtype))
+    engine = Engine(
+        config,
+        sources,
+        classifier,
+        sinks,
+        (info.model, info.device, info.dtype),
+        figures=figures,
+        alerts=alerts,
+    )
+    if command is not None:
+        engine.attach("on-alert command", command, drain=True)
+    if metrics is not None:
+        engine.attach("metrics server", metrics)
+    timeline = TimelineCsv(config.timeline_csv, figures) if config.timeline_csv else None
     terminal: list[ThreadOwner] = []
     live = view is not None and view.interactive
     if live:
@@ -283,10 +346,40 @@ def listen(config: Config, specs: Sequence[str], watch: SignalWatch) -> int:
             if keys is not None:
                 engine.attach("key reader", keys)
                 terminal.append(keys)
-    code = supervise(engine, watch, terminal=terminal, report_now=not live)
+    export = None if timeline is None else lambda: _export(timeline, engine)
+    code = supervise(engine, watch, terminal=terminal, report_now=not live, on_export=export)
+    # At exit, however the run ended, from the figures it left.
+    exported = timeline is None or _export(timeline, engine, publish=False)
+    if not exported and code == EXIT_OK:
+        code = EXIT_OUTPUT
     if code == EXIT_READER_LEFT:
         silence_stdout()
     return code
+
+
+def _metrics_server(config: Config, figures):
+    if not config.metrics_port:
+        return None
+    from .metrics import MetricsServer
+
+    return MetricsServer(figures, config.metrics_host, config.metrics_port)
+
+
+def _export(timeline, engine: Engine, *, publish: bool = True) -> bool:
+    """Writes the timeline CSV; a failure is an output error (the run goes on)."""
+    from .errors import OutputError
+    from .events import Notice
+
+    try:
+        timeline.write()
+        return True
+    except OutputError as exc:
+        if publish:
+            engine.output_errors.append(str(exc))
+            engine.publish(Notice("", 0.0, "error", str(exc)))
+        else:
+            print_error(str(exc))
+        return False
 
 
 def _key_reader(view, engine: Engine, watch: SignalWatch):
@@ -311,13 +404,15 @@ def supervise(
     *,
     terminal: Sequence[ThreadOwner] = (),
     report_now: bool = True,
+    on_export: Callable[[], Any] | None = None,
 ) -> int:
     """Runs `engine` until its input ends, a signal, `q`, a fatal error or stdout's reader
     leaving; then the one stop path. Returns the exit code.
 
     `terminal`: owners that hold the terminal (live view, key reader), given back at once on a
     forced exit or a crash. `report_now`: print output failures as they happen (not under a
-    live view, which shows them; they are printed again once it has left the screen)."""
+    live view, which shows them; they are printed again once it has left the screen).
+    `on_export`: called here, on the main thread, when SIGUSR1 asked for an export."""
     printed = 0
 
     def report() -> None:
@@ -331,6 +426,8 @@ def supervise(
     try:
         engine.start()
         while not engine.wait(0.0) and not watch.stop_requested:
+            if watch.take_export_request() and on_export is not None:
+                on_export()
             if report_now:
                 report()
             watch.wait(POLL_S)

@@ -7,7 +7,7 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO, Any
 
 from .errors import ConfigError, OutputError
@@ -18,6 +18,7 @@ from .events import (
     Level,
     Notice,
     Prediction,
+    StreamAlert,
     StreamStarted,
     Summary,
     event_to_dict,
@@ -43,7 +44,7 @@ class JsonlSink:
     last whole line; the bus then drops this sink and the run goes on. Level events (meter
     readings, ten a second) are left out: they describe the display, not the audio's language."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, *, append: bool = False) -> None:
         self.target = target
         self.lines = 0
         self._fd: int | None = None
@@ -51,13 +52,29 @@ class JsonlSink:
         if target == "-":
             self._out: IO[str] = sys.stdout
             return
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
         try:
-            self._fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+            self._fd = os.open(target, flags, 0o666)
+            if append:
+                self._whole_bytes = os.lseek(self._fd, 0, os.SEEK_END)
+                self._end_last_line()
         except OSError as exc:
             raise ConfigError(
                 f"Cannot write --jsonl file {target!r} ({exc.strerror}); check the folder "
                 "exists and is writable."
             ) from None
+
+    def _end_last_line(self) -> None:
+        """Appending after a line cut short (a crash, a power cut) would glue the first new
+        event to it: end that line first, so every later line parses."""
+        assert self._fd is not None
+        if self._whole_bytes == 0:
+            return
+        with open(self.target, "rb") as handle:
+            handle.seek(self._whole_bytes - 1)
+            last = handle.read(1)
+        if last not in (b"\n", b""):
+            self._write(b"\n")
 
     def handle(self, event: Event) -> None:
         if isinstance(event, Level):
@@ -115,12 +132,21 @@ class JsonlSink:
             ) from None
 
 
-def check_output_path(target: str, inputs: Sequence[str], *, overwrite: bool) -> None:
+def check_output_path(
+    target: str,
+    inputs: Sequence[str],
+    *,
+    overwrite: bool,
+    option: str = "--jsonl",
+    ours: Callable[[str], bool] | None = None,
+) -> None:
     """Refuses, before anything is opened for writing, an output that would destroy something:
     one of the inputs (always, whatever the path or link that names it), or an existing file
-    with content unless `overwrite`. Devices and pipes (/dev/null, a FIFO) are fine."""
+    with content unless `overwrite` or `ours` says it is an earlier run's output of this kind
+    (default: streamlid events). Devices and pipes (/dev/null, a FIFO) are fine."""
     if target == "-":
         return
+    ours = _is_event_file if ours is None else ours
     for spec in inputs:
         try:
             same = os.path.samefile(spec, target)
@@ -128,7 +154,7 @@ def check_output_path(target: str, inputs: Sequence[str], *, overwrite: bool) ->
             continue
         if same:
             raise ConfigError(
-                f"The --jsonl output {target!r} is the input {spec!r}; writing it would destroy "
+                f"The {option} output {target!r} is the input {spec!r}; writing it would destroy "
                 "the recording. Choose another path."
             )
     try:
@@ -137,20 +163,21 @@ def check_output_path(target: str, inputs: Sequence[str], *, overwrite: bool) ->
         folder = os.path.dirname(target) or "."
         if not os.path.isdir(folder):
             raise ConfigError(
-                f"Cannot write --jsonl file {target!r}: the folder {folder!r} does not exist; "
+                f"Cannot write {option} file {target!r}: the folder {folder!r} does not exist; "
                 "create it or choose another path."
             ) from None
         return
     except OSError as exc:
-        raise ConfigError(f"Cannot write --jsonl file {target!r} ({exc.strerror}).") from None
+        raise ConfigError(f"Cannot write {option} file {target!r} ({exc.strerror}).") from None
     if stat.S_ISDIR(info.st_mode):
-        raise ConfigError(f"The --jsonl output {target!r} is a folder; give a file path.")
+        raise ConfigError(f"The {option} output {target!r} is a folder; give a file path.")
     if overwrite or not stat.S_ISREG(info.st_mode) or info.st_size == 0:
         return
-    if _is_event_file(target):
-        return  # events of an earlier run: re-running to the same file is the usual workflow
+    if ours(target):
+        return  # an earlier run's output: re-running to the same file is the usual workflow
+    kind = "a streamlid event file" if option == "--jsonl" else f"an earlier {option} output"
     raise ConfigError(
-        f"The --jsonl output {target!r} already exists and is not a streamlid event file; "
+        f"The {option} output {target!r} already exists and is not {kind}; "
         "pass --overwrite (overwrite = true in a config file) to replace it, or choose "
         "another path."
     )
@@ -228,6 +255,9 @@ class PlainPrinter:
                 f"[{event.stream}] {event.t_s:7.1f}s  language: {before} -> {after} "
                 f"(since {event.since_s:.1f}s)"
             )
+        elif isinstance(event, StreamAlert):
+            what = "ALERT" if event.active else "recovered"
+            self._print(f"[{event.stream}] {event.t_s:7.1f}s  {what} {event.kind}: {event.message}")
         elif isinstance(event, Notice):
             where = f"[{event.stream}] " if event.stream else ""
             self._print(f"{where}{event.severity}: {event.message}")

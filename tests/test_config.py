@@ -53,6 +53,16 @@ NON_DEFAULT: dict[str, object] = {
     "overwrite": True,
     "ui": "plain",
     "timeline": 30.0,
+    "jsonl_append": True,
+    "expect": ["eng", "fra"],
+    "alert_unexpected_after": 12.0,
+    "alert_silence_after": 120.0,
+    "alert_down_after": 20.0,
+    "on_alert": "notify-send alert",
+    "on_alert_interval": 60.0,
+    "timeline_csv": "segments.csv",
+    "metrics_port": 9311,
+    "metrics_host": "::1",
 }
 
 

@@ -474,11 +474,11 @@ def test_the_plain_log_and_the_summary_count_reconnects_and_outage():
     import io
 
     from streamlid.sinks import PlainPrinter, summary_lines
-    from streamlid.summary import SummaryBuilder
+    from streamlid.streams import StreamsReducer
 
     out = io.StringIO()
     printer = PlainPrinter(out)
-    builder = SummaryBuilder()
+    builder = StreamsReducer()
     for event in (
         _feed("connected"),
         _feed("disconnected", "no audio for 10 s (stalled)", 0, 10.0),
@@ -492,7 +492,7 @@ def test_the_plain_log_and_the_summary_count_reconnects_and_outage():
     log = out.getvalue()
     assert "feed down: no audio for 10 s (stalled)" in log
     assert "feed recovered after 11.0 s without audio (1 attempt)" in log
-    (stream,) = builder.build()
+    (stream,) = builder.summaries()
     assert stream.reconnects == 1
     assert stream.outage_s == pytest.approx(11.0 + 2.5)  # the one still going on counts
     from streamlid.events import Summary

@@ -13,6 +13,7 @@ from ..config import Config
 from ..sinks import PlainPrinter
 
 if TYPE_CHECKING:
+    from ..streams import StreamsReducer
     from .live import LiveView
 
 LAG_WARNING_FRACTION = 0.5  # warn when answers lag by half of what would make windows skip
@@ -27,8 +28,11 @@ def wants_live_view(config: Config, *, stdout_taken: bool) -> bool:
     return sys.stdout.isatty() and os.environ.get("TERM", "") != "dumb"
 
 
-def make_view(config: Config, *, stdout_taken: bool) -> LiveView | PlainPrinter | None:
-    """The view for `config.ui`. `stdout_taken`: JSONL goes to stdout, so people read stderr."""
+def make_view(
+    config: Config, *, stdout_taken: bool, figures: StreamsReducer | None = None
+) -> LiveView | PlainPrinter | None:
+    """The view for `config.ui`. `stdout_taken`: JSONL goes to stdout, so people read stderr.
+    `figures`: the run's per-stream figures, which the live view reads its health from."""
     if config.ui == "none":
         return None
     if not wants_live_view(config, stdout_taken=stdout_taken):
@@ -42,6 +46,7 @@ def make_view(config: Config, *, stdout_taken: bool) -> LiveView | PlainPrinter 
         top=config.top,
         timeline_s=config.timeline,
         lag_warning_s=max(1.0, LAG_WARNING_FRACTION * config.max_lag),
+        figures=figures,
     )
     # `--ui rich` draws even where rich would not detect a terminal: the user asked for it.
     console = Console(stderr=stdout_taken, force_terminal=config.ui == "rich" or None)

@@ -33,8 +33,8 @@ from ..events import (
 )
 from ..languages import language_name
 from ..sinks import feed_state_text
+from ..streams import StreamFigures, StreamsReducer
 
-STATS_WINDOW_S = 30.0  # windows/s and latency percentiles cover this much recent wall time
 RECENT_LOSS_S = 10.0  # dropped audio or skipped windows warn for this long after they happen
 NOTICE_SHOW_S = 10.0  # a warning Notice stays on screen this long
 ERROR_SHOW_S = 60.0  # an error Notice stays on screen this long
@@ -164,16 +164,6 @@ class ViewSnapshot:
     summary: Summary | None = None
 
 
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default), on a sorted list."""
-    if len(sorted_values) == 1:
-        return sorted_values[0]
-    pos = (len(sorted_values) - 1) * q / 100.0
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
-
-
 def stable_order(previous: list[str], probs: dict[str, float], margin: float) -> list[str]:
     """Codes sorted by probability, except that neighbours only swap when the lower one leads
     by more than `margin`: a 31%/30% pair does not trade places on every refresh."""
@@ -220,10 +210,7 @@ class _Stream:
     level_dbfs: float | None = None
     speech_prob: float | None = None
     level_wall: float = -math.inf
-    answers: deque[tuple[float, float]] = field(default_factory=deque)  # (wall, latency_s)
-    windows: int = 0
-    lag_s: float | None = None
-    hop_s: float | None = None
+    hop_s: float | None = None  # effective hop, from the worker's status events
     overflow_s: float = 0.0
     skipped: int = 0
     losses: deque[tuple[float, float, int]] = field(default_factory=deque)  # (wall, s, windows)
@@ -232,7 +219,11 @@ class _Stream:
 
 
 class ViewState:
-    """Per-stream view model, fed by events (a Sink), read through `snapshot()`."""
+    """Per-stream view model, fed by events (a Sink), read through `snapshot()`.
+
+    The health figures (windows, rate, latency, lag, feed, alerts) are the run's
+    `StreamsReducer`'s, shared with the summary and the other outputs when `figures` is given
+    (then the bus feeds it before this view); without it the view folds its own."""
 
     def __init__(
         self,
@@ -241,7 +232,10 @@ class ViewState:
         timeline_s: float = 60.0,
         lag_warning_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        figures: StreamsReducer | None = None,
     ) -> None:
+        self._own_figures = figures is None
+        self.figures = StreamsReducer(clock=clock) if figures is None else figures
         self.top = top
         self.timeline_s = timeline_s
         self.bucket_s = max(TIMELINE_BUCKET_MIN_S, timeline_s / TIMELINE_BUCKETS_MAX)
@@ -259,6 +253,8 @@ class ViewState:
     # -- events ------------------------------------------------------------------------------
 
     def handle(self, event: Event) -> None:
+        if self._own_figures:
+            self.figures.handle(event)
         with self._lock:
             now = self._clock()
             if isinstance(event, Summary):
@@ -380,12 +376,6 @@ class ViewState:
         s.bar_order = stable_order(s.bar_order, probs, BAR_ORDER_MARGIN)
         for code in s.bar_order:
             self._colours.colour(code)
-        s.windows += 1
-        s.answers.append((now, event.latency_s))
-        while s.answers and s.answers[0][0] < now - STATS_WINDOW_S:
-            s.answers.popleft()
-        if event.lag_s is not None:
-            s.lag_s = event.lag_s
 
     def _change(self, s: _Stream, event: LanguageChange) -> None:
         self._advance(s, event.t_s)
@@ -402,8 +392,8 @@ class ViewState:
 
     def _status(self, s: _Stream, event: Status, now: float) -> None:
         self._advance(s, event.t_s)
-        if event.lag_s is not None:
-            s.lag_s = event.lag_s
+        # Only what the view adds to the figures: the effective hop, and when losses happened
+        # (to warn for a while).
         if event.hop_s is not None:
             s.hop_s = event.hop_s
         lost_s = event.overflow_s - s.overflow_s
@@ -412,7 +402,6 @@ class ViewState:
             s.losses.append((now, max(0.0, lost_s), max(0, skipped)))
         s.overflow_s = max(s.overflow_s, event.overflow_s)
         s.skipped = max(s.skipped, event.skipped_windows)
-        s.windows = max(s.windows, event.windows)
 
     def _notice(self, event: Notice, now: float) -> None:
         if event.severity not in ("warning", "error"):
@@ -455,10 +444,8 @@ class ViewState:
             if t >= start_s - self.bucket_s / 2
         )
 
-        latencies = sorted(latency for wall, latency in s.answers if wall >= now - STATS_WINDOW_S)
-        span_s = min(STATS_WINDOW_S, max(1.0, now - s.started_wall))
-        rate = len(latencies) / span_s if s.windows else None
-
+        found = self.figures.figures(s.name)
+        figures = found[0] if found else None
         colours = self._colours
         bars = []
         probs = {score.code: score for score in s.smoothed}
@@ -492,27 +479,29 @@ class ViewState:
             legend=tuple((code, _name_of(s, code), colours.peek(code)) for code in legend),
             level_dbfs=s.level_dbfs if now - s.level_wall <= LEVEL_STALE_S else None,
             speech_prob=s.speech_prob if now - s.level_wall <= LEVEL_STALE_S else None,
-            windows=s.windows,
-            windows_per_s=rate,
-            latency_median_s=percentile(latencies, 50) if latencies else None,
-            latency_p95_s=percentile(latencies, 95) if latencies else None,
-            lag_s=s.lag_s,
+            windows=figures.windows if figures else 0,
+            windows_per_s=figures.recent_windows_per_s if figures else None,
+            latency_median_s=figures.recent_latency_median_s if figures else None,
+            latency_p95_s=figures.recent_latency_p95_s if figures else None,
+            lag_s=figures.lag_s if figures else None,
             overflow_s=s.overflow_s,
             skipped_windows=s.skipped,
-            warnings=self._warnings(s, now),
+            warnings=self._warnings(s, figures, now),
             hop_s=s.hop_s,
         )
 
-    def _warnings(self, s: _Stream, now: float) -> tuple[Alert, ...]:
-        """Errors first, then what the figures say (behind, dropping), then recent notices."""
+    def _warnings(self, s: _Stream, figures: StreamFigures | None, now: float) -> tuple[Alert, ...]:
+        """Errors and active alerts first, then what the figures say (feed down, behind,
+        dropping), then recent notices."""
         notices = _visible(s.notices, now)
         found = [w for w in notices if w.severity == "error"]
+        lag_s = figures.lag_s if figures else None
         if s.feed_down:
             found.insert(0, Alert("error", s.feed_down))
-        if s.lag_s is not None and s.lag_s > self.lag_warning_s:
-            found.append(
-                Alert("warning", f"falling behind: answers come {s.lag_s:.1f} s after live")
-            )
+        if figures is not None:
+            found += [Alert("error", f"alert: {message}") for message in figures.alert_messages]
+        if lag_s is not None and lag_s > self.lag_warning_s:
+            found.append(Alert("warning", f"falling behind: answers come {lag_s:.1f} s after live"))
         recent = [loss for loss in s.losses if loss[0] >= now - RECENT_LOSS_S]
         while s.losses and s.losses[0][0] < now - RECENT_LOSS_S:
             s.losses.popleft()

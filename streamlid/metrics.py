@@ -1,0 +1,148 @@
+"""MetricsServer: `--metrics-port`, the per-stream figures as Prometheus metrics.
+
+Nothing is updated per event: a scrape reads the shared per-stream figures (StreamsReducer)
+through a collector on a private registry, so the metrics always agree with the summary and the
+live view. The HTTP server binds when built (a port in use is a usage error before the model
+loads) and serves on one thread that the supervisor starts and stops.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import ThreadingWSGIServer
+
+from .alerts import KINDS
+from .errors import ConfigError
+from .streams import LATENCY_BUCKETS_S, StreamsReducer
+
+POLL_S = 0.2  # how often the server thread looks at its stop flag
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # a scrape every few seconds is not news on the terminal
+
+
+class StreamsCollector:
+    """Metric families built from the figures at scrape time."""
+
+    def __init__(self, figures: StreamsReducer) -> None:
+        self._figures = figures
+
+    def collect(self) -> Iterator[Metric]:
+        language = InfoMetricFamily(
+            "streamlid_language", "current language of each stream", labels=["stream"]
+        )
+        confidence = GaugeMetricFamily(
+            "streamlid_confidence",
+            "smoothed probability of the current language",
+            labels=["stream"],
+        )
+        ratio = GaugeMetricFamily(
+            "streamlid_speech_ratio",
+            "share of the stream's time that was speech",
+            labels=["stream"],
+        )
+        lag = GaugeMetricFamily(
+            "streamlid_lag_seconds", "how far the answers are behind live", labels=["stream"]
+        )
+        reconnects = CounterMetricFamily(
+            "streamlid_reconnects", "times a feed came back after dropping", labels=["stream"]
+        )
+        outage = CounterMetricFamily(
+            "streamlid_outage_seconds", "time feeds were down, recovered outages", labels=["stream"]
+        )
+        active = GaugeMetricFamily(
+            "streamlid_alert_active", "1 while an alert holds", labels=["stream", "kind"]
+        )
+        alerts = CounterMetricFamily("streamlid_alerts", "alerts raised", labels=["stream"])
+        classified = CounterMetricFamily(
+            "streamlid_windows_classified", "windows the model answered", labels=["stream"]
+        )
+        skipped = CounterMetricFamily(
+            "streamlid_windows_skipped", "windows dropped to keep up with live", labels=["stream"]
+        )
+        latency = HistogramMetricFamily(
+            "streamlid_model_latency_seconds",
+            "time from a window's last sample to its answer",
+            labels=["stream"],
+        )
+        for f in self._figures.figures():
+            s = [f.stream]
+            language.add_metric(s, {"language": f.language or "", "name": f.language_name})
+            confidence.add_metric(s, f.confidence)
+            ratio.add_metric(s, f.speech_ratio)
+            if f.lag_s is not None:
+                lag.add_metric(s, f.lag_s)
+            reconnects.add_metric(s, f.reconnects)
+            outage.add_metric(s, f.outage_s)
+            for kind in KINDS:
+                active.add_metric([f.stream, kind], 1.0 if kind in f.alerts_active else 0.0)
+            alerts.add_metric(s, f.alerts_total)
+            classified.add_metric(s, f.windows)
+            skipped.add_metric(s, f.skipped_windows)
+            edges = [repr(edge) for edge in LATENCY_BUCKETS_S] + ["+Inf"]
+            latency.add_metric(
+                s, list(zip(edges, f.latency_buckets, strict=True)), sum_value=f.latency_sum_s
+            )
+        yield from (language, confidence, ratio, lag, reconnects, outage, active, alerts)
+        yield from (classified, skipped, latency)
+
+
+class MetricsServer:
+    """ThreadOwner: serves /metrics until stopped."""
+
+    def __init__(self, figures: StreamsReducer, host: str, port: int) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(StreamsCollector(figures))
+        app = make_wsgi_app(self.registry)
+        server_class = ThreadingWSGIServer
+        if ":" in host:  # an IPv6 address
+            import socket
+
+            class _V6(ThreadingWSGIServer):
+                address_family = socket.AF_INET6
+
+            server_class = _V6
+        try:
+            self._server = make_server(host, port, app, server_class, handler_class=_Quiet)
+        except OSError as exc:
+            raise ConfigError(
+                f"Cannot serve metrics on {host}:{port} ({exc.strerror or exc}); choose another "
+                "--metrics-port or --metrics-host."
+            ) from None
+        self._server.timeout = POLL_S
+        self.port = self._server.server_address[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="metrics")
+
+    def _serve(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self._server.handle_request()  # one request, or none within POLL_S
+        finally:
+            self._server.server_close()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout_s: float) -> bool:
+        if self._thread.ident is None:
+            self._server.server_close()
+            return True
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()

@@ -1,0 +1,68 @@
+"""TimelineCsv: `--timeline-csv`, the per-stream language segments as CSV.
+
+Written whole each time (at exit, and when SIGUSR1 asks: the supervisor's loop calls `write()`
+on the main thread, never the signal handler), to a temporary file beside the target that then
+replaces it, so a reader never sees half a file. The segments come from the shared per-stream
+figures, which keep the newest SEGMENTS_MAX per stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import tempfile
+
+from .errors import OutputError
+from .streams import StreamsReducer
+
+HEADER = ("stream", "start_s", "end_s", "language", "mean_confidence")
+
+
+def is_timeline_file(path: str) -> bool:
+    """An earlier run's timeline (its first line is our header): safe to replace."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            first = handle.readline(4096)
+    except OSError:
+        return False
+    return first.rstrip("\r\n") == ",".join(HEADER)
+
+
+class TimelineCsv:
+    def __init__(self, target: str, figures: StreamsReducer) -> None:
+        self.target = target
+        self._figures = figures
+        self.writes = 0
+
+    def write(self) -> int:
+        """Replaces the file with every stream's segments so far; returns the rows written."""
+        segments = self._figures.segments()
+        folder = os.path.dirname(os.path.abspath(self.target))
+        name = os.path.basename(self.target)
+        tmp = None
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+            with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(HEADER)
+                for s in segments:
+                    confidence = "" if s.mean_confidence is None else f"{s.mean_confidence:.4f}"
+                    writer.writerow(
+                        (s.stream, f"{s.start_s:.3f}", f"{s.end_s:.3f}", s.language, confidence)
+                    )
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.target)
+            tmp = None
+        except OSError as exc:
+            raise OutputError(
+                f"Cannot write --timeline-csv file {self.target!r} ({exc.strerror or exc}); "
+                "the previous version, if any, is left as it was."
+            ) from None
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+        self.writes += 1
+        return len(segments)

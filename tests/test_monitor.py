@@ -1,0 +1,247 @@
+"""Monitoring through the real command line, with the trained test model and espeak-ng speech:
+an unexpected-language alert reaching JSONL, the plain log and `--on-alert`; metrics scraped
+over HTTP on 127.0.0.1 during a run; the timeline CSV on SIGUSR1 and at exit; SIGTERM flushing
+every output; `--jsonl-append`."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from harness import REPO_ROOT
+from speech import espeak_missing, script
+
+TINY_LID = REPO_ROOT / "tests" / "assets" / "tiny-lid"
+
+
+@pytest.fixture(scope="module")
+def french(tmp_path_factory) -> Path:
+    if espeak_missing():
+        pytest.skip(espeak_missing())
+    if not (TINY_LID / "model.safetensors").exists():
+        pytest.skip("tests/assets/tiny-lid is missing; run tools/train_test_model.py")
+    path, _ = script([(None, 1.0), ("fra", 24.0)], tmp_path_factory.mktemp("monitor"), "fra")
+    return path
+
+
+def recorder(tmp_path: Path) -> str:
+    """An --on-alert command (a Python script) that appends its stdin to calls.jsonl."""
+    path = tmp_path / "record.py"
+    path.write_text(
+        "import sys\n"
+        f"open({str(tmp_path / 'calls.jsonl')!r}, 'a').write(sys.stdin.read().strip() + '\\n')\n"
+    )
+    return f"{sys.executable} {path}"
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    text = path.read_text()
+    assert text.endswith("\n")
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unexpected_language_alert_reaches_every_output_and_the_command(run_cli, french, tmp_path):
+    events, timeline = tmp_path / "events.jsonl", tmp_path / "timeline.csv"
+    result = run_cli(
+        "listen",
+        french,
+        "--model",
+        TINY_LID,
+        "--ui",
+        "plain",
+        "--expect",
+        "eng,deu",
+        "--alert-unexpected-after",
+        "5",
+        "--on-alert",
+        recorder(tmp_path),
+        "--jsonl",
+        events,
+        "--timeline-csv",
+        timeline,
+    )
+    assert result.returncode == 0, result.stderr
+    log = read_jsonl(events)
+    alerts = [e for e in log if e["type"] == "alert"]
+    assert alerts and alerts[0]["kind"] == "unexpected-language" and alerts[0]["active"]
+    assert alerts[0]["language"] == "fra"
+    # Fired once French had lasted the configured time, not before and not much later.
+    change = next(e for e in log if e["type"] == "change" and e["language"] == "fra")
+    assert 5.0 <= alerts[0]["t_s"] - change["since_s"] <= 5.0 + 1.5
+    assert "ALERT unexpected-language: French (fra)" in result.stdout
+    calls = [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    assert calls[0]["kind"] == "unexpected-language" and calls[0]["language"] == "fra"
+    assert calls[0]["t_s"] == alerts[0]["t_s"]
+    summary = log[-1]
+    assert summary["type"] == "summary"
+    # At exit: the segments, French the longest, up to the end of the audio.
+    rows = read_csv(timeline)
+    assert rows and set(rows[0]) == {"stream", "start_s", "end_s", "language", "mean_confidence"}
+    longest = max(rows, key=lambda r: float(r["end_s"]) - float(r["start_s"]))
+    assert longest["language"] == "fra"
+    assert float(rows[-1]["end_s"]) == pytest.approx(summary["streams"][0]["duration_s"], abs=0.1)
+
+
+def test_a_failing_on_alert_command_is_reported_and_not_fatal(run_cli, french, tmp_path):
+    events = tmp_path / "events.jsonl"
+    result = run_cli(
+        "listen",
+        french,
+        "--model",
+        TINY_LID,
+        "--ui",
+        "plain",
+        "--expect",
+        "eng",
+        "--alert-unexpected-after",
+        "3",
+        "--on-alert",
+        f"{sys.executable} -c 'import sys; sys.exit(4)'",
+        "--jsonl",
+        events,
+    )
+    assert result.returncode == 0, result.stderr
+    log = read_jsonl(events)
+    warnings = [e for e in log if e["type"] == "notice" and "--on-alert" in e["message"]]
+    assert warnings and "exit status 4" in warnings[0]["message"]
+    assert log[-1]["type"] == "summary" and log[-1]["reason"] == "end of input"
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return response.read().decode()
+
+
+def metric(text: str, name: str, stream: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(name + "{") and f'stream="{stream}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_metrics_csv_on_sigusr1_and_sigterm_flushing_everything(cli_env, french, tmp_path):
+    events, timeline = tmp_path / "events.jsonl", tmp_path / "timeline.csv"
+    port = free_port()
+    args = [str(french), "--model", str(TINY_LID), "--ui", "none", "--realtime"]
+    args += ["--jsonl", str(events), "--timeline-csv", str(timeline)]
+    args += ["--metrics-port", str(port), "--expect", "eng", "--alert-unexpected-after", "3"]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "streamlid", "listen", *args],
+        env=cli_env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        text = ""
+        while time.monotonic() < deadline:  # until the model has answered a few windows
+            assert child.poll() is None, child.communicate()[1].decode()
+            try:
+                text = scrape(port)
+            except OSError:
+                text = ""
+            windows = metric(text, "streamlid_windows_classified_total", "fra.wav")
+            if windows is not None and windows >= 5:
+                break
+            time.sleep(0.3)
+        else:
+            pytest.fail(f"no metrics with answers within 90 s:\n{text}")
+        assert 'streamlid_language_info{language="' in text
+        assert metric(text, "streamlid_model_latency_seconds_count", "fra.wav") >= 5
+        assert 0 < metric(text, "streamlid_speech_ratio", "fra.wav") <= 1
+        assert metric(text, "streamlid_windows_skipped_total", "fra.wav") is not None
+
+        assert not timeline.exists()
+        child.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while not timeline.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        first = read_csv(timeline)
+        assert first, "SIGUSR1 wrote a timeline with no segments"
+        assert child.poll() is None  # SIGUSR1 does not stop the run
+        time.sleep(2.0)
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == 128 + signal.SIGTERM, err.decode()
+    log = read_jsonl(events)
+    assert log[-1]["type"] == "summary" and log[-1]["reason"] == "interrupted"
+    duration_s = log[-1]["streams"][0]["duration_s"]
+    last = read_csv(timeline)  # rewritten at exit, up to where the run stopped
+    assert float(last[-1]["end_s"]) > float(first[-1]["end_s"])
+    assert float(last[-1]["end_s"]) == pytest.approx(duration_s, abs=0.5)
+    assert duration_s < 24  # it really was stopped early
+    assert not list(tmp_path.glob(".timeline.csv.*"))  # no temporary file left
+    with pytest.raises(OSError):
+        scrape(port)  # the server is gone with the run
+
+
+def test_jsonl_append_keeps_the_earlier_run_and_refuses_an_input(run_cli, french, tmp_path):
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"type": "summary", "cut')  # an earlier run killed mid-line
+    args = ["listen", french, "--model", TINY_LID, "--ui", "none", "--jsonl", events]
+    result = run_cli(*args, "--jsonl-append")
+    assert result.returncode == 0, result.stderr
+    lines = events.read_text().splitlines()
+    assert lines[0] == '{"type": "summary", "cut'  # kept, and ended
+    assert json.loads(lines[1])["type"] == "started"
+    assert json.loads(lines[-1])["type"] == "summary"
+
+    refused = run_cli("listen", french, "--ui", "none", "--jsonl", french, "--jsonl-append")
+    assert refused.returncode == 2
+    assert "is the input" in refused.stderr
+    refused = run_cli(
+        "listen", french, "--ui", "none", "--timeline-csv", french, "--model", TINY_LID
+    )
+    assert refused.returncode == 2 and "--timeline-csv output" in refused.stderr
+
+
+def test_each_named_stream_is_held_to_its_own_expectations(run_cli, french, tmp_path):
+    """Two [[streams]] of the same French file: the one expecting German alerts, the one
+    expecting French does not, and the global expectation does not override either."""
+    events = tmp_path / "events.jsonl"
+    config = tmp_path / "feeds.toml"
+    config.write_text(
+        'expect = ["spa"]\n'
+        "alert-unexpected-after = 600\n"
+        "[[streams]]\n"
+        'name = "expects-german"\n'
+        f"source = {json.dumps(str(french))}\n"
+        'languages = ["deu"]\n'
+        "alert-unexpected-after = 5\n"
+        "[[streams]]\n"
+        'name = "expects-french"\n'
+        f"source = {json.dumps(str(french))}\n"
+        'languages = ["fra"]\n'
+        "alert-unexpected-after = 5\n"
+    )
+    result = run_cli(
+        "listen", "--config", config, "--model", TINY_LID, "--ui", "none", "--jsonl", events
+    )
+    assert result.returncode == 0, result.stderr
+    alerts = [e for e in read_jsonl(events) if e["type"] == "alert"]
+    assert {a["stream"] for a in alerts} == {"expects-german"}
+    assert alerts[0]["kind"] == "unexpected-language" and alerts[0]["language"] == "fra"

@@ -42,7 +42,7 @@ class Config:
     hop: float = 1.0
     adaptive_hop: bool = True
     min_hop: float = 0.25
-    max_hop: float = 1.0
+    max_hop: float = 3.0
     min_speech: float = 1.0
     confirm_window: float = 1.5
     # speech gate (its settings are checked in streamlid/gate/detectors.py)
@@ -83,9 +83,9 @@ HELP: dict[str, str] = {
     "window": "window length in seconds of speech",
     "hop": "seconds of speech between windows (the base hop when --adaptive-hop is on)",
     "adaptive_hop": "classify less often while the language is settled, sooner when challenged",
-    "min_hop": "adaptive hop: hop after a challenge or an unsure answer, seconds (at most --hop)",
-    "max_hop": "adaptive hop: longest hop while the language is settled (at least --hop, at most "
-    "the window)",
+    "min_hop": "adaptive hop: hop after a challenger is heard, seconds (at most --hop)",
+    "max_hop": "adaptive hop: longest hop once a language has held 10 s of speech (at least "
+    "--hop, at most the window)",
     "min_speech": "seconds of speech before the first (early) answer",
     "confirm_window": "seconds at the end of a window re-checked before switching language",
     "vad_engine": "speech detector: webrtc, silero, or both (webrtcvad first, silero decides)",

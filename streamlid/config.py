@@ -42,7 +42,7 @@ class Config:
     hop: float = 1.0
     adaptive_hop: bool = True
     min_hop: float = 0.25
-    max_hop: float = 3.0
+    max_hop: float = 1.0
     min_speech: float = 1.0
     confirm_window: float = 1.5
     # speech gate (its settings are checked in streamlid/gate/detectors.py)

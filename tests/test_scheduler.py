@@ -497,3 +497,19 @@ def test_a_slow_model_on_a_live_stream_stays_near_the_present(espeak, tmp_path):
     summary = sink.summary.streams[0]
     assert summary.windows == len(predictions) == len(model.calls)
     assert summary.skipped_windows == sink.of_type(Status)[-1].skipped_windows == 0
+
+
+def test_the_worker_lets_the_hop_grow_only_once_the_language_has_held(espeak, tmp_path):
+    """The worker counts the speech since the answer was named: for the first 10 s after it
+    the hop stays at the base hop, even with `--max-hop 3`; later it grows."""
+    speech = np.concatenate([espeak.samples("en")] * 4)
+    wav = tmp_path / "long.wav"
+    write_wav(wav, np.concatenate([silence(0.5), speech, silence(0.5)]))
+    sink = ListSink()
+    make_engine([wav], FixedModel(), [sink], max_hop=3.0).run()
+    named = [p for p in sink.predictions if p.language is not None]
+    t0 = named[0].t_end_s
+    early = [p.hop_s for p in named if p.hop_s is not None and p.t_end_s - t0 <= 10.0]
+    late = [p.hop_s for p in named if p.hop_s is not None and p.t_end_s - t0 > 10.0]
+    assert len(early) >= 8 and max(early) <= 1.0 + 0.05
+    assert late and max(late) == pytest.approx(3.0, abs=0.05)

@@ -130,9 +130,9 @@ HELP: dict[str, str] = {
     "window": "window length in seconds of speech",
     "hop": "seconds of speech between windows (the base hop when --adaptive-hop is on)",
     "adaptive_hop": "classify less often while the language is settled, sooner when challenged",
-    "min_hop": "adaptive hop: hop after a challenge or an unsure answer, seconds (at most --hop)",
-    "max_hop": "adaptive hop: longest hop while the language is settled (at least --hop, at most "
-    "the window)",
+    "min_hop": "adaptive hop: hop after a challenger is heard, seconds (at most --hop)",
+    "max_hop": "adaptive hop: longest hop once a language has held 10 s of speech (at least "
+    "--hop, at most the window)",
     "min_speech": "seconds of speech before the first (early) answer",
     "confirm_window": "seconds at the end of a window re-checked before switching language",
     "vad_engine": "speech detector: webrtc, silero, or both (webrtcvad first, silero decides)",

@@ -8,6 +8,7 @@ while the language is settled (the adaptive hop). Files in fast mode keep every 
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import deque
 from dataclasses import dataclass
@@ -122,6 +123,12 @@ class HopSettings:
     min_hop_s: float = 0.25  # after a challenge, an uncertain answer or no language
     max_hop_s: float = 3.0  # while the language is settled
     confident_p: float = 0.7  # window and smoothed probability of the language to call it settled
+    # The hop grows past the base hop only once the current language has held this much speech
+    # since it was named: a language just named is the likeliest to give way again soon (a
+    # long hop there would hear a quick switch late), while a long stretch of one language pays
+    # for the growth. Counted from the change, not from the last unsure window: a small model
+    # is unsure now and then within one language, and each such window would start it again.
+    grow_after_s: float = 10.0
 
 
 def hop_settings(config: Config) -> HopSettings:
@@ -136,6 +143,26 @@ def hop_settings(config: Config) -> HopSettings:
     )
 
 
+def is_settled(
+    settings: HopSettings,
+    *,
+    current: int | None,
+    window_top: int,
+    window_p_current: float,
+    confidence: float,
+    tail_top: int | None = None,
+) -> bool:
+    """The window, and its tail if one was checked, agree with the current language,
+    confidently."""
+    return (
+        current is not None
+        and window_top == current
+        and tail_top in (None, current)
+        and window_p_current >= settings.confident_p
+        and confidence >= settings.confident_p
+    )
+
+
 def next_hop_s(
     settings: HopSettings,
     previous_hop_s: float,
@@ -145,28 +172,46 @@ def next_hop_s(
     window_p_current: float,
     confidence: float,
     tail_top: int | None = None,
+    held_s: float = math.inf,
 ) -> float:
     """Seconds of new speech to wait for before this stream's next window.
 
-    Settled (the window, and its tail if one was checked, agree with the current language,
-    confidently): the hop grows, from the base hop doubling up to `max_hop_s`. A challenger in
-    the window or its tail, an uncertain window or no named language: look again after
-    `min_hop_s`. Not adaptive: always the base hop."""
+    Settled (see `is_settled`): the base hop, and once the current language has held
+    `grow_after_s` of speech (`held_s`, see `held_for_s`) the hop doubles up to `max_hop_s`.
+    A challenger in the window or its tail, an unsure window or no named language: look again
+    after `min_hop_s`; but unsure with no challenger heard after a hop longer than the base
+    one: the base hop. Not adaptive: always the base hop."""
     s = settings
     if not s.adaptive:
         return s.hop_s
-    settled = (
-        current is not None
-        and window_top == current
-        and tail_top in (None, current)
-        and window_p_current >= s.confident_p
-        and confidence >= s.confident_p
+    settled = is_settled(
+        s,
+        current=current,
+        window_top=window_top,
+        window_p_current=window_p_current,
+        confidence=confidence,
+        tail_top=tail_top,
     )
     if not settled:
+        challenged = current is None or window_top != current or tail_top not in (None, current)
+        # Unsure after a hop longer than the base one, yet neither the window nor its tail
+        # (checked in such a window) hears anyone else: back to the base hop, not the minimum.
+        # A small model is unsure now and then within one language, and looking every quarter
+        # second each time cost more passes than the long hop saved; at the base hop and
+        # below, the minimum hop stays (measured: the base hop there reported some switches
+        # 0.7 s later).
+        if not challenged and previous_hop_s > s.hop_s:
+            return s.hop_s
         return s.min_hop_s
-    if previous_hop_s < s.hop_s:
+    if previous_hop_s < s.hop_s or held_s < s.grow_after_s:
         return min(s.hop_s, s.max_hop_s)
-    return min(s.max_hop_s, previous_hop_s * 2)
+    return min(s.max_hop_s, max(s.hop_s, previous_hop_s * 2))
+
+
+def held_for_s(previous_s: float, changed: bool, added_s: float) -> float:
+    """Speech since the stream's current language was named, after a window that added
+    `added_s` of speech and `changed` the answer (or not)."""
+    return 0.0 if changed else previous_s + added_s
 
 
 class HopMeter:

@@ -25,6 +25,7 @@ class StreamState:
     ended_at_s: float = 0.0  # stream time reached by the front end
     lag_s: float | None = None  # how far behind live the last answer was (live streams)
     next_hop_s: float = 1.0  # speech to wait for before the next window (the adaptive hop)
+    held_s: float = 0.0  # speech since the current language was named (the worker's)
 
     @property
     def live(self) -> bool:

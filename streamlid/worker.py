@@ -25,6 +25,7 @@ from .scheduler import (
     ForwardTimes,
     HopMeter,
     choose_batch_n,
+    held_for_s,
     hop_settings,
     next_hop_s,
     too_late,
@@ -181,15 +182,20 @@ class Worker:
         state.windows += 1
         if window.hop_s is not None:
             self._hops[state.name].add(window.hop_s)
-        window_top = int(np.argmax(probs))
+        state.held_s = held_for_s(
+            state.held_s,
+            decision.change is not None,
+            window.duration_s if window.hop_s is None else window.hop_s,
+        )
         state.next_hop_s = next_hop_s(
             self._hop_settings,
             state.next_hop_s,
             current=decision.current,
-            window_top=window_top,
+            window_top=int(np.argmax(probs)),
             window_p_current=0.0 if decision.current is None else float(probs[decision.current]),
             confidence=decision.confidence,
             tail_top=None if confirm is None else int(np.argmax(confirm)),
+            held_s=state.held_s,
         )
         labels, k = self._labels, self._cfg.top
         code = None if decision.current is None else labels[decision.current]

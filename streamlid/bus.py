@@ -27,6 +27,7 @@ from typing import Protocol
 
 from .errors import OutputError
 from .events import Event, Level, Notice
+from .threads import join_thread
 
 log = logging.getLogger(__name__)
 QUEUE_EVENTS = 1024
@@ -86,10 +87,7 @@ class EventBus:
             self._queue.put_nowait(_END)
 
     def join(self, timeout_s: float) -> bool:
-        if self._thread.ident is None:
-            return True
-        self._thread.join(timeout_s)
-        return not self._thread.is_alive()
+        return join_thread(self._thread, timeout_s)
 
     # -- producers ------------------------------------------------------------------------------
 

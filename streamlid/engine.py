@@ -24,10 +24,11 @@ from .bus import EventBus, Sink
 from .config import AlertSettings, Config, alert_settings
 from .events import Event, FeedState, Notice, StreamStarted, Summary
 from .frontend import StreamFrontend
-from .run import INTERRUPTED, OUTPUT_CLOSED, Supervisor, ThreadOwner
+from .run import INTERRUPTED, OUTPUT_CLOSED, Supervisor
 from .smoothing import Smoother, SmootherSettings
 from .stream import StreamState
 from .streams import StreamsReducer
+from .threads import ThreadOwner
 from .windowqueue import WindowQueues
 from .worker import Model, Worker
 

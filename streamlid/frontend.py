@@ -24,6 +24,7 @@ from .events import Event, Level, Notice, SpeechChange
 from .gate import GatedFrame, SpeechTrack, build_gate, gate_settings
 from .scheduler import hop_settings
 from .stream import StreamState
+from .threads import join_thread
 from .windowqueue import WindowQueues
 from .windows import Window, Windower
 
@@ -98,10 +99,7 @@ class StreamFrontend:
         self._stop.set()
 
     def join(self, timeout_s: float) -> bool:
-        if self._thread.ident is None:  # never started: a stop during start-up
-            return True
-        self._thread.join(timeout_s)
-        return not self._thread.is_alive()
+        return join_thread(self._thread, timeout_s)
 
     def _main(self) -> None:
         try:

@@ -25,6 +25,7 @@ from prometheus_client.exposition import ThreadingWSGIServer
 from .alerts import KINDS
 from .errors import ConfigError
 from .streams import LATENCY_BUCKETS_S, StreamsReducer
+from .threads import join_thread
 
 POLL_S = 0.2  # how often the server thread looks at its stop flag
 
@@ -142,7 +143,5 @@ class MetricsServer:
 
     def join(self, timeout_s: float) -> bool:
         if self._thread.ident is None:
-            self._server.server_close()
-            return True
-        self._thread.join(timeout_s)
-        return not self._thread.is_alive()
+            self._server.server_close()  # never served: still give the port back
+        return join_thread(self._thread, timeout_s)

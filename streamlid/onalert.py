@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from .errors import ConfigError
 from .events import Event, Notice, StreamAlert, event_to_dict
+from .threads import join_thread
 
 log = logging.getLogger(__name__)
 COMMAND_TIMEOUT_S = 10.0  # a command that takes longer is killed and reported
@@ -132,10 +133,7 @@ class AlertCommand:
             self._queue.put_nowait(_END)
 
     def join(self, timeout_s: float) -> bool:
-        if self._thread.ident is None:
-            return True
-        self._thread.join(timeout_s)
-        return not self._thread.is_alive()
+        return join_thread(self._thread, timeout_s)
 
     # -- the command thread ------------------------------------------------------------------
 

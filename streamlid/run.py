@@ -25,9 +25,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from .config import AlertSettings, Config, StreamConfig, alert_settings, feed_settings
+from .threads import ThreadOwner
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -51,20 +52,6 @@ INTERRUPTED = "interrupted"  # Summary.reason after a signal or `q`
 OUTPUT_CLOSED = "output closed"  # Summary.reason after stdout's reader left
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 EXPORT_SIGNAL = signal.SIGUSR1
-
-
-class ThreadOwner(Protocol):
-    """Something that runs one or more threads of a run.
-
-    `start()` starts them; `stop()` asks them to finish and returns at once (idempotent, safe
-    from any thread); `join(timeout_s)` waits at most that long and says whether they ended
-    (True also when they never started)."""
-
-    def start(self) -> Any: ...
-
-    def stop(self) -> None: ...
-
-    def join(self, timeout_s: float) -> bool: ...
 
 
 class Supervisor:

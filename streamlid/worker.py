@@ -32,6 +32,7 @@ from .scheduler import (
 )
 from .smoothing import wants_tail_check
 from .stream import StreamState
+from .threads import join_thread
 from .windowqueue import WindowQueues
 from .windows import Window
 
@@ -87,10 +88,7 @@ class Worker:
         self._stop.set()
 
     def join(self, timeout_s: float | None) -> bool:
-        if self._thread.ident is None:  # never started: a stop during start-up
-            return True
-        self._thread.join(timeout_s)
-        return not self._thread.is_alive()
+        return join_thread(self._thread, timeout_s)
 
     @property
     def alive(self) -> bool:

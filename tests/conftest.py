@@ -14,6 +14,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterable
@@ -26,6 +27,19 @@ from harness import REPO_ROOT, ListSink, make_engine
 from modelfactory import build_checkpoint
 
 # -- --runslow ------------------------------------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The stop signals act normally in the test process and every process it starts.
+
+    A shell starts a background job (`cmd &`, nohup, some CI runners) with SIGINT or SIGHUP
+    ignored; exec'd children inherit an ignored signal, and streamlid keeps a signal ignored
+    that was ignored at its launch (as nohup asks). The signal tests would then wait forever.
+    A handler here (not SIG_IGN) also means children start with the default action."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(number) == signal.SIG_IGN:
+            signal.signal(number, signal.SIG_DFL)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 import numpy as np
 
@@ -189,8 +188,7 @@ class StreamFrontend:
             del self._level_frames[:-10]
 
     def _queue(self, window: Window) -> None:
-        prob, share = self._track.measure(window.t_start_s, window.t_end_s)
-        window = replace(window, speech_prob=prob, speech_share=share)
+        window = self._track.measured(window)
         self._queues.put(self.state.name, window, self._stop)
         if self._adaptive and not self.state.live:
             self._queues.wait_idle(self.state.name, self._stop)  # the answer sets the next hop

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -55,10 +55,7 @@ def speech_windows(
 
     def speech(windows) -> Iterator[np.ndarray]:
         for window in windows:
-            if admitted(
-                replace(window, speech_share=track.measure(window.t_start_s, window.t_end_s)[1]),
-                config.min_speech_share,
-            ):
+            if admitted(track.measured(window), config.min_speech_share):
                 yield window.samples
 
     def notice(severity: str, message: str) -> None:

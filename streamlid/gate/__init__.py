@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -156,6 +156,18 @@ class SpeechGate:
         return GatedFrame(start_index, frame, speech, self._voiced, level, prob)
 
 
+class _Span(Protocol):
+    """A window as `SpeechTrack.measured` needs it (a dataclass with these fields)."""
+
+    t_start_s: float
+    t_end_s: float
+    speech_prob: float
+    speech_share: float
+
+
+_SpanT = TypeVar("_SpanT", bound=_Span)
+
+
 class SpeechTrack:
     """The gate's recent frames, so a window cut from them can be told how speech-like it is.
 
@@ -191,6 +203,11 @@ class SpeechTrack:
         if total == 0:
             return 0.0, 0.0
         return prob_sum / total, voiced / total
+
+    def measured(self, window: _SpanT) -> _SpanT:
+        """`window` with its `speech_prob` and `speech_share` filled in from the frames."""
+        prob, share = self.measure(window.t_start_s, window.t_end_s)
+        return replace(window, speech_prob=prob, speech_share=share)
 
     def reset(self) -> None:
         self._frames.clear()

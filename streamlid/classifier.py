@@ -32,6 +32,8 @@ from .modelfiles import (
 
 # Architectures without weights, shipped for `streamlid bench --random-weights`.
 RANDOM_SHAPES = {"mms-lid-256": Path(__file__).parent / "shapes" / "mms-lid-256"}
+# Windows are padded to a multiple of this before the model (see `Classifier.input_length`).
+PAD_TO_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -296,24 +298,46 @@ class Classifier:
 
             quantize_linear_layers(self._model)
             _return_freed_memory()
+        self._masks_padding = bool(getattr(self._extractor, "return_attention_mask", False))
         self.info = ModelInfo(
             model=display_name or model, device=self.device, dtype=self.dtype, labels=self.labels
         )
 
+    def input_length(self, n_samples: int) -> int:
+        """The length (samples) a window of `n_samples` is padded to before the model.
+
+        Every distinct input length costs the CPU backend its own cached kernels (about 4 MB
+        each with the full-size model in bf16, never freed), and live windows come in any
+        length at speech starts and ends, so a monitor's memory grew for hours. Padding to a
+        multiple of `PAD_TO_S` bounds the lengths to a dozen. Only models that take an
+        attention mask are padded: their answer is then the same (padded frames are masked
+        out of the encoder and the pooling); a model without one would hear the zeros."""
+        if not self._masks_padding:
+            return n_samples
+        step = round(PAD_TO_S * SAMPLE_RATE_HZ)
+        return -(-n_samples // step) * step
+
     def classify(self, windows: Sequence[np.ndarray]) -> np.ndarray:
         """Probabilities [N, L] (float32, rows sum to 1) for N windows of 16 kHz audio.
 
-        Windows of equal length share a forward pass; different lengths are not padded
-        together, so a window's answer never depends on what it was batched with."""
+        Windows padded to the same `input_length` share a forward pass; a window's padding
+        depends only on its own length, so its answer never depends on what it was batched
+        with."""
         out = np.zeros((len(windows), len(self.labels)), dtype=np.float32)
         by_length: dict[int, list[int]] = {}
         for i, window in enumerate(windows):
-            by_length.setdefault(len(window), []).append(i)
+            by_length.setdefault(self.input_length(len(window)), []).append(i)
         torch = self._torch
         with torch.inference_mode():
-            for indices in by_length.values():
+            for length, indices in by_length.items():
                 batch = [windows[i] for i in indices]
-                features = self._extractor(batch, sampling_rate=SAMPLE_RATE_HZ, return_tensors="pt")
+                features = self._extractor(
+                    batch,
+                    sampling_rate=SAMPLE_RATE_HZ,
+                    return_tensors="pt",
+                    padding="max_length",
+                    max_length=length,
+                )
                 inputs: dict[str, Any] = {
                     "input_values": features["input_values"].to(self.device, self._torch_dtype)
                 }

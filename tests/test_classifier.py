@@ -375,3 +375,48 @@ def test_lean_loading_renames_legacy_weight_norm_keys(tiny_model_dir, tmp_path, 
     np.testing.assert_allclose(
         load(legacy).classify(windows), load(tiny_model_dir).classify(windows), atol=1e-6
     )
+
+
+def unpadded_probabilities(folder: Path, window: np.ndarray) -> np.ndarray:
+    """The model's answer for `window` at its own length, straight through transformers."""
+    import torch
+    from transformers import AutoFeatureExtractor, Wav2Vec2ForSequenceClassification
+
+    extractor = AutoFeatureExtractor.from_pretrained(folder)
+    model = Wav2Vec2ForSequenceClassification.from_pretrained(folder).eval()
+    features = extractor([window], sampling_rate=SAMPLE_RATE_HZ, return_tensors="pt")
+    with torch.inference_mode():
+        return torch.softmax(model(**features).logits, dim=-1)[0].numpy()
+
+
+def test_windows_of_any_length_reach_the_model_in_a_few_lengths(classifier):
+    """Each input length the model sees costs the CPU backend cached kernels that are never
+    freed, so a live run (windows of every length at speech starts and ends) must not show it
+    an unbounded number of lengths."""
+    seen = {classifier.input_length(n) for n in range(SAMPLE_RATE_HZ // 4, 3 * SAMPLE_RATE_HZ + 1)}
+    assert len(seen) <= 12
+    for n in (4001, 21937, 47999, 48000):
+        assert n <= classifier.input_length(n) < n + SAMPLE_RATE_HZ // 4
+
+
+def test_padding_to_an_input_length_does_not_change_the_answer(tiny_model_dir, classifier):
+    rng = np.random.default_rng(3)
+    for n in (21937, 30001):
+        window = rng.normal(0, 0.1, n).astype(np.float32)
+        assert classifier.input_length(n) != n  # the window really is padded
+        np.testing.assert_allclose(
+            classifier.classify([window])[0],
+            unpadded_probabilities(tiny_model_dir, window),
+            atol=1e-5,
+        )
+
+
+def test_a_model_without_attention_mask_is_never_padded(tmp_path, tiny_model_dir):
+    """Without a mask the model would hear the padding, so such a model gets exact lengths."""
+    folder = tmp_path / "no-mask"
+    shutil.copytree(tiny_model_dir, folder)
+    preprocessor = folder / "preprocessor_config.json"
+    settings = json.loads(preprocessor.read_text())
+    settings["return_attention_mask"] = False
+    preprocessor.write_text(json.dumps(settings))
+    assert load(folder).input_length(21937) == 21937

@@ -10,6 +10,7 @@ since torch 2.10 and quantizes per tensor; this is per channel and per token, an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,10 +107,14 @@ class Int8Linear(torch.nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, int8"
 
 
-def quantize_linear_layers(model: Any) -> int:
+def quantize_linear_layers(
+    model: Any, release: Callable[[torch.Tensor], object] | None = None
+) -> int:
     """Replaces the Linear layers of `model.base_model` (the transformer, where the time goes)
     by int8 ones, in place, freeing each float weight as it goes; the classification head keeps
-    its float Linear layers. Returns how many layers were replaced."""
+    its float Linear layers. `release(weight)` is called with each float weight once its int8
+    copy exists (to hand back the pages of a memory-mapped file). Returns how many layers were
+    replaced."""
     base = getattr(model, "base_model", model)
     targets = [
         (name, module)
@@ -120,4 +125,6 @@ def quantize_linear_layers(model: Any) -> int:
         parent_name, _, child = name.rpartition(".")
         parent = base.get_submodule(parent_name) if parent_name else base
         setattr(parent, child, Int8Linear.from_linear(module))
+        if release is not None:
+            release(module.weight)
     return len(targets)

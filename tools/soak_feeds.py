@@ -189,7 +189,13 @@ def main() -> int:
             try:
                 while time.monotonic() - started < run_s:
                     time.sleep(0.5)
-                    memory.maybe_sample()
+                    if sample := memory.maybe_sample():
+                        print(
+                            f"{sample.t_s:5.0f} s  RSS {sample.rss_mb:6.1f} MB  "
+                            f"threads {sample.threads}",
+                            file=sys.stderr,
+                            flush=True,
+                        )
             finally:
                 memory.sample()  # the end, before anything is let go
         except (KeyboardInterrupt, Stopped):

@@ -98,16 +98,20 @@ class Books:
 
 
 class ShapeCounter:
-    """The classifier, counting the distinct window lengths it is given (each new input shape
-    may cost the model's libraries a cached kernel)."""
+    """The classifier, counting the distinct window lengths and input shapes (windows of one
+    length share a forward pass) it is given: each new shape costs the model's kernel library
+    cached kernels."""
 
     def __init__(self, model: Classifier) -> None:
         self._model = model
         self.labels = model.labels
         self.lengths: set[int] = set()
+        self.shapes: set[tuple[int, int]] = set()
 
     def classify(self, windows):
-        self.lengths.update(len(w) for w in windows)
+        per_length = Counter(len(w) for w in windows)
+        self.lengths.update(per_length)
+        self.shapes.update((n, length) for length, n in per_length.items())
         return self._model.classify(windows)
 
 
@@ -267,7 +271,10 @@ def main() -> int:
                 f"(limit {args.max_slope:g})"
             )
     if model is not None:
-        print(f"distinct window lengths the model was given: {len(model.lengths)}")
+        print(
+            f"the model was given {len(model.lengths)} distinct window lengths, "
+            f"{len(model.shapes)} distinct input shapes (windows x samples)"
+        )
     print(f"ffmpeg processes left: {len(children)} children, {len(strays)} naming a feed port")
     if children or strays:
         failures.append(f"{len(children) + len(strays)} ffmpeg processes left")

@@ -11,9 +11,10 @@ ready for a window (the model still busy with this stream's previous one) defers
 (`ready=False`): the window is then cut from the freshest speech once it is ready, so a slow
 model stretches the hop instead of piling windows up. Each window carries its own hop.
 
-Window lengths come from a small set: a window shorter than `window_s` (an early one, an
-utterance's end) holds its newest `min_speech_s` plus a whole number of length steps of speech
-(0.25 s, or the early half hop where that is shorter, so early windows keep their length).
+Window lengths come from a small set: a window shorter than `window_s` (an early one, or an
+utterance's end before the window filled) holds `min_speech_s` plus a whole number of length
+steps of speech (0.25 s, or the early half hop where that is shorter, so early windows keep
+their length), from the segment's start: what is newer than that waits for the next window.
 Every distinct input length makes the model's kernel library (oneDNN on CPUs) build and cache
 kernels it keeps for the life of the process: with 30 ms frames, the adaptive hop and utterance
 ends, lengths otherwise fall on any frame edge from `min_speech_s` to `window_s` (67 of them at
@@ -150,17 +151,32 @@ class Windower:
 
     def _emit(self, frame_n: int = 0) -> Window:
         speech = np.concatenate([frame for _, frame in self._frames])
-        samples = speech[len(speech) - self.length_n(len(speech)) :]
-        end_start, end_frame = self._frames[-1]
-        end_index = end_start + len(end_frame)
-        # Walk back through the kept frames to find where the window's first sample lies.
-        remaining = len(samples)
-        start_index = end_index - remaining
-        for frame_start, frame in reversed(self._frames):
-            if remaining <= len(frame):
-                start_index = frame_start + len(frame) - remaining
-                break
-            remaining -= len(frame)
+        length_n = self.length_n(len(speech))
+        if length_n < self.window_n:
+            # Early: the kept frames are the whole segment so far. The window starts where
+            # the segment started, as every early window does (each holds all of the one
+            # before it, and the smoother lets it supersede that one), and leaves out the
+            # newest speech past its length step: less than a frame when it came due.
+            samples = speech[:length_n]
+            start_index, remaining = self._frames[0][0], length_n
+            end_index = start_index + length_n
+            for frame_start, frame in self._frames:
+                if remaining <= len(frame):
+                    end_index = frame_start + remaining
+                    break
+                remaining -= len(frame)
+        else:
+            samples = speech[len(speech) - length_n :]
+            end_start, end_frame = self._frames[-1]
+            end_index = end_start + len(end_frame)
+            # Walk back through the kept frames to find where the window's first sample lies.
+            remaining = length_n
+            start_index = end_index - remaining
+            for frame_start, frame in reversed(self._frames):
+                if remaining <= len(frame):
+                    start_index = frame_start + len(frame) - remaining
+                    break
+                remaining -= len(frame)
         hop_s = (self._voiced_n - self._last_emit_n) / SAMPLE_RATE_HZ if self._last_emit_n else None
         self._last_emit_n = self._voiced_n
         # Schedule from when this window was due, not from the frame edge that reached it:

@@ -116,7 +116,8 @@ def test_thirty_ms_frames_keep_the_cadence_on_the_hop_grid():
     """With the default 30 ms gate frames the due times do not all fall on frame edges: each
     window comes at the first frame edge at or after it is due, and the hop does not stretch
     (40 s of speech gives the windows of 40 s, not of 39). An early window holds the speech of
-    its due length, the newest, not the frame edge's (its length is one of a few)."""
+    its due length from the segment's start, not up to the frame edge (its length is one of
+    a few)."""
     frame_s = 0.03
     windows = feed_script(Windower(3.0, 1.0, 1.0), [(40.5, True)], frame_ms=30)
     due = emission_points(40.5, 3.0, 1.0, 1.0)
@@ -247,11 +248,12 @@ def test_window_lengths_come_from_a_small_set_however_the_stream_goes():
     windows = messy_live_stream(windower, seed=1)
     lengths = {len(w.samples) for w in windows}
     assert lengths == {SAMPLE_RATE_HZ + k * SAMPLE_RATE_HZ // 4 for k in range(9)}
-    # Still the newest speech, all of it, up to the window's end.
     for window in windows:
         indices = window.samples.astype(np.int64)
         assert indices[-1] + 1 == round(window.t_end_s * SAMPLE_RATE_HZ)
         assert indices[0] == round(window.t_start_s * SAMPLE_RATE_HZ)
+        if len(indices) < 3 * SAMPLE_RATE_HZ:  # early: from the segment's start, as before
+            assert window.t_start_s == window.segment_start_s
 
 
 def test_without_length_steps_the_same_stream_gives_the_model_dozens_of_lengths():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -235,6 +235,16 @@ def _random(shape: Path, torch_dtype: Any, device: str) -> tuple[Any, Any]:
     return build_random_model(config, torch_dtype, device), extractor
 
 
+def power_of_two_chunks(groups: Iterable[list[int]]) -> Iterator[list[int]]:
+    """Each group cut into chunks of power-of-two sizes, largest first (7: 4, 2, 1)."""
+    for group in groups:
+        start = 0
+        while start < len(group):
+            size = 1 << ((len(group) - start).bit_length() - 1)
+            yield group[start : start + size]
+            start += size
+
+
 class Classifier:
     """Loaded once, shared by every stream. `classify` is called from the worker thread only."""
 
@@ -304,14 +314,17 @@ class Classifier:
         """Probabilities [N, L] (float32, rows sum to 1) for N windows of 16 kHz audio.
 
         Windows of equal length share a forward pass; different lengths are not padded
-        together, so a window's answer never depends on what it was batched with."""
+        together, so a window's answer never depends on what it was batched with. A pass
+        holds a power of two of them (7 windows: 4, 2 and 1), so the model sees few distinct
+        input shapes: its kernel library caches kernels for every shape it meets, for good
+        (about 3 MB each on a CPU; see windows.py)."""
         out = np.zeros((len(windows), len(self.labels)), dtype=np.float32)
         by_length: dict[int, list[int]] = {}
         for i, window in enumerate(windows):
             by_length.setdefault(len(window), []).append(i)
         torch = self._torch
         with torch.inference_mode():
-            for indices in by_length.values():
+            for indices in power_of_two_chunks(by_length.values()):
                 batch = [windows[i] for i in indices]
                 features = self._extractor(batch, sampling_rate=SAMPLE_RATE_HZ, return_tensors="pt")
                 inputs: dict[str, Any] = {

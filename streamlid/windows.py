@@ -10,16 +10,6 @@ The hop may change between windows (`set_hop_s`: the adaptive hop), and a consum
 ready for a window (the model still busy with this stream's previous one) defers it
 (`ready=False`): the window is then cut from the freshest speech once it is ready, so a slow
 model stretches the hop instead of piling windows up. Each window carries its own hop.
-
-Window lengths come from a small set: a window shorter than `window_s` (an early one, or an
-utterance's end before the window filled) holds `min_speech_s` plus a whole number of length
-steps of speech (0.25 s, or the early half hop where that is shorter, so early windows keep
-their length), from the segment's start: what is newer than that waits for the next window.
-Every distinct input length makes the model's kernel library (oneDNN on CPUs) build and cache
-kernels it keeps for the life of the process: with 30 ms frames, the adaptive hop and utterance
-ends, lengths otherwise fall on any frame edge from `min_speech_s` to `window_s` (67 of them at
-the defaults), and a monitor's memory grew by about 3 MB with each new one, for as long as
-rarer lengths kept turning up (docs/feeds-soak.md). At the defaults there are now 9.
 """
 
 from __future__ import annotations
@@ -31,8 +21,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .audio import SAMPLE_RATE_HZ
-
-LENGTH_STEP_S = 0.25  # a window shorter than full grows in steps of this (at most)
 
 
 @dataclass(frozen=True)
@@ -60,7 +48,6 @@ class Windower:
         min_speech_s: float = 1.0,
         pause_s: float = 1.0,
         min_step_s: float = 0.0,
-        length_step_s: float = LENGTH_STEP_S,
     ) -> None:
         self.window_n = round(window_s * SAMPLE_RATE_HZ)
         self.hop_n = round(hop_s * SAMPLE_RATE_HZ)
@@ -68,8 +55,6 @@ class Windower:
         self.min_speech_n = min(round(min_speech_s * SAMPLE_RATE_HZ), self.window_n)
         self.pause_n = round(pause_s * SAMPLE_RATE_HZ)
         self.min_step_n = round(min_step_s * SAMPLE_RATE_HZ)  # floor of the early half hop
-        early_step_n = max(1, self.min_step_n, self.base_hop_n // 2)
-        self.length_step_n = max(1, min(round(length_step_s * SAMPLE_RATE_HZ), early_step_n))
         self.reset()
 
     def set_hop_s(self, hop_s: float) -> None:
@@ -139,44 +124,18 @@ class Windower:
             return [self._emit()]
         return []
 
-    def length_n(self, speech_n: int) -> int:
-        """Samples in a window cut from `speech_n` samples of speech: the full window, or
-        `min_speech_n` plus the most whole length steps that fit."""
-        if speech_n >= self.window_n:
-            return self.window_n
-        if speech_n <= self.min_speech_n:
-            return speech_n
-        steps = (speech_n - self.min_speech_n) // self.length_step_n
-        return self.min_speech_n + steps * self.length_step_n
-
     def _emit(self, frame_n: int = 0) -> Window:
-        speech = np.concatenate([frame for _, frame in self._frames])
-        length_n = self.length_n(len(speech))
-        if length_n < self.window_n:
-            # Early: the kept frames are the whole segment so far. The window starts where
-            # the segment started, as every early window does (each holds all of the one
-            # before it, and the smoother lets it supersede that one), and leaves out the
-            # newest speech past its length step: less than a frame when it came due.
-            samples = speech[:length_n]
-            start_index, remaining = self._frames[0][0], length_n
-            end_index = start_index + length_n
-            for frame_start, frame in self._frames:
-                if remaining <= len(frame):
-                    end_index = frame_start + remaining
-                    break
-                remaining -= len(frame)
-        else:
-            samples = speech[len(speech) - length_n :]
-            end_start, end_frame = self._frames[-1]
-            end_index = end_start + len(end_frame)
-            # Walk back through the kept frames to find where the window's first sample lies.
-            remaining = length_n
-            start_index = end_index - remaining
-            for frame_start, frame in reversed(self._frames):
-                if remaining <= len(frame):
-                    start_index = frame_start + len(frame) - remaining
-                    break
-                remaining -= len(frame)
+        samples = np.concatenate([frame for _, frame in self._frames])[-self.window_n :]
+        end_start, end_frame = self._frames[-1]
+        end_index = end_start + len(end_frame)
+        # Walk back through the kept frames to find where the window's first sample lies.
+        remaining = len(samples)
+        start_index = end_index - remaining
+        for frame_start, frame in reversed(self._frames):
+            if remaining <= len(frame):
+                start_index = frame_start + len(frame) - remaining
+                break
+            remaining -= len(frame)
         hop_s = (self._voiced_n - self._last_emit_n) / SAMPLE_RATE_HZ if self._last_emit_n else None
         self._last_emit_n = self._voiced_n
         # Schedule from when this window was due, not from the frame edge that reached it:

@@ -98,21 +98,20 @@ class Books:
 
 
 class ShapeCounter:
-    """The classifier, counting the distinct window lengths and input shapes (windows of one
-    length share a forward pass) it is given: each new shape costs the model's kernel library
-    cached kernels."""
+    """Counts the distinct input shapes (windows x samples, padding included) the model is
+    run on, from a hook on the model itself: each new shape costs its kernel library cached
+    kernels."""
 
     def __init__(self, model: Classifier) -> None:
-        self._model = model
-        self.labels = model.labels
-        self.lengths: set[int] = set()
-        self.shapes: set[tuple[int, int]] = set()
+        self.shapes: set[tuple[int, ...]] = set()
+        model._model.register_forward_pre_hook(self._seen, with_kwargs=True)
 
-    def classify(self, windows):
-        per_length = Counter(len(w) for w in windows)
-        self.lengths.update(per_length)
-        self.shapes.update((n, length) for length, n in per_length.items())
-        return self._model.classify(windows)
+    def _seen(self, module, args, kwargs) -> None:
+        self.shapes.add(tuple(kwargs["input_values"].shape))
+
+    @property
+    def lengths(self) -> set[int]:
+        return {shape[-1] for shape in self.shapes}
 
 
 def speech_mp3(folder: Path) -> Path:
@@ -172,7 +171,7 @@ def main() -> int:
                 source.name = f"feed{number}"
             classifier = Classifier(args.model, device="cpu", announce=lambda m: None)
             model = ShapeCounter(classifier)
-            engine = Engine(config, sources, model, [books])
+            engine = Engine(config, sources, classifier, [books])
             schedule = drop_schedule(args.feeds, args.drops, run_s, args.down_s)
 
             def dropper() -> None:
@@ -272,7 +271,7 @@ def main() -> int:
             )
     if model is not None:
         print(
-            f"the model was given {len(model.lengths)} distinct window lengths, "
+            f"the model ran on {len(model.lengths)} distinct input lengths, "
             f"{len(model.shapes)} distinct input shapes (windows x samples)"
         )
     print(f"ffmpeg processes left: {len(children)} children, {len(strays)} naming a feed port")

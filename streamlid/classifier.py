@@ -317,7 +317,7 @@ class Classifier:
         together, so a window's answer never depends on what it was batched with. A pass
         holds a power of two of them (7 windows: 4, 2 and 1), so the model sees few distinct
         input shapes: its kernel library caches kernels for every shape it meets, for good
-        (about 3 MB each on a CPU; see windows.py)."""
+        (about 3 MB each on a CPU with the test model; docs/feeds-soak.md)."""
         out = np.zeros((len(windows), len(self.labels)), dtype=np.float32)
         by_length: dict[int, list[int]] = {}
         for i, window in enumerate(windows):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -255,6 +255,16 @@ def _random(shape: Path, torch_dtype: Any, device: str) -> tuple[Any, Any]:
     return build_random_model(config, torch_dtype, device), extractor
 
 
+def power_of_two_chunks(groups: Iterable[list[int]]) -> Iterator[list[int]]:
+    """Each group cut into chunks of power-of-two sizes, largest first (7: 4, 2, 1)."""
+    for group in groups:
+        start = 0
+        while start < len(group):
+            size = 1 << ((len(group) - start).bit_length() - 1)
+            yield group[start : start + size]
+            start += size
+
+
 class Classifier:
     """Loaded once, shared by every stream. `classify` is called from the worker thread only."""
 
@@ -335,33 +345,37 @@ class Classifier:
 
         Windows padded to the same `input_length` share a forward pass; a window's padding
         depends only on its own length, so its answer never depends on what it was batched
-        with."""
+        with. A pass holds a power of two of them (7 windows: 4, 2 and 1): with the lengths
+        padded to a few, the model then sees few distinct input shapes, and its kernel
+        library caches kernels for every shape it meets, for good (docs/feeds-soak.md)."""
         out = np.zeros((len(windows), len(self.labels)), dtype=np.float32)
         by_length: dict[int, list[int]] = {}
         for i, window in enumerate(windows):
             by_length.setdefault(self.input_length(len(window)), []).append(i)
-        torch = self._torch
-        with torch.inference_mode():
-            for length, indices in by_length.items():
-                batch = [windows[i] for i in indices]
-                features = self._extractor(
-                    batch,
-                    sampling_rate=SAMPLE_RATE_HZ,
-                    return_tensors="pt",
-                    padding="max_length",
-                    max_length=length,
-                )
-                inputs: dict[str, Any] = {
-                    "input_values": features["input_values"].to(self.device, self._torch_dtype)
-                }
-                if "attention_mask" in features:
-                    inputs["attention_mask"] = features["attention_mask"].to(self.device)
-                logits = self._model(**inputs).logits.float()
-                if self._subset is not None:
-                    logits = logits[:, self._subset]
-                probs = torch.softmax(logits, dim=-1).cpu().numpy()
-                out[indices] = probs
+        with self._torch.inference_mode():
+            for length, group in by_length.items():
+                for indices in power_of_two_chunks([group]):
+                    out[indices] = self._forward([windows[i] for i in indices], length)
         return out
+
+    def _forward(self, batch: list[np.ndarray], length: int) -> np.ndarray:
+        """Probabilities for windows padded to `length` samples, in one forward pass."""
+        features = self._extractor(
+            batch,
+            sampling_rate=SAMPLE_RATE_HZ,
+            return_tensors="pt",
+            padding="max_length",
+            max_length=length,
+        )
+        inputs: dict[str, Any] = {
+            "input_values": features["input_values"].to(self.device, self._torch_dtype)
+        }
+        if "attention_mask" in features:
+            inputs["attention_mask"] = features["attention_mask"].to(self.device)
+        logits = self._model(**inputs).logits.float()
+        if self._subset is not None:
+            logits = logits[:, self._subset]
+        return self._torch.softmax(logits, dim=-1).cpu().numpy()
 
     def reset_device_memory_peak(self) -> None:
         if self.device.startswith("cuda"):

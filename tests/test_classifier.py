@@ -420,3 +420,22 @@ def test_a_model_without_attention_mask_is_never_padded(tmp_path, tiny_model_dir
     settings["return_attention_mask"] = False
     preprocessor.write_text(json.dumps(settings))
     assert load(folder).input_length(21937) == 21937
+
+
+def test_a_forward_pass_holds_a_power_of_two_of_windows(classifier, windows):
+    """The model's kernel library caches kernels for every input shape it meets, for good: a
+    batch of 7 equal windows runs as 4, 2 and 1, and the answers are those of each alone."""
+    shapes = []
+    hook = classifier._model.register_forward_pre_hook(
+        lambda module, args, kwargs: shapes.append(tuple(kwargs["input_values"].shape)),
+        with_kwargs=True,
+    )
+    try:
+        batch = [windows[i % 3] for i in range(7)] + [windows[3]] * 3
+        together = classifier.classify(batch)
+    finally:
+        hook.remove()
+    full, early = 3 * SAMPLE_RATE_HZ, SAMPLE_RATE_HZ
+    assert sorted(shapes) == sorted([(4, full), (2, full), (1, full), (2, early), (1, early)])
+    alone = np.stack([classifier.classify([w])[0] for w in batch])
+    np.testing.assert_allclose(together, alone, atol=1e-5)

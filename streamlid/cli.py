@@ -44,6 +44,12 @@ IDENTIFY_SKIPS = (
     "timeline_csv",
     "metrics_port",
     "metrics_host",
+    "cluster",
+    "ingest_actors",
+    "replicas",
+    "serve_batch",
+    "serve_batch_wait_ms",
+    "replica_cpus",
 )
 
 

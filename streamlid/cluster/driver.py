@@ -34,7 +34,7 @@ from ..run import INTERRUPTED, OUTPUT_CLOSED, Supervisor
 from ..streams import StreamsReducer
 from ..threads import ThreadOwner, join_thread
 from .ingest import FeedSpec, IngestShard
-from .serving import APP_NAME, ModelSpec, deploy_model
+from .serving import APP_NAME, ModelSpec, deploy_model, replica_counts
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ SHARD_RESTARTS_N = 3  # an ingest actor that dies is restarted this many times
 START_TIMEOUT_S = 120.0  # actors open their feeds (and reach the model) within this
 STOP_GRACE_S = 10.0  # after a stop, the actors get this long to hand over their last events
 POLL_S = 0.2
+REPLICA_POLL_S = 1.0  # how often the model's replicas are counted
+LOAD_TIMEOUT_S = 5.0  # the actors' last counters, for the summary
 FLUSH_TIMEOUT_S = 5.0
 DRAIN_TIMEOUT_S = 2.0
 END_OF_INPUT = "end of input"
@@ -220,6 +222,38 @@ class ShardBooks:
         ]
 
 
+class ReplicaWatch:
+    """Says when the model loses a replica and when Serve has replaced it (Notices for every
+    stream): the windows it held were retried or counted as skipped by the RemoteModels."""
+
+    def __init__(self, publish) -> None:
+        self._publish = publish
+        self._running_n: int | None = None
+        self._next_at = 0.0
+
+    def poll(self) -> None:
+        if time.monotonic() < self._next_at:
+            return
+        self._next_at = time.monotonic() + REPLICA_POLL_S
+        try:
+            running_n, _ = replica_counts()
+        except Exception as exc:  # the controller busy or restarting: ask again later
+            log.warning("could not read the model's replicas: %s", exc)
+            return
+        before = self._running_n
+        self._running_n = running_n
+        if before is None or running_n == before:
+            return
+        if running_n < before:
+            message = (
+                f"model replica lost: {running_n} of {before} running; Serve is replacing it "
+                "(its windows are retried or counted as skipped)"
+            )
+            self._publish(Notice("", 0.0, "warning", message))
+        else:
+            self._publish(Notice("", 0.0, "info", f"model replicas running: {running_n}"))
+
+
 class Gatherer:
     """One thread: pulls every shard's events (one `take` in flight per shard), hands them to
     the bus, restarts shards whose actor died, and ends once every shard is done."""
@@ -228,6 +262,7 @@ class Gatherer:
         self._shards = list(shards)
         self._publish = publish
         self._on_error = on_error
+        self._replicas = ReplicaWatch(publish)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._main, name="cluster-gatherer")
 
@@ -261,6 +296,7 @@ class Gatherer:
             if stop_deadline is not None and time.monotonic() > stop_deadline:
                 log.warning("ingest actors did not finish within %.0f s", STOP_GRACE_S)
                 return
+            self._replicas.poll()
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
             for ref in ready:
                 shard, kind = pending.pop(ref)
@@ -458,9 +494,21 @@ class ClusterRun:
             except Exception as exc:
                 log.warning("could not end ingest actor %d: %s", shard.shard_n, exc)
 
+    def _loads(self) -> list[dict[str, Any]]:
+        """Each actor's last counters (answered, timed out, failed, retried windows)."""
+        refs = [shard.actor.load.remote() for shard in self.shards]
+        loads = []
+        for shard, ref in zip(self.shards, refs, strict=True):
+            try:
+                loads.append(ray.get(ref, timeout=LOAD_TIMEOUT_S))
+            except Exception as exc:
+                log.warning("ingest actor %d gave no counters: %s", shard.shard_n, exc)
+        return loads
+
     def _finish(self) -> None:
         try:
             self._supervisor.join(through=self._gatherer)
+            loads = self._loads()
             self._kill_actors()
             if not self._bus.flush(FLUSH_TIMEOUT_S):
                 log.warning("the sinks did not take every event within %.1f s", FLUSH_TIMEOUT_S)
@@ -483,6 +531,10 @@ class ClusterRun:
                     "cluster": {
                         "ingest_actors": len(self.shards),
                         "actor_restarts": sum(s.restarts_n for s in self.shards),
+                        **{
+                            f"windows_{key}": sum(load[key] for load in loads)
+                            for key in ("answered", "retried", "timed_out", "failed")
+                        },
                     }
                 },
             )

@@ -30,6 +30,9 @@ APP_NAME = "streamlid"  # the Serve application; its one deployment is DEPLOYMEN
 DEPLOYMENT_NAME = "LanguageModel"
 CLASSIFIER_FACTORY = "streamlid.cluster.serving:load_classifier"
 REQUESTS_PER_BATCH = 2  # a replica takes up to this many batches' worth of requests in hand
+# A dead replica is noticed (and replaced) within about this long; the default is 10 s.
+HEALTH_CHECK_S = 2.0
+HEALTH_TIMEOUT_S = 10.0  # a forward pass on a busy CPU may hold a replica this long
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,8 @@ def replica_options(settings: ClusterSettings, gpus_n: float) -> dict[str, Any]:
     options: dict[str, Any] = {
         "ray_actor_options": actor,
         "max_ongoing_requests": settings.batch_max_n * REQUESTS_PER_BATCH,
+        "health_check_period_s": HEALTH_CHECK_S,
+        "health_check_timeout_s": HEALTH_TIMEOUT_S,
     }
     if settings.replicas_min_n == settings.replicas_max_n:
         options["num_replicas"] = settings.replicas_min_n
@@ -137,6 +142,16 @@ def deploy_model(spec: ModelSpec, settings: ClusterSettings) -> Any:
             f"The model could not be deployed on the cluster ({_first_line(exc)}); check the "
             "model path on the worker nodes and the replicas' resources (--replica-cpus)."
         ) from None
+
+
+def replica_counts() -> tuple[int, int]:
+    """(running, all) replicas of the deployed model, from Serve's status."""
+    app = serve.status().applications.get(APP_NAME)
+    deployment = None if app is None else app.deployments.get(DEPLOYMENT_NAME)
+    if deployment is None:
+        return 0, 0
+    states = deployment.replica_states
+    return int(states.get("RUNNING", 0)), int(sum(states.values()))
 
 
 def model_handle() -> Any:

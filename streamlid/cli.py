@@ -151,7 +151,9 @@ def _normalise_argv(argv: list[str]) -> list[str]:
 
 
 def _config_from(args: argparse.Namespace) -> Config:
-    names = {f.name for f in fields(Config)}
+    # SOURCE arguments go to listen() itself (they replace the file's sources there); as an
+    # override, an empty list would wipe out a config file's `sources`.
+    names = {f.name for f in fields(Config)} - {"sources"}
     overrides = {k: v for k, v in vars(args).items() if k in names}
     return load_config(args.config, overrides)
 

@@ -45,6 +45,8 @@ SHARD_RESTARTS_N = 3  # an ingest actor that dies is restarted this many times
 START_TIMEOUT_S = 120.0  # actors open their feeds (and reach the model) within this
 STOP_GRACE_S = 10.0  # after a stop, the actors get this long to hand over their last events
 POLL_S = 0.2
+RESTART_POLL_S = 0.5  # a restarting actor is asked to start again this often
+RESTART_TIMEOUT_S = 120.0  # ... for at most this long
 REPLICA_POLL_S = 1.0  # how often the model's replicas are counted
 LOAD_TIMEOUT_S = 5.0  # the actors' last counters, for the summary
 FLUSH_TIMEOUT_S = 5.0
@@ -287,8 +289,9 @@ class Gatherer:
         pending: dict[Any, tuple[ShardBooks, str]] = {
             shard.actor.take.remote(): (shard, "take") for shard in self._shards
         }
+        deferred: list[tuple[float, ShardBooks]] = []  # (when, shard): a start to send again
         stop_deadline: float | None = None
-        while pending:
+        while pending or deferred:
             if self._stop.is_set() and stop_deadline is None:
                 stop_deadline = time.monotonic() + STOP_GRACE_S
                 for shard in self._shards:
@@ -297,13 +300,22 @@ class Gatherer:
                 log.warning("ingest actors did not finish within %.0f s", STOP_GRACE_S)
                 return
             self._replicas.poll()
+            now = time.monotonic()
+            for due in [d for d in deferred if d[0] <= now]:
+                deferred.remove(due)
+                shard = due[1]
+                pending[shard.actor.start.remote(shard.resume_s())] = (shard, "start")
+            if not pending:
+                time.sleep(POLL_S)
+                continue
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
             for ref in ready:
                 shard, kind = pending.pop(ref)
                 try:
                     result = ray.get(ref)
                 except RayActorError:
-                    pending.update(self._restart(shard))
+                    if self._restart(shard):
+                        deferred.append((time.monotonic() + RESTART_POLL_S, shard))
                     continue
                 if kind == "start":
                     _, error = result
@@ -326,31 +338,29 @@ class Gatherer:
                         continue
                 pending[shard.actor.take.remote()] = (shard, "take")
 
-    def _restart(self, shard: ShardBooks) -> dict[Any, tuple[ShardBooks, str]]:
-        """The shard's actor died. Ray restarts it (up to SHARD_RESTARTS_N times); calls wait
-        for the new one. Past that, its feeds stay down: said once, and the shard is done."""
-        if shard.down_since is None:
+    def _restart(self, shard: ShardBooks) -> bool:
+        """A call to the shard's actor failed: it died, or Ray is still restarting it. True:
+        send it `start` again shortly. Ray restarts it up to SHARD_RESTARTS_N times; past that,
+        or after RESTART_TIMEOUT_S without it, its feeds stay down (said once)."""
+        if shard.down_since is None:  # a new death
             for event in shard.died():
                 self._publish(event)
-        shard.restarts_n += 1
-        if shard.restarts_n > SHARD_RESTARTS_N:
-            message = (
-                f"ingest actor {shard.shard_n} died {shard.restarts_n} times; its feeds "
-                f"({', '.join(shard.names)}) stay down"
-            )
-            self._publish(Notice("", 0.0, "error", message))
-            shard.done = True
-            return {}
-        for name in shard.names:
-            self._publish(
-                Notice(
-                    name,
-                    round(shard.books[name].reached_s, 3),
-                    "warning",
-                    f"{name}: {ACTOR_DIED}; restarting it (attempt {shard.restarts_n})",
-                )
-            )
-        return {shard.actor.start.remote(shard.resume_s()): (shard, "start")}
+            shard.restarts_n += 1
+            for name in shard.names:
+                at = round(shard.books[name].reached_s, 3)
+                message = f"{name}: {ACTOR_DIED}; restarting it (attempt {shard.restarts_n})"
+                self._publish(Notice(name, at, "warning", message))
+            if shard.restarts_n <= SHARD_RESTARTS_N:
+                return True
+        elif time.monotonic() - shard.down_since < RESTART_TIMEOUT_S:
+            return True  # still restarting
+        message = (
+            f"ingest actor {shard.shard_n} could not be restarted; its feeds "
+            f"({', '.join(shard.names)}) stay down"
+        )
+        self._publish(Notice("", 0.0, "error", message))
+        shard.done = True
+        return False
 
 
 class ClusterRun:

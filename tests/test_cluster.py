@@ -419,6 +419,12 @@ def test_a_lost_replica_and_a_lost_ingest_actor_do_not_stop_the_run(
     )
     try:
         _wait_for(lambda: _count(jsonl, "prediction") >= 4, 150.0, process)
+        status = _cli(env, "cluster", "status", "--address", address, "--json", timeout_s=60)
+        assert status.returncode == 0, status.stderr[-2000:]
+        shown = json.loads(status.stdout)
+        assert shown["replicas"].get("RUNNING") == 2
+        assert sorted(len(a["feeds"]) for a in shown["actors"]) == [2, 2]
+        assert sorted(f for a in shown["actors"] for f in a["feeds"]) == [p.name for p in specs]
         replicas = [
             a
             for a in ray.util.list_named_actors(all_namespaces=True)

@@ -130,3 +130,12 @@ def test_unanswered_windows_are_counted_as_skipped_never_lost(espeak):
     assert last_status.windows + last_status.skipped_windows <= model.calls_n
     summary = sink.summary.streams[0]
     assert summary.skipped_windows == last_status.skipped_windows
+
+
+def test_cluster_status_checks_its_address_first():
+    result = _python(
+        "import sys\nfrom streamlid.cli import main\n"
+        "sys.exit(main(['cluster', 'status', '--address', 'nowhere']))\n"
+    )
+    assert result.returncode == 2
+    assert "ray://HOST:PORT" in result.stderr and "Traceback" not in result.stderr

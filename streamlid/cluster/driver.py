@@ -89,6 +89,23 @@ def connect(address: str) -> bool:
         ) from None
 
 
+def join(address: str) -> None:
+    """Joins a running cluster (for `cluster status`): never starts one."""
+    logging.getLogger("ray").setLevel(logging.WARNING)
+    try:
+        ray.init(
+            address="auto" if address == "auto" else address,
+            namespace=NAMESPACE,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ClusterError(
+            f"Cannot reach a Ray cluster at {address!r} ({_first_line(exc)}); give its address "
+            "with --address HOST:PORT, or set RAY_ADDRESS."
+        ) from None
+
+
 def shard_feeds(feeds: Sequence[FeedSpec], shards_n: int) -> list[list[FeedSpec]]:
     """Feeds dealt round-robin over at most `shards_n` shards (none empty)."""
     shards: list[list[FeedSpec]] = [[] for _ in range(min(shards_n, len(feeds)))]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import threading
 import time
@@ -56,9 +57,11 @@ TIME_FIELDS = ("t_s", "t_start_s", "t_end_s", "since_s")
 ACTOR_DIED = "ingest actor died"
 
 
-def connect(address: str) -> bool:
+def connect(address: str, cpus_n: float = 0.0) -> bool:
     """Joins the cluster at `address` (or RAY_ADDRESS for "auto"), or starts a local one bound
-    to 127.0.0.1. True when this process started the cluster (and so must end it)."""
+    to 127.0.0.1 with at least `cpus_n` logical CPUs (Ray's CPUs are scheduling slots: a small
+    machine still runs every actor and replica). True when this process started the cluster
+    (and so must end it)."""
     logging.getLogger("ray").setLevel(logging.WARNING)  # its INFO lines are not for users
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
     if ray.is_initialized():
@@ -66,6 +69,8 @@ def connect(address: str) -> bool:
     try:
         if address == "auto" and not os.environ.get("RAY_ADDRESS"):
             ray.init(
+                address="local",  # a new one: never someone else's `ray start` on this machine
+                num_cpus=max(os.cpu_count() or 1, math.ceil(cpus_n)),
                 _node_ip_address="127.0.0.1",
                 include_dashboard=False,
                 object_store_memory=LOCAL_OBJECT_STORE_BYTES,
@@ -120,7 +125,8 @@ class ClusterSession:
 
     def __init__(self, settings: ClusterSettings, spec: ModelSpec) -> None:
         self.settings = settings
-        self.owns_cluster = connect(settings.address)
+        cpus_n = settings.ingest_actors_n + settings.replicas_max_n * settings.replica_cpus + 1
+        self.owns_cluster = connect(settings.address, cpus_n)
         try:
             handle = deploy_model(spec, settings)
             self.model_info: tuple[str, str, str] = tuple(handle.info.remote().result())
@@ -136,9 +142,7 @@ class ClusterSession:
             serve.delete(APP_NAME)
         except Exception as exc:  # the cluster may be gone already
             log.warning("could not take the model down: %s", exc)
-        if self.owns_cluster:
-            serve.shutdown()
-        ray.shutdown()
+        ray.shutdown()  # a cluster this process started ends with it
 
 
 # -- events from a shard ------------------------------------------------------------------

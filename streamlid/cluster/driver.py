@@ -20,6 +20,7 @@ import dataclasses
 import logging
 import math
 import os
+import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -57,6 +58,24 @@ TIME_FIELDS = ("t_s", "t_start_s", "t_end_s", "since_s")
 ACTOR_DIED = "ingest actor died"
 
 
+@contextlib.contextmanager
+def _our_sigterm():
+    """ray.init() installs its own SIGTERM handler (exit at once); ours takes the run's one
+    stop path (every output flushed), so it is put back."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if main and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _init(**kwargs: Any) -> None:
+    with _our_sigterm():
+        ray.init(**kwargs)
+
+
 def connect(address: str, cpus_n: float = 0.0) -> bool:
     """Joins the cluster at `address` (or RAY_ADDRESS for "auto"), or starts a local one bound
     to 127.0.0.1 with at least `cpus_n` logical CPUs (Ray's CPUs are scheduling slots: a small
@@ -68,7 +87,7 @@ def connect(address: str, cpus_n: float = 0.0) -> bool:
         return False
     try:
         if address == "auto" and not os.environ.get("RAY_ADDRESS"):
-            ray.init(
+            _init(
                 address="local",  # a new one: never someone else's `ray start` on this machine
                 num_cpus=max(os.cpu_count() or 1, math.ceil(cpus_n)),
                 _node_ip_address="127.0.0.1",
@@ -79,7 +98,7 @@ def connect(address: str, cpus_n: float = 0.0) -> bool:
                 logging_level=logging.WARNING,
             )
             return True
-        ray.init(
+        _init(
             address=None if address == "auto" else address,
             namespace=NAMESPACE,
             log_to_driver=False,
@@ -98,7 +117,7 @@ def join(address: str) -> None:
     """Joins a running cluster (for `cluster status`): never starts one."""
     logging.getLogger("ray").setLevel(logging.WARNING)
     try:
-        ray.init(
+        _init(
             address="auto" if address == "auto" else address,
             namespace=NAMESPACE,
             log_to_driver=False,

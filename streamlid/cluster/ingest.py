@@ -24,7 +24,6 @@ from .remote import RemoteModel
 from .serving import model_handle
 
 OUTBOX_EVENTS = 4096
-PUT_POLL_S = 0.2  # a full outbox is retried this often, until the shard closes
 FILE_TIMEOUT_S = 120.0  # files in fast mode wait this long for an answer; live: --max-lag
 
 
@@ -42,7 +41,6 @@ class Outbox:
 
     def __init__(self, capacity: int = OUTBOX_EVENTS) -> None:
         self._queue: queue.Queue[Event] = queue.Queue(maxsize=capacity)
-        self._closed = False
         self.dropped_levels = 0
 
     def handle(self, event: Event) -> None:
@@ -52,19 +50,12 @@ class Outbox:
             except queue.Full:
                 self.dropped_levels += 1
             return
-        while not self._closed:
-            try:
-                self._queue.put(event, timeout=PUT_POLL_S)
-                return
-            except queue.Full:
-                continue
+        # Waits for the driver to take some: the engine slows down, nothing is dropped. (A
+        # driver gone for good kills this actor.)
+        self._queue.put(event)
 
     def close(self) -> None:
         pass  # the engine closes its sinks after the summary; the driver may still take
-
-    def abandon(self) -> None:
-        """The shard is going away: a blocked put gives up."""
-        self._closed = True
 
     def take(self, max_n: int, wait_s: float) -> list[Event]:
         events: list[Event] = []

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import queue
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -83,7 +82,6 @@ class IngestShard:
         self._model: RemoteModel | None = None
         self._outbox = Outbox()
         self._names: list[str] = []
-        self.started_at = time.time()
 
     def start(self, resume_s: dict[str, float]) -> tuple[list[str], str | None]:
         """Opens the feeds and starts the engine. `resume_s`: stream time each feed (by name)
@@ -159,7 +157,5 @@ class IngestShard:
             "node": ray.util.get_node_ip_address(),
             "pid": os.getpid(),
             "running": self._engine is not None and self._engine.running,
+            "dropped_levels": self._outbox.dropped_levels,
         }
-
-    def pid(self) -> int:
-        return os.getpid()

@@ -485,3 +485,30 @@ def _wait_for(condition, timeout_s: float, process) -> None:
             raise AssertionError(f"the run ended early: {process.stderr.read()[-3000:]}")
         time.sleep(0.2)
     raise AssertionError("timed out")
+
+
+def test_a_restarted_shards_events_carry_on_where_the_feed_was():
+    """Books across an ingest actor's restart: the new actor's stream times start at zero and
+    its counters afresh; the run's events carry on from where the feed had got to."""
+    from streamlid.cluster.driver import ShardBooks
+    from streamlid.events import FeedState, Prediction, SpeechChange, Status, StreamStarted
+
+    books = ShardBooks(0, actor=None, feeds=[])
+    books.names = ["a"]
+    started = StreamStarted("a", "a.wav", 16000, True, "m", "cpu", "float32")
+    assert books.translate(started) == started
+    answer = Prediction("a", 5.0, 8.0, (), (), "eng", "English", 0.9, 0.1, 0.2)
+    books.translate(answer)
+    books.translate(Status("a", 10.0, 0.2, 0.0, 2, 7))
+    down = books.died()
+    assert [type(e) for e in down] == [SpeechChange, FeedState]
+    assert down[1].state == "disconnected" and down[1].t_s == 10.0
+    assert books.unanswered_s("a") == pytest.approx(2.0)
+    assert books.resume_s() == {"a": 10.0}
+    assert books.recovered()[0].state == "recovered"
+    assert books.translate(started) is None  # said once per run
+    later = books.translate(Prediction("a", 0.5, 3.5, (), (), "eng", "English", 0.9, 0.1, 0.2))
+    assert (later.t_start_s, later.t_end_s) == (10.5, 13.5)
+    status = books.translate(Status("a", 4.0, 0.1, 0.5, 1, 3))
+    assert (status.t_s, status.skipped_windows, status.windows) == (14.0, 3, 10)
+    assert status.overflow_s == 0.5

@@ -31,7 +31,16 @@ import ray
 from ..bus import EventBus, Sink
 from ..config import ClusterSettings, Config
 from ..errors import ClusterError
-from ..events import Event, FeedState, Notice, SpeechChange, Status, StreamStarted, Summary
+from ..events import (
+    Event,
+    FeedState,
+    Notice,
+    Prediction,
+    SpeechChange,
+    Status,
+    StreamStarted,
+    Summary,
+)
 from ..run import INTERRUPTED, OUTPUT_CLOSED, Supervisor
 from ..streams import StreamsReducer
 from ..threads import ThreadOwner, join_thread
@@ -172,6 +181,7 @@ class _FeedBooks:
     """What the driver knows of one feed: how far it got, and its counters so far."""
 
     reached_s: float = 0.0  # stream time of the newest event
+    answered_to_s: float = 0.0  # end of the newest window answered
     offset_s: float = 0.0  # added to the current actor's stream times
     skipped_base: int = 0  # counters of earlier actors, added to the current one's
     windows_base: int = 0
@@ -224,7 +234,14 @@ class ShardBooks:
             value = getattr(event, name, None)
             if isinstance(value, float) and name != "since_s":
                 books.reached_s = max(books.reached_s, value)
+        if isinstance(event, Prediction):
+            books.answered_to_s = max(books.answered_to_s, event.t_end_s)
         return event
+
+    def unanswered_s(self, name: str) -> float:
+        """Audio read but not answered yet (what an actor that died took with it)."""
+        books = self.books.get(name)
+        return 0.0 if books is None else max(0.0, books.reached_s - books.answered_to_s)
 
     def died(self) -> list[Event]:
         """The actor died: its feeds are down from where they had got to; later events carry
@@ -388,7 +405,10 @@ class Gatherer:
             shard.restarts_n += 1
             for name in shard.names:
                 at = round(shard.books[name].reached_s, 3)
-                message = f"{name}: {ACTOR_DIED}; restarting it (attempt {shard.restarts_n})"
+                message = (
+                    f"{name}: {ACTOR_DIED} with {shard.unanswered_s(name):.1f} s of audio read "
+                    f"but not answered (lost); restarting it (attempt {shard.restarts_n})"
+                )
                 self._publish(Notice(name, at, "warning", message))
             if shard.restarts_n <= SHARD_RESTARTS_N:
                 return True

@@ -534,14 +534,6 @@ class ClusterRun:
         for shard in self.shards:
             shard.actor.reset_smoothing.remote()
 
-    @property
-    def queued_windows(self) -> int:
-        return 0  # they wait in the actors: `streamlid cluster status` shows them
-
-    @property
-    def running(self) -> bool:
-        return not self._done.is_set()
-
     def publish(self, event: Event) -> None:
         self._bus.publish(event)
 

@@ -490,7 +490,7 @@ def _wait_for(condition, timeout_s: float, process) -> None:
 def test_a_restarted_shards_events_carry_on_where_the_feed_was():
     """Books across an ingest actor's restart: the new actor's stream times start at zero and
     its counters afresh; the run's events carry on from where the feed had got to."""
-    from streamlid.cluster.driver import ShardBooks
+    from streamlid.cluster.gather import ShardBooks
     from streamlid.events import FeedState, Prediction, SpeechChange, Status, StreamStarted
 
     books = ShardBooks(0, actor=None, feeds=[])

@@ -7,7 +7,8 @@ package is imported only when `--cluster` (or `streamlid cluster`) is asked for.
     serving.py  the model deployment (ModelSpec says what it serves) and deploy_model()
     remote.py   RemoteModel: the worker's `Model` seam, through a Serve handle
     ingest.py   IngestShard: an actor running the normal per-feed Engine for its feeds
-    driver.py   ClusterRun: starts or joins Ray, shards the feeds, gathers events into sinks
+    driver.py   ClusterRun: starts or joins Ray, shards the feeds, its events into the sinks
+    gather.py   the gathering thread, a restarted actor's books, the replicas watch
     status.py   `streamlid cluster status`
     standin.py  a model of fixed service time, for benchmarks and tests
 """

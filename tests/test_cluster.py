@@ -147,6 +147,8 @@ def ray_cluster():
         with contextlib.suppress(Exception):
             ray.shutdown()
         left = end_processes(temp_dir)
+        if not left:
+            shutil.rmtree(temp_dir, ignore_errors=True)
         assert not left, f"Ray processes left running: {left}"
         assert not any("raylet" in cmd or "gcs_server" in cmd for cmd in left)
 

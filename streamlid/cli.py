@@ -24,7 +24,7 @@ from .errors import StreamlidError
 from .run import EXIT_FAILED, EXIT_SIGNAL_BASE, SignalWatch, load_classifier, print_error
 from .run import err_console as _err_console
 
-COMMANDS = ("listen", "identify", "bench", "devices", "download")
+COMMANDS = ("listen", "identify", "bench", "devices", "download", "cluster")
 BENCH_OPTIONS = ("model", "device", "dtype", "window", "hop", "max_lag")
 BENCH_SKIPS = tuple(f.name for f in fields(Config) if f.name not in BENCH_OPTIONS)
 # Options of a live run that mean nothing for `identify` (one answer per file).
@@ -44,6 +44,12 @@ IDENTIFY_SKIPS = (
     "timeline_csv",
     "metrics_port",
     "metrics_host",
+    "cluster",
+    "ingest_actors",
+    "replicas",
+    "serve_batch",
+    "serve_batch_wait_ms",
+    "replica_cpus",
 )
 
 
@@ -127,6 +133,23 @@ def build_parser() -> argparse.ArgumentParser:
     devices = sub.add_parser("devices", help="list audio input devices")
     devices.add_argument("--debug", action="store_true", help="show tracebacks for errors")
 
+    cluster = sub.add_parser(
+        "cluster",
+        help="a `listen --cluster` run's model replicas and ingest actors",
+        description="What a running `streamlid listen --cluster` has on its Ray cluster "
+        "(needs `pip install streamlid[cluster]`).",
+    )
+    cluster_sub = cluster.add_subparsers(dest="cluster_command", metavar="COMMAND")
+    status = cluster_sub.add_parser(
+        "status", help="replicas, feeds per ingest actor, queued windows and latency"
+    )
+    status.add_argument(
+        "--address",
+        default="auto",
+        help="the cluster: HOST:PORT or ray://HOST:PORT (default: RAY_ADDRESS, or the local one)",
+    )
+    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    status.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     download = sub.add_parser(
         "download", help="download a model into the Hugging Face cache for offline use"
     )
@@ -145,7 +168,9 @@ def _normalise_argv(argv: list[str]) -> list[str]:
 
 
 def _config_from(args: argparse.Namespace) -> Config:
-    names = {f.name for f in fields(Config)}
+    # SOURCE arguments go to listen() itself (they replace the file's sources there); as an
+    # override, an empty list would wipe out a config file's `sources`.
+    names = {f.name for f in fields(Config)} - {"sources"}
     overrides = {k: v for k, v in vars(args).items() if k in names}
     return load_config(args.config, overrides)
 
@@ -169,6 +194,8 @@ def _run_command(argv: list[str], watch: SignalWatch) -> int:
             return cmd_devices()
         if args.command == "download":
             return cmd_download(args.model)
+        if args.command == "cluster":
+            return cmd_cluster(args)
         config = _config_from(args)
         if args.command == "bench":
             return cmd_bench(config, args)
@@ -239,6 +266,17 @@ def cmd_devices() -> int:
         )
     Console().print(table)
     return 0
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
+
+    if args.cluster_command != "status":
+        raise ConfigError("Say what to show: `streamlid cluster status [--address HOST:PORT]`.")
+    load_config(None, {"cluster": args.address})  # the address checked as --cluster is
+    from .cluster.status import cluster_status
+
+    return cluster_status(args.address, as_json=args.json)
 
 
 def cmd_download(model: str) -> int:

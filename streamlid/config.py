@@ -114,6 +114,13 @@ class Config:
     timeline_csv: str | None = None
     metrics_port: int = 0
     metrics_host: str = "127.0.0.1"
+    # cluster (streamlid/cluster/: Ray, an optional extra); a [cluster] table groups these
+    cluster: str | None = None
+    ingest_actors: int = 2
+    replicas: str = "1"
+    serve_batch: int = 8
+    serve_batch_wait_ms: float = 5.0
+    replica_cpus: float = 1.0
     # sources given in the config file (CLI sources replace them and the streams)
     sources: tuple[str, ...] = field(default=())
     streams: tuple[StreamConfig, ...] = field(default=())
@@ -173,6 +180,13 @@ HELP: dict[str, str] = {
     "timeline_csv": "write per-stream language segments to this CSV file at exit and on SIGUSR1",
     "metrics_port": "serve Prometheus metrics on this TCP port (0: off)",
     "metrics_host": "address the metrics server listens on",
+    "cluster": "run on a Ray cluster: auto (join RAY_ADDRESS, or start one on 127.0.0.1) or "
+    "ray://HOST:PORT; needs `pip install streamlid[cluster]`",
+    "ingest_actors": "cluster: actors the feeds are shared out over (sources, gate, windows)",
+    "replicas": "cluster: model replicas, N or MIN:MAX to autoscale between them",
+    "serve_batch": "cluster: most windows one model replica classifies in one forward pass",
+    "serve_batch_wait_ms": "cluster: how long a replica waits to fill a batch, milliseconds",
+    "replica_cpus": "cluster: CPUs each model replica takes where the cluster has no GPU",
     "sources": "audio sources: mic, mic:NAME_OR_INDEX, a file or URL, or - for stdin",
     "streams": "named sources with expectations: [[streams]] tables in a config file",
 }
@@ -238,6 +252,8 @@ def _coerce(key: str, value: Any) -> Any:
     """Turns a TOML or CLI value into the field's type, or says what was expected."""
     if key == "streams":
         return _parse_streams(value)
+    if key == "replicas" and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # `replicas = 2` in TOML
     default = _field_types()[key]
     name = option_name(key)
     if isinstance(default, bool):
@@ -435,6 +451,58 @@ def _check_range(cfg: Config) -> None:
     )
     need(0 <= cfg.metrics_port <= 65535, "metrics_port", "use 1 to 65535 (0: off)")
     need(bool(cfg.metrics_host.strip()), "metrics_host", "give an address such as 127.0.0.1")
+    need(
+        cfg.cluster is None or cfg.cluster == "auto" or _is_ray_address(cfg.cluster),
+        "cluster",
+        "use auto, ray://HOST:PORT or HOST:PORT",
+    )
+    need(1 <= cfg.ingest_actors <= 1024, "ingest_actors", "use 1 to 1024")
+    need(_replica_range(cfg.replicas) is not None, "replicas", "use N or MIN:MAX, 1 <= MIN <= MAX")
+    need(1 <= cfg.serve_batch <= 1024, "serve_batch", "use 1 to 1024")
+    need(0.0 <= cfg.serve_batch_wait_ms <= 1000.0, "serve_batch_wait_ms", "use 0 to 1000 ms")
+    need(0.0 < cfg.replica_cpus <= 256.0, "replica_cpus", "use more than 0, at most 256")
+
+
+def _is_ray_address(text: str) -> bool:
+    host, _, port = text.removeprefix("ray://").rpartition(":")
+    return bool(host.strip()) and port.isdigit() and 0 < int(port) < 65536
+
+
+def _replica_range(text: str) -> tuple[int, int] | None:
+    low, _, high = str(text).partition(":")
+    if not low.isdigit() or not (high or low).isdigit():
+        return None
+    low_n, high_n = int(low), int(high or low)
+    return (low_n, high_n) if 1 <= low_n <= high_n <= 1024 else None
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """How a `--cluster` run is laid out (built from the Config in one place)."""
+
+    address: str  # "auto", or a Ray address
+    ingest_actors_n: int
+    replicas_min_n: int
+    replicas_max_n: int
+    batch_max_n: int
+    batch_wait_s: float
+    replica_cpus: float
+
+
+def cluster_settings(cfg: Config) -> ClusterSettings:
+    """The cluster's layout; `cfg.cluster` must be set (listen checks it)."""
+    assert cfg.cluster is not None
+    replicas = _replica_range(cfg.replicas)
+    assert replicas is not None  # checked with the rest of the config
+    return ClusterSettings(
+        address=cfg.cluster,
+        ingest_actors_n=cfg.ingest_actors,
+        replicas_min_n=replicas[0],
+        replicas_max_n=replicas[1],
+        batch_max_n=cfg.serve_batch,
+        batch_wait_s=cfg.serve_batch_wait_ms / 1000.0,
+        replica_cpus=cfg.replica_cpus,
+    )
 
 
 def _unknown_key(name: str) -> ConfigError:

@@ -34,3 +34,7 @@ class OutputError(StreamlidError):
     def __init__(self, message: str, *, reader_left: bool = False) -> None:
         super().__init__(message)
         self.reader_left = reader_left  # a pipe whose reader has gone: stop, not an error
+
+
+class ClusterError(StreamlidError):
+    """Ray is missing, the cluster cannot be reached, or the model cannot be deployed on it."""

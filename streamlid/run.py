@@ -253,7 +253,7 @@ def listen(config: Config, specs: Sequence[str], watch: SignalWatch) -> int:
     from .onalert import AlertCommand, parse_command
     from .sinks import JsonlSink, check_output_path
     from .streams import StreamsReducer
-    from .timeline import TimelineCsv, is_timeline_file
+    from .timeline import is_timeline_file
     from .ui import make_view
 
     # Sources named on the command line replace those of the config file.
@@ -268,7 +268,9 @@ def listen(config: Config, specs: Sequence[str], watch: SignalWatch) -> int:
     feed = feed_settings(config)
     sources = []
     alerts: dict[str, AlertSettings] = {}  # a [[streams]] table's own expectations
-    for spec, stream in named:
+    if config.cluster is not None:
+        _check_cluster_specs(specs, config.cluster)  # the ingest actors open the feeds
+    for spec, stream in named if config.cluster is None else ():
         source = open_source(spec, realtime=config.realtime, feed=feed)
         if stream is not None:
             if stream.name is not None:
@@ -291,7 +293,12 @@ def listen(config: Config, specs: Sequence[str], watch: SignalWatch) -> int:
     figures = StreamsReducer()
     metrics = _metrics_server(config, figures)  # binds now: a port in use is a usage error
     try:
-        classifier = load_classifier(config)
+        if config.cluster is not None:
+            from .cluster.driver import open_session
+
+            session = open_session(config, err_console())
+        else:
+            classifier = load_classifier(config)
     except BaseException:
         if metrics is not None:
             metrics.join(0.0)  # never started: releases the port
@@ -308,6 +315,14 @@ def listen(config: Config, specs: Sequence[str], watch: SignalWatch) -> int:
             on_alert, lambda event: engine.publish(event), config.on_alert_interval
         )
         sinks.append(command)
+    if config.cluster is not None:
+        from .cluster.driver import ClusterRun, feed_specs
+
+        try:
+            engine = ClusterRun(config, session, feed_specs(config, named), sinks, figures=figures)
+            return _supervised(engine, config, view, command, metrics, specs, watch)
+        finally:
+            session.close()
     info = classifier.info
     engine = Engine(
         config,
@@ -318,11 +333,19 @@ def listen(config: Config, specs: Sequence[str], watch: SignalWatch) -> int:
         figures=figures,
         alerts=alerts,
     )
+    return _supervised(engine, config, view, command, metrics, specs, watch)
+
+
+def _supervised(engine, config: Config, view, command, metrics, specs, watch) -> int:
+    """The run's outputs beside the pipeline, then `supervise`: the same for a local engine
+    and a cluster run."""
+    from .timeline import TimelineCsv
+
     if command is not None:
         engine.attach("on-alert command", command, drain=True)
     if metrics is not None:
         engine.attach("metrics server", metrics)
-    timeline = TimelineCsv(config.timeline_csv, figures) if config.timeline_csv else None
+    timeline = TimelineCsv(config.timeline_csv, engine.figures) if config.timeline_csv else None
     terminal: list[ThreadOwner] = []
     live = view is not None and view.interactive
     if live:
@@ -342,6 +365,20 @@ def listen(config: Config, specs: Sequence[str], watch: SignalWatch) -> int:
     if code == EXIT_READER_LEFT:
         silence_stdout()
     return code
+
+
+def _check_cluster_specs(specs: Sequence[str], address: str) -> None:
+    from .errors import ConfigError
+
+    for spec in specs:
+        if spec == "-" or spec == "mic" or spec.startswith("mic:"):
+            raise ConfigError(
+                f"--cluster listens to files and URLs, not {spec!r} (a microphone or stdin "
+                "belongs to this machine); run without --cluster, or give the feeds."
+            )
+    from .cluster import require_ray
+
+    require_ray(address)
 
 
 def _metrics_server(config: Config, figures):

@@ -40,9 +40,17 @@ STATUS_EVERY_S = 1.0
 
 
 class Model(Protocol):
+    """Probabilities [N, L] for N windows. A row of NaN means that window got no answer (a
+    remote model timed out or lost it, cluster/remote.py): the worker counts it as skipped."""
+
     labels: tuple[str, ...]
 
     def classify(self, windows: list[np.ndarray]) -> np.ndarray: ...
+
+
+def answered(probs: np.ndarray) -> bool:
+    """False for a row that carries no answer (see Model)."""
+    return bool(np.isfinite(probs).all())
 
 
 def top_scores(labels: tuple[str, ...], probs: np.ndarray, k: int) -> tuple[LanguageScore, ...]:
@@ -151,6 +159,9 @@ class Worker:
         self._forward_times.record(len(batch), time.perf_counter() - started)
         for i, (name, window) in enumerate(batch):
             state = self._streams[name]
+            if not answered(probs[i]):
+                state.skipped_windows += 1
+                continue
             self._decide(state, window, probs[i], self._tail(state, window, probs[i]))
 
     def _tail(self, state: StreamState, window: Window, probs: np.ndarray) -> np.ndarray | None:
@@ -163,7 +174,8 @@ class Worker:
         n = len(window.samples)
         if not wants_tail_check(current, top, n, self._confirm_n, p_current, unsure_p):
             return None
-        return self._model.classify([window.samples[-self._confirm_n :]])[0]
+        tail = self._model.classify([window.samples[-self._confirm_n :]])[0]
+        return tail if answered(tail) else None  # no second look: the window alone decides
 
     def _decide(
         self, state: StreamState, window: Window, probs: np.ndarray, confirm: np.ndarray | None

@@ -63,6 +63,12 @@ NON_DEFAULT: dict[str, object] = {
     "timeline_csv": "segments.csv",
     "metrics_port": 9311,
     "metrics_host": "::1",
+    "cluster": "ray://10.0.0.5:10001",
+    "ingest_actors": 4,
+    "replicas": "2:8",
+    "serve_batch": 32,
+    "serve_batch_wait_ms": 10.0,
+    "replica_cpus": 2.0,
 }
 
 

@@ -141,12 +141,19 @@ class SoundFileSource(Source):
         # FLAC and OGG report the header's length; for WAV libsndfile reports only what is
         # there, so the header is read for its promise.
         self._promised_frames = max(self._file.frames, wav_promised_frames(path) or 0)
+        self._start_frame = 0
+
+    def start_at(self, t_s: float) -> None:
+        """Reads from `t_s` seconds into the file on (before `start()`): a reader restarted
+        elsewhere (a cluster's ingest actor) resumes where the last one stopped."""
+        self._start_frame = min(self._file.frames, max(0, round(t_s * self.sample_rate_hz)))
+        self._file.seek(self._start_frame)
 
     def _run(self, ring: RingBuffer) -> None:
         block = max(1, int(self.sample_rate_hz * BLOCK_S))
         pacer = Pacer(self.sample_rate_hz, self._stop) if self._realtime else None
         rate = self.sample_rate_hz
-        decoded = 0
+        decoded = self._start_frame
         while not self.stopping:
             try:
                 frames = self._file.read(block, dtype="float32", always_2d=True)

@@ -1,0 +1,389 @@
+"""The driver of a `--cluster` run: starts or joins Ray, deploys the model, shards the feeds
+over ingest actors, and gathers their events into the same bus and sinks as a local run.
+
+`ClusterRun` stands where the local `Engine` stands for `run.supervise()` (start, stop, wait,
+summary, errors), so signals, `q`, the exit codes, the live view, JSONL, CSV, metrics and
+alerts work as they do locally. Its threads: the gatherer (one thread, pulling every actor's
+outbox) and the event bus, both owned by a `Supervisor`.
+
+When an ingest actor dies, its feeds get a "disconnected" FeedState; Ray restarts the actor, the
+gatherer starts it again with where each feed had got to, and the feeds get "recovered". Later
+events of a restarted feed are shifted onto the stream time the driver had reached (a live feed
+starts again at zero in the new actor; a file resumes where it was), and its counters continue
+from the last ones seen, so the summary adds up across the restart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import ray
+
+from ..bus import EventBus, Sink
+from ..config import ClusterSettings, Config
+from ..errors import ClusterError
+from ..events import (
+    Event,
+    Notice,
+    Summary,
+)
+from ..run import INTERRUPTED, OUTPUT_CLOSED, Supervisor
+from ..streams import StreamsReducer
+from ..threads import ThreadOwner
+from .gather import SHARD_RESTARTS_N, Gatherer, ShardBooks
+from .ingest import FeedSpec, IngestShard
+from .serving import APP_NAME, ModelSpec, deploy_model
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "streamlid"
+SHARD_PREFIX = "streamlid-ingest-"  # named actors: `cluster status` finds them by name
+LOCAL_OBJECT_STORE_BYTES = 200_000_000  # windows are small; the default takes 30% of RAM
+START_TIMEOUT_S = 120.0  # actors open their feeds (and reach the model) within this
+LOAD_TIMEOUT_S = 5.0  # the actors' last counters, for the summary
+FLUSH_TIMEOUT_S = 5.0
+DRAIN_TIMEOUT_S = 2.0
+END_OF_INPUT = "end of input"
+
+
+@contextlib.contextmanager
+def _our_sigterm():
+    """ray.init() installs its own SIGTERM handler (exit at once); ours takes the run's one
+    stop path (every output flushed), so it is put back."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if main and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _init(**kwargs: Any) -> None:
+    with _our_sigterm():
+        ray.init(**kwargs)
+
+
+def connect(address: str, cpus_n: float = 0.0) -> bool:
+    """Joins the cluster at `address` (or RAY_ADDRESS for "auto"), or starts a local one bound
+    to 127.0.0.1 with at least `cpus_n` logical CPUs (Ray's CPUs are scheduling slots: a small
+    machine still runs every actor and replica). True when this process started the cluster
+    (and so must end it)."""
+    logging.getLogger("ray").setLevel(logging.WARNING)  # its INFO lines are not for users
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)
+    if ray.is_initialized():
+        return False
+    try:
+        if address == "auto" and not os.environ.get("RAY_ADDRESS"):
+            _init(
+                address="local",  # a new one: never someone else's `ray start` on this machine
+                num_cpus=max(os.cpu_count() or 1, math.ceil(cpus_n)),
+                _node_ip_address="127.0.0.1",
+                include_dashboard=False,
+                object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+                namespace=NAMESPACE,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
+            return True
+        _init(
+            address=None if address == "auto" else address,
+            namespace=NAMESPACE,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
+        return False
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = os.environ.get("RAY_ADDRESS", "") if address == "auto" else address
+        raise ClusterError(
+            f"Cannot reach the Ray cluster at {where!r} ({_first_line(exc)}); check the "
+            "address and that `ray start` runs there."
+        ) from None
+
+
+def join(address: str) -> None:
+    """Joins a running cluster (for `cluster status`): never starts one."""
+    logging.getLogger("ray").setLevel(logging.WARNING)
+    try:
+        _init(
+            address="auto" if address == "auto" else address,
+            namespace=NAMESPACE,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ClusterError(
+            f"Cannot reach a Ray cluster at {address!r} ({_first_line(exc)}); give its address "
+            "with --address HOST:PORT, or set RAY_ADDRESS."
+        ) from None
+
+
+def shard_feeds(feeds: Sequence[FeedSpec], shards_n: int) -> list[list[FeedSpec]]:
+    """Feeds dealt round-robin over at most `shards_n` shards (none empty)."""
+    shards: list[list[FeedSpec]] = [[] for _ in range(min(shards_n, len(feeds)))]
+    for i, feed in enumerate(feeds):
+        shards[i % len(shards)].append(feed)
+    return shards
+
+
+class ClusterSession:
+    """The cluster side of a run: connected, model deployed. `close()` takes the model down
+    and, where this process started the cluster, the cluster too."""
+
+    def __init__(self, settings: ClusterSettings, spec: ModelSpec) -> None:
+        self.settings = settings
+        cpus_n = settings.ingest_actors_n + settings.replicas_max_n * settings.replica_cpus + 1
+        self.owns_cluster = connect(settings.address, cpus_n)
+        try:
+            handle = deploy_model(spec, settings)
+            self.model_info: tuple[str, str, str] = tuple(handle.info.remote().result())
+            self.labels: tuple[str, ...] = tuple(handle.labels.remote().result())
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        from ray import serve
+
+        try:
+            serve.delete(APP_NAME)
+        except Exception as exc:  # the cluster may be gone already
+            log.warning("could not take the model down: %s", exc)
+        ray.shutdown()  # a cluster this process started ends with it
+
+
+class ClusterRun:
+    """Where the local Engine stands for `supervise()`: the same lifecycle and summary, with
+    the pipeline on the cluster."""
+
+    def __init__(
+        self,
+        config: Config,
+        session: ClusterSession,
+        feeds: Sequence[FeedSpec],
+        sinks: Sequence[Sink],
+        figures: StreamsReducer | None = None,
+    ) -> None:
+        if not feeds:
+            raise ValueError("a cluster run needs at least one feed")
+        self.config = config
+        self._session = session
+        self.figures = figures if figures is not None else StreamsReducer()
+        # Alerts are raised in the actors (each has its feeds' AlertWatch); here they are
+        # only delivered.
+        self._bus = EventBus([self.figures, *sinks], on_failure=self._output_failed)
+        self.errors: list[str] = []
+        self.output_errors: list[str] = []
+        self.summary: Summary | None = None
+        self._stop_reason: str | None = None
+        self._lock = threading.Lock()
+        self._finish_lock = threading.Lock()
+        self._done = threading.Event()
+        self._started_at = 0.0
+        self._drains: list = []
+        actor_class = ray.remote(IngestShard)
+        self.shards: list[ShardBooks] = []
+        for n, shard_feeds_ in enumerate(shard_feeds(feeds, session.settings.ingest_actors_n)):
+            name = f"{SHARD_PREFIX}{n}"
+            _kill_leftover(name)
+            actor = actor_class.options(
+                name=name,
+                namespace=NAMESPACE,
+                max_restarts=SHARD_RESTARTS_N,
+                max_task_retries=0,
+                max_concurrency=4,  # take, stop and status calls side by side
+                num_cpus=1,
+            ).remote(config, shard_feeds_, n)
+            self.shards.append(ShardBooks(n, actor, shard_feeds_))
+        self._gatherer = Gatherer(self.shards, self.publish, self._fail)
+        self._supervisor = Supervisor()
+        self._supervisor.add("cluster gatherer", self._gatherer)
+        self._supervisor.add("event thread", self._bus)
+
+    # -- the Engine's interface, as supervise() and listen() use it ---------------------------
+
+    def attach(self, name: str, owner: ThreadOwner, *, drain: bool = False) -> None:
+        self._supervisor.add(name, owner)
+        if drain:
+            self._drains.append(owner)
+
+    def start(self) -> None:
+        """Starts the actors' engines (each opens its feeds), then the threads here."""
+        from ..errors import AudioSourceError
+
+        self._started_at = time.monotonic()
+        refs = [shard.actor.start.remote({}) for shard in self.shards]
+        try:
+            results = ray.get(refs, timeout=START_TIMEOUT_S)
+        except Exception as exc:
+            self._kill_actors()
+            raise ClusterError(
+                f"The ingest actors did not start ({_first_line(exc)}); check the cluster's "
+                "free CPUs (one per actor) and the workers' logs."
+            ) from None
+        errors = [error for _, error in results if error is not None]
+        if errors:
+            self._kill_actors()
+            raise AudioSourceError(errors[0])
+        for shard, (names, _) in zip(self.shards, results, strict=True):
+            shard.names = names
+        self._supervisor.start()
+
+    def stop(self, reason: str = INTERRUPTED) -> None:
+        with self._lock:
+            if self._stop_reason is None:
+                self._stop_reason = reason
+        self._gatherer.stop()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        if self._done.is_set():
+            return True
+        if not self._gatherer.join(timeout_s):
+            return False
+        with self._finish_lock:
+            if not self._done.is_set():
+                try:
+                    self._finish()
+                finally:
+                    self._done.set()
+        return True
+
+    def run(self) -> Summary:
+        self.start()
+        try:
+            self.wait()
+        finally:
+            if not self._done.is_set():
+                self.stop()
+                self.wait()
+        assert self.summary is not None
+        return self.summary
+
+    def reset_smoothing(self) -> None:
+        for shard in self.shards:
+            shard.actor.reset_smoothing.remote()
+
+    def publish(self, event: Event) -> None:
+        self._bus.publish(event)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _fail(self, message: str) -> None:
+        self.errors.append(message)
+        self.publish(Notice("", 0.0, "error", message))
+
+    def _output_failed(self, message: str, reader_left: bool) -> None:
+        if reader_left:
+            self.stop(OUTPUT_CLOSED)
+        else:
+            self.output_errors.append(message)
+
+    def _kill_actors(self) -> None:
+        for shard in self.shards:
+            try:
+                ray.kill(shard.actor, no_restart=True)
+            except Exception as exc:
+                log.warning("could not end ingest actor %d: %s", shard.shard_n, exc)
+
+    def _loads(self) -> list[dict[str, Any]]:
+        """Each actor's last counters (answered, timed out, failed, retried windows)."""
+        refs = [shard.actor.load.remote() for shard in self.shards]
+        loads = []
+        for shard, ref in zip(self.shards, refs, strict=True):
+            try:
+                loads.append(ray.get(ref, timeout=LOAD_TIMEOUT_S))
+            except Exception as exc:
+                log.warning("ingest actor %d gave no counters: %s", shard.shard_n, exc)
+        return loads
+
+    def _finish(self) -> None:
+        try:
+            self._supervisor.join(through=self._gatherer)
+            loads = self._loads()
+            self._kill_actors()
+            if not self._bus.flush(FLUSH_TIMEOUT_S):
+                log.warning("the sinks did not take every event within %.1f s", FLUSH_TIMEOUT_S)
+            if self._drains:
+                for owner in self._drains:
+                    owner.drain(DRAIN_TIMEOUT_S)
+                self._bus.flush(FLUSH_TIMEOUT_S)
+            reason = self._stop_reason or END_OF_INPUT
+            if reason == END_OF_INPUT and self.errors:
+                reason = f"error: {self.errors[0]}"
+            model, device, dtype = self._session.model_info
+            self.summary = Summary(
+                streams=self.figures.summaries(self.config.top),
+                wall_s=round(time.monotonic() - self._started_at, 3),
+                reason=reason,
+                model=model,
+                device=device,
+                dtype=dtype,
+                extra={
+                    "cluster": {
+                        "ingest_actors": len(self.shards),
+                        "actor_restarts": sum(s.restarts_n for s in self.shards),
+                        **{
+                            f"windows_{key}": sum(load[key] for load in loads)
+                            for key in ("answered", "retried", "timed_out", "failed")
+                        },
+                    }
+                },
+            )
+            self._bus.publish(self.summary)
+        finally:
+            self._supervisor.end()
+
+
+def _kill_leftover(name: str) -> None:
+    """An actor of that name left by an earlier run that was killed: ended first."""
+    with contextlib.suppress(ValueError):  # none: the usual case
+        ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
+
+
+def feed_specs(config: Config, named: Sequence[tuple[str, Any]]) -> list[FeedSpec]:
+    """FeedSpecs from listen's (spec, its [[streams]] table or None) pairs: a table's name and
+    alert settings travel with its feed."""
+    from ..config import alert_settings
+    from .serving import local_or_as_is
+
+    return [
+        FeedSpec(local_or_as_is(spec))
+        if stream is None
+        else FeedSpec(local_or_as_is(spec), stream.name, alert_settings(config, stream))
+        for spec, stream in named
+    ]
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else type(exc).__name__
+
+
+def open_session(config: Config, console: Any = None) -> ClusterSession:
+    """Connects and deploys the configured model, with a spinner (model loads take a while)."""
+    from rich.text import Text
+
+    from ..config import cluster_settings
+    from .serving import classifier_spec
+
+    settings = cluster_settings(config)
+    if console is None:
+        return ClusterSession(settings, classifier_spec(config))
+    with console.status(Text(f"Deploying model {config.model} on the Ray cluster…")):
+        session = ClusterSession(settings, classifier_spec(config))
+    console.print(
+        f"Model {session.model_info[0]} deployed ({len(session.labels)} languages, "
+        f"{session.model_info[1]}/{session.model_info[2]}, replicas "
+        f"{settings.replicas_min_n}-{settings.replicas_max_n}).",
+        markup=False,
+        soft_wrap=True,
+    )
+    return session

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import random
 import subprocess
 import tempfile
@@ -173,6 +174,11 @@ def agreement(fast: dict[str, float], fixed: dict[str, float]) -> tuple[float, s
     return worst, worst_code
 
 
+def load_average() -> str:
+    """The machine's state at each step: the timings are only as good as it was quiet."""
+    return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def parse_overrides(items: list[str]) -> dict[str, str]:
     out = {}
     for item in items:
@@ -200,7 +206,11 @@ def main() -> None:
         path, truth = build_audio(Path(tmp), args.minutes, args.seed)
         speech_s = sum(truth.values())
         print(f"audio: {speech_s / 60:.1f} min, {len(truth)} languages, {path.name}", flush=True)
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.device}")
+        print(
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.device}; "
+            f"{load_average()}",
+            flush=True,
+        )
 
         settings = {"model": args.model, "device": args.device, "dtype": args.dtype}
         answers = None
@@ -213,7 +223,8 @@ def main() -> None:
         source = f", answers from {args.answers_from}" if answers is not None else ""
         print(
             f"fast file mode ({args.dtype}{source}): {fast_s:.1f} s, {fast_stream.windows} "
-            f"windows, {fast.inputs} inputs with tails, hop {fast_stream.hop_mean_s} s",
+            f"windows, {fast.inputs} inputs with tails, hop {fast_stream.hop_mean_s} s; "
+            f"{load_average()}",
             flush=True,
         )
         del fast
@@ -229,7 +240,8 @@ def main() -> None:
         )
         print(
             f"fixed hop ({label}): {fixed_s:.1f} s, {fixed_stream.windows} windows, "
-            f"{fixed.inputs} inputs with tails, hop {fixed_stream.hop_mean_s} s",
+            f"{fixed.inputs} inputs with tails, hop {fixed_stream.hop_mean_s} s; "
+            f"{load_average()}",
             flush=True,
         )
         print(
@@ -244,12 +256,18 @@ def main() -> None:
             path, args.model, args.device, naive_dtype, args.naive_sample
         )
         scaled = f" (scaled from {naive_timed})" if naive_timed < naive_n else ""
-        print(f"naive ({naive_dtype}): {naive_s:.1f} s, {naive_n} windows{scaled}", flush=True)
+        print(
+            f"naive ({naive_dtype}): {naive_s:.1f} s, {naive_n} windows{scaled}; {load_average()}",
+            flush=True,
+        )
         plain_s, plain_n, plain_timed = run_naive(
             path, args.model, args.device, None, args.naive_sample
         )
         scaled = f" (scaled from {plain_timed})" if plain_timed < plain_n else ""
-        print(f"naive (default fp32): {plain_s:.1f} s, {plain_n} windows{scaled}", flush=True)
+        print(
+            f"naive (default fp32): {plain_s:.1f} s, {plain_n} windows{scaled}; {load_average()}",
+            flush=True,
+        )
 
     worst, worst_code = agreement(fast_langs, fixed_langs)
     print()

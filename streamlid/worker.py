@@ -84,8 +84,8 @@ class Worker:
         self._hop_settings = hop_settings(config)
         self._file_hop_settings = file_hop_settings(config)
         self._window_n = round(config.window * SAMPLE_RATE_HZ)
-        # Streams on the file schedule, and the windows each holds (at most a window's worth
-        # of base hops: `holds` keeps classified windows at most a window apart).
+        # Streams on the file schedule, and the windows each holds (`holds` keeps classified
+        # windows at most the window, and at most HELD_MAX_N + 1 base hops, apart).
         self._on_file_schedule = {
             name: on_file_schedule(config, state.live) for name, state in streams.items()
         }
@@ -169,8 +169,10 @@ class Worker:
             return
         planned = self._first_pass(batch)
         first = [(n, w) for n, w in batch if id(w) in planned]
-        probs = self._classify([window.samples for _, window in first])
-        known = {id(window): row for (_, window), row in zip(first, probs, strict=True)}
+        known: dict[int, np.ndarray] = {}
+        if first:  # a file's batch may be all held windows: no pass for nothing
+            probs = self._classify([window.samples for _, window in first])
+            known = {id(window): row for (_, window), row in zip(first, probs, strict=True)}
         for name, window in batch:
             state = self._streams[name]
             if self._on_file_schedule[name]:
@@ -195,19 +197,20 @@ class Worker:
         ones after it are classified depends on its answer)."""
         ids: set[int] = set()
         held_s: dict[str, float] = {}
+        planned: set[str] = set()  # file-schedule streams whose first classified window is in
         for name, window in batch:
             if not self._on_file_schedule[name]:
                 ids.add(id(window))
                 continue
+            if name in planned:
+                continue
             if name not in held_s:
                 held_s[name] = sum(w.hop_s or 0.0 for w in self._held[name])
-            elif held_s[name] < 0:
-                continue  # this stream's first classified window is planned
             if self._holds(self._streams[name], held_s[name], window):
                 held_s[name] += window.hop_s or 0.0
             else:
                 ids.add(id(window))
-                held_s[name] = -1.0
+                planned.add(name)
         return ids
 
     def _file_window(self, state: StreamState, window: Window, probs: np.ndarray | None) -> None:

@@ -348,6 +348,7 @@ class FixedModel:
         self.calls: list[list[int]] = []
 
     def classify(self, windows):
+        assert windows, "a forward pass for nothing"  # a real model refuses an empty batch
         self.calls.append([len(w) for w in windows])
         return np.tile(np.array([0.9, 0.05, 0.05], np.float32), (len(windows), 1))
 
@@ -492,6 +493,7 @@ class ScriptedModel(FixedModel):
         self.turns = turns
 
     def classify(self, windows):
+        assert windows, "a forward pass for nothing"
         self.calls.append([len(w) for w in windows])
         out = []
         for w in windows:

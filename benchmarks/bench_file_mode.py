@@ -3,9 +3,10 @@
 The audio: N minutes of espeak-ng speech whose language changes every 30-60 s (seeded), built
 into a temp folder. Four runs, one after the other (one model in memory at a time):
 
-1. fast: streamlid's `Engine` on the file, not realtime, with the chosen dtype and the defaults;
-2. fixed hop: the same with `--fixed KEY=VALUE` overrides that pin a fixed 1 s hop (with no
-   overrides it is the same configuration again: the figure then checks run-to-run agreement);
+1. fast: streamlid's `Engine` on the file, not realtime, with the chosen dtype and the defaults
+   (the file schedule: a fixed hop's windows, classified only where the answer may change);
+2. fixed hop: the same with `--fixed KEY=VALUE` overrides (default: `adaptive_hop=false`, every
+   window of the fixed 1 s hop), the reference for the answers;
 3. naive, same dtype: transformers `pipeline("audio-classification")` on every 3 s window at a
    1 s hop over the whole file, one window after another (what the pipeline docs suggest);
 4. naive, default fp32: the same as a new user writes it, with no dtype given.
@@ -14,16 +15,25 @@ Prints the wall time of each, the speedups of (1) over (3) and (4), and the spee
 language of (1) against (2) (the target: within 1 % of the speech time).
 
     python benchmarks/bench_file_mode.py --model /path/to/mms-lid-256 --dtype bfloat16
-    python benchmarks/bench_file_mode.py --model FOLDER --minutes 1 --naive-sample 30
+    python benchmarks/bench_file_mode.py --model tests/assets/tiny-lid --minutes 10
+    python benchmarks/bench_file_mode.py --model /work/bench-models/mms-lid-256-random \
+        --answers-from tests/assets/tiny-lid --minutes 10 --naive-sample 30
 
 `--naive-sample N` times only the first N naive windows and scales to the whole file (said so
 in the output); the naive loop costs the same for every window.
+
+`--answers-from FOLDER`: random weights name no language, so nothing would ever be settled and
+the file schedule would classify every window. With this, run (1) does the compute of `--model`
+on every window it classifies but takes its answers (and so its schedule) from FOLDER's model,
+a trained one; run (2) then uses FOLDER's model alone (its answers are all it is for, and its
+wall time is not compared).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import random
 import subprocess
 import tempfile
@@ -94,23 +104,41 @@ def build_audio(folder: Path, minutes: float, seed: int) -> tuple[Path, dict[str
     return path, truth
 
 
-def run_engine(path: Path, model: str, device: str, dtype: str, overrides: dict) -> tuple:
-    from streamlid.audio.open import open_source
+class Counted:
+    """A model counting what it classifies (windows and tails); with `answers`, the compute of
+    `model` and the answers of `answers` (see --answers-from)."""
+
+    def __init__(self, model, answers=None) -> None:
+        self._model, self._answers = model, answers
+        self.labels = (answers or model).labels
+        self.inputs = 0
+
+    def classify(self, windows):
+        self.inputs += len(windows)
+        probs = self._model.classify(windows)
+        return probs if self._answers is None else self._answers.classify(windows)
+
+
+def load(model: str, device: str, dtype: str):
     from streamlid.classifier import Classifier
+
+    return Classifier(model, device=device, dtype=dtype, announce=lambda m: None)
+
+
+def run_engine(path: Path, model: Counted, settings: dict, overrides: dict) -> tuple:
+    from streamlid.audio.open import open_source
     from streamlid.config import load_config
     from streamlid.engine import Engine
 
-    config = load_config(None, {"model": model, "device": device, "dtype": dtype, **overrides})
-    classifier = Classifier(model, device=device, dtype=dtype, announce=lambda m: None)
+    config = load_config(None, {**settings, **overrides})
     source = open_source(str(path), realtime=False)
-    classifier.classify([np.zeros(round(WINDOW_S * RATE_HZ), np.float32)])  # warm-up, as naive's
+    model.classify([np.zeros(round(WINDOW_S * RATE_HZ), np.float32)])  # warm-up, as naive's
+    model.inputs = 0
     started = time.monotonic()
-    summary = Engine(config, [source], classifier, []).run()
+    summary = Engine(config, [source], model, []).run()
     wall_s = time.monotonic() - started
     stream = summary.streams[0]
-    del classifier
-    gc.collect()
-    return wall_s, stream.windows, dict(stream.speech_s_by_language)
+    return wall_s, stream, dict(stream.speech_s_by_language)
 
 
 def run_naive(path: Path, model: str, device: str, dtype: str | None, sample_n: int | None):
@@ -146,6 +174,11 @@ def agreement(fast: dict[str, float], fixed: dict[str, float]) -> tuple[float, s
     return worst, worst_code
 
 
+def load_average() -> str:
+    """The machine's state at each step: the timings are only as good as it was quiet."""
+    return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def parse_overrides(items: list[str]) -> dict[str, str]:
     out = {}
     for item in items:
@@ -161,9 +194,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--fixed", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--fixed", nargs="*", default=["adaptive_hop=false"], metavar="KEY=VALUE")
     parser.add_argument("--fast", nargs="*", default=[], metavar="KEY=VALUE")
     parser.add_argument("--naive-sample", type=int, default=None, metavar="N")
+    parser.add_argument("--answers-from", metavar="FOLDER", help="see the docstring")
     args = parser.parse_args()
 
     import torch
@@ -172,27 +206,68 @@ def main() -> None:
         path, truth = build_audio(Path(tmp), args.minutes, args.seed)
         speech_s = sum(truth.values())
         print(f"audio: {speech_s / 60:.1f} min, {len(truth)} languages, {path.name}", flush=True)
-        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.device}")
+        print(
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.device}; "
+            f"{load_average()}",
+            flush=True,
+        )
 
-        fast_s, fast_windows, fast_langs = run_engine(
-            path, args.model, args.device, args.dtype, parse_overrides(args.fast)
+        settings = {"model": args.model, "device": args.device, "dtype": args.dtype}
+        answers = None
+        if args.answers_from:
+            answers = load(args.answers_from, args.device, "float32")
+        fast = Counted(load(args.model, args.device, args.dtype), answers)
+        fast_s, fast_stream, fast_langs = run_engine(
+            path, fast, settings, parse_overrides(args.fast)
         )
-        print(f"fast file mode ({args.dtype}): {fast_s:.1f} s, {fast_windows} windows", flush=True)
-        fixed_s, fixed_windows, fixed_langs = run_engine(
-            path, args.model, args.device, args.dtype, parse_overrides(args.fixed)
+        source = f", answers from {args.answers_from}" if answers is not None else ""
+        print(
+            f"fast file mode ({args.dtype}{source}): {fast_s:.1f} s, {fast_stream.windows} "
+            f"windows, {fast.inputs} inputs with tails, hop {fast_stream.hop_mean_s} s; "
+            f"{load_average()}",
+            flush=True,
         )
-        print(f"fixed hop ({args.dtype}): {fixed_s:.1f} s, {fixed_windows} windows", flush=True)
+        del fast
+        gc.collect()
+        if answers is not None:
+            fixed = Counted(answers)
+            label = f"{args.answers_from} alone, float32"
+        else:
+            fixed = Counted(load(args.model, args.device, args.dtype))
+            label = args.dtype
+        fixed_s, fixed_stream, fixed_langs = run_engine(
+            path, fixed, settings, parse_overrides(args.fixed)
+        )
+        print(
+            f"fixed hop ({label}): {fixed_s:.1f} s, {fixed_stream.windows} windows, "
+            f"{fixed.inputs} inputs with tails, hop {fixed_stream.hop_mean_s} s; "
+            f"{load_average()}",
+            flush=True,
+        )
+        print(
+            f"forward inputs, fast / fixed hop: {fast_stream.windows}/{fixed_stream.windows} "
+            f"windows = {fast_stream.windows / max(1, fixed_stream.windows):.2f}x",
+            flush=True,
+        )
+        del fixed, answers
+        gc.collect()
         naive_dtype = "float32" if args.dtype in ("int8", "auto") else args.dtype
         naive_s, naive_n, naive_timed = run_naive(
             path, args.model, args.device, naive_dtype, args.naive_sample
         )
         scaled = f" (scaled from {naive_timed})" if naive_timed < naive_n else ""
-        print(f"naive ({naive_dtype}): {naive_s:.1f} s, {naive_n} windows{scaled}", flush=True)
+        print(
+            f"naive ({naive_dtype}): {naive_s:.1f} s, {naive_n} windows{scaled}; {load_average()}",
+            flush=True,
+        )
         plain_s, plain_n, plain_timed = run_naive(
             path, args.model, args.device, None, args.naive_sample
         )
         scaled = f" (scaled from {plain_timed})" if plain_timed < plain_n else ""
-        print(f"naive (default fp32): {plain_s:.1f} s, {plain_n} windows{scaled}", flush=True)
+        print(
+            f"naive (default fp32): {plain_s:.1f} s, {plain_n} windows{scaled}; {load_average()}",
+            flush=True,
+        )
 
     worst, worst_code = agreement(fast_langs, fixed_langs)
     print()

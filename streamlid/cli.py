@@ -19,7 +19,7 @@ from dataclasses import fields
 from typing import Any
 
 from . import __version__
-from .config import DEFAULT_MODEL, HELP, Config, load_config, option_name
+from .config import DEFAULT_MODEL, DEFAULT_SHOWN, HELP, Config, load_config, option_name
 from .errors import StreamlidError
 from .run import EXIT_FAILED, EXIT_SIGNAL_BASE, SignalWatch, load_classifier, print_error
 from .run import err_console as _err_console
@@ -30,6 +30,8 @@ BENCH_SKIPS = tuple(f.name for f in fields(Config) if f.name not in BENCH_OPTION
 # Options of a live run that mean nothing for `identify` (one answer per file).
 IDENTIFY_SKIPS = (
     "realtime",
+    "live_schedule",
+    "file_max_hop",
     "ui",
     "timeline",
     "jsonl",
@@ -67,6 +69,7 @@ def _add_config_options(parser: argparse.ArgumentParser, skip: Sequence[str] = (
         else:
             kwargs["metavar"] = option_name(f.name).upper().replace("-", "_")
             shown = ",".join(default) if isinstance(default, tuple) else default
+            shown = DEFAULT_SHOWN.get(f.name, shown)
             kwargs["help"] = f"{HELP[f.name]} (default: {shown if shown != '' else 'all'})"
         parser.add_argument(flag, **kwargs)
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")

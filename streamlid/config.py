@@ -72,6 +72,8 @@ class Config:
     adaptive_hop: bool = True
     min_hop: float = 0.25
     max_hop: float = 1.0
+    file_max_hop: float = 30.0  # capped at the window where used: side-by-side windows
+    live_schedule: bool = False
     min_speech: float = 1.0
     confirm_window: float = 1.5
     # speech gate (its settings are checked in streamlid/gate/detectors.py)
@@ -138,8 +140,13 @@ HELP: dict[str, str] = {
     "hop": "seconds of speech between windows (the base hop when --adaptive-hop is on)",
     "adaptive_hop": "classify less often while the language is settled, sooner when challenged",
     "min_hop": "adaptive hop: hop after a challenger is heard, seconds (at most --hop)",
-    "max_hop": "adaptive hop: longest hop once a language has held 10 s of speech (at least "
-    "--hop, at most the window)",
+    "max_hop": "adaptive hop, live streams: longest hop once a language has held 10 s of "
+    "speech (at least --hop, at most the window)",
+    "file_max_hop": "adaptive hop, files not played in real time: longest settled hop (at least "
+    "--hop, at most the window); the skipped windows are classified where the answer may "
+    "change, so the answers are those of a fixed --hop",
+    "live_schedule": "files not played in real time follow the live schedule (--min-hop to "
+    "--max-hop, as --realtime reports when the model keeps up) instead of --file-max-hop",
     "min_speech": "seconds of speech before the first (early) answer",
     "confirm_window": "seconds at the end of a window re-checked before switching language",
     "vad_engine": "speech detector: webrtc, silero, or both (webrtcvad first, silero decides)",
@@ -190,6 +197,10 @@ HELP: dict[str, str] = {
     "sources": "audio sources: mic, mic:NAME_OR_INDEX, a file or URL, or - for stdin",
     "streams": "named sources with expectations: [[streams]] tables in a config file",
 }
+
+
+# Defaults the help shows in words, where the number would mislead (it is capped where used).
+DEFAULT_SHOWN: dict[str, str] = {"file_max_hop": "the window"}
 
 
 def feed_settings(cfg: Config) -> FeedSettings:
@@ -394,6 +405,7 @@ def _check_range(cfg: Config) -> None:
     window = f"use 0.1 s up to the window ({cfg.window} s)"
     need(0.1 <= cfg.min_hop <= cfg.window, "min_hop", window)
     need(0.1 <= cfg.max_hop <= 30.0, "max_hop", "use 0.1 to 30 seconds")
+    need(0.1 <= cfg.file_max_hop <= 30.0, "file_max_hop", "use 0.1 to 30 seconds")
     need(
         0.2 <= cfg.min_speech <= cfg.window,
         "min_speech",

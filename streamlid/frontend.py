@@ -5,7 +5,9 @@ while the model is busy; the ring therefore overflows only if this thread itself
 
 A live stream's next window is held until the model is done with its previous one, then cut
 from the freshest speech (the hop stretches to what the model sustains). A file in fast mode
-with the adaptive hop waits for each answer before reading on, since the answer sets the next
+on the file schedule (scheduler.py) is cut on the base hop's grid, as a fixed hop cuts it, and
+reads on while the worker decides which windows to classify. One on the live schedule
+(`live-schedule`) waits for each answer before reading on, since the answer sets the next
 hop: its windows are then the same however fast the machine is.
 """
 
@@ -21,7 +23,7 @@ from .audio import SAMPLE_RATE_HZ
 from .config import Config
 from .events import Event, Level, Notice, SpeechChange
 from .gate import GatedFrame, SpeechTrack, build_gate, gate_settings
-from .scheduler import hop_settings
+from .scheduler import hop_settings, on_file_schedule
 from .stream import StreamState
 from .threads import join_thread
 from .windowqueue import WindowQueues
@@ -73,13 +75,15 @@ class StreamFrontend:
         self._gate = build_gate(gate_settings(config))
         self._track = SpeechTrack(keep_s=config.ring_seconds)  # each window's speech share
         self._speech_prob = 0.0
-        self._adaptive = config.adaptive_hop
+        # The adaptive hop moves this stream's windows only on the live schedule; the file
+        # schedule cuts the base hop's grid and leaves the choice to the worker.
+        self._adaptive = config.adaptive_hop and not on_file_schedule(config, state.live)
         self._windower = Windower(
             config.window,
             config.hop,
             config.min_speech,
             config.pause,
-            min_step_s=hop_settings(config).min_hop_s if config.adaptive_hop else 0.0,
+            min_step_s=hop_settings(config).min_hop_s if self._adaptive else 0.0,
         )
         state.next_hop_s = config.hop
         self._index = 0  # next 16 kHz sample index (stream time * 16000)

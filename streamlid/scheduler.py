@@ -3,7 +3,14 @@
 A live stream only cares about now. The worker therefore answers the newest window of each live
 stream and supersedes older ones, never starts a forward pass whose answer would come out later
 than `max_lag`, batches only where batching was measured to pay off, and classifies less often
-while the language is settled (the adaptive hop). Files in fast mode keep every window.
+while the language is settled (the adaptive hop).
+
+A file not played in real time has no "now": nobody waits for its answers, only their accuracy
+and the total compute count. Its windows are therefore cut on the base hop's grid, as a fixed
+hop cuts them, and the worker classifies only some of them while the language is settled (up
+to side by side windows, `file-max-hop`); the others are held, and classified after all, in
+order, as soon as a classified window does not find the language settled (`holds`,
+`is_settled`). Switches and speech time then come out as with the fixed hop.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from .config import Config
 SAMPLES_KEPT_N = 9  # forward times remembered per batch size (median of these)
 PAYS_OFF_RATIO = 0.9  # a bigger batch must cost at most this share per window of the smaller
 FRESH_S = 0.25  # a window this close to live is the freshest there is: never skipped as stale
+HOP_SLACK_S = 0.05  # windows end on speech-gate frame edges (up to 30 ms): hops jitter
+HELD_MAX_N = 15  # the file schedule's settled hop spans at most this many held base hops + 1
 
 
 class ForwardTimes:
@@ -141,6 +150,47 @@ def hop_settings(config: Config) -> HopSettings:
         max_hop_s=min(max(config.max_hop, config.hop), config.window),
         confident_p=min(1.0, config.min_confidence + config.min_margin),
     )
+
+
+def on_file_schedule(config: Config, live: bool) -> bool:
+    """Whether a stream follows the file schedule: adaptive hop on, not live (a file not played
+    in real time), and the live schedule not asked for (`live-schedule`)."""
+    return config.adaptive_hop and not live and not config.live_schedule
+
+
+def file_hop_settings(config: Config) -> HopSettings:
+    """The file schedule's settings. Its windows lie on the base hop's grid, so its shortest
+    hop is the base hop; the settled hop grows to `file-max-hop` (capped at the window: side
+    by side windows still hear every sample) from the first settled window on, without the
+    live wait of `grow_after_s`: a switch that a long hop hears late costs nothing here, since
+    the held windows before it are classified before it is. At most HELD_MAX_N windows are
+    held (a 30 s window at a 0.1 s hop would otherwise hold 300 of them)."""
+    longest_s = min(config.window, config.hop * (HELD_MAX_N + 1))
+    return HopSettings(
+        adaptive=config.adaptive_hop,
+        hop_s=config.hop,
+        min_hop_s=config.hop,
+        max_hop_s=min(max(config.file_max_hop, config.hop), longest_s),
+        confident_p=min(1.0, config.min_confidence + config.min_margin),
+        grow_after_s=0.0,
+    )
+
+
+def holds(
+    target_hop_s: float, held_s: float, hop_s: float | None, base_hop_s: float, full: bool
+) -> bool:
+    """Whether the file schedule leaves a window unclassified for now (held: classified after
+    all if the next classified window does not find the language settled, else never).
+
+    `held_s`: speech since the last classified window up to this one's predecessor; `hop_s`:
+    this window's own. The first window of a segment (no hop) and early windows (not yet
+    full) are always classified, as they are with a fixed hop. Otherwise a window is held
+    while it, and the next one a base hop later, stay within `target_hop_s` of the last
+    classified window: classified windows are then at most the target apart (at most the
+    window: no speech goes unheard)."""
+    if hop_s is None or not full:
+        return False
+    return held_s + hop_s + base_hop_s <= target_hop_s + HOP_SLACK_S
 
 
 def is_settled(

@@ -107,6 +107,11 @@ class Smoother:
         self.current: int | None = None
         self._changed_at_s = -math.inf
 
+    @property
+    def confidence(self) -> float:
+        """Smoothed probability of the current language (0.0 when unknown), as it stands."""
+        return 0.0 if self.current is None else float(self._smoothed[self.current])
+
     def update(
         self,
         t_end_s: float,

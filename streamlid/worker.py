@@ -5,6 +5,10 @@ and the only one that publishes `Status`. It schedules for the present (see sche
 newest window of each live stream, never a pass whose answer would come out later than
 `max_lag` (such a window is skipped and counted), batches only as big as measured to pay off;
 after each answer it sets the stream's next hop (the adaptive hop), which its front end reads.
+
+A file on the file schedule (see scheduler.py) sends every window of the base hop's grid; the
+worker classifies those its settled hop asks for and holds the others, which it classifies
+after all, in order, when the next classified window does not find the language settled.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
 import numpy as np
@@ -25,9 +30,13 @@ from .scheduler import (
     ForwardTimes,
     HopMeter,
     choose_batch_n,
+    file_hop_settings,
     held_for_s,
+    holds,
     hop_settings,
+    is_settled,
     next_hop_s,
+    on_file_schedule,
     too_late,
 )
 from .smoothing import wants_tail_check
@@ -81,6 +90,14 @@ class Worker:
         self._on_error = on_error
         self._confirm_n = round(config.confirm_window * SAMPLE_RATE_HZ)
         self._hop_settings = hop_settings(config)
+        self._file_hop_settings = file_hop_settings(config)
+        self._window_n = round(config.window * SAMPLE_RATE_HZ)
+        # Streams on the file schedule, and the windows each holds (`holds` keeps classified
+        # windows at most the window, and at most HELD_MAX_N + 1 base hops, apart).
+        self._on_file_schedule = {
+            name: on_file_schedule(config, state.live) for name, state in streams.items()
+        }
+        self._held: dict[str, list[Window]] = {name: [] for name in streams}
         self._forward_times = ForwardTimes()  # per batch size, as measured on this machine
         self._hops = {name: HopMeter() for name in streams}
         self._last_status_at: dict[str, float] = {}
@@ -111,7 +128,11 @@ class Worker:
                         state.smoother.reset()
                 taken = self._queues.take(self._batch_n(), timeout_s=0.1)
                 if taken is None:
-                    break  # every stream ended and every window is classified
+                    # Every stream ended: what the file schedule still holds ends a segment.
+                    for name, held in self._held.items():
+                        if held:
+                            self._close_held(self._streams[name])
+                    break  # every window is classified
                 for name, superseded_n in taken.superseded.items():
                     self._streams[name].skipped_windows += superseded_n
                 if taken.windows:
@@ -154,23 +175,108 @@ class Worker:
         batch = self._fresh(batch)
         if not batch:
             return
-        started = time.perf_counter()
-        probs = self._model.classify([window.samples for _, window in batch])
-        self._forward_times.record(len(batch), time.perf_counter() - started)
-        for i, (name, window) in enumerate(batch):
+        planned = self._first_pass(batch)
+        first = [(n, w) for n, w in batch if id(w) in planned]
+        known: dict[int, np.ndarray] = {}
+        if first:  # a file's batch may be all held windows: no pass for nothing
+            probs = self._classify([window.samples for _, window in first])
+            known = {id(window): row for (_, window), row in zip(first, probs, strict=True)}
+        for name, window in batch:
             state = self._streams[name]
-            if not answered(probs[i]):
-                state.skipped_windows += 1
+            if self._on_file_schedule[name]:
+                self._file_window(state, window, known.get(id(window)))
+            else:
+                row = known[id(window)]
+                self._decide(state, window, row, self._tail(state, window, row))
+
+    def _classify(self, inputs: list[np.ndarray]) -> np.ndarray:
+        started = time.perf_counter()
+        probs = self._model.classify(inputs)
+        self._forward_times.record(len(inputs), time.perf_counter() - started)
+        return probs
+
+    def _holds(self, state: StreamState, held_s: float, window: Window) -> bool:
+        full = len(window.samples) >= self._window_n
+        return holds(state.next_hop_s, held_s, window.hop_s, self._cfg.hop, full)
+
+    def _first_pass(self, batch: list[tuple[str, Window]]) -> set[int]:
+        """The windows of the batch's first forward pass: all but those of file-schedule
+        streams, and of each of those the first window its schedule classifies (whether the
+        ones after it are classified depends on its answer)."""
+        ids: set[int] = set()
+        held_s: dict[str, float] = {}
+        planned: set[str] = set()  # file-schedule streams whose first classified window is in
+        for name, window in batch:
+            if not self._on_file_schedule[name]:
+                ids.add(id(window))
                 continue
-            self._decide(state, window, probs[i], self._tail(state, window, probs[i]))
+            if name in planned:
+                continue
+            if name not in held_s:
+                held_s[name] = sum(w.hop_s or 0.0 for w in self._held[name])
+            if self._holds(self._streams[name], held_s[name], window):
+                held_s[name] += window.hop_s or 0.0
+            else:
+                ids.add(id(window))
+                planned.add(name)
+        return ids
+
+    def _file_window(self, state: StreamState, window: Window, probs: np.ndarray | None) -> None:
+        """One window of the file schedule, in order: held, or classified (`probs` when the
+        first pass did it already)."""
+        held = self._held[state.name]
+        if window.hop_s is None and held:
+            self._close_held(state)  # a new segment: the last one's held windows come first
+        if self._holds(state, sum(w.hop_s or 0.0 for w in held), window):
+            held.append(window)
+            return
+        self._classified(
+            state, window, self._classify([window.samples])[0] if probs is None else probs
+        )
+
+    def _classified(self, state: StreamState, window: Window, probs: np.ndarray) -> None:
+        """A classified window of the file schedule. If it finds the language settled, the
+        held windows before it are left out (its hop then spans them: the effective hop);
+        otherwise they are classified first, in order, so the smoother sees what a fixed hop
+        shows it wherever the answer may change."""
+        held = self._held[state.name]
+        if held:
+            current, top = state.smoother.current, int(np.argmax(probs))
+            settled = is_settled(
+                self._file_hop_settings,
+                current=current,
+                window_top=top,
+                window_p_current=0.0 if current is None else float(probs[current]),
+                confidence=state.smoother.confidence,
+            )
+            if settled:
+                span_s = sum(w.hop_s or 0.0 for w in held) + (window.hop_s or 0.0)
+                window = replace(window, hop_s=span_s)
+            else:
+                rows = self._classify([w.samples for w in held])
+                for earlier, row in zip(held, rows, strict=True):
+                    self._decide(state, earlier, row, self._tail(state, earlier, row))
+            held.clear()
+        self._decide(state, window, probs, self._tail(state, window, probs))
+
+    def _close_held(self, state: StreamState) -> None:
+        """The end of a segment (or of the file): its last held window is classified, so its
+        speech is heard, and the rest with it if the answer may change there."""
+        last = self._held[state.name].pop()
+        self._classified(state, last, self._classify([last.samples])[0])
 
     def _tail(self, state: StreamState, window: Window, probs: np.ndarray) -> np.ndarray | None:
         """The window's tail, classified when `wants_tail_check` says so. Asked window by window,
         after the earlier windows of the batch have moved the smoother, so a window gets the
         same second look in a batch of eight (fast file mode) as alone (live)."""
+        if not answered(probs):
+            return None
         top, current = int(np.argmax(probs)), state.smoother.current
         p_current = 1.0 if current is None else float(probs[current])
-        unsure_p = self._hop_settings.confident_p if self._hop_settings.adaptive else 0.0
+        # The live schedule also re-checks unsure windows; the file schedule shows the smoother
+        # what a fixed hop does.
+        live_schedule = self._hop_settings.adaptive and not self._on_file_schedule[state.name]
+        unsure_p = self._hop_settings.confident_p if live_schedule else 0.0
         n = len(window.samples)
         if not wants_tail_check(current, top, n, self._confirm_n, p_current, unsure_p):
             return None
@@ -180,6 +286,9 @@ class Worker:
     def _decide(
         self, state: StreamState, window: Window, probs: np.ndarray, confirm: np.ndarray | None
     ) -> None:
+        if not answered(probs):
+            state.skipped_windows += 1  # no answer came (a remote model ran out of time)
+            return
         decision = state.smoother.update(
             window.t_end_s,
             probs,
@@ -198,7 +307,7 @@ class Worker:
             window.duration_s if window.hop_s is None else window.hop_s,
         )
         state.next_hop_s = next_hop_s(
-            self._hop_settings,
+            self._file_hop_settings if self._on_file_schedule[state.name] else self._hop_settings,
             state.next_hop_s,
             current=decision.current,
             window_top=int(np.argmax(probs)),

@@ -27,6 +27,8 @@ NON_DEFAULT: dict[str, object] = {
     "adaptive_hop": False,
     "min_hop": 0.3,
     "max_hop": 2.0,
+    "file_max_hop": 2.0,
+    "live_schedule": True,
     "min_speech": 0.8,
     "confirm_window": 1.2,
     "vad_engine": "webrtc",
@@ -188,6 +190,8 @@ def test_shipped_configs_load(path):
         ({"ring-seconds": 2.0}, ["ring-seconds"]),
         ({"min-hop": 0.05}, ["min-hop", "0.05", "0.1 s up to the window"]),
         ({"max-hop": 40}, ["max-hop", "40", "0.1 to 30 seconds"]),
+        ({"file-max-hop": 0.0}, ["file-max-hop", "0.0", "0.1 to 30 seconds"]),
+        ({"live-schedule": "sometimes"}, ["live-schedule", "sometimes", "true or false"]),
         ({"adaptive-hop": "often"}, ["adaptive-hop", "often", "true or false"]),
     ],
 )

@@ -14,17 +14,20 @@ from harness import ListSink, make_config, make_engine
 
 from streamlid.audio import SAMPLE_RATE_HZ
 from streamlid.audio.ring import RingBuffer
-from streamlid.events import Prediction, SpeechChange, Status
+from streamlid.events import LanguageChange, Prediction, SpeechChange, Status
 from streamlid.scheduler import (
     FRESH_S,
     ForwardTimes,
     HopMeter,
     HopSettings,
     choose_batch_n,
+    file_hop_settings,
     held_for_s,
+    holds,
     hop_settings,
     newest_first,
     next_hop_s,
+    on_file_schedule,
     proven_batch_n,
     too_late,
 )
@@ -222,6 +225,70 @@ def test_hop_settings_come_from_the_config_and_never_exceed_the_window():
     assert (s.min_hop_s, s.hop_s) == (0.2, 0.2)
 
 
+# -- the file schedule: a fixed hop's windows, classified only where the answer may change -----
+
+
+def classified_by_holds(target_s: float, hops: list[float | None], base_s: float = 1.0):
+    """Which of a grid of windows (each given by its own hop, None: first of a segment) the
+    file schedule classifies at a steady target hop; all windows full."""
+    out, held_s = [], 0.0
+    for hop_s in hops:
+        if holds(target_s, held_s, hop_s, base_s, full=True):
+            held_s += hop_s or 0.0
+            out.append(False)
+        else:
+            held_s = 0.0
+            out.append(True)
+    return out
+
+
+def test_the_file_schedule_holds_windows_up_to_the_settled_hop_and_no_further():
+    hops = [None] + [1.0] * 9
+    # At the base hop nothing is held: every window of the grid is classified.
+    assert all(classified_by_holds(1.0, hops))
+    # At 3 s (the window), every third window: side by side, no speech unheard.
+    assert classified_by_holds(3.0, hops) == [True, False, False] * 3 + [True]
+    assert classified_by_holds(2.0, hops) == [True] + [False, True] * 4 + [False]
+    # Classified windows never lie further apart than the target, whatever the hops (a
+    # window flushed at the end of an utterance brings a short one; frames make them jitter).
+    hops = [None, 1.0, 0.4, 1.0, 1.02, 0.98, 1.0, 0.3, 1.0, 1.0, 1.01]
+    span_s = 0.0
+    for hop_s, classified in zip(hops, classified_by_holds(3.0, hops), strict=True):
+        span_s += hop_s or 0.0
+        if classified:
+            assert span_s <= 3.0 + 0.05
+            span_s = 0.0
+
+
+def test_the_first_window_of_a_segment_and_early_windows_are_never_held():
+    assert not holds(3.0, 0.0, None, 1.0, full=True)  # first of a segment
+    assert not holds(3.0, 0.0, 0.5, 1.0, full=False)  # early: the window is not full yet
+    assert holds(3.0, 0.0, 1.0, 1.0, full=True)
+
+
+def test_the_file_schedule_applies_to_files_not_played_in_real_time_only():
+    config = make_config()
+    assert on_file_schedule(config, live=False)
+    assert not on_file_schedule(config, live=True)
+    assert not on_file_schedule(make_config(live_schedule=True), live=False)
+    assert not on_file_schedule(make_config(adaptive_hop=False), live=False)
+
+
+def test_file_hop_settings_reach_the_window_from_the_base_hop():
+    s = file_hop_settings(make_config())
+    assert (s.hop_s, s.min_hop_s, s.max_hop_s, s.grow_after_s) == (1.0, 1.0, 3.0, 0.0)
+    assert file_hop_settings(make_config(window=2.0, file_max_hop=9.0)).max_hop_s == 2.0
+    assert file_hop_settings(make_config(file_max_hop=0.2)).max_hop_s == 1.0  # at least --hop
+    assert file_hop_settings(make_config(file_max_hop=2.0)).max_hop_s == 2.0
+    # Memory: at most 15 windows held (16 base hops between classified windows).
+    assert file_hop_settings(make_config(window=5.0, hop=0.1)).max_hop_s == pytest.approx(1.6)
+    # Settled: from the base hop straight up (no live wait), a challenge back to the base.
+    assert next_hop_s(s, 1.0, held_s=1.0, **SETTLED) == 2.0
+    assert next_hop_s(s, 2.0, held_s=3.0, **SETTLED) == 3.0
+    challenged = dict(current=0, window_top=2, window_p_current=0.2, confidence=0.8)
+    assert next_hop_s(s, 3.0, held_s=60.0, **challenged) == 1.0
+
+
 def feed_speech(windower: Windower, seconds: float, start_n: int, ready=lambda: True):
     """Feeds `seconds` of 20 ms speech frames from sample `start_n`; returns the windows."""
     frame_n = SAMPLE_RATE_HZ // 50
@@ -281,6 +348,7 @@ class FixedModel:
         self.calls: list[list[int]] = []
 
     def classify(self, windows):
+        assert windows, "a forward pass for nothing"  # a real model refuses an empty batch
         self.calls.append([len(w) for w in windows])
         return np.tile(np.array([0.9, 0.05, 0.05], np.float32), (len(windows), 1))
 
@@ -383,14 +451,17 @@ def test_a_stable_stream_never_has_its_tails_classified(batch):
     for t in np.arange(3.0, 20.0, 1.0):
         queues.put("file", window_at(float(t)), stop)
     queues.close_stream("file")
-    events, model = run_worker(queues, state, batch=batch)
+    events, model = run_worker(queues, state, batch=batch, live_schedule=True)
     assert sum(isinstance(e, Prediction) for e in events) == 17
     assert [n for call in model.calls for n in call] == [3 * SAMPLE_RATE_HZ] * 17  # no tails
 
 
-def test_a_window_gets_the_same_answer_alone_as_in_a_batch():
+@pytest.mark.parametrize("schedule", [dict(live_schedule=True), {}], ids=["live", "file"])
+def test_a_window_gets_the_same_answer_alone_as_in_a_batch(schedule):
     """Live streams run batch 1, fast file mode batches of 8: the same windows must give the
-    same smoothed answers and the same tails checked (the old worker's rule differed)."""
+    same smoothed answers and the same tails checked (the old worker's rule differed), on the
+    live schedule and on the file schedule, whose first pass guesses which windows to
+    classify."""
 
     def answers(batch: int):
         queues, stop = WindowQueues(), threading.Event()
@@ -400,7 +471,7 @@ def test_a_window_gets_the_same_answer_alone_as_in_a_batch():
         for t in np.arange(3.0, 20.0, 0.5):
             queues.put("file", stamped_window(float(t)), stop)
         queues.close_stream("file")
-        events, model = run_worker(queues, state, SwitchingModel(), batch=batch)
+        events, model = run_worker(queues, state, SwitchingModel(), batch=batch, **schedule)
         predictions = [e for e in events if isinstance(e, Prediction)]
         tails = sorted(n for call in model.calls for n in call if n < 3 * SAMPLE_RATE_HZ)
         return [(p.t_end_s, p.smoothed, p.language) for p in predictions], tails
@@ -411,6 +482,85 @@ def test_a_window_gets_the_same_answer_alone_as_in_a_batch():
     assert tails_alone, "the switch was checked on a tail"
     assert batched == alone
     assert tails_batched == tails_alone
+
+
+class ScriptedModel(FixedModel):
+    """Languages by stream time (`turns`: (start_s, label index)); each input is scored by the
+    share of it in each language, read from its end time stamped in its samples."""
+
+    def __init__(self, turns: list[tuple[float, int]]) -> None:
+        super().__init__()
+        self.turns = turns
+
+    def classify(self, windows):
+        assert windows, "a forward pass for nothing"
+        self.calls.append([len(w) for w in windows])
+        out = []
+        for w in windows:
+            t_end_s = float(w[0])
+            t_start_s = t_end_s - len(w) / SAMPLE_RATE_HZ
+            probs = np.zeros(3)
+            for i, (start_s, label) in enumerate(self.turns):
+                end_s = self.turns[i + 1][0] if i + 1 < len(self.turns) else np.inf
+                share = max(0.0, min(end_s, t_end_s) - max(start_s, t_start_s))
+                probs += share * np.eye(3)[label]
+            probs = 0.9 * probs / probs.sum() + 0.1 / 3
+            out.append(probs)
+        return np.array(out, np.float32)
+
+
+def grid_run(turns, seconds: float, **overrides):
+    """A file stream's windows on a 1 s grid (full, 3 s) through the worker: (changes,
+    predictions, model inputs)."""
+    queues, stop = WindowQueues(), threading.Event()
+    queues.add_stream("file", capacity=1000, live=False)
+    source = SimpleNamespace(live=False, sample_rate_hz=SAMPLE_RATE_HZ)
+    state = StreamState("file", source, RingBuffer(SAMPLE_RATE_HZ), Smoother(3))
+    for i, t in enumerate(np.arange(3.0, seconds + 0.01, 1.0)):
+        window = window_at(float(t), hop_s=None if i == 0 else 1.0)
+        window.samples[:] = t
+        queues.put("file", window, stop)
+    queues.close_stream("file")
+    events, model = run_worker(queues, state, ScriptedModel(turns), **overrides)
+    changes = [(c.t_s, c.since_s, c.language) for c in events if isinstance(c, LanguageChange)]
+    predictions = [e for e in events if isinstance(e, Prediction)]
+    return changes, predictions, sum(len(call) for call in model.calls)
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+def test_the_file_schedule_gives_the_fixed_hops_changes_with_fewer_passes(batch):
+    """English, French from 25.4 s, English again from 52.7 s: the same changes, at the same
+    times and back-dated to the same moments, as every window of the grid classified; a
+    third of the passes while settled."""
+    turns = [(0.0, 0), (25.4, 1), (52.7, 0)]
+    fixed = grid_run(turns, 90.0, adaptive_hop=False, batch=batch)
+    file = grid_run(turns, 90.0, batch=batch)
+    assert [c[2] for c in fixed[0]] == ["eng", "fra", "eng"]
+    assert file[0] == fixed[0]
+    assert len(fixed[1]) == 88 and fixed[2] >= 88
+    assert file[2] < 0.5 * fixed[2]
+    # Each classified window says how much speech it spans: the effective hop, up to the window.
+    hops = [p.hop_s for p in file[1] if p.hop_s is not None]
+    assert max(hops) == pytest.approx(3.0) and sum(hops) == pytest.approx(87.0)
+
+
+def test_held_windows_at_the_end_of_a_file_are_classified():
+    """The last window of the grid is held while settled; the end of input classifies it,
+    so the end of the speech is heard (and the hops add up to all of it)."""
+    _, predictions, _ = grid_run([(0.0, 0)], 14.0)
+    assert predictions[-1].t_end_s == pytest.approx(14.0)
+    assert sum(p.hop_s for p in predictions if p.hop_s is not None) == pytest.approx(11.0)
+    assert len(predictions) < 12
+
+
+def test_a_switch_just_before_the_end_of_a_file_is_still_found():
+    """A switch in held windows at the very end: the last window challenges, so the held
+    ones are classified first, as a fixed hop would."""
+    turns = [(0.0, 0), (18.2, 2)]
+    fixed = grid_run(turns, 21.0, adaptive_hop=False)
+    file = grid_run(turns, 21.0)
+    assert [c[2] for c in fixed[0]] == ["eng", "deu"]
+    assert file[0] == fixed[0]
 
 
 # -- the engine: fast files hear all speech, a slow live model stays near the present -------
@@ -500,13 +650,14 @@ def test_a_slow_model_on_a_live_stream_stays_near_the_present(espeak, tmp_path):
 
 
 def test_the_worker_lets_the_hop_grow_only_once_the_language_has_held(espeak, tmp_path):
-    """The worker counts the speech since the answer was named: for the first 10 s after it
-    the hop stays at the base hop, even with `--max-hop 3`; later it grows."""
+    """On the live schedule the worker counts the speech since the answer was named: for the
+    first 10 s after it the hop stays at the base hop, even with `--max-hop 3`; later it
+    grows."""
     speech = np.concatenate([espeak.samples("en")] * 4)
     wav = tmp_path / "long.wav"
     write_wav(wav, np.concatenate([silence(0.5), speech, silence(0.5)]))
     sink = ListSink()
-    make_engine([wav], FixedModel(), [sink], max_hop=3.0).run()
+    make_engine([wav], FixedModel(), [sink], max_hop=3.0, live_schedule=True).run()
     named = [p for p in sink.predictions if p.language is not None]
     t0 = named[0].t_end_s
     early = [p.hop_s for p in named if p.hop_s is not None and p.t_end_s - t0 <= 10.0]

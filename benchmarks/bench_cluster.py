@@ -515,6 +515,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(report["machine_at_start"], flush=True)
     print(describe(args), flush=True)
+    # Both stop it the same way, even where a shell started it with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, raise_interrupt)
     status = 0
     try:

@@ -454,12 +454,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def start_ray(args) -> None:
-    import ray
+    from streamlid.cluster import require_ray
 
     # Replicas and actors import streamlid: this checkout first, as for the driver.
     path = os.environ.get("PYTHONPATH", "")
     os.environ["PYTHONPATH"] = str(ROOT) + (os.pathsep + path if path else "")
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    require_ray("auto")  # before Ray is imported: keeps 127.0.0.1 from being rewritten
+    import ray
+
     ray.init(
         address="local",  # a fresh local Ray, never one some other run left behind
         _node_ip_address="127.0.0.1",

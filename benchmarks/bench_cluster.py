@@ -249,6 +249,8 @@ def model_spec(args):
         }
         return ModelSpec(factory=STANDIN_FACTORY, kwargs=kwargs)
     model = args.model
+    if Path(model).is_dir():  # a folder here: the replicas run elsewhere in the file system
+        model = str(Path(model).resolve())
     if args.random_weights:  # the architecture shipped with streamlid, weights made up
         from streamlid.classifier import RANDOM_SHAPES
 

@@ -37,6 +37,7 @@ import statistics
 import sys
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +143,7 @@ class FeedGroup:
         try:
             ticker.run_until(measured[0])
             skipped_before = sum(s.skipped_windows for s in streams.values())
+            remote_before = asdict(self._model.counts)
             cpu_before_s = process_cpu_s()
             ticker.run_until(measured[1])
             cpu_s = process_cpu_s() - cpu_before_s
@@ -153,7 +155,7 @@ class FeedGroup:
             worker.stop()
             worker.join(5.0)
         formed = ticker.formed_in(measured)
-        counts = self._model.counts
+        counts = {k: v - remote_before[k] for k, v in asdict(self._model.counts).items()}
         return {
             "formed": formed,
             "answered": len(latencies_s),
@@ -161,9 +163,10 @@ class FeedGroup:
             "skipped": sum(s.skipped_windows for s in streams.values()) - skipped_before,
             "ingest_cpu_s": cpu_s,
             "held": ticker.held_in(measured),
-            "timed_out": counts.timed_out_n,
-            "failed": counts.failed_n,
-            "retried": counts.retried_n,
+            # RemoteModel's counts from the start of the measured part to the end
+            "timed_out": counts["timed_out_n"],
+            "failed": counts["failed_n"],
+            "retried": counts["retried_n"],
             "errors": errors,
         }
 

@@ -31,12 +31,12 @@ import heapq
 import json
 import logging
 import os
-import resource
 import signal
 import statistics
 import sys
 import threading
 import time
+import uuid
 from dataclasses import asdict
 from pathlib import Path
 
@@ -58,10 +58,33 @@ STANDIN_LABELS_N = 256  # as many as mms-lid-256: the answers cross the wire at 
 WARM_CALLS_N = 5
 
 
-def process_cpu_s() -> float:
-    """CPU time of this whole process (every thread: ticker, worker, Ray's own)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+RUN_MARK = "STREAMLID_BENCH_CLUSTER_RUN"  # in the environment of every process Ray starts
+CPU_ROLES = (("ray::ServeReplica", "replicas"), ("ray::FeedGroup", "ingest"))
+
+
+def ray_cpu_s(mark: str) -> dict[str, float] | None:
+    """CPU seconds so far of every live process carrying `RUN_MARK=mark` (this run's Ray and
+    this driver), by role: the model replicas, the ingest actors, and Ray itself (GCS,
+    raylet, Serve controller, this driver). None where there is no /proc to read."""
+    proc = Path("/proc")
+    if not (proc / "self" / "environ").exists():
+        return None
+    needle = f"{RUN_MARK}={mark}".encode()
+    tick_s = 1.0 / os.sysconf("SC_CLK_TCK")
+    totals = {"replicas": 0.0, "ingest": 0.0, "ray": 0.0}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile, or not ours
+            continue
+        role = next((r for prefix, r in CPU_ROLES if cmdline.startswith(prefix)), "ray")
+        totals[role] += (int(fields[11]) + int(fields[12])) * tick_s  # utime + stime
+    return totals
 
 
 class LiveClock:
@@ -144,9 +167,7 @@ class FeedGroup:
             ticker.run_until(measured[0])
             skipped_before = sum(s.skipped_windows for s in streams.values())
             remote_before = asdict(self._model.counts)
-            cpu_before_s = process_cpu_s()
             ticker.run_until(measured[1])
-            cpu_s = process_cpu_s() - cpu_before_s
             for name in self._names:
                 queues.close_stream(name)  # the worker ends once every window is answered
             if not worker.join(cfg.max_lag + 30.0):
@@ -161,7 +182,6 @@ class FeedGroup:
             "answered": len(latencies_s),
             "latencies_s": latencies_s,
             "skipped": sum(s.skipped_windows for s in streams.values()) - skipped_before,
-            "ingest_cpu_s": cpu_s,
             "held": ticker.held_in(measured),
             # RemoteModel's counts from the start of the measured part to the end
             "timed_out": counts["timed_out_n"],
@@ -306,14 +326,22 @@ def run_cell(args, spec, replicas_n: int, feeds_n: int) -> dict:
     try:
         ray.get([g.ready.remote() for g in groups], timeout=120)
         start_at = time.time() + 1.0
-        results = ray.get(
-            [g.run.remote(start_at, args.warmup_s, args.seconds) for g in groups],
-            timeout=args.warmup_s + args.seconds + args.max_lag + 120,
-        )
+        refs = [g.run.remote(start_at, args.warmup_s, args.seconds) for g in groups]
+        time.sleep(max(0.0, start_at + args.warmup_s - time.time()))
+        cpu_before = ray_cpu_s(args.run_mark)
+        results = ray.get(refs, timeout=args.warmup_s + args.seconds + args.max_lag + 120)
+        cpu_after = ray_cpu_s(args.run_mark)
     finally:
         for g in groups:
             ray.kill(g)
-    return summarise(args, replicas_n, feeds_n, groups_n, results)
+    row = summarise(args, replicas_n, feeds_n, groups_n, results)
+    if cpu_before is not None and cpu_after is not None and row["answered"]:
+        # Until every answer is in: the drain after the measured part serves its windows.
+        row["cpu_ms_per_window"] = {
+            role: round(1000 * (cpu_after[role] - cpu_before[role]) / row["answered"], 2)
+            for role in cpu_after
+        }
+    return row
 
 
 def summarise(args, replicas_n: int, feeds_n: int, groups_n: int, results: list[dict]) -> dict:
@@ -332,13 +360,6 @@ def summarise(args, replicas_n: int, feeds_n: int, groups_n: int, results: list[
         "latency_p95_s": round(percentile(latencies, 95), 4) if latencies else None,
         "latency_max_s": round(max(latencies), 4) if latencies else None,
         "effective_hop_s": round(feeds_n * args.seconds / formed, 3) if formed else None,
-        # What an ingest actor spends per window it sends (the worker, RemoteModel, Ray's
-        # serialisation and transport), besides the front ends this benchmark leaves out.
-        "ingest_cpu_ms_per_window": (
-            round(1000 * total["ingest_cpu_s"] / total["answered"], 3)
-            if total["answered"]
-            else None
-        ),
         **total,
         "errors": errors,
     }
@@ -449,6 +470,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.replicas, args.feeds, args.seconds = "1,2", "10,100", 5.0
+    args.run_mark = uuid.uuid4().hex
     args.replica_counts = parse_counts(args.replicas, "replicas")
     args.feed_counts = parse_counts(args.feeds, "feeds")
     if args.model is not None and args.payload_samples != int(WINDOW_S * RATE_HZ):
@@ -465,6 +487,7 @@ def start_ray(args) -> None:
     path = os.environ.get("PYTHONPATH", "")
     os.environ["PYTHONPATH"] = str(ROOT) + (os.pathsep + path if path else "")
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    os.environ[RUN_MARK] = args.run_mark
     require_ray("auto")  # before Ray is imported: keeps 127.0.0.1 from being rewritten
     import ray
 
@@ -499,19 +522,19 @@ def raise_interrupt(signum, frame) -> None:
 HEADER = (
     f"{'replicas':>8} {'feeds':>5} {'actors':>6} {'offered/s':>9} {'answered/s':>10} "
     f"{'p50 ms':>6} {'p95 ms':>6} {'hop s':>5} {'skipped':>7} {'timed out':>9} "
-    f"{'ingest CPU ms/window':>20}"
+    f"{'CPU ms/window: ingest':>21} {'replicas':>8} {'Ray':>5}"
 )
 
 
 def print_cell(row: dict) -> None:
     hop = "-" if row["effective_hop_s"] is None else f"{row['effective_hop_s']:.2f}"
-    cpu = row["ingest_cpu_ms_per_window"]
+    cpu = row.get("cpu_ms_per_window", {})
     print(
         f"{row['replicas']:>8} {row['feeds']:>5} {row['ingest_actors']:>6} "
         f"{row['offered_per_s']:>9.0f} {row['windows_per_s']:>10.1f} "
         f"{ms(row['latency_p50_s']):>6} {ms(row['latency_p95_s']):>6} {hop:>5} "
         f"{row['skipped']:>7} {row['timed_out']:>9} "
-        f"{'-' if cpu is None else f'{cpu:.2f}':>20}",
+        f"{cpu.get('ingest', '-'):>21} {cpu.get('replicas', '-'):>8} {cpu.get('ray', '-'):>5}",
         flush=True,
     )
     for error in row["errors"]:

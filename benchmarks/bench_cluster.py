@@ -11,8 +11,10 @@ schedule and, as a live front end does, holds it while the feed's previous windo
 the model (the hop stretches instead of windows piling up). Reported per cell (replicas x
 feeds): windows answered per second against those offered, answer latency (answer time - window
 formed time) median and p95, the effective hop, and what the worker skipped (a window whose
-answer would come out later than `--max-lag`, or that got none in time); then the overhead of
-the Serve hop per window against a local call of the same stand-in.
+answer would come out later than `--max-lag`, or that got none in time), and the CPU time per
+window answered of the ingest actors, the replicas and Ray itself (GCS, raylet, Serve
+controller, this driver); first, the overhead of the Serve hop per window against a local call
+of the same stand-in.
 
 Ray runs locally, every process bound to 127.0.0.1, and is stopped at the end and on Ctrl-C.
 
@@ -21,7 +23,7 @@ Ray runs locally, every process bound to 127.0.0.1, and is stopped at the end an
     python benchmarks/bench_cluster.py --replicas 1 --feeds 2 --seconds 2 --warmup-s 0.5
     # the real classifier instead of the stand-in (one replica per GPU where there are GPUs):
     python benchmarks/bench_cluster.py --model mms-lid-256 --random-weights --device cuda \\
-        --replicas 1 --feeds 50,100,200,400,800
+        --replicas 1 --feeds 100,200,400,800 --serve-batch 64 --batch 32 --num-cpus 16
 """
 
 from __future__ import annotations

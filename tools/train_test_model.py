@@ -570,19 +570,28 @@ def with_vibrato(freq_hz: float, n: int, rng: np.random.Generator) -> np.ndarray
 def rich_tone(
     freq_hz: float, n: int, timbre: str, plucked: bool, rng: np.random.Generator
 ) -> np.ndarray:
-    """A note of the rich beds: FM, or an additive tone, held ones sometimes with vibrato."""
+    """A note of the rich beds: FM, or an additive tone with harmonics up to 7.5 kHz (the plain
+    beds stop at 12 harmonics, below 7 kHz: darker than most real instruments and mixes),
+    tilted brighter or darker at random; held notes sometimes with vibrato, plucked ones with
+    their upper harmonics dying faster or slower."""
     if timbre == "fm":
         return fm_tone(freq_hz, n, plucked, rng)
-    if plucked or rng.random() < 0.5:
-        return tone(freq_hz, n, timbre, plucked, rng)
-    n_harmonics = max(1, min(12, int(7000 / freq_hz)))
-    weights = harmonic_weights(timbre, n_harmonics, rng)
-    phase = with_vibrato(freq_hz, n, rng)
-    out = np.zeros(n, dtype=np.float32)
-    for k, w in enumerate(weights, 1):
-        if w:
-            out += w * np.sin(k * phase + rng.uniform(0, 6.3)).astype(np.float32)
-    return fade_edges(out, rng)
+    t = np.arange(n, dtype=np.float32) / SAMPLE_RATE
+    n_harmonics = max(1, min(30, int(7500 / freq_hz)))
+    k = np.arange(1, n_harmonics + 1, dtype=np.float32)[:, None]
+    weights = harmonic_weights(timbre, n_harmonics, rng)[:, None] * k ** float(
+        rng.uniform(-0.5, 0.6)
+    )
+    if not plucked and rng.random() < 0.5:
+        phase = with_vibrato(freq_hz, n, rng)[None, :]
+    else:
+        phase = (2 * np.pi * freq_hz * t)[None, :]
+    phases = rng.uniform(0, 2 * np.pi, (n_harmonics, 1)).astype(np.float32)
+    partials = weights * np.sin(k * phase + phases)
+    if plucked:
+        decay_per_s = float(rng.uniform(2.0, 10.0))
+        partials *= np.exp(-t * decay_per_s * k ** float(rng.uniform(0.0, 0.7)))
+    return fade_edges(partials.sum(axis=0).astype(np.float32), rng)
 
 
 def rich_music(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -658,8 +667,8 @@ def formant_filter(
 
 
 def random_eq(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A random channel: band limits (a phone, a radio, a small speaker) and a broad peak or
-    dip somewhere in the spectrum."""
+    """A random channel: band limits (a phone, a radio, a small speaker), a tilt (dark to
+    bright, -6 to +4 dB per octave about 1 kHz) and a broad peak or dip somewhere."""
     low_hz = float(np.exp(rng.uniform(np.log(30.0), np.log(500.0))))
     high_hz = float(np.exp(rng.uniform(np.log(2500.0), np.log(8000.0))))
     centre_hz = float(np.exp(rng.uniform(np.log(150.0), np.log(6000.0))))
@@ -667,9 +676,12 @@ def random_eq(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     width = float(rng.uniform(0.3, 1.5))  # octaves
     bands = band_limited(x, low_hz, high_hz, order=int(rng.integers(1, 4)))
 
+    tilt = float(rng.uniform(-6.0, 4.0)) / 20 * np.log2(10)  # dB/octave as a power of f
+
     def peak(f: np.ndarray) -> np.ndarray:
         octaves = np.log2(np.maximum(f, 1.0) / centre_hz) / width
-        return 1 + (boost - 1) * np.exp(-(octaves**2))
+        tilted = (np.maximum(f, 50.0) / 1000.0) ** tilt
+        return tilted * (1 + (boost - 1) * np.exp(-(octaves**2)))
 
     return spectral_gain(bands, peak)
 

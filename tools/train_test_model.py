@@ -985,6 +985,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--train-utts", type=int, default=120, help="training utterances/language")
     p.add_argument("--eval-utts", type=int, default=60, help="held-out utterances/language")
+    p.add_argument(
+        "--eval-seed",
+        type=int,
+        default=None,
+        help="seed of the held-out sentences (default: --seed + 10000); a fine-tune on new "
+        "sentences (another --seed) keeps its parent's held-out set with this",
+    )
     p.add_argument("--langs", default=",".join(LANGUAGES), help="espeak voices, comma-separated")
     p.add_argument(
         "--mms-config",
@@ -1022,7 +1029,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"synthesizing speech for {len(langs)} languages ...", flush=True)
     train_data = synthesize_split(langs, args.train_utts, args.seed, args.cache)
     # Held-out data: a different seed gives new word sequences and voice settings.
-    eval_data = synthesize_split(langs, args.eval_utts, args.seed + 10_000, args.cache)
+    eval_seed = args.seed + 10_000 if args.eval_seed is None else args.eval_seed
+    eval_data = synthesize_split(langs, args.eval_utts, eval_seed, args.cache)
     minutes = sum(len(u) for us in train_data.values() for u in us) / SAMPLE_RATE / 60
     print(f"  {minutes:.0f} min of training speech ({time.monotonic() - t_start:.0f}s)")
 
@@ -1082,6 +1090,7 @@ def main(argv: list[str] | None = None) -> int:
         "train_seconds": round(train_seconds, 1),
         "total_seconds": round(time.monotonic() - t_start, 1),
         "seed": args.seed,
+        "eval_seed": eval_seed,
         "batch_size": args.batch_size,
         "train_utterances_per_language": args.train_utts,
         "eval_utterances_per_language": args.eval_utts,

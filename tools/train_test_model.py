@@ -822,10 +822,14 @@ def make_batch(
     batch_size: int,
     rng: np.random.Generator,
     aug: Augmentation,
+    short_crop_prob: float = 0.0,
 ) -> Batch:
-    """One balanced-at-random batch of equal-length crops (1.0-3.0 s, chosen per batch so no
-    padding is needed), normalised by the real feature extractor."""
-    n = int(rng.uniform(1.0, 3.0) * SAMPLE_RATE)
+    """One balanced-at-random batch of equal-length crops (1.0-3.0 s, or 1.0-1.5 s on
+    ``short_crop_prob`` of batches; chosen per batch so no padding is needed), normalised by
+    the real feature extractor."""
+    # No extra draw at the default, so older commands still give the same crops.
+    longest_s = 1.5 if short_crop_prob > 0 and rng.random() < short_crop_prob else 3.0
+    n = int(rng.uniform(1.0, longest_s) * SAMPLE_RATE)
     labels = rng.integers(len(langs), size=batch_size)
     waves = []
     for label in labels:
@@ -878,7 +882,8 @@ def train(
         lr = lr_at(step, total, args.lr, warmup)
         for g in opt.param_groups:
             g["lr"] = lr
-        batch = make_batch(data, langs, fe, args.batch_size, rng, augmentation(args, step / total))
+        aug = augmentation(args, step / total)
+        batch = make_batch(data, langs, fe, args.batch_size, rng, aug, args.short_crop_prob)
         logits = model(batch.inputs).logits
         loss = F.cross_entropy(logits, batch.labels, label_smoothing=0.05)
         opt.zero_grad(set_to_none=True)
@@ -1008,6 +1013,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="share of training crops whose speech gets a random channel EQ",
     )
     p.add_argument(
+        "--short-crop-prob",
+        type=float,
+        default=0.0,
+        help="share of stage-2 batches cropped to 1.0-1.5 s instead of 1.0-3.0 s (the first "
+        "answer and the tail checks see 1-1.5 s windows)",
+    )
+    p.add_argument(
         "--init",
         type=Path,
         default=None,
@@ -1113,6 +1125,7 @@ def main(argv: list[str] | None = None) -> int:
         "curriculum": args.curriculum,
         "rich_beds": args.rich_beds,
         "speech_eq_prob": args.speech_eq_prob,
+        "short_crop_prob": args.short_crop_prob,
         "init": str(args.init) if args.init else None,
         "front_end_steps": 0 if args.init else args.front_steps,
         "front_end_spectral_mse": round(front_mse, 4),

@@ -17,27 +17,80 @@ can check behaviour (right language, language switches). This script makes such 
   spectrum (raw-waveform front ends learn far too slowly from labels alone on a CPU budget),
   then the whole model learns the language on random 1.0-3.0 s crops (the product classifies
   1-3 s windows);
-* 40% of training crops (``--music-prob``) are mixed over a background bed 5-30 dB below the
-  speech: random music (melodies on random scales and timbres, plucked or held, with chord
-  pads, bass and drums at random), coloured noise, mains hum or held tones, all synthesized
-  here with NumPy. The real model was trained on real-world audio and names the language of
-  speech over music; without this the stand-in hears one language in any music bed. The beds
-  are deliberately unlike tests/corpus.py's music, which the tests mix under speech;
-* it is evaluated on fresh held-out sentences synthesized with a different seed, clean and
-  over a background bed 10 dB below.
+* 40% of training crops (``--music-prob``) are mixed over a background bed 0-30 dB below the
+  speech (``--snr-min``, ``--snr-max``): random music (melodies on random scales and timbres,
+  plucked or held, with chord pads, bass and drums at random), coloured noise, mains hum or
+  held tones, all synthesized here with NumPy. The rich beds (``--rich-beds``, default) add
+  FM instruments, vibrato, two parts at once, snare-like bursts, a hummed vowel (a voice-like
+  drone with no words), random reverb and EQ and a second bed mixed in. The real model was
+  trained on real-world audio and names the language of speech over music; without this the
+  stand-in hears one language in any music bed. The beds are deliberately unlike
+  tests/corpus.py's music, which the tests mix under speech, and nothing here is fitted to it;
+* 30% of crops (``--speech-eq-prob``) get a random channel EQ on the speech (band limits and
+  a broad peak or dip: a phone, a radio, a small speaker);
+* it is evaluated on fresh held-out sentences synthesized with a different seed: clean in
+  3, 1.5 and 1 s windows, and over a bed 10 dB below (plain beds, which compare with models
+  made before the rich beds, and rich ones).
 
-The committed tests/assets/tiny-lid is still the clean-speech model (beds were added to this
-script after it), made with (about 13-15 minutes on one idle CPU core):
+The committed tests/assets/tiny-lid is still the clean-speech model, made with (about 13-15
+minutes on one idle CPU core; ``--speech-eq-prob 0`` repeats it now that the EQ exists):
 
     python tools/train_test_model.py --out tests/assets/tiny-lid --seed 0 --steps 1737 \
-        --music-prob 0
+        --music-prob 0 --speech-eq-prob 0
 
-Background beds, tried so far (none committed yet): trained from scratch with beds in the same
-1737 steps, the model reached only 84.0% / 71.6% clean held-out accuracy (3 s / 1.5 s; clean
-only: 93.4% / 82.2%) and failed the tests' clean-speech checks. Fine-tuning the clean model
-with ``--init`` (stage 2 only) keeps clean accuracy (93-96% / 83-86%) and lifts accuracy over
-a bed 10 dB below from 40% to 67-76%, but over tests/corpus.py's music the best such model
-still named Turkish/Swedish for English and French speech.
+Background beds, tried (none committed yet). The best candidate is the clean model fine-tuned
+twice over the rich beds (stage 2 only, ``--init``; 24 + 18 minutes on one core of a busy
+machine):
+
+    python tools/train_test_model.py --out beds1 --seed 0 --init tests/assets/tiny-lid \
+        --steps 1200 --lr 1e-3 --music-prob 0.6 --snr-min 0 --snr-max 30 --curriculum 0.15
+    python tools/train_test_model.py --out beds2 --seed 1 --eval-seed 10000 --init beds1 \
+        --steps 900 --lr 6e-4 --music-prob 0.7 --snr-min 0 --snr-max 30
+
+A third fine-tune put 60% of batches on 1.0-1.5 s crops (``--short-crop-prob``), same bed
+share (``--minutes 14`` resolved to 387 steps at 2.2 s/step, two threads on a machine loaded
+~5x; this repeats it):
+
+    python tools/train_test_model.py --out beds3 --seed 1 --eval-seed 10000 --init beds2 \
+        --steps 387 --threads 2 --lr 5e-4 --music-prob 0.7 --snr-min 0 --snr-max 30 \
+        --short-crop-prob 0.6
+
+The second fine-tune uses new sentences (seed 1) and keeps the first's held-out set (seed
+10000). Held-out accuracy, overall over the 10 languages (clean / plain bed 10 dB below / rich
+bed 10 dB below):
+
+    model    3 s     1.5 s   1 s     | bed 3 s  bed 1.5 s | rich 3 s
+    clean    93.4%   82.2%   -       | ~40%     -         | -
+    beds1    94.2%   84.1%   72.7%   | 80.0%    65.9%     | 77.4%
+    beds2    96.1%   86.5%   75.3%   | 82.8%    71.5%     | 84.1%
+    beds3    95.9%   87.9%   76.5%   | 85.1%    71.5%     | 85.0%
+
+Over tests/corpus.py's music 10 dB below, beds1 still named Swedish/Turkish for the English
+and French sentences. beds2 names all four test languages there (the xfail in
+tests/test_nonspeech.py passes), but it is not committed: tests/test_behaviour.py's
+back-and-forth recording (clean speech) gets its first English answer 2.2-2.5 s after the
+onset (limit 1.5 s; its first 1 s window hears French), and benchmarks/bench_switches.py
+(8 streams, defaults) got slower: median 2.01 s, p90 2.79 s, 82% within 2.5 s, against 1.93 s,
+2.54 s, 85% for the clean model (fixed 1 s hop: better, 2.09 / 2.72 s, 75%, 2 wrong against
+2.23 / 3.13 s, 62%, 8 wrong). beds3 (more 1-1.5 s crops) gained little where it mattered:
+1 s clean 76.5% overall but English 74.8% (beds2 77.3%; French rose from 78.9% to 85.9%), the
+back-and-forth test still fails the same way (2.24 / 2.51 s), and the French sentence over the
+test music at 10 dB now starts as Turkish, so it is not committed either. What fails there
+is confidence, not only accuracy: on that English sentence's first 1 s window the clean model
+also leans French, but only at 0.51 (its answer comes in time), while beds2 and beds3 say French at
+0.73-0.74, past --min-confidence 0.5, and the switch back to English then costs the hysteresis.
+Mixing the clean model's weights into beds2's (30% and 50% clean) fails both tests too. Not
+yet tried: more label smoothing or a calibration temperature for short crops, and a longer run
+from the clean model with short crops and beds together from the start.
+
+Before the rich beds: trained from scratch with (plain) beds in the same 1737 steps, the model
+reached only 84.0% / 71.6% clean (3 s / 1.5 s) and failed the tests' clean-speech checks.
+Fine-tuning the clean model for 450-600 steps on the plain beds (5-30 dB) kept clean accuracy
+(93-96% / 83-86%) and lifted accuracy over a plain bed 10 dB below to 67-76%, but still named
+Turkish/Swedish for English and French speech over the test corpus's music. The plain beds are
+darker than most music (nothing above 12 harmonics or 7 kHz); the rich beds, beds down to
+0 dB, the speech EQ, more steps and new sentences together got beds2 over that music; their
+shares were not measured one by one.
 
 ``--steps`` fixes the schedule so the result does not depend on machine speed; without it,
 ``--minutes`` picks the step count from the measured speed.
@@ -54,6 +107,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -314,7 +368,7 @@ def warm_start_front_end(
         for label in labels:
             utts = data[langs[int(label)]]
             utt = utts[int(rng.integers(len(utts)))]
-            waves.append(augment(crop(utt, n, rng), rng, args.music_prob))
+            waves.append(augment(crop(utt, n, rng), rng, augmentation(args)))
         x = fe(waves, sampling_rate=SAMPLE_RATE, return_tensors="pt")["input_values"]
         target = spectral_shape(x, fb)
         pred = head(front(x))
@@ -413,8 +467,18 @@ def midi_hz(note: float) -> float:
     return 440.0 * 2 ** ((note - 69) / 12)
 
 
-def music_bed(n: int, rng: np.random.Generator) -> np.ndarray:
-    """A random piece: a melody on a scale, and at random a chord pad, a bass line and drums."""
+# (freq_hz, n, timbre, plucked, rng) -> one note
+NoteMaker = Callable[[float, int, str, bool, np.random.Generator], np.ndarray]
+
+
+def music_bed(
+    n: int,
+    rng: np.random.Generator,
+    timbres: tuple[str, ...] = TIMBRES,
+    note: NoteMaker = tone,
+) -> np.ndarray:
+    """A random piece: a melody on a scale, and at random a chord pad, a bass line and drums.
+    ``timbres`` and ``note`` pick the instruments (the rich beds add FM and vibrato)."""
     key = int(rng.integers(48, 72))
     scale = SCALES[int(rng.integers(len(SCALES)))]
     beat = int(rng.uniform(0.12, 0.5) * SAMPLE_RATE)
@@ -424,7 +488,7 @@ def music_bed(n: int, rng: np.random.Generator) -> np.ndarray:
         octave, step = divmod(degree, len(scale))
         return key + 12 * (octave + octave_shift) + scale[step]
 
-    timbre = TIMBRES[int(rng.integers(len(TIMBRES)))]
+    timbre = timbres[int(rng.integers(len(timbres)))]
     plucked = bool(rng.random() < 0.5)
     octave_shift = int(rng.integers(-1, 2))
     degree = int(rng.integers(len(scale)))
@@ -433,13 +497,13 @@ def music_bed(n: int, rng: np.random.Generator) -> np.ndarray:
         length = beat * int(rng.choice([1, 1, 2, 3]))
         a, b = max(start, 0), min(start + length, n)
         if b > a and rng.random() > 0.1:  # an occasional rest
-            note = tone(midi_hz(degree_note(degree, octave_shift)), length, timbre, plucked, rng)
-            out[a:b] += note[a - start : b - start]
+            played = note(midi_hz(degree_note(degree, octave_shift)), length, timbre, plucked, rng)
+            out[a:b] += played[a - start : b - start]
         degree = max(-len(scale), min(2 * len(scale), degree + int(rng.integers(-2, 3))))
         start += length
 
     if rng.random() < 0.6:  # chord pad, changing every 2-4 beats
-        pad_timbre = TIMBRES[int(rng.integers(len(TIMBRES)))]
+        pad_timbre = timbres[int(rng.integers(len(timbres)))]
         gain = float(rng.uniform(0.2, 0.8))
         start = 0
         while start < n:
@@ -447,16 +511,16 @@ def music_bed(n: int, rng: np.random.Generator) -> np.ndarray:
             root = int(rng.integers(len(scale)))
             for d in (root, root + 2, root + 4):
                 f = midi_hz(degree_note(d, -1))
-                out[start : start + length] += gain * tone(f, length, pad_timbre, False, rng)
+                out[start : start + length] += gain * note(f, length, pad_timbre, False, rng)
             start += length
 
     if rng.random() < 0.5:  # bass line on the beat
-        bass_timbre = TIMBRES[int(rng.integers(len(TIMBRES)))]
+        bass_timbre = timbres[int(rng.integers(len(timbres)))]
         start = 0
         while start < n:
             length = min(n - start, beat * 2)
             f = midi_hz(degree_note(int(rng.integers(len(scale))), -2))
-            out[start : start + length] += 0.7 * tone(f, length, bass_timbre, True, rng)
+            out[start : start + length] += 0.7 * note(f, length, bass_timbre, True, rng)
             start += length
 
     if rng.random() < 0.4:  # drums: a kick (falling sine) and hi-hat (noise bursts)
@@ -504,14 +568,205 @@ def steady_tones(n: int, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def background(n: int, rng: np.random.Generator) -> np.ndarray:
-    """A random bed: mostly music, else coloured noise, hum or held tones; sometimes two."""
-    makers = (music_bed, coloured_noise, hum, steady_tones)
-    kind = int(rng.choice(len(makers), p=[0.6, 0.2, 0.1, 0.1]))
-    bed = makers[kind](n, rng)
-    if rng.random() < 0.2:
-        other = coloured_noise(n, rng) if kind == 0 else music_bed(n, rng)
-        bed = bed / rms_of(bed) + float(rng.uniform(0.1, 0.5)) * other / rms_of(other)
+# The rich beds (``--rich-beds``, the default) widen the plain ones above: more instruments
+# (FM bells and electric-piano tones, vibrato on held notes), two parts at once, a hummed vowel,
+# snare-like noise bursts, and the room and the channel: random reverb and EQ, and a second bed
+# mixed in. The plain beds stay as they are, so held-out figures over them compare across runs.
+RICH_TIMBRES = (*TIMBRES, "fm", "fm")
+# Vowel formants (F1, F2, F3, Hz), roughly /a e i o u/, for the hummed drone.
+VOWELS_HZ = (
+    (730, 1090, 2440),
+    (530, 1840, 2480),
+    (270, 2290, 3010),
+    (570, 840, 2410),
+    (300, 870, 2240),
+)
+
+
+def fm_tone(freq_hz: float, n: int, plucked: bool, rng: np.random.Generator) -> np.ndarray:
+    """A two-operator FM note (bells, electric piano, brass): a sine carrier whose phase is
+    modulated at a random harmonic ratio, with a modulation index that decays as the note does."""
+    t = np.arange(n, dtype=np.float32) / SAMPLE_RATE
+    ratio = float(rng.choice([0.5, 1.0, 1.0, 2.0, 3.0, 3.5, 1.41]))
+    index = float(rng.uniform(0.5, 5.0)) * np.exp(-t * float(rng.uniform(0.0, 8.0)))
+    out = np.sin(2 * np.pi * freq_hz * t + index * np.sin(2 * np.pi * freq_hz * ratio * t))
+    if plucked:
+        out *= np.exp(-t * float(rng.uniform(2.0, 10.0)))
+    return fade_edges(out.astype(np.float32), rng)
+
+
+def fade_edges(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    fade = min(len(x) // 2, int(rng.uniform(0.005, 0.05) * SAMPLE_RATE))
+    if fade:
+        ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+        x[:fade] *= ramp
+        x[-fade:] *= ramp[::-1]
+    return x
+
+
+def with_vibrato(freq_hz: float, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Phase (radians, of the fundamental) of a note with vibrato: 4-7 Hz, up to 2% deep."""
+    t = np.arange(n, dtype=np.float32) / SAMPLE_RATE
+    rate_hz = float(rng.uniform(4.0, 7.0))
+    depth = float(rng.uniform(0.003, 0.02))
+    return (
+        2 * np.pi * freq_hz * (t - depth * np.cos(2 * np.pi * rate_hz * t) / (2 * np.pi * rate_hz))
+    )
+
+
+def rich_tone(
+    freq_hz: float, n: int, timbre: str, plucked: bool, rng: np.random.Generator
+) -> np.ndarray:
+    """A note of the rich beds: FM, or an additive tone with harmonics up to 7.5 kHz (the plain
+    beds stop at 12 harmonics, below 7 kHz: darker than most real instruments and mixes),
+    tilted brighter or darker at random; held notes sometimes with vibrato, plucked ones with
+    their upper harmonics dying faster or slower."""
+    if timbre == "fm":
+        return fm_tone(freq_hz, n, plucked, rng)
+    t = np.arange(n, dtype=np.float32) / SAMPLE_RATE
+    n_harmonics = max(1, min(30, int(7500 / freq_hz)))
+    k = np.arange(1, n_harmonics + 1, dtype=np.float32)[:, None]
+    weights = harmonic_weights(timbre, n_harmonics, rng)[:, None] * k ** float(
+        rng.uniform(-0.5, 0.6)
+    )
+    if not plucked and rng.random() < 0.5:
+        phase = with_vibrato(freq_hz, n, rng)[None, :]
+    else:
+        phase = (2 * np.pi * freq_hz * t)[None, :]
+    phases = rng.uniform(0, 2 * np.pi, (n_harmonics, 1)).astype(np.float32)
+    partials = weights * np.sin(k * phase + phases)
+    if plucked:
+        decay_per_s = float(rng.uniform(2.0, 10.0))
+        partials *= np.exp(-t * decay_per_s * k ** float(rng.uniform(0.0, 0.7)))
+    return fade_edges(partials.sum(axis=0).astype(np.float32), rng)
+
+
+def rich_music(n: int, rng: np.random.Generator) -> np.ndarray:
+    """One or two random pieces at once (a lead over an accompaniment), on more instruments,
+    with snare-like noise bursts on the off-beats now and then."""
+    out = music_bed(n, rng, RICH_TIMBRES, rich_tone)
+    if rng.random() < 0.4:
+        other = music_bed(n, rng, RICH_TIMBRES, rich_tone)
+        out = out / rms_of(out) + float(rng.uniform(0.3, 1.0)) * other / rms_of(other)
+    if rng.random() < 0.3:
+        beat = int(rng.uniform(0.2, 0.6) * SAMPLE_RATE)
+        m = min(n, int(rng.uniform(0.05, 0.15) * SAMPLE_RATE))
+        burst = band_limited(rng.standard_normal(m).astype(np.float32), 300.0, 6000.0)
+        burst *= np.exp(-np.arange(m, dtype=np.float32) / (0.2 * m))
+        level = rms_of(out) * float(rng.uniform(1.0, 4.0)) / rms_of(burst)
+        for pos in range(int(rng.integers(beat)), n, 2 * beat):
+            k = min(m, n - pos)
+            out[pos : pos + k] += level * burst[:k]
+    return out.astype(np.float32)
+
+
+def hummed_drone(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A hummed or sung vowel (a voice-like drone): a glottal-like buzz with vibrato, at a
+    voice's pitch, through vowel formants, changing note and vowel every 0.4-2 s. No words, so
+    no language: the model must learn that a voice-like bed is not a language cue."""
+    out = np.zeros(n, dtype=np.float32)
+    start = 0
+    while start < n:
+        length = min(n - start, int(rng.uniform(0.4, 2.0) * SAMPLE_RATE))
+        f0 = midi_hz(float(rng.uniform(43, 72)))  # ~100-520 Hz
+        phase = with_vibrato(f0, length, rng)
+        n_harmonics = max(1, min(40, int(7500 / f0)))
+        buzz = np.zeros(length, dtype=np.float32)
+        for k in range(1, n_harmonics + 1):
+            buzz += (np.sin(k * phase) / k).astype(np.float32)
+        formants = VOWELS_HZ[int(rng.integers(len(VOWELS_HZ)))]
+        out[start : start + length] = fade_edges(formant_filter(buzz, formants, rng), rng)
+        start += length
+    return out
+
+
+def spectral_gain(x: np.ndarray, gain: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``x`` filtered by a zero-phase magnitude response ``gain(freqs_hz)`` (FFT, whole crop)."""
+    f = np.fft.rfftfreq(len(x), 1 / SAMPLE_RATE)
+    return np.fft.irfft(np.fft.rfft(x) * gain(f), len(x)).astype(np.float32)
+
+
+def band_limited(x: np.ndarray, low_hz: float, high_hz: float, order: int = 2) -> np.ndarray:
+    """Butterworth-like high-pass at ``low_hz`` and low-pass at ``high_hz`` (magnitudes only)."""
+    return spectral_gain(
+        x,
+        lambda f: (
+            (1 / np.sqrt(1 + (low_hz / np.maximum(f, 1.0)) ** (2 * order)))
+            / np.sqrt(1 + (f / high_hz) ** (2 * order))
+        ),
+    )
+
+
+def formant_filter(
+    x: np.ndarray, formants_hz: tuple[int, ...], rng: np.random.Generator
+) -> np.ndarray:
+    """Resonances at ``formants_hz`` (each shifted up to 10%), as a vocal tract shapes a buzz."""
+    centres = [f * float(rng.uniform(0.9, 1.1)) for f in formants_hz]
+
+    def gain(f: np.ndarray) -> np.ndarray:
+        g = np.full_like(f, 0.02)
+        for i, c in enumerate(centres):
+            bw = 80.0 + 40.0 * i
+            g += 0.7**i / (1 + ((f - c) / bw) ** 2)
+        return g
+
+    return spectral_gain(x, gain)
+
+
+def random_eq(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random channel: band limits (a phone, a radio, a small speaker), a tilt (dark to
+    bright, -6 to +4 dB per octave about 1 kHz) and a broad peak or dip somewhere."""
+    low_hz = float(np.exp(rng.uniform(np.log(30.0), np.log(500.0))))
+    high_hz = float(np.exp(rng.uniform(np.log(2500.0), np.log(8000.0))))
+    centre_hz = float(np.exp(rng.uniform(np.log(150.0), np.log(6000.0))))
+    boost = float(10 ** (rng.uniform(-12.0, 12.0) / 20))
+    width = float(rng.uniform(0.3, 1.5))  # octaves
+    bands = band_limited(x, low_hz, high_hz, order=int(rng.integers(1, 4)))
+
+    tilt = float(rng.uniform(-6.0, 4.0)) / 20 * np.log2(10)  # dB/octave as a power of f
+
+    def peak(f: np.ndarray) -> np.ndarray:
+        octaves = np.log2(np.maximum(f, 1.0) / centre_hz) / width
+        tilted = (np.maximum(f, 50.0) / 1000.0) ** tilt
+        return tilted * (1 + (boost - 1) * np.exp(-(octaves**2)))
+
+    return spectral_gain(bands, peak)
+
+
+def reverb(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random room: convolution with exponentially decaying noise (RT60 0.2-1.5 s), mixed
+    with the dry sound."""
+    rt60_s = float(rng.uniform(0.2, 1.5))
+    m = min(len(x), int(rt60_s * SAMPLE_RATE))
+    t = np.arange(m, dtype=np.float32) / SAMPLE_RATE
+    ir = rng.standard_normal(m).astype(np.float32) * np.exp(-6.9 * t / rt60_s)
+    size = 1 << int(np.ceil(np.log2(len(x) + m)))
+    wet = np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(ir, size), size)[: len(x)]
+    wet *= rms_of(x) / (rms_of(wet) + 1e-8)
+    dry = float(rng.uniform(0.2, 1.0))
+    return (dry * x + (1 - dry) * wet).astype(np.float32)
+
+
+def background(n: int, rng: np.random.Generator, rich: bool = False) -> np.ndarray:
+    """A random bed: mostly music, else coloured noise, hum or held tones; sometimes two.
+    ``rich`` adds the rich beds' instruments, the hummed vowel, reverb and EQ."""
+    if not rich:
+        makers = (music_bed, coloured_noise, hum, steady_tones)
+        kind = int(rng.choice(len(makers), p=[0.6, 0.2, 0.1, 0.1]))
+        bed = makers[kind](n, rng)
+        if rng.random() < 0.2:
+            other = coloured_noise(n, rng) if kind == 0 else music_bed(n, rng)
+            bed = bed / rms_of(bed) + float(rng.uniform(0.1, 0.5)) * other / rms_of(other)
+        return bed
+    makers = (rich_music, hummed_drone, coloured_noise, hum, steady_tones)
+    bed = makers[int(rng.choice(len(makers), p=[0.6, 0.1, 0.15, 0.05, 0.1]))](n, rng)
+    if rng.random() < 0.5:
+        bed = random_eq(bed, rng)
+    if rng.random() < 0.4:
+        bed = reverb(bed, rng)
+    if rng.random() < 0.25:  # a second bed (mixup of two beds)
+        other = background(n, rng, rich=True)
+        bed = bed / rms_of(bed) + float(rng.uniform(0.2, 1.0)) * other / rms_of(other)
     return bed
 
 
@@ -519,22 +774,39 @@ def rms_of(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))) + 1e-8)
 
 
-def with_background(x: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+def with_background(
+    x: np.ndarray, snr_db: float, rng: np.random.Generator, rich: bool = False
+) -> np.ndarray:
     """``x`` over a random bed ``snr_db`` below it (RMS over the crop)."""
-    bed = background(len(x), rng)
+    bed = background(len(x), rng, rich)
     return (x + bed * (rms_of(x) / rms_of(bed) * 10 ** (-snr_db / 20))).astype(np.float32)
 
 
-def augment(x: np.ndarray, rng: np.random.Generator, music_prob: float) -> np.ndarray:
-    """A background bed at 5-30 dB SNR on ``music_prob`` of crops, then gain, a little white
+@dataclass(frozen=True)
+class Augmentation:
+    """How training crops are altered (see ``augment``)."""
+
+    music_prob: float = 0.0
+    snr_min_db: float = 5.0
+    snr_max_db: float = 30.0
+    rich: bool = False
+    speech_eq_prob: float = 0.0
+
+
+def augment(x: np.ndarray, rng: np.random.Generator, aug: Augmentation) -> np.ndarray:
+    """A random channel EQ on ``speech_eq_prob`` of crops, a background bed at
+    ``snr_min_db``-``snr_max_db`` SNR on ``music_prob`` of crops, then gain, a little white
     noise (20-50 dB SNR) and a small DC offset.
 
     Gain alone is undone by the per-input normalisation, but it changes the noise ratio; noise
-    keeps the model from relying on espeak's perfectly silent gaps.
+    keeps the model from relying on espeak's perfectly silent gaps. The EQ is on the speech
+    before the bed: a voice through a phone or a small speaker, over the music of the room.
     """
-    # No draw when off, so --music-prob 0 repeats the clean schedule exactly.
-    if music_prob > 0 and rng.random() < music_prob:
-        x = with_background(x, float(rng.uniform(5.0, 30.0)), rng)
+    # No draw when off, so --music-prob 0 --speech-eq-prob 0 repeats the clean schedule exactly.
+    if aug.speech_eq_prob > 0 and rng.random() < aug.speech_eq_prob:
+        x = random_eq(x, rng)
+    if aug.music_prob > 0 and rng.random() < aug.music_prob:
+        x = with_background(x, float(rng.uniform(aug.snr_min_db, aug.snr_max_db)), rng, aug.rich)
     x = x * float(10 ** rng.uniform(-1.0, 0.3))
     rms = rms_of(x)
     snr_db = rng.uniform(20, 50)
@@ -543,23 +815,44 @@ def augment(x: np.ndarray, rng: np.random.Generator, music_prob: float) -> np.nd
     return x.astype(np.float32)
 
 
+def augmentation(args: argparse.Namespace, progress: float = 1.0) -> Augmentation:
+    """The augmentation at ``progress`` (0-1) through stage 2. With ``--curriculum C`` the
+    lowest bed SNR starts at 20 dB (easy beds first) and falls linearly to ``--snr-min`` over
+    the first C of the steps."""
+    snr_min_db = args.snr_min
+    if args.curriculum > 0 and progress < args.curriculum:
+        start_db = max(args.snr_min, min(20.0, args.snr_max))
+        snr_min_db = start_db + (args.snr_min - start_db) * progress / args.curriculum
+    return Augmentation(
+        music_prob=args.music_prob,
+        snr_min_db=snr_min_db,
+        snr_max_db=args.snr_max,
+        rich=args.rich_beds,
+        speech_eq_prob=args.speech_eq_prob,
+    )
+
+
 def make_batch(
     data: dict[str, list[np.ndarray]],
     langs: list[str],
     fe: Wav2Vec2FeatureExtractor,
     batch_size: int,
     rng: np.random.Generator,
-    music_prob: float,
+    aug: Augmentation,
+    short_crop_prob: float = 0.0,
 ) -> Batch:
-    """One balanced-at-random batch of equal-length crops (1.0-3.0 s, chosen per batch so no
-    padding is needed), normalised by the real feature extractor."""
-    n = int(rng.uniform(1.0, 3.0) * SAMPLE_RATE)
+    """One balanced-at-random batch of equal-length crops (1.0-3.0 s, or 1.0-1.5 s on
+    ``short_crop_prob`` of batches; chosen per batch so no padding is needed), normalised by
+    the real feature extractor."""
+    # No extra draw at the default, so older commands still give the same crops.
+    longest_s = 1.5 if short_crop_prob > 0 and rng.random() < short_crop_prob else 3.0
+    n = int(rng.uniform(1.0, longest_s) * SAMPLE_RATE)
     labels = rng.integers(len(langs), size=batch_size)
     waves = []
     for label in labels:
         utts = data[langs[int(label)]]
         utt = utts[int(rng.integers(len(utts)))]
-        waves.append(augment(crop(utt, n, rng), rng, music_prob))
+        waves.append(augment(crop(utt, n, rng), rng, aug))
     feats = fe(waves, sampling_rate=SAMPLE_RATE, return_tensors="pt")
     return Batch(feats["input_values"], torch.as_tensor(labels, dtype=torch.long))
 
@@ -606,7 +899,8 @@ def train(
         lr = lr_at(step, total, args.lr, warmup)
         for g in opt.param_groups:
             g["lr"] = lr
-        batch = make_batch(data, langs, fe, args.batch_size, rng, args.music_prob)
+        aug = augmentation(args, step / total)
+        batch = make_batch(data, langs, fe, args.batch_size, rng, aug, args.short_crop_prob)
         logits = model(batch.inputs).logits
         loss = F.cross_entropy(logits, batch.labels, label_smoothing=0.05)
         opt.zero_grad(set_to_none=True)
@@ -640,10 +934,11 @@ def evaluate(
     seconds: float,
     bed_snr_db: float | None = None,
     seed: int = 0,
+    rich: bool = False,
 ) -> dict[str, float]:
     """Accuracy on consecutive, non-overlapping windows of held-out utterances, clean (as a
-    test would feed them) or over a random background bed ``bed_snr_db`` below the speech;
-    the final partial window is dropped."""
+    test would feed them) or over a random background bed ``bed_snr_db`` below the speech
+    (plain beds, or ``rich`` ones); the final partial window is dropped."""
     model.eval()
     n = int(seconds * SAMPLE_RATE)
     rng = np.random.default_rng([seed, 3])
@@ -652,7 +947,7 @@ def evaluate(
     for li, lang in enumerate(langs):
         windows = [u[i : i + n] for u in data[lang] for i in range(0, len(u) - n + 1, n)]
         if bed_snr_db is not None:
-            windows = [with_background(w, bed_snr_db, rng) for w in windows]
+            windows = [with_background(w, bed_snr_db, rng, rich) for w in windows]
         correct = 0
         for i in range(0, len(windows), 64):
             chunk = windows[i : i + 64]
@@ -663,6 +958,29 @@ def evaluate(
         total_all += len(windows)
     result["overall"] = correct_all / max(1, total_all)
     return result
+
+
+# metrics.json key -> (window seconds, bed SNR dB or None for clean, rich beds, title). The
+# plain-bed figures compare with models made before the rich beds; 1 s windows are what the
+# product's first answer and its 1.5 s tail checks see.
+EVALUATIONS: dict[str, tuple[float, float | None, bool, str]] = {
+    "accuracy_3s": (3.0, None, False, "3 s windows"),
+    "accuracy_1_5s": (1.5, None, False, "1.5 s windows"),
+    "accuracy_1s": (1.0, None, False, "1 s windows"),
+    "accuracy_3s_background_10db": (3.0, 10.0, False, "3 s windows over a plain bed 10 dB below"),
+    "accuracy_1_5s_background_10db": (
+        1.5,
+        10.0,
+        False,
+        "1.5 s windows over a plain bed 10 dB below",
+    ),
+    "accuracy_3s_rich_background_10db": (
+        3.0,
+        10.0,
+        True,
+        "3 s windows over a rich bed 10 dB below",
+    ),
+}
 
 
 def print_accuracy(title: str, acc: dict[str, float]) -> None:
@@ -689,7 +1007,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--music-prob",
         type=float,
         default=0.4,
-        help="share of training crops mixed over a music/noise/hum bed (5-30 dB below)",
+        help="share of training crops mixed over a music/noise/hum bed",
+    )
+    p.add_argument("--snr-min", type=float, default=0.0, help="quietest speech over a bed, dB")
+    p.add_argument("--snr-max", type=float, default=30.0, help="loudest speech over a bed, dB")
+    p.add_argument(
+        "--curriculum",
+        type=float,
+        default=0.0,
+        help="share of stage 2 over which the quietest bed SNR falls from 20 dB to --snr-min",
+    )
+    p.add_argument(
+        "--rich-beds",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="beds with FM, vibrato, two parts, a hummed vowel, reverb and EQ (else plain)",
+    )
+    p.add_argument(
+        "--speech-eq-prob",
+        type=float,
+        default=0.3,
+        help="share of training crops whose speech gets a random channel EQ",
+    )
+    p.add_argument(
+        "--short-crop-prob",
+        type=float,
+        default=0.0,
+        help="share of stage-2 batches cropped to 1.0-1.5 s instead of 1.0-3.0 s (the first "
+        "answer and the tail checks see 1-1.5 s windows)",
     )
     p.add_argument(
         "--init",
@@ -699,6 +1044,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--train-utts", type=int, default=120, help="training utterances/language")
     p.add_argument("--eval-utts", type=int, default=60, help="held-out utterances/language")
+    p.add_argument(
+        "--eval-seed",
+        type=int,
+        default=None,
+        help="seed of the held-out sentences (default: --seed + 10000); a fine-tune on new "
+        "sentences (another --seed) keeps its parent's held-out set with this",
+    )
     p.add_argument("--langs", default=",".join(LANGUAGES), help="espeak voices, comma-separated")
     p.add_argument(
         "--mms-config",
@@ -736,7 +1088,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"synthesizing speech for {len(langs)} languages ...", flush=True)
     train_data = synthesize_split(langs, args.train_utts, args.seed, args.cache)
     # Held-out data: a different seed gives new word sequences and voice settings.
-    eval_data = synthesize_split(langs, args.eval_utts, args.seed + 10_000, args.cache)
+    eval_seed = args.seed + 10_000 if args.eval_seed is None else args.eval_seed
+    eval_data = synthesize_split(langs, args.eval_utts, eval_seed, args.cache)
     minutes = sum(len(u) for us in train_data.values() for u in us) / SAMPLE_RATE / 60
     print(f"  {minutes:.0f} min of training speech ({time.monotonic() - t_start:.0f}s)")
 
@@ -764,12 +1117,12 @@ def main(argv: list[str] | None = None) -> int:
     steps, _ = train(model, train_data, langs, fe, args, budget_s)
     train_seconds = time.monotonic() - t_train
 
-    acc3 = evaluate(model, eval_data, langs, fe, 3.0)
-    acc15 = evaluate(model, eval_data, langs, fe, 1.5)
-    print_accuracy("held-out accuracy, 3 s windows", acc3)
-    print_accuracy("held-out accuracy, 1.5 s windows", acc15)
-    acc_bed = evaluate(model, eval_data, langs, fe, 3.0, bed_snr_db=10.0, seed=args.seed)
-    print_accuracy("held-out accuracy, 3 s windows over a background bed 10 dB below", acc_bed)
+    accuracy: dict[str, dict[str, float]] = {}
+    for key, (seconds, bed_snr_db, rich, title) in EVALUATIONS.items():
+        accuracy[key] = evaluate(
+            model, eval_data, langs, fe, seconds, bed_snr_db, seed=args.seed, rich=rich
+        )
+        print_accuracy(f"held-out accuracy, {title}", accuracy[key])
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -783,10 +1136,13 @@ def main(argv: list[str] | None = None) -> int:
         "languages": labels,
         "espeak_voices": langs,
         "params": n_params,
-        "accuracy_3s": {k: round(v, 4) for k, v in acc3.items()},
-        "accuracy_1_5s": {k: round(v, 4) for k, v in acc15.items()},
-        "accuracy_3s_background_10db": {k: round(v, 4) for k, v in acc_bed.items()},
+        **{key: {k: round(v, 4) for k, v in acc.items()} for key, acc in accuracy.items()},
         "music_prob": args.music_prob,
+        "bed_snr_db": [args.snr_min, args.snr_max],
+        "curriculum": args.curriculum,
+        "rich_beds": args.rich_beds,
+        "speech_eq_prob": args.speech_eq_prob,
+        "short_crop_prob": args.short_crop_prob,
         "init": str(args.init) if args.init else None,
         "front_end_steps": 0 if args.init else args.front_steps,
         "front_end_spectral_mse": round(front_mse, 4),
@@ -794,6 +1150,7 @@ def main(argv: list[str] | None = None) -> int:
         "train_seconds": round(train_seconds, 1),
         "total_seconds": round(time.monotonic() - t_start, 1),
         "seed": args.seed,
+        "eval_seed": eval_seed,
         "batch_size": args.batch_size,
         "train_utterances_per_language": args.train_utts,
         "eval_utterances_per_language": args.eval_utts,
@@ -801,9 +1158,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    (out / "README.md").write_text(
-        readme(command, steps, args, labels, n_params, acc3, acc15, acc_bed)
-    )
+    (out / "README.md").write_text(readme(command, steps, args, labels, n_params, accuracy))
     print(f"saved to {out} ({time.monotonic() - t_start:.0f}s total)")
     return 0
 
@@ -814,14 +1169,12 @@ def readme(
     args: argparse.Namespace,
     labels: list[str],
     n_params: int,
-    acc3: dict[str, float],
-    acc15: dict[str, float],
-    acc_bed: dict[str, float],
+    accuracy: dict[str, dict[str, float]],
 ) -> str:
     if args.init:
         reproduce = (
-            f"\nFine-tuned (stage 2 only) from `{args.init}`, a clean-speech model made by the "
-            "same script;\nthe docstring of `tools/train_test_model.py` gives both commands.\n"
+            f"\nFine-tuned (stage 2 only) from `{args.init}`, a model made by the same script;\n"
+            "the docstring of `tools/train_test_model.py` gives every command of the chain.\n"
         )
     elif args.steps:
         reproduce = ""
@@ -830,6 +1183,18 @@ def readme(
             f"\nThe time budget resolved to {steps} classification steps; to repeat this exact "
             f"schedule\n(CPU, one thread) regardless of machine speed, add `--steps {steps}`.\n"
         )
+    figures = "\n".join(
+        f"| {EVALUATIONS[key][3]} | {acc['overall']:.1%} |" for key, acc in accuracy.items()
+    )
+    bed = (
+        f"In {'stage 2' if args.init else 'both stages'} {args.music_prob:.0%} of\n"
+        "crops are mixed over a synthesized background "
+        f"bed ({'rich' if args.rich_beds else 'plain'} beds: random music, coloured noise,\n"
+        f"hum or held tones) {args.snr_min:g}-{args.snr_max:g} dB below the speech, so speech "
+        "over music keeps its language."
+        if args.music_prob > 0
+        else "No background beds (clean speech only)."
+    )
     return f"""# tiny-lid: stand-in language-ID model for tests
 
 **Not for real use.** This is a {n_params:,}-parameter `Wav2Vec2ForSequenceClassification`
@@ -843,9 +1208,12 @@ norm, mean pooling, ISO 639-3 labels in `id2label`.
 
 Languages ({len(labels)}): {", ".join(labels)}
 
-Held-out accuracy (fresh random word sequences, different seed): 3 s windows
-{acc3["overall"]:.1%}, 1.5 s windows {acc15["overall"]:.1%}; 3 s windows over a random
-background bed 10 dB below the speech {acc_bed["overall"]:.1%}; per language in `metrics.json`.
+Held-out accuracy (fresh random word sequences, different seed), per language in
+`metrics.json`:
+
+| windows | accuracy |
+|---|---|
+{figures}
 
 ## How it was made
 
@@ -855,9 +1223,7 @@ Speech: random sequences of frequent words from `wordfreq`, synthesized by `espe
 random voice variants, speed and pitch, resampled to 16 kHz. Training, stage 1: the conv front
 end regresses each frame's log-mel spectral shape through a throw-away head (a warm start that
 raw-waveform training otherwise lacks); stage 2: language classification on random 1-3 s crops
-with gain/noise augmentation, AdamW, cosine schedule. In both stages {args.music_prob:.0%} of
-crops are mixed over a synthesized background bed (random music, coloured noise, hum or held
-tones) 5-30 dB below the speech, so speech over music keeps its language. See
+with gain/noise augmentation, AdamW, cosine schedule. {bed} See
 `tools/train_test_model.py`.
 """
 

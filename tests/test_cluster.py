@@ -320,7 +320,9 @@ def _local_events(lid, specs: list[Path], **overrides) -> list[dict]:
 
 def _story(events: list[dict], stream: str) -> list[tuple]:
     """What a listener is told about one stream: predictions (window, answer, decision),
-    changes and speech edges, in order; times to the millisecond (JSONL rounds)."""
+    changes and speech edges, each kind in order; times to the millisecond (JSONL rounds).
+    Speech edges come from the front end's thread and answers from the worker's, and a file's
+    front end runs ahead of the model, so how the kinds interleave is timing, not story."""
 
     def ms(t_s: float) -> float:
         return round(t_s, 3)
@@ -336,7 +338,7 @@ def _story(events: list[dict], stream: str) -> list[tuple]:
             story.append(("change", ms(e["t_s"]), e["previous"], e["language"]))
         elif e["type"] == "speech":
             story.append(("speech", ms(e["t_s"]), e["speech"]))
-    return story
+    return sorted(story, key=lambda told: told[0])  # stable: each kind keeps its order
 
 
 @pytest.mark.slow

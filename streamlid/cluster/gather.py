@@ -118,6 +118,9 @@ class ShardBooks:
                 books.skipped_base = books.last_status.skipped_windows
                 books.windows_base = books.last_status.windows
                 books.overflow_base_s = books.last_status.overflow_s
+            # The audio it had read but not answered went with it: in the books as lost
+            # (overflow_s, the summary's "audio dropped"), so every second is accounted for.
+            books.overflow_base_s += self.unanswered_s(name)
             events += [
                 SpeechChange(name, at, False),  # nothing is heard while it is down
                 FeedState(name, at, "disconnected", ACTOR_DIED, 0, 0.0),

@@ -28,7 +28,7 @@ from .run import INTERRUPTED, OUTPUT_CLOSED, Supervisor
 from .smoothing import Smoother, SmootherSettings
 from .stream import StreamState
 from .streams import StreamsReducer
-from .threads import ThreadOwner
+from .threads import RunToEnd, ThreadOwner
 from .windowqueue import WindowQueues
 from .worker import Model, Worker
 
@@ -51,7 +51,7 @@ def unique_names(sources: Sequence[Source]) -> list[str]:
     return names
 
 
-class Engine:
+class Engine(RunToEnd):
     def __init__(
         self,
         config: Config,
@@ -66,6 +66,7 @@ class Engine:
         too. `alerts`: per-stream alert settings by stream name (others: the global options)."""
         if not sources:
             raise ValueError("an engine needs at least one source")
+        super().__init__()
         self.config = config
         self._model_info = model_info  # (model, device, dtype) for events
         self._stop = threading.Event()
@@ -78,10 +79,8 @@ class Engine:
         self.errors: list[str] = []  # a stream or the model failed
         self.output_errors: list[str] = []  # an output could not be written (the run went on)
         self.summary: Summary | None = None
-        self._done = threading.Event()
         self._started_at = 0.0
         self._lock = threading.Lock()
-        self._finish_lock = threading.Lock()
         self._supervisor = Supervisor()
         self._drains: list = []
 
@@ -167,34 +166,9 @@ class Engine:
                 self._stop_reason = reason
         self._supervisor.stop(through=self._worker)
 
-    def wait(self, timeout_s: float | None = None) -> bool:
-        """True once the run is over: threads joined, Summary published, sinks closed.
-
-        Waits up to `timeout_s` for the worker; once it has ended, does the finishing here, on
-        the caller's thread, however long the bounded joins take."""
-        if self._done.is_set():
-            return True
-        if not self._worker.join(timeout_s):
-            return False
-        with self._finish_lock:
-            if not self._done.is_set():
-                try:
-                    self._finish()
-                finally:
-                    self._done.set()
-        return True
-
-    def run(self) -> Summary:
-        """Start, wait for the end of input (or an error), and return the summary."""
-        self.start()
-        try:
-            self.wait()
-        finally:
-            if not self._done.is_set():
-                self.stop()
-                self.wait()
-        assert self.summary is not None
-        return self.summary
+    def _join_main(self, timeout_s: float | None) -> bool:
+        """The worker ends last of the run's threads (see `RunToEnd.wait`)."""
+        return self._worker.join(timeout_s)
 
     def reset_smoothing(self) -> None:
         """Starts every stream's smoothing afresh (the `r` key). Safe from any thread: the

@@ -37,7 +37,7 @@ from ..events import (
 )
 from ..run import INTERRUPTED, OUTPUT_CLOSED, Supervisor
 from ..streams import StreamsReducer
-from ..threads import ThreadOwner
+from ..threads import RunToEnd, ThreadOwner
 from .gather import SHARD_RESTARTS_N, Gatherer, ShardBooks
 from .ingest import FeedSpec, IngestShard
 from .serving import APP_NAME, ModelSpec, deploy_model
@@ -160,7 +160,7 @@ class ClusterSession:
         ray.shutdown()  # a cluster this process started ends with it
 
 
-class ClusterRun:
+class ClusterRun(RunToEnd):
     """Where the local Engine stands for `supervise()`: the same lifecycle and summary, with
     the pipeline on the cluster."""
 
@@ -174,6 +174,7 @@ class ClusterRun:
     ) -> None:
         if not feeds:
             raise ValueError("a cluster run needs at least one feed")
+        super().__init__()
         self.config = config
         self._session = session
         self.figures = figures if figures is not None else StreamsReducer()
@@ -185,8 +186,6 @@ class ClusterRun:
         self.summary: Summary | None = None
         self._stop_reason: str | None = None
         self._lock = threading.Lock()
-        self._finish_lock = threading.Lock()
-        self._done = threading.Event()
         self._started_at = 0.0
         self._drains: list = []
         actor_class = ray.remote(IngestShard)
@@ -243,29 +242,8 @@ class ClusterRun:
                 self._stop_reason = reason
         self._gatherer.stop()
 
-    def wait(self, timeout_s: float | None = None) -> bool:
-        if self._done.is_set():
-            return True
-        if not self._gatherer.join(timeout_s):
-            return False
-        with self._finish_lock:
-            if not self._done.is_set():
-                try:
-                    self._finish()
-                finally:
-                    self._done.set()
-        return True
-
-    def run(self) -> Summary:
-        self.start()
-        try:
-            self.wait()
-        finally:
-            if not self._done.is_set():
-                self.stop()
-                self.wait()
-        assert self.summary is not None
-        return self.summary
+    def _join_main(self, timeout_s: float | None) -> bool:
+        return self._gatherer.join(timeout_s)
 
     def reset_smoothing(self) -> None:
         for shard in self.shards:

@@ -179,6 +179,9 @@ def run_command(command: AlertCommand, events) -> None:
     command.start()
     for event in events:
         command.handle(event)
+    # As the engine does before it stops: every alert handed over runs (stop alone gives the
+    # queue only STOP_GRACE_S, which a loaded machine's Python start-ups can exceed).
+    assert command.drain(30.0)
     command.stop()
     assert command.join(10.0)
 
@@ -199,6 +202,7 @@ def test_the_command_gets_the_alert_as_json_and_is_rate_limited(tmp_path):
         command.handle(event)
     clock.now += 61.0
     command.handle(alert())  # after the interval: sent, saying one was suppressed
+    assert command.drain(30.0)
     command.stop()
     assert command.join(10.0)
     got = calls(tmp_path)

@@ -37,6 +37,20 @@ READER_LEFT = "standard output was closed by its reader; stopping"
 FailureFn = Callable[[str, bool], None]  # (one-sentence message, reader_left)
 
 
+def enqueue(events: queue.Queue, event: Event) -> bool:
+    """Puts `event` on a bounded queue: a meter reading (Level) is dropped when the queue is
+    full (False), as the next one supersedes it; any other event waits for room, so nothing a
+    sink must see is lost."""
+    if isinstance(event, Level):
+        try:
+            events.put_nowait(event)
+        except queue.Full:
+            return False
+        return True
+    events.put(event)
+    return True
+
+
 class Sink(Protocol):
     def handle(self, event: Event) -> None: ...
 
@@ -97,13 +111,8 @@ class EventBus:
             return
         if self._closed:
             return
-        if isinstance(event, Level):
-            try:
-                self._queue.put_nowait(event)
-            except queue.Full:
-                self.dropped_levels += 1
-            return
-        self._queue.put(event)
+        if not enqueue(self._queue, event):
+            self.dropped_levels += 1
 
     def flush(self, timeout_s: float) -> bool:
         """True once every event published so far has reached every sink (within timeout_s)."""

@@ -24,7 +24,7 @@ from .bus import EventBus, Sink
 from .config import AlertSettings, Config, alert_settings
 from .events import Event, FeedState, Notice, StreamStarted, Summary
 from .frontend import StreamFrontend
-from .run import INTERRUPTED, OUTPUT_CLOSED, Supervisor
+from .run import END_OF_INPUT, INTERRUPTED, OUTPUT_CLOSED, Supervisor, settle_outputs
 from .smoothing import Smoother, SmootherSettings
 from .stream import StreamState
 from .streams import StreamsReducer
@@ -33,9 +33,6 @@ from .windowqueue import WindowQueues
 from .worker import Model, Worker
 
 log = logging.getLogger(__name__)
-FLUSH_TIMEOUT_S = 5.0  # the sinks get this long to take every event before the summary
-DRAIN_TIMEOUT_S = 2.0  # ... and what acts on them (--on-alert) this long to finish
-END_OF_INPUT = "end of input"
 FILE_QUEUE_WINDOWS = 16  # a file stream may run this far ahead of the model
 
 
@@ -223,15 +220,7 @@ class Engine(RunToEnd):
         try:
             self.stop(self._stop_reason or END_OF_INPUT)
             self._supervisor.join(through=self._worker)
-            if not self._bus.flush(FLUSH_TIMEOUT_S):  # every event so far reached the summary
-                log.warning("the sinks did not take every event within %.1f s", FLUSH_TIMEOUT_S)
-            if self._drains:
-                for owner in self._drains:
-                    owner.drain(DRAIN_TIMEOUT_S)
-                self._bus.flush(FLUSH_TIMEOUT_S)  # what they reported, before the summary
-            reason = self._stop_reason or END_OF_INPUT
-            if reason == END_OF_INPUT and self.errors:
-                reason = f"error: {self.errors[0]}"
+            reason = settle_outputs(self._bus, self._drains, self._stop_reason, self.errors)
             model, device, dtype = self._model_info
             self.summary = Summary(
                 streams=self.figures.summaries(self.config.top),

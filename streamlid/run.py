@@ -50,6 +50,9 @@ EXIT_READER_LEFT = EXIT_SIGNAL_BASE + signal.SIGPIPE  # 141: stdout's reader lef
 
 INTERRUPTED = "interrupted"  # Summary.reason after a signal or `q`
 OUTPUT_CLOSED = "output closed"  # Summary.reason after stdout's reader left
+END_OF_INPUT = "end of input"  # Summary.reason when every source ended
+FLUSH_TIMEOUT_S = 5.0  # the sinks get this long to take every event before the summary
+DRAIN_TIMEOUT_S = 2.0  # ... and what acts on them (--on-alert) this long to finish
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 EXPORT_SIGNAL = signal.SIGUSR1
 
@@ -116,6 +119,23 @@ class Supervisor:
 
 
 # -- signals --------------------------------------------------------------------------------
+
+
+def settle_outputs(
+    bus: Any, drains: Sequence[Any], stop_reason: str | None, errors: Sequence[str]
+) -> str:
+    """Before a run's summary: every event so far taken by the sinks, and what acts on them
+    (--on-alert) finished, each within its bound. Returns the summary's reason."""
+    if not bus.flush(FLUSH_TIMEOUT_S):  # every event so far reached the summary
+        log.warning("the sinks did not take every event within %.1f s", FLUSH_TIMEOUT_S)
+    if drains:
+        for owner in drains:
+            owner.drain(DRAIN_TIMEOUT_S)
+        bus.flush(FLUSH_TIMEOUT_S)  # what they reported, before the summary
+    reason = stop_reason or END_OF_INPUT
+    if reason == END_OF_INPUT and errors:
+        reason = f"error: {errors[0]}"
+    return reason
 
 
 class Interrupted(KeyboardInterrupt):

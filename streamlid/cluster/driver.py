@@ -35,7 +35,7 @@ from ..events import (
     Notice,
     Summary,
 )
-from ..run import INTERRUPTED, OUTPUT_CLOSED, Supervisor
+from ..run import INTERRUPTED, OUTPUT_CLOSED, Supervisor, settle_outputs
 from ..streams import StreamsReducer
 from ..threads import RunToEnd, ThreadOwner
 from .gather import SHARD_RESTARTS_N, Gatherer, ShardBooks
@@ -49,9 +49,6 @@ SHARD_PREFIX = "streamlid-ingest-"  # named actors: `cluster status` finds them 
 LOCAL_OBJECT_STORE_BYTES = 200_000_000  # windows are small; the default takes 30% of RAM
 START_TIMEOUT_S = 120.0  # actors open their feeds (and reach the model) within this
 LOAD_TIMEOUT_S = 5.0  # the actors' last counters, for the summary
-FLUSH_TIMEOUT_S = 5.0
-DRAIN_TIMEOUT_S = 2.0
-END_OF_INPUT = "end of input"
 
 
 @contextlib.contextmanager
@@ -287,15 +284,7 @@ class ClusterRun(RunToEnd):
             self._supervisor.join(through=self._gatherer)
             loads = self._loads()
             self._kill_actors()
-            if not self._bus.flush(FLUSH_TIMEOUT_S):
-                log.warning("the sinks did not take every event within %.1f s", FLUSH_TIMEOUT_S)
-            if self._drains:
-                for owner in self._drains:
-                    owner.drain(DRAIN_TIMEOUT_S)
-                self._bus.flush(FLUSH_TIMEOUT_S)
-            reason = self._stop_reason or END_OF_INPUT
-            if reason == END_OF_INPUT and self.errors:
-                reason = f"error: {self.errors[0]}"
+            reason = settle_outputs(self._bus, self._drains, self._stop_reason, self.errors)
             model, device, dtype = self._session.model_info
             self.summary = Summary(
                 streams=self.figures.summaries(self.config.top),

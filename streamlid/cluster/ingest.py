@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..bus import enqueue
 from ..config import AlertSettings, Config, feed_settings
 from ..errors import StreamlidError
-from ..events import Event, Level, Summary
+from ..events import Event, Summary
 from .remote import RemoteModel
 from .serving import model_handle
 
@@ -43,15 +44,10 @@ class Outbox:
         self.dropped_levels = 0
 
     def handle(self, event: Event) -> None:
-        if isinstance(event, Level):
-            try:
-                self._queue.put_nowait(event)
-            except queue.Full:
-                self.dropped_levels += 1
-            return
-        # Waits for the driver to take some: the engine slows down, nothing is dropped. (A
-        # driver gone for good kills this actor.)
-        self._queue.put(event)
+        # Other events wait for the driver to take some: the engine slows down, nothing is
+        # dropped. (A driver gone for good kills this actor.)
+        if not enqueue(self._queue, event):
+            self.dropped_levels += 1
 
     def close(self) -> None:
         pass  # the engine closes its sinks after the summary; the driver may still take

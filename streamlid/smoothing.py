@@ -189,11 +189,16 @@ class Smoother:
         dwell_ok = t_end_s - self._changed_at_s >= s.min_dwell_s
 
         change: Change | None = None
-        if self.current is None:
+        if self.current is None or nested:
+            # A first answer; or a better look at the same speech: a window that holds all of
+            # the previous one's audio and more (the growing first window of a segment) is not
+            # a second, independent look but a fuller one, so the answer follows its clear lead
+            # without the hysteresis a switch needs (a first guess from one second of speech
+            # must not hold for seconds against the next half second's clearer answer).
             lead, p, margin = _lead(self._smoothed)
-            if p >= s.min_confidence and margin >= s.min_margin:
+            if lead != self.current and p >= s.min_confidence and margin >= s.min_margin:
                 # A first answer covers the whole window (from the segment's start, early on).
-                change = Change(None, lead, max(segment_start_s, t_end_s - window_s))
+                change = Change(self.current, lead, max(segment_start_s, t_end_s - window_s))
         elif top != self.current and candidate != self.current and confirmed and dwell_ok:
             # The window challenges the current language and the evidence (window and tail
             # together) leads clearly with the newcomer; a tail that still hears the current

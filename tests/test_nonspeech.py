@@ -156,12 +156,6 @@ def test_speech_over_music_is_classified_and_the_music_alone_is_not(
     assert credited == pytest.approx(end_s - start_s, abs=1.0)  # the speech, not the music
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the stand-in model (tests/assets/tiny-lid) was trained on clean espeak speech and "
-    "hears Turkish in music; the gate admits this speech (test above). Retrain it with a "
-    "music bed in its augmentation, then remove this mark.",
-)
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_speech_over_music_10_db_below_gets_the_right_language(
     lid, sound_corpus, tmp_path, language

@@ -168,10 +168,12 @@ def test_without_confirmation_tails_a_switch_still_comes_but_later():
 def test_a_single_outlier_window_never_flips_the_answer(
     position, outlier, strength, tail_kind, hop_s
 ):
+    """Full windows are independent looks: one odd one never moves the answer. (A growing
+    first window is not: see the revision test below.)"""
     a = 0
     windows = speech_windows([(0.0, 15.0)], hop_s=hop_s)
-    position = min(position, len(windows) - 1)
-    odd = windows[position]
+    full = [w for w in windows if w.duration_s >= 3.0 - 1e-6]
+    odd = full[min(position, len(full) - 1)]
 
     def probs(t_start_s: float, t_end_s: float) -> np.ndarray:
         if (t_start_s, t_end_s) == (odd.t_start_s, odd.t_end_s):
@@ -185,6 +187,32 @@ def test_a_single_outlier_window_never_flips_the_answer(
 
     run = run_smoother(windows, probs, tail, tails=tail_kind != "none")
     assert [d.current for _, d in run] == [a] * len(run)
+
+
+@pytest.mark.parametrize("hop_s", [1.0, 0.5])
+def test_a_growing_first_window_revises_its_first_answer_without_a_second_look(hop_s):
+    """The first answer after a pause comes from one second of speech. The windows after it
+    start at the same moment and hold all of its audio and more: a fuller look at the same
+    speech, not a second opinion, so their clear lead replaces the guess at once instead of
+    waiting out a switch's hysteresis (a stand-in model heard French in the first second of
+    "Good morning" and the English answer then came 2.2 s after the onset)."""
+    windows = speech_windows([(1.0, 12.0)], hop_s=hop_s)
+    first, second = windows[0], windows[1]
+    assert second.t_start_s == first.t_start_s and second.duration_s > first.duration_s
+
+    def probs(t_start_s: float, t_end_s: float) -> np.ndarray:
+        return pure(3, 0.8) if t_end_s == first.t_end_s else pure(0, 0.6)
+
+    run = run_smoother(windows, probs, tails=False)
+    assert changes(run) == [(first.t_end_s, None, 3), (second.t_end_s, 3, 0)]
+    # Unclear fuller windows leave the first answer as it is.
+    unclear = run_smoother(
+        windows,
+        lambda t0, t1: pure(3, 0.8) if t1 == first.t_end_s else np.full(N_LABELS, 0.125),
+        tails=False,
+    )
+    assert changes(unclear)[:1] == [(first.t_end_s, None, 3)]
+    assert all(d.current == 3 for w, d in unclear if w.t_start_s == first.t_start_s)
 
 
 def test_two_agreeing_windows_do_switch():

@@ -5,9 +5,10 @@ pauses, some not) through the engine at real time, as a live feed, with the full
 mms-lid-256 architecture (random weights: speed does not depend on them), and prints:
 answer latency (window cut -> answer) median/p95/max, the largest lag behind live, the longest
 gap between answers during speech, windows classified and skipped, the effective hop, RSS at
-start and end, and the median batch-1 forward time of a full window, which the latency targets
-are stated against (p95 <= 1.5x one forward pass, never above --max-lag, an answer at least
-every 2.5 s of speech).
+start and end with its slope after a minute's warm-up and over the last half (sampled every
+10 s, tools/memwatch.py), and the median batch-1 forward time of a full window, which the
+latency targets are stated against (p95 <= 1.5x one forward pass, never above --max-lag, an
+answer at least every 2.5 s of speech).
 
     python benchmarks/bench_live.py --model /work/bench-models/mms-lid-256-random --minutes 10
     python benchmarks/bench_live.py --model ... --minutes 2 --no-adaptive-hop   # for comparison
@@ -28,10 +29,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 if "--baseline" not in sys.argv:  # --baseline: the streamlid on PYTHONPATH (an older checkout)
     sys.path.insert(0, str(ROOT))
 RATE_HZ = 16000
 FULL_S = 3.0  # a full window with the default settings
+MEMORY_EVERY_S = 10.0
+MEMORY_WARM_UP_S = 60.0  # the first minute's passes meet most window lengths for the first time
 
 
 def rss_mb() -> float:
@@ -164,8 +168,25 @@ def main() -> None:
         config = load_config(overrides=overrides)
         sink = Collector()
         load_before = os.getloadavg()[0]
+        from memwatch import MemoryTimeline
+
+        memory = MemoryTimeline(MEMORY_EVERY_S, MEMORY_WARM_UP_S)
+        memory.start()
+        done = threading.Event()
+
+        def sample_until_done() -> None:
+            while not done.wait(MEMORY_EVERY_S):
+                memory.sample()
+
+        sampler = threading.Thread(target=sample_until_done, name="memory-sampler")
+        sampler.start()
         started = time.monotonic()
-        Engine(config, [open_source(str(wav), realtime=True)], model, [sink]).run()
+        try:
+            Engine(config, [open_source(str(wav), realtime=True)], model, [sink]).run()
+        finally:
+            done.set()
+            sampler.join()
+        memory.sample()
         wall_s = time.monotonic() - started
         rss_end = rss_mb()
 
@@ -209,6 +230,9 @@ def main() -> None:
         f"forward passes {len(model.calls)}"
     )
     print(f"RSS: start {rss_start:.0f} MB, model loaded {rss_loaded:.0f} MB, end {rss_end:.0f} MB")
+    memory.report()
+    inputs = {(n, length) for n, length, _ in model.calls}
+    print(f"distinct (windows, samples) inputs given to the classifier: {len(inputs)}")
 
 
 if __name__ == "__main__":

@@ -164,14 +164,21 @@ def file_hop_settings(config: Config) -> HopSettings:
     by side windows still hear every sample) from the first settled window on, without the
     live wait of `grow_after_s`: a switch that a long hop hears late costs nothing here, since
     the held windows before it are classified before it is. At most HELD_MAX_N windows are
-    held (a 30 s window at a 0.1 s hop would otherwise hold 300 of them)."""
+    held (a 30 s window at a 0.1 s hop would otherwise hold 300 of them).
+
+    Settled here is the bar for naming a language (`min-confidence`), not the live schedule's
+    stricter one (`min-confidence + min-margin`): a live stream pays for a missed doubt in
+    switch delay, a file only in windows classified after all, and a classified window below
+    that bar still has its held windows classified. Measured on the 10-minute file benchmark
+    with the trained test model: 0.40x the fixed hop's windows against 0.56x, and the same
+    speech time per language to the 10 ms either way."""
     longest_s = min(config.window, config.hop * (HELD_MAX_N + 1))
     return HopSettings(
         adaptive=config.adaptive_hop,
         hop_s=config.hop,
         min_hop_s=config.hop,
         max_hop_s=min(max(config.file_max_hop, config.hop), longest_s),
-        confident_p=min(1.0, config.min_confidence + config.min_margin),
+        confident_p=config.min_confidence,
         grow_after_s=0.0,
     )
 

@@ -9,10 +9,12 @@ Two jobs, kept apart:
   back: with the adaptive hop, windows a quarter second apart hear nearly the same audio), or
   the window's last `confirm_window` seconds (classified separately, see `wants_tail_check`)
   agree. Two tails that clearly hear the newcomer `second_look_s` apart also switch, while the
-  whole window still leans to the current language. A single odd window can therefore never
+  whole window still leans to the current language. A single odd full window can therefore never
   flip the answer, yet a real switch is confirmed by the first window in which the new
   language dominates (with 3 s windows and a 1 s hop, 1.5-2.5 s after the switch, where
-  per-window argmax needs 2-3.5 s), or sooner by its tails. After a switch, `min_dwell_s` must
+  per-window argmax needs 2-3.5 s), or sooner by its tails. The growing first windows of a
+  segment (each holds the previous one's audio and more) are fuller looks, not second
+  opinions: their clear lead replaces a first answer at once. After a switch, `min_dwell_s` must
   pass before the next. When the evidence for the current language fades below half of
   `min_confidence` and no other language is clearly heard, on two looks, the answer becomes
   unknown (None) rather than a guess. Hops vary, so each window brings its own (`hop_s`).

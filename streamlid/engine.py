@@ -24,7 +24,14 @@ from .bus import EventBus, Sink
 from .config import AlertSettings, Config, alert_settings
 from .events import Event, FeedState, Notice, StreamStarted, Summary
 from .frontend import StreamFrontend
-from .run import END_OF_INPUT, INTERRUPTED, OUTPUT_CLOSED, Supervisor, settle_outputs
+from .run import (
+    END_OF_INPUT,
+    INTERRUPTED,
+    OUTPUT_CLOSED,
+    Supervisor,
+    run_summary,
+    settle_outputs,
+)
 from .smoothing import Smoother, SmootherSettings
 from .stream import StreamState
 from .streams import StreamsReducer
@@ -221,14 +228,8 @@ class Engine(RunToEnd):
             self.stop(self._stop_reason or END_OF_INPUT)
             self._supervisor.join(through=self._worker)
             reason = settle_outputs(self._bus, self._drains, self._stop_reason, self.errors)
-            model, device, dtype = self._model_info
-            self.summary = Summary(
-                streams=self.figures.summaries(self.config.top),
-                wall_s=round(time.monotonic() - self._started_at, 3),
-                reason=reason,
-                model=model,
-                device=device,
-                dtype=dtype,
+            self.summary = run_summary(
+                self.figures, self.config.top, self._started_at, reason, self._model_info
             )
             self._bus.publish(self.summary)
         finally:  # even if interrupted (a library caller's Ctrl-C): no thread left running

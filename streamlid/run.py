@@ -28,6 +28,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from .config import AlertSettings, Config, StreamConfig, alert_settings, feed_settings
+from .events import Summary
 from .threads import ThreadOwner
 
 if TYPE_CHECKING:
@@ -136,6 +137,28 @@ def settle_outputs(
     if reason == END_OF_INPUT and errors:
         reason = f"error: {errors[0]}"
     return reason
+
+
+def run_summary(
+    figures: Any,
+    top: int,
+    started_at: float,
+    reason: str,
+    model_info: tuple[str, str, str],
+    extra: dict[str, Any] | None = None,
+) -> Summary:
+    """The run's last event: every stream's figures, the wall time since `started_at`
+    (monotonic), why it ended, and the model that ran (name, device, dtype)."""
+    model, device, dtype = model_info
+    return Summary(
+        streams=figures.summaries(top),
+        wall_s=round(time.monotonic() - started_at, 3),
+        reason=reason,
+        model=model,
+        device=device,
+        dtype=dtype,
+        extra=extra or {},
+    )
 
 
 class Interrupted(KeyboardInterrupt):

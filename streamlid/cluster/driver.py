@@ -35,7 +35,7 @@ from ..events import (
     Notice,
     Summary,
 )
-from ..run import INTERRUPTED, OUTPUT_CLOSED, Supervisor, settle_outputs
+from ..run import INTERRUPTED, OUTPUT_CLOSED, Supervisor, run_summary, settle_outputs
 from ..streams import StreamsReducer
 from ..threads import RunToEnd, ThreadOwner
 from .gather import SHARD_RESTARTS_N, Gatherer, ShardBooks
@@ -285,24 +285,21 @@ class ClusterRun(RunToEnd):
             loads = self._loads()
             self._kill_actors()
             reason = settle_outputs(self._bus, self._drains, self._stop_reason, self.errors)
-            model, device, dtype = self._session.model_info
-            self.summary = Summary(
-                streams=self.figures.summaries(self.config.top),
-                wall_s=round(time.monotonic() - self._started_at, 3),
-                reason=reason,
-                model=model,
-                device=device,
-                dtype=dtype,
-                extra={
-                    "cluster": {
-                        "ingest_actors": len(self.shards),
-                        "actor_restarts": sum(s.restarts_n for s in self.shards),
-                        **{
-                            f"windows_{key}": sum(load[key] for load in loads)
-                            for key in ("answered", "retried", "timed_out", "failed")
-                        },
-                    }
+            cluster = {
+                "ingest_actors": len(self.shards),
+                "actor_restarts": sum(s.restarts_n for s in self.shards),
+                **{
+                    f"windows_{key}": sum(load[key] for load in loads)
+                    for key in ("answered", "retried", "timed_out", "failed")
                 },
+            }
+            self.summary = run_summary(
+                self.figures,
+                self.config.top,
+                self._started_at,
+                reason,
+                self._session.model_info,
+                extra={"cluster": cluster},
             )
             self._bus.publish(self.summary)
         finally:

@@ -32,18 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 if "--baseline" not in sys.argv:  # --baseline: the streamlid on PYTHONPATH (an older checkout)
     sys.path.insert(0, str(ROOT))
+from memwatch import MemoryTimeline, rss_mb  # noqa: E402
+
 RATE_HZ = 16000
 FULL_S = 3.0  # a full window with the default settings
 MEMORY_EVERY_S = 10.0
 MEMORY_WARM_UP_S = 60.0  # the first minute's passes meet most window lengths for the first time
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def turns_audio(folder: Path, minutes: float, seed: int) -> tuple[np.ndarray, int]:
@@ -168,8 +162,6 @@ def main() -> None:
         config = load_config(overrides=overrides)
         sink = Collector()
         load_before = os.getloadavg()[0]
-        from memwatch import MemoryTimeline
-
         memory = MemoryTimeline(MEMORY_EVERY_S, MEMORY_WARM_UP_S)
         memory.start()
         done = threading.Event()

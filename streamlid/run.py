@@ -33,6 +33,7 @@ from .threads import ThreadOwner
 
 if TYPE_CHECKING:
     from .engine import Engine
+    from .streams import StreamsReducer
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ def settle_outputs(
 
 
 def run_summary(
-    figures: Any,
+    figures: StreamsReducer,
     top: int,
     started_at: float,
     reason: str,

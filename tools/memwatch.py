@@ -68,6 +68,11 @@ def _status() -> dict[str, int]:
     return out
 
 
+def rss_mb() -> float:
+    """This process's resident set now, MB."""
+    return _status()["VmRSS"] / 1024
+
+
 def malloc_mb() -> tuple[float, float] | None:
     """(MB malloc holds from the system, MB of it in use), all arenas; None without glibc."""
     fn = getattr(_LIBC, "mallinfo2", None)

@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import resource
 import sys
 import tempfile
 import time
+
+from memwatch import rss_mb
 
 from streamlid.alerts import AlertWatch
 from streamlid.bus import EventBus
@@ -42,14 +43,6 @@ from streamlid.timeline import TimelineCsv
 
 HOUR_S = 3600
 LANGUAGES = ("eng", "fra", "deu", "spa")
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def scores(code: str, p: float) -> tuple[LanguageScore, ...]:

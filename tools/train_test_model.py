@@ -887,14 +887,13 @@ def make_batch(
             before = data[langs[other]][int(rng.integers(len(data[langs[other]])))]
             wave, share = switch_crop(before, utt, n, rng)
             targets[i, int(label)], targets[i, other] = share, 1.0 - share
-            labels[i] = int(label) if share >= 0.5 else other
         else:
             onset = onset_prob > 0 and rng.random() < onset_prob
             wave = onset_crop(utt, n, rng) if onset else crop(utt, n, rng)
             targets[i, int(label)] = 1.0
         waves.append(augment(wave, rng, aug))
     feats = fe(waves, sampling_rate=SAMPLE_RATE, return_tensors="pt")
-    return Batch(feats["input_values"], torch.as_tensor(labels, dtype=torch.long), targets)
+    return Batch(feats["input_values"], targets.argmax(dim=1), targets)
 
 
 def lr_at(step: int, total: int, peak: float, warmup: int) -> float:

@@ -8,10 +8,11 @@ Two jobs, kept apart:
   independent look: either earlier windows already said so (at least `second_look_s` of speech
   back: with the adaptive hop, windows a quarter second apart hear nearly the same audio), or
   the window's last `confirm_window` seconds (classified separately, see `wants_tail_check`)
-  agree. Two tails that clearly hear the newcomer `second_look_s` apart also switch, while the
-  whole window still leans to the current language. A single odd full window can therefore never
-  flip the answer, yet a real switch is confirmed by the first window in which the new
-  language dominates (with 3 s windows and a 1 s hop, 1.5-2.5 s after the switch, where
+  agree. Tails that each clearly hear the newcomer, `second_look_s` apart, also switch while
+  the whole window still leans to the current language, unless it still names it clearly
+  (then the window, which holds more speech, outweighs its tails). A single odd full window can
+  therefore never flip the answer, yet a real switch is confirmed by the first window in which
+  the new language dominates (with 3 s windows and a 1 s hop, 1.5-2.5 s after the switch, where
   per-window argmax needs 2-3.5 s), or sooner by its tails. The growing first windows of a
   segment (each holds the previous one's audio and more) are fuller looks, not second
   opinions: their clear lead replaces a first answer at once. After a switch, `min_dwell_s` must
@@ -177,18 +178,30 @@ class Smoother:
         )
         if tail_top is not None and tail_top != top:
             self._since_veto_s = 0.0
-        if tail_top is not None:
-            if tail_top == self._tail_top:
-                self._tail_span_s += added_s
-            else:
-                self._tail_top, self._tail_span_s = tail_top, 0.0
+        # A row of tails counts only tails that name their language clearly: one that merely
+        # leans to the newcomer (0.4 against 0.3) is no look at it. A window without a tail, or
+        # with an unclear one, breaks the row.
+        clear_tail_top = None
+        if confirm is not None:
+            _, p_tail, margin_tail = _lead(np.asarray(confirm, np.float64))
+            if p_tail >= s.min_confidence and margin_tail >= s.min_margin:
+                clear_tail_top = tail_top
+        if clear_tail_top is not None and clear_tail_top == self._tail_top:
+            self._tail_span_s += added_s
         else:
-            self._tail_top = None  # a window without a tail breaks the row
+            self._tail_top, self._tail_span_s = clear_tail_top, 0.0
         self._previous_top = top
         # The switch lies somewhere in the speech this window added: on average half a hop
         # before the point where the new language fills half the window.
         since_s = max(segment_start_s, t_end_s - window_s / 2 - min(added_s, window_s) / 2)
         dwell_ok = t_end_s - self._changed_at_s >= s.min_dwell_s
+        # A window that still names the current language clearly holds it up against a row of
+        # tails: a second of one language that a small model hears as its neighbour (Italian
+        # as Spanish) fills three tails in a row, while the whole window still hears Italian.
+        _, p_top, margin_top = _lead(probs)
+        holds_current = (
+            top == self.current and p_top >= s.min_confidence and margin_top >= s.min_margin
+        )
 
         change: Change | None = None
         if self.current is None or nested:
@@ -210,16 +223,15 @@ class Smoother:
                 change = Change(self.current, candidate, since_s)
                 self._smoothed = evidence.copy()  # start the new language from fresh evidence
         elif (
-            confirm is not None
-            and tail_top != self.current
+            self._tail_top is not None
+            and self._tail_top != self.current
             and self._tail_span_s >= look_s
+            and not holds_current
             and dwell_ok
-            and _lead(np.asarray(confirm, np.float64))[1] >= s.min_confidence
-            and _lead(np.asarray(confirm, np.float64))[2] >= s.min_margin
         ):
             # The tails, all recent speech, have heard the newcomer clearly twice, some speech
-            # apart, while the whole window still leans to the current language: the switch
-            # lies within the tail.
+            # apart, while the whole window leans to the current language without naming it
+            # clearly any more: the switch lies within the tail.
             change = Change(self.current, tail_top, max(segment_start_s, t_end_s - window_s / 2))
             self._smoothed = np.asarray(confirm, np.float64).copy()
         # Unknown only when nothing else is clearly heard either (a strong challenger that is

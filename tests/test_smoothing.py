@@ -478,3 +478,52 @@ def test_tails_that_hear_a_newcomer_twice_switch_before_the_whole_window_does():
             t, leaning_a, window_s=3.0, segment_start_s=0.0, confirm=tail, hop_s=0.5
         )
         assert decision.change is None
+
+
+def settled_on_language_0() -> Smoother:
+    smoother = Smoother(N_LABELS)
+    for t in (3.0, 4.0, 5.0):
+        smoother.update(t, pure(0), window_s=3.0, segment_start_s=0.0, hop_s=1.0)
+    assert smoother.current == 0
+    return smoother
+
+
+@pytest.mark.parametrize(
+    ("share_of_newcomer", "switched"),
+    # 60/40: the window leans to the current language without naming it clearly, so three
+    # clear tails, half a second of speech apart, switch. 80/20: the window still names it
+    # clearly and outweighs its tails (a second of Italian that a small model hears as Spanish).
+    [(0.4, [(5.75, 0, 2)]), (0.2, [])],
+)
+def test_a_window_that_still_names_the_language_clearly_outweighs_a_row_of_tails(
+    share_of_newcomer, switched
+):
+    smoother = settled_on_language_0()
+    window = (1.0 - share_of_newcomer) * pure(0) + share_of_newcomer * pure(2)
+    changed = []
+    for t in (5.25, 5.5, 5.75):
+        decision = smoother.update(
+            t, window, window_s=3.0, segment_start_s=0.0, confirm=pure(2), hop_s=0.25
+        )
+        if decision.change:
+            changed.append((t, decision.change.previous, decision.change.current))
+    assert changed == switched
+
+
+def test_tails_that_name_nobody_clearly_make_no_row():
+    """A row of tails counts only clear ones: tails that merely lean to a newcomer (0.45
+    against 0.30), then one clear tail, are one look at it, not three (the old rule switched
+    here, half a second into a murky stretch of one language)."""
+    smoother = settled_on_language_0()
+    window = 0.8 * pure(0) + 0.2 * pure(2)
+
+    def tail(p_newcomer: float, p_current: float) -> np.ndarray:
+        probs = np.full(N_LABELS, (1.0 - p_newcomer - p_current) / (N_LABELS - 2))
+        probs[2], probs[0] = p_newcomer, p_current
+        return probs
+
+    for t, confirm in ((5.25, tail(0.45, 0.30)), (5.5, tail(0.45, 0.30)), (5.75, tail(0.6, 0.2))):
+        decision = smoother.update(
+            t, window, window_s=3.0, segment_start_s=0.0, confirm=confirm, hop_s=0.25
+        )
+        assert decision.change is None

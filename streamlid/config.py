@@ -76,6 +76,7 @@ class Config:
     live_schedule: bool = False
     min_speech: float = 1.0
     confirm_window: float = 1.5
+    confirm_below: float = 0.7
     # speech gate (its settings are checked in streamlid/gate/detectors.py)
     vad_engine: str = "both"
     vad: int = 2
@@ -149,6 +150,9 @@ HELP: dict[str, str] = {
     "--max-hop, as --realtime reports when the model keeps up) instead of --file-max-hop",
     "min_speech": "seconds of speech before the first (early) answer",
     "confirm_window": "seconds at the end of a window re-checked before switching language",
+    "confirm_below": "live schedule: re-check the end of each window that gives the current "
+    "language less than this probability; higher hears some switches sooner (a switch's first "
+    "second barely moves a whole window but fills its end), for more forward passes",
     "vad_engine": "speech detector: webrtc, silero, or both (webrtcvad first, silero decides)",
     "vad": "webrtcvad aggressiveness 0 (keeps most) to 3 (strictest)",
     "vad_frame_ms": "speech-gate frame length: 10, 20 or 30 ms",
@@ -416,6 +420,7 @@ def _check_range(cfg: Config) -> None:
         "confirm_window",
         f"use 0.2 s up to the window ({cfg.window} s)",
     )
+    need(0.0 <= cfg.confirm_below <= 1.0, "confirm_below", "use 0 to 1")
     gate_settings(cfg).check()
     need(0.0 <= cfg.hangover <= 5.0, "hangover", "use 0 to 5 seconds")
     need(0.0 <= cfg.pause <= 60.0, "pause", "use 0 to 60 seconds")

@@ -132,6 +132,11 @@ class HopSettings:
     min_hop_s: float = 0.25  # after a challenge, an uncertain answer or no language
     max_hop_s: float = 3.0  # while the language is settled
     confident_p: float = 0.7  # window and smoothed probability of the language to call it settled
+    # A window's tail is re-checked while the window gives the current language less than this
+    # (`confirm-below`). The default re-checks the windows that are not settled; a higher bar
+    # hears some switches sooner (a switch's first second barely moves a 3 s window, while
+    # its last 1.5 s already hear the newcomer) for more passes: docs/performance.md.
+    tail_check_p: float = 0.7
     # The hop grows past the base hop only once the current language has held this much speech
     # since it was named: a language just named is the likeliest to give way again soon (a
     # long hop there would hear a quick switch late), while a long stretch of one language pays
@@ -149,6 +154,7 @@ def hop_settings(config: Config) -> HopSettings:
         min_hop_s=min(config.min_hop, config.hop),
         max_hop_s=min(max(config.max_hop, config.hop), config.window),
         confident_p=min(1.0, config.min_confidence + config.min_margin),
+        tail_check_p=config.confirm_below,
     )
 
 
@@ -179,6 +185,7 @@ def file_hop_settings(config: Config) -> HopSettings:
         min_hop_s=config.hop,
         max_hop_s=min(max(config.file_max_hop, config.hop), longest_s),
         confident_p=config.min_confidence,
+        tail_check_p=0.0,  # the file schedule shows the smoother what a fixed hop does
         grow_after_s=0.0,
     )
 
@@ -208,13 +215,17 @@ def is_settled(
     window_p_current: float,
     confidence: float,
     tail_top: int | None = None,
+    tail_p_current: float | None = None,
 ) -> bool:
     """The window, and its tail if one was checked, agree with the current language,
-    confidently."""
+    confidently. A tail that names nobody clearly is no agreement: the newcomer of a switch is
+    often murky in its first second (the tail's top still the current language at 0.3-0.5),
+    and a settled hop there looked again a whole hop later."""
     return (
         current is not None
         and window_top == current
         and tail_top in (None, current)
+        and (tail_p_current is None or tail_p_current >= settings.confident_p)
         and window_p_current >= settings.confident_p
         and confidence >= settings.confident_p
     )
@@ -229,6 +240,7 @@ def next_hop_s(
     window_p_current: float,
     confidence: float,
     tail_top: int | None = None,
+    tail_p_current: float | None = None,
     held_s: float = math.inf,
 ) -> float:
     """Seconds of new speech to wait for before this stream's next window.
@@ -248,6 +260,7 @@ def next_hop_s(
         window_p_current=window_p_current,
         confidence=confidence,
         tail_top=tail_top,
+        tail_p_current=tail_p_current,
     )
     if not settled:
         challenged = current is None or window_top != current or tail_top not in (None, current)

@@ -273,10 +273,10 @@ class Worker:
             return None
         top, current = int(np.argmax(probs)), state.smoother.current
         p_current = 1.0 if current is None else float(probs[current])
-        # The live schedule also re-checks unsure windows; the file schedule shows the smoother
-        # what a fixed hop does.
+        # The live schedule also re-checks windows that doubt the current language
+        # (`tail_check_p`); the file schedule shows the smoother what a fixed hop does.
         live_schedule = self._hop_settings.adaptive and not self._on_file_schedule[state.name]
-        unsure_p = self._hop_settings.confident_p if live_schedule else 0.0
+        unsure_p = self._hop_settings.tail_check_p if live_schedule else 0.0
         n = len(window.samples)
         if not wants_tail_check(current, top, n, self._confirm_n, p_current, unsure_p):
             return None
@@ -314,6 +314,11 @@ class Worker:
             window_p_current=0.0 if decision.current is None else float(probs[decision.current]),
             confidence=decision.confidence,
             tail_top=None if confirm is None else int(np.argmax(confirm)),
+            tail_p_current=(
+                None
+                if confirm is None or decision.current is None
+                else float(confirm[decision.current])
+            ),
             held_s=state.held_s,
         )
         labels, k = self._labels, self._cfg.top

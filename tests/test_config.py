@@ -31,6 +31,7 @@ NON_DEFAULT: dict[str, object] = {
     "live_schedule": True,
     "min_speech": 0.8,
     "confirm_window": 1.2,
+    "confirm_below": 0.9,
     "vad_engine": "webrtc",
     "vad": 3,
     "vad_frame_ms": 20,
@@ -193,6 +194,7 @@ def test_shipped_configs_load(path):
         ({"file-max-hop": 0.0}, ["file-max-hop", "0.0", "0.1 to 30 seconds"]),
         ({"live-schedule": "sometimes"}, ["live-schedule", "sometimes", "true or false"]),
         ({"adaptive-hop": "often"}, ["adaptive-hop", "often", "true or false"]),
+        ({"confirm-below": 1.5}, ["confirm-below", "1.5", "0 to 1"]),
     ],
 )
 def test_bad_values_are_refused_with_a_clear_message(values, names):

@@ -194,6 +194,16 @@ UNSURE = [
     dict(current=0, window_top=0, window_p_current=0.45, confidence=0.8),  # unsure window
     dict(current=0, window_top=0, window_p_current=0.45, confidence=0.8, tail_top=0),
     dict(current=0, window_top=0, window_p_current=0.9, confidence=0.4),  # fading language
+    # A murky tail: its top is the current language, but at 0.4 it names nobody clearly (the
+    # first second of a switch often sounds like this).
+    dict(
+        current=0,
+        window_top=0,
+        window_p_current=0.9,
+        confidence=0.9,
+        tail_top=0,
+        tail_p_current=0.4,
+    ),
 ]
 
 
@@ -206,6 +216,11 @@ def test_an_unsure_answer_after_a_long_hop_with_no_challenger_goes_back_to_the_b
     s = HopSettings(hop_s=1.0, min_hop_s=0.25, max_hop_s=3.0)
     assert next_hop_s(s, 3.0, held_s=60.0, **answer) == 1.0
     assert next_hop_s(s, 1.0, held_s=60.0, **answer) == 0.25
+
+
+def test_a_tail_that_clearly_hears_the_current_language_keeps_the_settled_hop():
+    s = HopSettings(hop_s=1.0, min_hop_s=0.25, max_hop_s=3.0)
+    assert next_hop_s(s, 1.0, held_s=60.0, tail_top=0, tail_p_current=0.8, **SETTLED) == 2.0
 
 
 def test_without_adaptive_hop_the_hop_is_fixed():
@@ -340,17 +355,19 @@ def test_the_effective_hop_is_the_mean_speech_between_recent_classified_windows(
 
 
 class FixedModel:
-    """Always the same answer; records the length of every input."""
+    """Always the same answer (English, confidently unless told otherwise); records the length
+    of every input."""
 
     labels = ("eng", "fra", "deu")
 
-    def __init__(self) -> None:
+    def __init__(self, p_english: float = 0.97) -> None:
         self.calls: list[list[int]] = []
+        self.answer = np.array([p_english, 1.0 - p_english, 0.0], np.float32)
 
     def classify(self, windows):
         assert windows, "a forward pass for nothing"  # a real model refuses an empty batch
         self.calls.append([len(w) for w in windows])
-        return np.tile(np.array([0.9, 0.05, 0.05], np.float32), (len(windows), 1))
+        return np.tile(self.answer, (len(windows), 1))
 
 
 def run_worker(queues: WindowQueues, state: StreamState, model=None, **overrides):
@@ -454,6 +471,34 @@ def test_a_stable_stream_never_has_its_tails_classified(batch):
     events, model = run_worker(queues, state, batch=batch, live_schedule=True)
     assert sum(isinstance(e, Prediction) for e in events) == 17
     assert [n for call in model.calls for n in call] == [3 * SAMPLE_RATE_HZ] * 17  # no tails
+
+
+@pytest.mark.parametrize(
+    ("schedule", "p_english", "tails_expected"),
+    [
+        (dict(live_schedule=True), 0.9, False),  # settled: above the default (0.7)
+        (dict(live_schedule=True), 0.6, True),
+        (dict(live_schedule=True, confirm_below=0.95), 0.9, True),
+        (dict(confirm_below=0.95), 0.9, False),  # the file schedule: only challenged windows
+    ],
+)
+def test_the_live_schedule_rechecks_the_tail_of_a_window_below_confirm_below(
+    schedule, p_english, tails_expected
+):
+    """The live schedule re-checks the tail of every window that gives the current language
+    less than `confirm-below` (a switch's first second barely moves a whole window but fills
+    its tail); the file schedule only of windows that name another language."""
+    queues, stop = WindowQueues(), threading.Event()
+    queues.add_stream("file", capacity=64, live=False)
+    source = SimpleNamespace(live=False, sample_rate_hz=SAMPLE_RATE_HZ)
+    state = StreamState("file", source, RingBuffer(SAMPLE_RATE_HZ), Smoother(3))
+    for t in np.arange(3.0, 8.0, 1.0):
+        queues.put("file", window_at(float(t)), stop)
+    queues.close_stream("file")
+    _, model = run_worker(queues, state, FixedModel(p_english), batch=1, **schedule)
+    tails = [n for call in model.calls for n in call if n == round(1.5 * SAMPLE_RATE_HZ)]
+    # The first window names the language; each later one is re-checked, or none is.
+    assert len(tails) == (4 if tails_expected else 0)
 
 
 @pytest.mark.parametrize("schedule", [dict(live_schedule=True), {}], ids=["live", "file"])

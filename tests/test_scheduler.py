@@ -457,17 +457,23 @@ def stamped_window(t_end_s: float) -> Window:
     return window
 
 
-@pytest.mark.parametrize("batch", [1, 8])
-def test_a_stable_stream_never_has_its_tails_classified(batch):
-    """The old worker classified the tail of nearly every window (an empty set taken as "no
-    challenge" became truthy once filled): a stable stream must cost one pass per window."""
+def queued_file(windows: list[Window]) -> tuple[WindowQueues, StreamState]:
+    """A file stream (not live) with these windows queued and its end marked."""
     queues, stop = WindowQueues(), threading.Event()
     queues.add_stream("file", capacity=64, live=False)
     source = SimpleNamespace(live=False, sample_rate_hz=SAMPLE_RATE_HZ)
     state = StreamState("file", source, RingBuffer(SAMPLE_RATE_HZ), Smoother(3))
-    for t in np.arange(3.0, 20.0, 1.0):
-        queues.put("file", window_at(float(t)), stop)
+    for window in windows:
+        queues.put("file", window, stop)
     queues.close_stream("file")
+    return queues, state
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+def test_a_stable_stream_never_has_its_tails_classified(batch):
+    """The old worker classified the tail of nearly every window (an empty set taken as "no
+    challenge" became truthy once filled): a stable stream must cost one pass per window."""
+    queues, state = queued_file([window_at(float(t)) for t in np.arange(3.0, 20.0, 1.0)])
     events, model = run_worker(queues, state, batch=batch, live_schedule=True)
     assert sum(isinstance(e, Prediction) for e in events) == 17
     assert [n for call in model.calls for n in call] == [3 * SAMPLE_RATE_HZ] * 17  # no tails
@@ -488,13 +494,7 @@ def test_the_live_schedule_rechecks_the_tail_of_a_window_below_confirm_below(
     """The live schedule re-checks the tail of every window that gives the current language
     less than `confirm-below` (a switch's first second barely moves a whole window but fills
     its tail); the file schedule only of windows that name another language."""
-    queues, stop = WindowQueues(), threading.Event()
-    queues.add_stream("file", capacity=64, live=False)
-    source = SimpleNamespace(live=False, sample_rate_hz=SAMPLE_RATE_HZ)
-    state = StreamState("file", source, RingBuffer(SAMPLE_RATE_HZ), Smoother(3))
-    for t in np.arange(3.0, 8.0, 1.0):
-        queues.put("file", window_at(float(t)), stop)
-    queues.close_stream("file")
+    queues, state = queued_file([window_at(float(t)) for t in np.arange(3.0, 8.0, 1.0)])
     _, model = run_worker(queues, state, FixedModel(p_english), batch=1, **schedule)
     tails = [n for call in model.calls for n in call if n == round(1.5 * SAMPLE_RATE_HZ)]
     # The first window names the language; each later one is re-checked, or none is.
@@ -509,13 +509,8 @@ def test_a_window_gets_the_same_answer_alone_as_in_a_batch(schedule):
     classify."""
 
     def answers(batch: int):
-        queues, stop = WindowQueues(), threading.Event()
-        queues.add_stream("file", capacity=64, live=False)
-        source = SimpleNamespace(live=False, sample_rate_hz=SAMPLE_RATE_HZ)
-        state = StreamState("file", source, RingBuffer(SAMPLE_RATE_HZ), Smoother(3))
-        for t in np.arange(3.0, 20.0, 0.5):
-            queues.put("file", stamped_window(float(t)), stop)
-        queues.close_stream("file")
+        windows = [stamped_window(float(t)) for t in np.arange(3.0, 20.0, 0.5)]
+        queues, state = queued_file(windows)
         events, model = run_worker(queues, state, SwitchingModel(), batch=batch, **schedule)
         predictions = [e for e in events if isinstance(e, Prediction)]
         tails = sorted(n for call in model.calls for n in call if n < 3 * SAMPLE_RATE_HZ)

@@ -177,7 +177,8 @@ HELP: dict[str, str] = {
     "jsonl": "write every event as one JSON line to this file ('-' for stdout)",
     "overwrite": "let --jsonl replace an existing file that is not streamlid events (an "
     "input is never replaced)",
-    "ui": "view: auto (live view on a terminal, plain lines otherwise), rich, plain or none",
+    "ui": "view: auto (live view on a terminal, plain lines otherwise), rich, plain or none "
+    "(headless: only a stream's warnings and errors, on standard error)",
     "timeline": "seconds of history in the live view's timeline",
     "jsonl_append": "append to an existing --jsonl file instead of replacing it (for a service)",
     "expect": "comma-separated ISO 639-3 codes a feed should carry; others raise an "

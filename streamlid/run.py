@@ -351,8 +351,7 @@ def listen(config: Config, specs: Sequence[str], watch: SignalWatch) -> int:
     if config.jsonl:
         sinks.append(JsonlSink(config.jsonl, append=config.jsonl_append))
     view = make_view(config, stdout_taken=config.jsonl == "-", figures=figures)
-    if view is not None:
-        sinks.append(view)
+    sinks.append(view)
     command = None
     if on_alert is not None:
         command = AlertCommand(
@@ -391,7 +390,7 @@ def _supervised(engine, config: Config, view, command, metrics, specs, watch) ->
         engine.attach("metrics server", metrics)
     timeline = TimelineCsv(config.timeline_csv, engine.figures) if config.timeline_csv else None
     terminal: list[ThreadOwner] = []
-    live = view is not None and view.interactive
+    live = view.interactive
     if live:
         engine.attach("live view", view)
         terminal.append(view)

@@ -271,6 +271,18 @@ class PlainPrinter:
         self._out.flush()
 
 
+class WarningPrinter(PlainPrinter):
+    """`--ui none`: no view, yet a stream's warnings and errors (a damaged file, a feed given
+    up) still reach the terminal, one line each on standard error, so a headless run never
+    fails in silence; everything else goes only where the user sent it (JSONL, metrics). An
+    error of the whole run (an output that cannot be written) ends it, and the command line
+    says it once."""
+
+    def handle(self, event: Event) -> None:
+        if isinstance(event, Notice) and event.stream and event.severity in ("warning", "error"):
+            super().handle(event)
+
+
 def feed_state_text(event: FeedState) -> str:
     """A feed's state in words, for the plain log and the live view."""
     if event.state == "connected":

@@ -413,3 +413,17 @@ def test_a_failed_stream_gives_exit_code_1_and_the_others_go_on(
     assert "device unplugged" in errors[0]["message"]
     assert any(x["type"] == "prediction" and x["stream"] == wav.name for x in lines)
     assert lines[-1]["reason"].startswith("error: ")
+
+
+def test_without_a_view_a_warning_still_reaches_the_terminal(tiny_model_dir, tmp_path, run_cli):
+    """`--ui none` (headless) shows no answers, but a damaged file is not passed over in
+    silence: its warning goes to standard error, and nothing goes to standard output."""
+    whole = tmp_path / "whole.wav"
+    write_wav(whole, silence(8.0))
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole.read_bytes()[: len(whole.read_bytes()) // 4])  # the header promises 8 s
+    result = run_cli("listen", cut, "--model", tiny_model_dir, "--ui", "none")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "warning:" in line]
+    assert len(warnings) == 1 and "of 8.0 s: the file is damaged" in warnings[0], result.stderr
+    assert result.stdout == ""

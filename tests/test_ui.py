@@ -34,7 +34,7 @@ from streamlid.events import (
     StreamSummary,
     Summary,
 )
-from streamlid.sinks import PlainPrinter
+from streamlid.sinks import PlainPrinter, WarningPrinter
 from streamlid.ui import make_view
 from streamlid.ui.bigtext import big_lines, big_width
 from streamlid.ui.render import ViewRenderable, summary_renderables
@@ -476,7 +476,7 @@ def test_make_view_picks_live_only_for_a_terminal(monkeypatch):
     monkeypatch.setenv("TERM", "xterm-256color")
     monkeypatch.setattr(sys, "stdout", io.StringIO())
     assert isinstance(make_view(Config(), stdout_taken=False), PlainPrinter)  # piped
-    assert make_view(Config(ui="none"), stdout_taken=False) is None
+    assert type(make_view(Config(ui="none"), stdout_taken=False)) is WarningPrinter  # headless
     assert isinstance(make_view(Config(ui="rich"), stdout_taken=False), LiveView)
     monkeypatch.setattr(sys, "stdout", _Tty())
     assert isinstance(make_view(Config(), stdout_taken=False), LiveView)

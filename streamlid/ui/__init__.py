@@ -10,7 +10,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from ..config import Config
-from ..sinks import PlainPrinter
+from ..sinks import PlainPrinter, WarningPrinter
 
 if TYPE_CHECKING:
     from ..streams import StreamsReducer
@@ -30,11 +30,11 @@ def wants_live_view(config: Config, *, stdout_taken: bool) -> bool:
 
 def make_view(
     config: Config, *, stdout_taken: bool, figures: StreamsReducer | None = None
-) -> LiveView | PlainPrinter | None:
+) -> LiveView | PlainPrinter:
     """The view for `config.ui`. `stdout_taken`: JSONL goes to stdout, so people read stderr.
     `figures`: the run's per-stream figures, which the live view reads its health from."""
     if config.ui == "none":
-        return None
+        return WarningPrinter(sys.stderr)
     if not wants_live_view(config, stdout_taken=stdout_taken):
         return PlainPrinter(sys.stderr if stdout_taken else sys.stdout)
     from rich.console import Console

@@ -133,9 +133,10 @@ class HopSettings:
     max_hop_s: float = 3.0  # while the language is settled
     confident_p: float = 0.7  # window and smoothed probability of the language to call it settled
     # A window's tail is re-checked while the window gives the current language less than this
-    # (`confirm-below`). The default re-checks the windows that are not settled; a higher bar
-    # hears some switches sooner (a switch's first second barely moves a 3 s window, while
-    # its last 1.5 s already hear the newcomer) for more passes: docs/performance.md.
+    # (`confirm-below`; 0 re-checks only windows that name another language, as the file
+    # schedule and a fixed hop do). The default re-checks the windows that are not settled; a
+    # higher bar hears some switches sooner (a switch's first second barely moves a 3 s window,
+    # while its last 1.5 s already hear the newcomer) for more passes: docs/performance.md.
     tail_check_p: float = 0.7
     # The hop grows past the base hop only once the current language has held this much speech
     # since it was named: a language just named is the likeliest to give way again soon (a
@@ -154,7 +155,8 @@ def hop_settings(config: Config) -> HopSettings:
         min_hop_s=min(config.min_hop, config.hop),
         max_hop_s=min(max(config.max_hop, config.hop), config.window),
         confident_p=min(1.0, config.min_confidence + config.min_margin),
-        tail_check_p=config.confirm_below,
+        # A fixed hop re-checks only windows that name another language, as it always has.
+        tail_check_p=config.confirm_below if config.adaptive_hop else 0.0,
     )
 
 

@@ -29,6 +29,7 @@ from .languages import language_name
 from .scheduler import (
     ForwardTimes,
     HopMeter,
+    HopSettings,
     choose_batch_n,
     file_hop_settings,
     held_for_s,
@@ -265,6 +266,10 @@ class Worker:
         last = self._held[state.name].pop()
         self._classified(state, last, self._classify([last.samples])[0])
 
+    def _schedule(self, state: StreamState) -> HopSettings:
+        """The stream's hop settings: the file schedule's or the live schedule's."""
+        return self._file_hop_settings if self._on_file_schedule[state.name] else self._hop_settings
+
     def _tail(self, state: StreamState, window: Window, probs: np.ndarray) -> np.ndarray | None:
         """The window's tail, classified when `wants_tail_check` says so. Asked window by window,
         after the earlier windows of the batch have moved the smoother, so a window gets the
@@ -273,10 +278,7 @@ class Worker:
             return None
         top, current = int(np.argmax(probs)), state.smoother.current
         p_current = 1.0 if current is None else float(probs[current])
-        # The live schedule also re-checks windows that doubt the current language
-        # (`tail_check_p`); the file schedule shows the smoother what a fixed hop does.
-        live_schedule = self._hop_settings.adaptive and not self._on_file_schedule[state.name]
-        unsure_p = self._hop_settings.tail_check_p if live_schedule else 0.0
+        unsure_p = self._schedule(state).tail_check_p  # the live schedule also doubtful ones
         n = len(window.samples)
         if not wants_tail_check(current, top, n, self._confirm_n, p_current, unsure_p):
             return None
@@ -307,7 +309,7 @@ class Worker:
             window.duration_s if window.hop_s is None else window.hop_s,
         )
         state.next_hop_s = next_hop_s(
-            self._file_hop_settings if self._on_file_schedule[state.name] else self._hop_settings,
+            self._schedule(state),
             state.next_hop_s,
             current=decision.current,
             window_top=int(np.argmax(probs)),

@@ -110,6 +110,13 @@ class Smoother:
         self.current: int | None = None
         self._changed_at_s = -math.inf
 
+    def _clear_lead(self, probs: np.ndarray) -> int | None:
+        """The label `probs` name clearly (`min_confidence`, with `min_margin` over the
+        runner-up), or None."""
+        top, p, margin = _lead(np.asarray(probs, np.float64))
+        clear = p >= self.settings.min_confidence and margin >= self.settings.min_margin
+        return top if clear else None
+
     @property
     def confidence(self) -> float:
         """Smoothed probability of the current language (0.0 when unknown), as it stands."""
@@ -181,11 +188,7 @@ class Smoother:
         # A row of tails counts only tails that name their language clearly: one that merely
         # leans to the newcomer (0.4 against 0.3) is no look at it. A window without a tail, or
         # with an unclear one, breaks the row.
-        clear_tail_top = None
-        if confirm is not None:
-            _, p_tail, margin_tail = _lead(np.asarray(confirm, np.float64))
-            if p_tail >= s.min_confidence and margin_tail >= s.min_margin:
-                clear_tail_top = tail_top
+        clear_tail_top = None if confirm is None else self._clear_lead(confirm)
         if clear_tail_top is not None and clear_tail_top == self._tail_top:
             self._tail_span_s += added_s
         else:
@@ -198,10 +201,7 @@ class Smoother:
         # A window that still names the current language clearly holds it up against a row of
         # tails: a second of one language that a small model hears as its neighbour (Italian
         # as Spanish) fills three tails in a row, while the whole window still hears Italian.
-        _, p_top, margin_top = _lead(probs)
-        holds_current = (
-            top == self.current and p_top >= s.min_confidence and margin_top >= s.min_margin
-        )
+        holds_current = self.current is not None and self._clear_lead(probs) == self.current
 
         change: Change | None = None
         if self.current is None or nested:
@@ -210,16 +210,15 @@ class Smoother:
             # a second, independent look but a fuller one, so the answer follows its clear lead
             # without the hysteresis a switch needs (a first guess from one second of speech
             # must not hold for seconds against the next half second's clearer answer).
-            lead, p, margin = _lead(self._smoothed)
-            if lead != self.current and p >= s.min_confidence and margin >= s.min_margin:
+            lead = self._clear_lead(self._smoothed)
+            if lead is not None and lead != self.current:
                 # A first answer covers the whole window (from the segment's start, early on).
                 change = Change(self.current, lead, max(segment_start_s, t_end_s - window_s))
         elif top != self.current and candidate != self.current and confirmed and dwell_ok:
             # The window challenges the current language and the evidence (window and tail
             # together) leads clearly with the newcomer; a tail that still hears the current
             # language makes the current one the evidence's lead, which vetoes the switch.
-            _, p, margin = _lead(evidence)
-            if p >= s.min_confidence and margin >= s.min_margin:
+            if self._clear_lead(evidence) is not None:
                 change = Change(self.current, candidate, since_s)
                 self._smoothed = evidence.copy()  # start the new language from fresh evidence
         elif (
@@ -232,7 +231,9 @@ class Smoother:
             # The tails, all recent speech, have heard the newcomer clearly twice, some speech
             # apart, while the whole window leans to the current language without naming it
             # clearly any more: the switch lies within the tail.
-            change = Change(self.current, tail_top, max(segment_start_s, t_end_s - window_s / 2))
+            change = Change(
+                self.current, self._tail_top, max(segment_start_s, t_end_s - window_s / 2)
+            )
             self._smoothed = np.asarray(confirm, np.float64).copy()
         # Unknown only when nothing else is clearly heard either (a strong challenger that is
         # not yet confirmed keeps the current language until it is), and, like a switch, only

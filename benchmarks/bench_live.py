@@ -29,7 +29,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+sys.path.insert(0, str(ROOT / "tools"))
 if "--baseline" not in sys.argv:  # --baseline: the streamlid on PYTHONPATH (an older checkout)
     sys.path.insert(0, str(ROOT))
 from memwatch import MemoryTimeline, rss_mb  # noqa: E402

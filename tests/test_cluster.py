@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -106,7 +107,13 @@ def _start_node(command: list[str], env: dict[str, str]) -> None:
 
 
 @pytest.fixture(scope="session")
-def ray_cluster():
+def ray_client_port() -> int:
+    """The head's Ray Client port (`--cluster ray://127.0.0.1:PORT`)."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(ray_client_port):
     """(address, env): a head and a second node on 127.0.0.1, 3 CPUs each (logical)."""
     if not (TINY_LID / "model.safetensors").exists():
         pytest.skip("tests/assets/tiny-lid is missing; run tools/train_test_model.py")
@@ -130,7 +137,7 @@ def ray_cluster():
         _start_node(
             [
                 *(str(RAY_BIN), "start", "--head", "--port", str(port), "--temp-dir", temp_dir),
-                *("--include-dashboard=false", "--ray-client-server-port", str(free_port())),
+                *("--include-dashboard=false", "--ray-client-server-port", str(ray_client_port)),
                 *("--dashboard-agent-listen-port", str(free_port()), *common),
             ],
             {**env, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"},
@@ -516,3 +523,115 @@ def test_a_restarted_shards_events_carry_on_where_the_feed_was():
     status = books.translate(Status("a", 4.0, 0.1, 0.5, 1, 3))
     assert (status.t_s, status.skipped_windows, status.windows) == (14.0, 3, 10)
     assert status.overflow_s == pytest.approx(0.5 + 2.0)  # the new actor's, and the 2 s lost
+
+
+@pytest.mark.slow
+def test_a_run_through_ray_client_tells_the_local_story_and_no_ray_traceback(
+    ray_cluster, ray_client_port, lid, feeds, tmp_path
+):
+    """`--cluster ray://HEAD:PORT` (Ray Client: the driver off the cluster): the events of a
+    local run, and standard error holds only streamlid's own lines. The driver asked the model
+    its labels through a Serve handle; through Ray Client, Serve's router gave up on a replica's
+    queue length after 0.1 s and Ray Client printed tracebacks when the answer came."""
+    _, env = ray_cluster
+    feed = feeds[0]
+    jsonl = tmp_path / "client.jsonl"
+    result = _cli(
+        env,
+        *("listen", "--cluster", f"ray://127.0.0.1:{ray_client_port}", feed),
+        *("--model", TINY_LID, "--dtype", "float32", "--ui", "none", "--jsonl", jsonl),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and "Error" not in result.stderr, result.stderr
+    assert _story(_events(jsonl), feed.name) == _story(_local_events(lid, [feed]), feed.name)
+
+
+@pytest.fixture
+def token_head():
+    """(address, env): a one-node cluster on 127.0.0.1 that asks for a token (what `ray start`
+    does by default since Ray 2.59), and an environment without it."""
+    temp_dir = tempfile.mkdtemp(prefix="sltok", dir="/tmp")
+    env = dict(os.environ)
+    env.update(RAY_TMPDIR=temp_dir, RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=str(REPO_ROOT))
+    env.pop("RAY_ADDRESS", None)
+    env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
+    port = free_port()
+    head_env = {
+        **env,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(16),
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    }
+    try:
+        _start_node(
+            [
+                *(str(RAY_BIN), "start", "--head", "--port", str(port), "--temp-dir", temp_dir),
+                *("--include-dashboard=false", "--ray-client-server-port", str(free_port())),
+                *("--dashboard-agent-listen-port", str(free_port())),
+                *("--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats"),
+                *("--object-store-memory", "100000000"),
+            ],
+            head_env,
+        )
+        yield f"127.0.0.1:{port}", {**env, "RAY_AUTH_MODE": "disabled"}
+    finally:
+        left = end_processes(temp_dir)
+        if not left:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+        assert not left, f"Ray processes left running: {left}"
+
+
+@pytest.mark.slow
+def test_a_cluster_that_asks_for_a_token_is_one_line_naming_the_fix(token_head, tmp_path):
+    """Ray's core retries a refused join for 20 s, a warning a second on standard error; the
+    user gets one line saying what is wrong and what to set."""
+    import soundfile
+
+    address, env = token_head
+    feed = tmp_path / "quiet.wav"
+    soundfile.write(str(feed), np.zeros(16000, np.float32), 16000)
+    result = _cli(env, "listen", "--cluster", address, feed, "--model", TINY_LID, "--ui", "none")
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr[-3000:]
+    assert "token authentication" in lines[0] and "RAY_AUTH_TOKEN" in lines[0], lines[0]
+
+
+def test_what_ray_writes_on_descriptor_2_while_joining_is_held_and_a_spinner_still_shows(capfd):
+    from rich.console import Console
+
+    from streamlid.cluster.connection import native_stderr_held
+
+    console = Console(stderr=True)
+    with native_stderr_held(console) as held:
+        os.write(2, b"gcs_client.cc:210: Failed to get cluster ID from GCS server\n")
+        console.print("Deploying model")
+    shown = capfd.readouterr().err
+    assert "Deploying model" in shown
+    assert "gcs_client" not in shown
+    assert "gcs_client.cc:210" in held[0]
+    os.write(2, b"after\n")  # descriptor 2 is the terminal's again
+    assert capfd.readouterr().err == "after\n"
+
+
+def test_a_refused_join_names_the_token_and_a_silent_one_suggests_it(monkeypatch):
+    from streamlid.cluster.connection import unreachable_message
+
+    refused = unreachable_message(
+        "10.0.0.5:6379",
+        ConnectionError("Failed to connect to Ray cluster at 10.0.0.5:6379"),
+        "gcs_client.cc:210: Unauthenticated: RPC error: InvalidAuthToken: missing\n",
+        "check the address",
+    )
+    assert refused.startswith("The Ray cluster at '10.0.0.5:6379' refused this process")
+    assert "RAY_AUTH_MODE=token" in refused and "check the address" not in refused
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    silent = unreachable_message(
+        "ray://head:10001", ConnectionError("ray client connection timeout"), "", "check it"
+    )
+    assert silent.startswith("Cannot reach the Ray cluster at 'ray://head:10001'")
+    assert "check it" in silent and "RAY_AUTH_MODE=token" in silent
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # a token is given: it is not the reason
+    assert "RAY_AUTH_MODE" not in unreachable_message(
+        "ray://head:10001", ConnectionError("ray client connection timeout"), "", "check it"
+    )

@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
-import os
-import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -38,89 +35,16 @@ from ..events import (
 from ..run import INTERRUPTED, OUTPUT_CLOSED, Supervisor, run_summary, settle_outputs
 from ..streams import StreamsReducer
 from ..threads import RunToEnd, ThreadOwner
+from .connection import NAMESPACE, connect, first_line
 from .gather import SHARD_RESTARTS_N, Gatherer, ShardBooks
 from .ingest import FeedSpec, IngestShard
-from .serving import APP_NAME, ModelSpec, deploy_model
+from .serving import APP_NAME, ModelSpec, deploy_model, model_facts
 
 log = logging.getLogger(__name__)
 
-NAMESPACE = "streamlid"
 SHARD_PREFIX = "streamlid-ingest-"  # named actors: `cluster status` finds them by name
-LOCAL_OBJECT_STORE_BYTES = 200_000_000  # windows are small; the default takes 30% of RAM
 START_TIMEOUT_S = 120.0  # actors open their feeds (and reach the model) within this
 LOAD_TIMEOUT_S = 5.0  # the actors' last counters, for the summary
-
-
-@contextlib.contextmanager
-def _our_sigterm():
-    """ray.init() installs its own SIGTERM handler (exit at once); ours takes the run's one
-    stop path (every output flushed), so it is put back."""
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGTERM) if main else None
-    try:
-        yield
-    finally:
-        if main and previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _init(**kwargs: Any) -> None:
-    with _our_sigterm():
-        ray.init(**kwargs)
-
-
-def connect(address: str, cpus_n: float = 0.0) -> bool:
-    """Joins the cluster at `address` (or RAY_ADDRESS for "auto"), or starts a local one bound
-    to 127.0.0.1 with at least `cpus_n` logical CPUs (Ray's CPUs are scheduling slots: a small
-    machine still runs every actor and replica). True when this process started the cluster
-    (and so must end it)."""
-    logging.getLogger("ray").setLevel(logging.WARNING)  # its INFO lines are not for users
-    logging.getLogger("ray.serve").setLevel(logging.WARNING)
-    if ray.is_initialized():
-        return False
-    try:
-        if address == "auto" and not os.environ.get("RAY_ADDRESS"):
-            _init(
-                address="local",  # a new one: never someone else's `ray start` on this machine
-                num_cpus=max(os.cpu_count() or 1, math.ceil(cpus_n)),
-                _node_ip_address="127.0.0.1",
-                include_dashboard=False,
-                object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-                namespace=NAMESPACE,
-                log_to_driver=False,
-                logging_level=logging.WARNING,
-            )
-            return True
-        _init(
-            address=None if address == "auto" else address,
-            namespace=NAMESPACE,
-            log_to_driver=False,
-            logging_level=logging.WARNING,
-        )
-        return False
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = os.environ.get("RAY_ADDRESS", "") if address == "auto" else address
-        raise ClusterError(
-            f"Cannot reach the Ray cluster at {where!r} ({_first_line(exc)}); check the "
-            "address and that `ray start` runs there."
-        ) from None
-
-
-def join(address: str) -> None:
-    """Joins a running cluster (for `cluster status`): never starts one."""
-    logging.getLogger("ray").setLevel(logging.WARNING)
-    try:
-        _init(
-            address="auto" if address == "auto" else address,
-            namespace=NAMESPACE,
-            log_to_driver=False,
-            logging_level=logging.WARNING,
-        )
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise ClusterError(
-            f"Cannot reach a Ray cluster at {address!r} ({_first_line(exc)}); give its address "
-            "with --address HOST:PORT, or set RAY_ADDRESS."
-        ) from None
 
 
 def shard_feeds(feeds: Sequence[FeedSpec], shards_n: int) -> list[list[FeedSpec]]:
@@ -135,14 +59,13 @@ class ClusterSession:
     """The cluster side of a run: connected, model deployed. `close()` takes the model down
     and, where this process started the cluster, the cluster too."""
 
-    def __init__(self, settings: ClusterSettings, spec: ModelSpec) -> None:
+    def __init__(self, settings: ClusterSettings, spec: ModelSpec, console: Any = None) -> None:
         self.settings = settings
         cpus_n = settings.ingest_actors_n + settings.replicas_max_n * settings.replica_cpus + 1
-        self.owns_cluster = connect(settings.address, cpus_n)
+        self.owns_cluster = connect(settings.address, cpus_n, console)
         try:
-            handle = deploy_model(spec, settings)
-            self.model_info: tuple[str, str, str] = tuple(handle.info.remote().result())
-            self.labels: tuple[str, ...] = tuple(handle.labels.remote().result())
+            deploy_model(spec, settings)
+            self.model_info, self.labels = model_facts()
         except BaseException:
             self.close()
             raise
@@ -154,6 +77,8 @@ class ClusterSession:
             serve.delete(APP_NAME)
         except Exception as exc:  # the cluster may be gone already
             log.warning("could not take the model down: %s", exc)
+        # Serve's clients in this process say they lost the cluster as it goes: expected now.
+        logging.getLogger("ray.serve").setLevel(logging.ERROR)
         ray.shutdown()  # a cluster this process started ends with it
 
 
@@ -222,7 +147,7 @@ class ClusterRun(RunToEnd):
         except Exception as exc:
             self._kill_actors()
             raise ClusterError(
-                f"The ingest actors did not start ({_first_line(exc)}); check the cluster's "
+                f"The ingest actors did not start ({first_line(exc)}); check the cluster's "
                 "free CPUs (one per actor) and the workers' logs."
             ) from None
         errors = [error for _, error in results if error is not None]
@@ -326,11 +251,6 @@ def feed_specs(config: Config, named: Sequence[tuple[str, Any]]) -> list[FeedSpe
     ]
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else type(exc).__name__
-
-
 def open_session(config: Config, console: Any = None) -> ClusterSession:
     """Connects and deploys the configured model, with a spinner (model loads take a while)."""
     from rich.text import Text
@@ -342,7 +262,7 @@ def open_session(config: Config, console: Any = None) -> ClusterSession:
     if console is None:
         return ClusterSession(settings, classifier_spec(config))
     with console.status(Text(f"Deploying model {config.model} on the Ray cluster…")):
-        session = ClusterSession(settings, classifier_spec(config))
+        session = ClusterSession(settings, classifier_spec(config), console)
     console.print(
         f"Model {session.model_info[0]} deployed ({len(session.labels)} languages, "
         f"{session.model_info[1]}/{session.model_info[2]}, replicas "

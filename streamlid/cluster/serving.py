@@ -159,6 +159,23 @@ def model_handle() -> Any:
     return serve.get_deployment_handle(DEPLOYMENT_NAME, app_name=APP_NAME)
 
 
+def model_facts() -> tuple[tuple[str, str, str], tuple[str, ...]]:
+    """(model, device, dtype) and the labels of the deployed model, asked from inside the
+    cluster by a Ray task, as the ingest actors ask it. The driver itself sends Serve no
+    request: through Ray Client, Serve's router there would ask each replica its queue length
+    across the client proxy, give up after 0.1 s, and Ray Client (2.60) prints a traceback when
+    the answer then comes for a question no longer asked."""
+    import ray
+
+    return ray.get(ray.remote(num_cpus=0)(_ask_model).remote())
+
+
+def _ask_model() -> tuple[tuple[str, str, str], tuple[str, ...]]:
+    handle = model_handle()
+    info = tuple(handle.info.remote().result())
+    return info, tuple(handle.labels.remote().result())  # type: ignore[return-value]
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[-1] if text else type(exc).__name__

@@ -16,7 +16,8 @@ def gather(address: str) -> dict[str, Any]:
     import ray
     from ray import serve
 
-    from .driver import NAMESPACE, SHARD_PREFIX, join
+    from .connection import NAMESPACE, join
+    from .driver import SHARD_PREFIX
     from .serving import APP_NAME, DEPLOYMENT_NAME
 
     join(address)

@@ -1,0 +1,157 @@
+"""Starting or joining Ray, with one clear line when it cannot be reached.
+
+Joining a cluster that turns this process away says nothing useful on its own: Ray's core
+retries for 20 s, writing a warning a second straight to file descriptor 2 (no logging setting
+reaches it), and Ray Client waits 30 s and then reports a timeout, whatever the reason. Ray
+2.59 and later start clusters with token authentication by default, so the likeliest reason is
+a missing token. While joining, descriptor 2 is therefore held in a temporary file: read when
+the join fails (the core names a refused token there) and passed on unchanged when it succeeds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import ray
+
+from ..errors import ClusterError
+
+NAMESPACE = "streamlid"
+LOCAL_OBJECT_STORE_BYTES = 200_000_000  # windows are small; the default takes 30% of RAM
+REFUSED_MARKS = ("InvalidAuthToken", "Unauthenticated", "UNAUTHENTICATED")
+TOKEN_FIX = (
+    "set RAY_AUTH_MODE=token and the cluster's token in RAY_AUTH_TOKEN (`ray get-auth-token` "
+    "on the head prints it)"
+)
+
+
+@contextlib.contextmanager
+def _our_sigterm() -> Iterator[None]:
+    """ray.init() installs its own SIGTERM handler (exit at once); ours takes the run's one
+    stop path (every output flushed), so it is put back."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if main and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def native_stderr_held(console: Any = None) -> Iterator[list[str]]:
+    """File descriptor 2 goes to a temporary file for the duration; the yielded list then holds
+    what was written there. A rich `console` (a spinner) keeps writing to the terminal.
+
+    Only around a join: processes started meanwhile (a local cluster's) would inherit the file."""
+    held: list[str] = []
+    sys.stderr.flush()
+    saved_fd = os.dup(2)
+    terminal = os.fdopen(os.dup(saved_fd), "w", buffering=1)
+    previous_file = None if console is None else console.file
+    if console is not None:
+        console.file = terminal
+    try:
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield held
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved_fd, 2)
+                sink.seek(0)
+                held.append(sink.read().decode("utf-8", "replace"))
+    finally:
+        os.close(saved_fd)
+        if console is not None:
+            console.file = previous_file
+        terminal.close()
+
+
+def unreachable_message(where: str, exc: BaseException, said: str, fix: str) -> str:
+    """The one line for a cluster that could not be joined. `said`: what Ray wrote on standard
+    error meanwhile; `fix`: what to check otherwise."""
+    if any(mark in said or mark in str(exc) for mark in REFUSED_MARKS):
+        return (
+            f"The Ray cluster at {where!r} refused this process: it uses token authentication "
+            f"and the token is missing or wrong; {TOKEN_FIX}."
+        )
+    message = f"Cannot reach the Ray cluster at {where!r} ({first_line(exc)}); {fix}"
+    if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+        # Ray Client cannot tell a refused token from a head that does not answer.
+        message += f"; if the cluster uses token authentication, {TOKEN_FIX}"
+    return message + "."
+
+
+def first_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else type(exc).__name__
+
+
+def _join(address: str | None, where: str, fix: str, console: Any) -> None:
+    with native_stderr_held(console) as held, _our_sigterm():
+        try:
+            ray.init(
+                address=address,
+                namespace=NAMESPACE,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+            )
+            error = None
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            error = exc
+    said = held[0] if held else ""
+    if error is not None:
+        raise ClusterError(unreachable_message(where, error, said, fix)) from None
+    if said.strip():
+        sys.stderr.write(said)  # a join that worked: whatever Ray said is the user's to see
+
+
+def connect(address: str, cpus_n: float = 0.0, console: Any = None) -> bool:
+    """Joins the cluster at `address` (or RAY_ADDRESS for "auto"), or starts a local one bound
+    to 127.0.0.1 with at least `cpus_n` logical CPUs (Ray's CPUs are scheduling slots: a small
+    machine still runs every actor and replica). True when this process started the cluster
+    (and so must end it). `console`: a spinner's, kept on the terminal while joining."""
+    logging.getLogger("ray").setLevel(logging.WARNING)  # its INFO lines are not for users
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)
+    if ray.is_initialized():
+        return False
+    if address == "auto" and not os.environ.get("RAY_ADDRESS"):
+        try:
+            with _our_sigterm():
+                ray.init(
+                    address="local",  # a new one: never someone else's `ray start` here
+                    num_cpus=max(os.cpu_count() or 1, math.ceil(cpus_n)),
+                    _node_ip_address="127.0.0.1",
+                    include_dashboard=False,
+                    object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+                    namespace=NAMESPACE,
+                    log_to_driver=False,
+                    logging_level=logging.WARNING,
+                )
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ClusterError(
+                f"Cannot start a local Ray cluster ({first_line(exc)}); give a cluster's "
+                "address with --cluster HOST:PORT."
+            ) from None
+        return True
+    where = os.environ.get("RAY_ADDRESS", "") if address == "auto" else address
+    fix = "check the address and that `ray start` runs there"
+    _join(None if address == "auto" else address, where, fix, console)
+    return False
+
+
+def join(address: str) -> None:
+    """Joins a running cluster (for `cluster status`): never starts one."""
+    logging.getLogger("ray").setLevel(logging.WARNING)
+    fix = "give its address with --address HOST:PORT, or set RAY_ADDRESS"
+    _join("auto" if address == "auto" else address, address, fix, None)

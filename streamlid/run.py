@@ -28,6 +28,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from .config import AlertSettings, Config, StreamConfig, alert_settings, feed_settings
+from .errors import ConfigError
 from .events import Summary
 from .threads import ThreadOwner
 
@@ -326,6 +327,13 @@ def listen(config: Config, specs: Sequence[str], watch: SignalWatch) -> int:
         overwrite = config.overwrite or config.jsonl_append
         check_output_path(config.jsonl, specs, overwrite=overwrite)
     if config.timeline_csv:
+        if config.jsonl and os.path.realpath(config.jsonl) == os.path.realpath(
+            config.timeline_csv
+        ):  # neither need exist yet, so the input check above cannot see it
+            raise ConfigError(
+                f"--jsonl and --timeline-csv both name {config.timeline_csv!r}; one file cannot "
+                "hold both: give each its own path."
+            )
         check_output_path(
             config.timeline_csv,
             [*specs, *([config.jsonl] if config.jsonl else [])],
@@ -411,8 +419,6 @@ def _supervised(engine, config: Config, view, command, metrics, specs, watch) ->
 
 
 def _check_cluster_specs(specs: Sequence[str], address: str) -> None:
-    from .errors import ConfigError
-
     for spec in specs:
         if spec == "-" or spec == "mic" or spec.startswith("mic:"):
             raise ConfigError(

@@ -2,8 +2,9 @@
 
 Written whole each time (at exit, and when SIGUSR1 asks: the supervisor's loop calls `write()`
 on the main thread, never the signal handler), to a temporary file beside the target that then
-replaces it, so a reader never sees half a file. The segments come from the shared per-stream
-figures, which keep the newest SEGMENTS_MAX per stream.
+replaces it, so a reader never sees half a file (a device or a pipe is written into instead).
+The segments come from the shared per-stream figures, which keep the newest SEGMENTS_MAX per
+stream.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import stat
 import tempfile
+from collections.abc import Sequence
+from typing import Any
 
 from .errors import OutputError
 from .streams import StreamsReducer
@@ -36,25 +40,27 @@ class TimelineCsv:
         self.writes = 0
 
     def write(self) -> int:
-        """Replaces the file with every stream's segments so far; returns the rows written."""
+        """Replaces the file with every stream's segments so far; returns the rows written.
+
+        A regular file is replaced whole (a new file renamed over it: a reader never sees half a
+        table); anything else that exists (/dev/null, a pipe) is written into, never renamed
+        over: as root, a rename would put a plain file where the device was."""
         segments = self._figures.segments()
         folder = os.path.dirname(os.path.abspath(self.target))
         name = os.path.basename(self.target)
         tmp = None
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-            with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(HEADER)
-                for s in segments:
-                    confidence = "" if s.mean_confidence is None else f"{s.mean_confidence:.4f}"
-                    writer.writerow(
-                        (s.stream, f"{s.start_s:.3f}", f"{s.end_s:.3f}", s.language, confidence)
-                    )
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.target)
-            tmp = None
+            if _exists_not_regular(self.target):
+                with open(self.target, "w", newline="", encoding="utf-8") as handle:
+                    _write_rows(handle, segments)
+            else:
+                fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+                with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+                    _write_rows(handle, segments)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, self.target)
+                tmp = None
         except OSError as exc:
             raise OutputError(
                 f"Cannot write --timeline-csv file {self.target!r} ({exc.strerror or exc}); "
@@ -66,3 +72,18 @@ class TimelineCsv:
                     os.unlink(tmp)
         self.writes += 1
         return len(segments)
+
+
+def _exists_not_regular(path: str) -> bool:
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def _write_rows(handle: Any, segments: Sequence[Any]) -> None:
+    writer = csv.writer(handle)
+    writer.writerow(HEADER)
+    for s in segments:
+        confidence = "" if s.mean_confidence is None else f"{s.mean_confidence:.4f}"
+        writer.writerow((s.stream, f"{s.start_s:.3f}", f"{s.end_s:.3f}", s.language, confidence))

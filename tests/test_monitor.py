@@ -245,3 +245,34 @@ def test_each_named_stream_is_held_to_its_own_expectations(run_cli, french, tmp_
     alerts = [e for e in read_jsonl(events) if e["type"] == "alert"]
     assert {a["stream"] for a in alerts} == {"expects-german"}
     assert alerts[0]["kind"] == "unexpected-language" and alerts[0]["language"] == "fra"
+
+
+def test_a_timeline_into_a_pipe_is_written_into_it_not_renamed_over_it(tmp_path):
+    """A regular file is replaced by a renamed temporary file; a device or a pipe must be
+    written into instead: as root, the rename put a plain file where /dev/full had been."""
+    import os
+    import stat as stat_module
+
+    from streamlid.streams import StreamsReducer
+    from streamlid.timeline import TimelineCsv
+
+    pipe = tmp_path / "timeline.pipe"
+    os.mkfifo(pipe)
+    reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)  # so the writer's open does not wait
+    try:
+        TimelineCsv(str(pipe), StreamsReducer()).write()
+        assert stat_module.S_ISFIFO(os.stat(pipe).st_mode)
+        assert os.read(reader, 4096).decode().startswith("stream,start_s,end_s")
+    finally:
+        os.close(reader)
+
+
+def test_jsonl_and_timeline_csv_on_one_path_are_refused_before_the_run(run_cli, french, tmp_path):
+    same = tmp_path / "out.txt"  # does not exist yet: the input check cannot see it
+    refused = run_cli(
+        *("listen", french, "--model", TINY_LID, "--ui", "none"),
+        *("--jsonl", same, "--timeline-csv", same),
+    )
+    assert refused.returncode == 2
+    assert "both name" in refused.stderr and "Traceback" not in refused.stderr
+    assert not same.exists()

@@ -40,21 +40,9 @@ def _to_alpha3(code: str) -> str | None:
 
 def match_languages(requested: Sequence[str], labels: Sequence[str]) -> list[int]:
     """Indices into `labels` of the requested codes; a clear error for any code not there."""
-    index = {label.lower(): i for i, label in enumerate(labels)}
     chosen: list[int] = []
     for raw in requested:
-        code = raw.strip().lower()
-        i = index.get(code)
-        if i is None:
-            alpha3 = _to_alpha3(code)
-            i = index.get(alpha3) if alpha3 else None
-        if i is None:
-            close = difflib.get_close_matches(code, list(index), n=4, cutoff=0.5)
-            hint = f"close matches: {', '.join(close)}" if close else "see the model's labels"
-            raise ConfigError(
-                f"Language {raw!r} is not one of this model's {len(labels)} languages "
-                f"({hint}); use ISO 639-3 codes such as eng, fra, deu."
-            )
+        i = _label_index(raw, labels, "Language")
         if i not in chosen:
             chosen.append(i)
     if len(chosen) < 2:
@@ -62,3 +50,27 @@ def match_languages(requested: Sequence[str], labels: Sequence[str]) -> list[int
             "languages needs at least two codes to choose between (e.g. eng,fra), or none for all."
         )
     return chosen
+
+
+def expected_codes(requested: Sequence[str], labels: Sequence[str], what: str) -> tuple[str, ...]:
+    """The model's own labels for the languages a stream is expected to carry ("de" -> "deu",
+    as `--languages` takes them). A code the model cannot name is refused: every answer would
+    be unexpected, and its alert would fire on the right language too."""
+    return tuple(dict.fromkeys(labels[_label_index(raw, labels, what)] for raw in requested))
+
+
+def _label_index(raw: str, labels: Sequence[str], what: str) -> int:
+    index = {label.lower(): i for i, label in enumerate(labels)}
+    code = raw.strip().lower()
+    i = index.get(code)
+    if i is None:
+        alpha3 = _to_alpha3(code)
+        i = index.get(alpha3) if alpha3 else None
+    if i is None:
+        close = difflib.get_close_matches(code, list(index), n=4, cutoff=0.5)
+        hint = f"close matches: {', '.join(close)}" if close else "see the model's labels"
+        raise ConfigError(
+            f"{what} {raw!r} is not one of this model's {len(labels)} languages "
+            f"({hint}); use ISO 639-3 codes such as eng, fra, deu."
+        )
+    return i

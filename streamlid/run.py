@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from .config import AlertSettings, Config, StreamConfig, alert_settings, feed_settings
+from .config import Config, StreamConfig, alert_settings, feed_settings
 from .errors import ConfigError
 from .events import Summary
 from .threads import ThreadOwner
@@ -312,7 +312,7 @@ def listen(config: Config, specs: Sequence[str], watch: SignalWatch) -> int:
     # Every refusal before the model loads and before anything is opened for writing.
     feed = feed_settings(config)
     sources = []
-    alerts: dict[str, AlertSettings] = {}  # a [[streams]] table's own expectations
+    tables: dict[str, StreamConfig] = {}  # a [[streams]] table's own expectations, by name
     if config.cluster is not None:
         _check_cluster_specs(specs, config.cluster)  # the ingest actors open the feeds
     for spec, stream in named if config.cluster is None else ():
@@ -320,7 +320,7 @@ def listen(config: Config, specs: Sequence[str], watch: SignalWatch) -> int:
         if stream is not None:
             if stream.name is not None:
                 source.name = stream.name  # events carry the [[streams]] name
-            alerts[source.name] = alert_settings(config, stream)
+            tables[source.name] = stream
         sources.append(source)
     if config.jsonl:
         # Appending destroys nothing, but an input is never an output.
@@ -344,17 +344,25 @@ def listen(config: Config, specs: Sequence[str], watch: SignalWatch) -> int:
     on_alert = parse_command(config.on_alert) if config.on_alert else None
     figures = StreamsReducer()
     metrics = _metrics_server(config, figures)  # binds now: a port in use is a usage error
+    session = classifier = None
     try:
         if config.cluster is not None:
             from .cluster.driver import open_session
 
             session = open_session(config, err_console())
+            labels = session.labels
         else:
             classifier = load_classifier(config)
+            labels = classifier.labels
+        # The expected languages in the model's own codes; the one refusal that needs its labels.
+        config, named, tables = _expectations_as_labels(config, named, tables, labels)
     except BaseException:
         if metrics is not None:
             metrics.join(0.0)  # never started: releases the port
+        if session is not None:
+            session.close()
         raise
+    alerts = {name: alert_settings(config, stream) for name, stream in tables.items()}
     sinks: list = []
     if config.jsonl:
         sinks.append(JsonlSink(config.jsonl, append=config.jsonl_append))
@@ -416,6 +424,30 @@ def _supervised(engine, config: Config, view, command, metrics, specs, watch) ->
     if code == EXIT_READER_LEFT:
         silence_stdout()
     return code
+
+
+def _expectations_as_labels(
+    config: Config,
+    named: list[tuple[str, StreamConfig | None]],
+    tables: dict[str, StreamConfig],
+    labels: Sequence[str],
+) -> tuple[Config, list[tuple[str, StreamConfig | None]], dict[str, StreamConfig]]:
+    """`--expect` and each [[streams]] table's languages as the model's labels ("de" ->
+    "deu"); a code the model cannot name is refused (its alert would fire on every answer)."""
+    from dataclasses import replace
+
+    from .languages import expected_codes
+
+    def table(stream: StreamConfig | None, spec: str) -> StreamConfig | None:
+        if stream is None or not stream.languages:
+            return stream
+        what = f"[[streams]] {stream.name or spec!r}: language"
+        return replace(stream, languages=expected_codes(stream.languages, labels, what))
+
+    named = [(spec, table(stream, spec)) for spec, stream in named]
+    tables = {name: table(stream, stream.source) for name, stream in tables.items()}
+    expect = expected_codes(config.expect, labels, "--expect language")
+    return replace(config, expect=expect), named, tables  # type: ignore[return-value]
 
 
 def _check_cluster_specs(specs: Sequence[str], address: str) -> None:

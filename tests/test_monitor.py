@@ -276,3 +276,22 @@ def test_jsonl_and_timeline_csv_on_one_path_are_refused_before_the_run(run_cli, 
     assert refused.returncode == 2
     assert "both name" in refused.stderr and "Traceback" not in refused.stderr
     assert not same.exists()
+
+
+def test_expected_languages_are_read_as_the_models_codes_and_unknown_ones_refused(
+    run_cli, french, tmp_path
+):
+    """`--expect fr` is French (as `--languages` reads it), so French raises no alert; a code
+    the model cannot name would make every answer unexpected, so it is refused in one line."""
+    events = tmp_path / "events.jsonl"
+    args = ["listen", french, "--model", TINY_LID, "--ui", "none", "--jsonl", events]
+    result = run_cli(*args, "--expect", "fr,de", "--alert-unexpected-after", "1")
+    assert result.returncode == 0, result.stderr
+    log = read_jsonl(events)
+    assert any(e["type"] == "change" and e["language"] == "fra" for e in log)
+    assert not [e for e in log if e["type"] == "alert"]
+    for wrong in ("german", "xyz"):
+        refused = run_cli(*args, "--overwrite", "--expect", wrong)
+        assert refused.returncode == 2, refused.stderr
+        assert f"--expect language {wrong!r} is not one of this model's" in refused.stderr
+        assert "Traceback" not in refused.stderr

@@ -5,8 +5,11 @@ from __future__ import annotations
 import errno
 import json
 import os
+import queue
 import stat
 import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
@@ -36,21 +39,38 @@ def _compact(value: Any) -> Any:
     return value
 
 
+STUCK_S = 10.0  # an output that takes no event for this long is given up
+CLOSE_WAIT_S = 1.0  # at the end, within the run's bound for stopping the event thread (2 s)
+LINES_QUEUED_MAX = 4096
+
+
 class JsonlSink:
     """One JSON object per line, each written whole as it comes, so a killed run leaves whole
     lines only.
 
     A write that fails (a full disk) raises OutputError once, after cutting the file back to its
     last whole line; the bus then drops this sink and the run goes on. Level events (meter
-    readings, ten a second) are left out: they describe the display, not the audio's language."""
+    readings, ten a second) are left out: they describe the display, not the audio's language.
+
+    The lines are written by the sink's own thread from a bounded queue: a write that blocks (a
+    pipe nobody reads, a hung network disk) would otherwise hold up the event thread and with it
+    every other output, the alerts and the metrics. An output that takes no event for STUCK_S is
+    given up as a failed one. Its thread is a daemon, as the one thread that may be stuck in a
+    write for good: `close()` waits CLOSE_WAIT_S for it, and the process does not wait at exit."""
 
     def __init__(self, target: str, *, append: bool = False) -> None:
         self.target = target
-        self.lines = 0
+        self.lines = 0  # written (counted by the writer thread)
         self._fd: int | None = None
         self._whole_bytes = 0  # the file's length after the last whole line
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=LINES_QUEUED_MAX)
+        self._failure: OutputError | None = None  # the writer's, raised on the event thread
+        self._stuck = False
+        self._wrote_at = time.monotonic()  # the writer's last finished write
+        self._writer = threading.Thread(target=self._write_lines, name="jsonl", daemon=True)
         if target == "-":
             self._out: IO[str] = sys.stdout
+            self._writer.start()
             return
         flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
         try:
@@ -63,6 +83,7 @@ class JsonlSink:
                 f"Cannot write --jsonl file {target!r} ({exc.strerror}); check the folder "
                 "exists and is writable."
             ) from None
+        self._writer.start()
 
     def _end_last_line(self) -> None:
         """Appending after a line cut short (a crash, a power cut) would glue the first new
@@ -79,16 +100,49 @@ class JsonlSink:
     def handle(self, event: Event) -> None:
         if isinstance(event, Level):
             return
+        self._raise_failure()
+        if not self._queue.empty() and time.monotonic() - self._wrote_at > STUCK_S:
+            raise self._given_up(STUCK_S)
         line = json.dumps(_compact(event_to_dict(event)), ensure_ascii=False) + "\n"
+        self._put(line.encode("utf-8"), STUCK_S)
+
+    def _put(self, item: bytes | None, timeout_s: float) -> None:
         try:
-            if self._fd is None:
-                self._out.write(line)
-                self._out.flush()
-            else:
-                self._write(line.encode("utf-8"))
-        except OSError as exc:
-            raise self._failed(exc) from None
-        self.lines += 1
+            self._queue.put(item, timeout=timeout_s)
+        except queue.Full:
+            raise self._given_up(timeout_s) from None
+
+    def _given_up(self, waited_s: float) -> OutputError:
+        self._stuck = True
+        where = "standard output" if self._fd is None else f"file {self.target!r}"
+        return OutputError(
+            f"The --jsonl {where} took no event for {waited_s:.0f} s (a pipe nobody reads, a "
+            f"hung disk?); it was given up after {self.lines} events, and the run went on."
+        )
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+
+    def _write_lines(self) -> None:
+        """The writer thread: lines in order until None; after a failure it only empties the
+        queue (the event thread raises the failure and drops this sink)."""
+        failed = False
+        while (data := self._queue.get()) is not None:
+            if failed:
+                continue
+            try:
+                if self._fd is None:
+                    self._out.write(data.decode("utf-8"))
+                    self._out.flush()
+                else:
+                    self._write(data)
+            except OSError as exc:
+                self._failure, failed = self._failed(exc), True
+                continue
+            self.lines += 1
+            self._wrote_at = time.monotonic()
 
     def _write(self, data: bytes) -> None:
         assert self._fd is not None
@@ -98,8 +152,13 @@ class JsonlSink:
         self._whole_bytes += len(data)
 
     def _failed(self, exc: OSError) -> OutputError:
-        if exc.errno == errno.EPIPE:
+        if exc.errno == errno.EPIPE and self._fd is None:
             return OutputError("the reader of the JSONL output has gone", reader_left=True)
+        if exc.errno == errno.EPIPE:  # a named pipe's reader: this output ends, not the run
+            return OutputError(
+                f"The reader of --jsonl {self.target!r} has gone; it stops after {self.lines} "
+                "events."
+            )
         reason = exc.strerror or str(exc)
         if self._fd is None:
             return OutputError(
@@ -116,6 +175,13 @@ class JsonlSink:
         return OutputError(f"Cannot write --jsonl file {self.target!r} ({reason}); {kept}.")
 
     def close(self) -> None:
+        if self._stuck:
+            return  # its writer may be blocked in a write for good: the descriptor stays
+        self._put(None, CLOSE_WAIT_S)  # every line queued before it is written first
+        self._writer.join(CLOSE_WAIT_S)
+        if self._writer.is_alive():
+            raise self._given_up(CLOSE_WAIT_S)
+        self._raise_failure()
         if self._fd is None:
             try:
                 self._out.flush()

@@ -411,3 +411,91 @@ def test_plain_lines_on_a_full_stdout_say_so_in_one_line(tiny_model_dir, espeak,
     events = [json.loads(x) for x in jsonl.read_text().splitlines()]  # the other output went on
     assert events[-1]["type"] == "summary" and events[-1]["reason"] == "end of input"
     assert any(e["type"] == "notice" and "standard output" in e["message"] for e in events)
+
+
+def _unread_pipe(path: Path) -> int:
+    """A named pipe with a reader that never reads, its buffer shrunk to one page."""
+    import fcntl
+
+    os.mkfifo(path)
+    reader = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # so the writer's open does not wait
+    fcntl.fcntl(reader, 1031, 4096)  # F_SETPIPE_SZ
+    return reader
+
+
+def test_an_output_nobody_reads_is_given_up_and_the_others_go_on(
+    tiny_model_dir, espeak, tmp_path, cli_env
+):
+    """`--jsonl` into a pipe whose reader stopped reading: its writes block. The plain lines,
+    alerts and metrics share the event thread, so they froze with it, and the run never ended.
+    Now the blocked output is given up in one line and everything else goes to the end."""
+    wav = tmp_path / "long.wav"
+    write_wav(wav, _speech(espeak, 60.0))
+    pipe = tmp_path / "events.pipe"
+    reader = _unread_pipe(pipe)
+    try:
+        result = subprocess.run(
+            _listen(wav, tiny_model_dir, "--jsonl", str(pipe), "--ui", "plain"),
+            capture_output=True,
+            text=True,
+            env=cli_env,
+            cwd=REPO_ROOT,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(reader)
+    assert result.returncode == 3, result.stderr  # an output failed
+    assert "Traceback" not in result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+    assert str(pipe) in line and "took no event" in line
+    assert "Summary (end of input" in result.stdout
+    assert result.stdout.count("now:") > 40, "the plain lines stopped with the blocked output"
+
+
+def test_a_named_pipes_reader_leaving_ends_that_output_not_the_run(tmp_path):
+    """Only standard output's reader leaving (`| head`) stops the run; a --jsonl pipe's reader
+    leaving is that output failing."""
+    from streamlid.errors import OutputError
+    from streamlid.sinks import JsonlSink
+
+    pipe = tmp_path / "events.pipe"
+    os.mkfifo(pipe)
+    reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
+    sink = JsonlSink(str(pipe))
+    os.close(reader)
+    failure = None
+    try:
+        for i in range(50):
+            sink.handle(Notice("a", float(i), "info", "hello"))
+            time.sleep(0.01)
+        sink.close()
+    except OutputError as exc:
+        failure = exc
+    assert failure is not None and not failure.reader_left
+    assert "has gone" in str(failure) and str(pipe) in str(failure)
+
+
+def test_a_blocked_output_is_given_up_mid_run_without_blocking_the_caller(tmp_path, monkeypatch):
+    """The event thread hands lines over and goes on; once lines wait and none was written
+    for STUCK_S, the next event gives the output up (the bus then drops it and says so)."""
+    from streamlid import sinks
+    from streamlid.errors import OutputError
+
+    monkeypatch.setattr(sinks, "STUCK_S", 0.5)
+    pipe = tmp_path / "events.pipe"
+    reader = _unread_pipe(pipe)
+    sink = sinks.JsonlSink(str(pipe))
+    failure, started = None, time.monotonic()
+    try:
+        while failure is None and time.monotonic() - started < 20.0:
+            try:
+                sink.handle(Notice("a", 0.0, "info", "x" * 200))  # each returns at once
+            except OutputError as exc:
+                failure = exc
+            time.sleep(0.005)
+        sink.close()  # given up: returns at once, its writer left blocked
+    finally:
+        os.close(reader)
+    assert failure is not None, "a blocked output was never given up"
+    assert "took no event" in str(failure) and not failure.reader_left

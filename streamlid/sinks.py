@@ -338,15 +338,22 @@ class PlainPrinter:
 
 
 class WarningPrinter(PlainPrinter):
-    """`--ui none`: no view, yet a stream's warnings and errors (a damaged file, a feed given
-    up) still reach the terminal, one line each on standard error, so a headless run never
-    fails in silence; everything else goes only where the user sent it (JSONL, metrics). An
-    error of the whole run (an output that cannot be written) ends it, and the command line
-    says it once."""
+    """`--ui none`: no view, yet a stream's warnings and errors (a damaged file, a feed down,
+    reconnecting or given up, an alert raised or cleared) still reach the terminal, one line
+    each on standard error, so a headless run never fails in silence; everything else goes
+    only where the user sent it (JSONL, metrics). An error of the whole run (an output that
+    cannot be written) ends it, and the command line says it once."""
 
     def handle(self, event: Event) -> None:
-        if isinstance(event, Notice) and event.stream and event.severity in ("warning", "error"):
+        if (
+            (isinstance(event, Notice) and event.stream and event.severity in WARNING_SEVERITIES)
+            or (isinstance(event, FeedState) and event.state != "connected")
+            or isinstance(event, StreamAlert)
+        ):
             super().handle(event)
+
+
+WARNING_SEVERITIES = ("warning", "error")
 
 
 def feed_state_text(event: FeedState) -> str:

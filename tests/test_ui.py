@@ -23,6 +23,7 @@ from rich.console import Console
 
 from streamlid.config import Config
 from streamlid.events import (
+    FeedState,
     LanguageChange,
     LanguageScore,
     Level,
@@ -30,6 +31,7 @@ from streamlid.events import (
     Prediction,
     SpeechChange,
     Status,
+    StreamAlert,
     StreamStarted,
     StreamSummary,
     Summary,
@@ -722,3 +724,20 @@ def test_a_broken_event_does_not_break_the_display_or_the_exit(clock):
     view.close()
     assert "view" not in [t.name for t in threading.enumerate()]
     assert "The live view failed" in out.getvalue()
+
+
+def test_headless_lines_are_a_streams_troubles_only():
+    """`--ui none`: a feed down, reconnecting or back and an alert are a stream's warnings, said
+    on standard error as a damaged file is; a feed that simply connects, and the answers, not."""
+    out = io.StringIO()
+    printer = WarningPrinter(out)
+    printer.handle(FeedState("radio", 0.0, "connected", "", 0, 0.0))
+    printer.handle(FeedState("radio", 12.0, "disconnected", "no audio for 10 s (stalled)", 0, 10.0))
+    printer.handle(FeedState("radio", 14.0, "retrying", "no audio for 10 s (stalled)", 1, 12.0))
+    printer.handle(StreamAlert("radio", 20.0, "down", True, "radio down for 15 s"))
+    printer.handle(Prediction("radio", 1.0, 4.0, FRENCH, FRENCH, "fra", "French", 0.8, 0.1, 1.0))
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3, lines
+    assert "down" in lines[0] and "stalled" in lines[0]
+    assert "reconnecting" in lines[1]
+    assert "ALERT" in lines[2] and "radio down for 15 s" in lines[2]

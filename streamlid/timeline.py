@@ -55,6 +55,7 @@ class TimelineCsv:
                     _write_rows(handle, segments)
             else:
                 fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+                os.fchmod(fd, _mode_for(self.target))  # mkstemp's 0600 would lock readers out
                 with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
                     _write_rows(handle, segments)
                     handle.flush()
@@ -87,3 +88,24 @@ def _write_rows(handle: Any, segments: Sequence[Any]) -> None:
     for s in segments:
         confidence = "" if s.mean_confidence is None else f"{s.mean_confidence:.4f}"
         writer.writerow((s.stream, f"{s.start_s:.3f}", f"{s.end_s:.3f}", s.language, confidence))
+
+
+def _mode_for(path: str) -> int:
+    """The permissions the table gets: those of the file it replaces, or a new file's (0666
+    less the umask, as --jsonl's file gets), so a dashboard running as another user can read it."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask, read without setting it (os.umask sets it, for every thread)."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022

@@ -295,3 +295,27 @@ def test_expected_languages_are_read_as_the_models_codes_and_unknown_ones_refuse
         assert refused.returncode == 2, refused.stderr
         assert f"--expect language {wrong!r} is not one of this model's" in refused.stderr
         assert "Traceback" not in refused.stderr
+
+
+def test_the_timeline_is_readable_by_others_as_the_jsonl_is(tmp_path):
+    """A temporary file renamed into place kept mkstemp's 0600: a dashboard running as another
+    user could read the events but not the table. A new table gets 0666 less the umask; one
+    that replaces a file keeps that file's permissions."""
+    import os
+    import stat as stat_module
+
+    from streamlid.streams import StreamsReducer
+    from streamlid.timeline import TimelineCsv
+
+    old_umask = os.umask(0o022)
+    try:
+        fresh = tmp_path / "fresh.csv"
+        TimelineCsv(str(fresh), StreamsReducer()).write()
+        assert stat_module.S_IMODE(fresh.stat().st_mode) == 0o644
+        kept = tmp_path / "kept.csv"
+        kept.write_text("")
+        kept.chmod(0o640)
+        TimelineCsv(str(kept), StreamsReducer()).write()
+        assert stat_module.S_IMODE(kept.stat().st_mode) == 0o640
+    finally:
+        os.umask(old_umask)

@@ -597,23 +597,6 @@ def test_a_cluster_that_asks_for_a_token_is_one_line_naming_the_fix(token_head, 
     assert "token authentication" in lines[0] and "RAY_AUTH_TOKEN" in lines[0], lines[0]
 
 
-def test_what_ray_writes_on_descriptor_2_while_joining_is_held_and_a_spinner_still_shows(capfd):
-    from rich.console import Console
-
-    from streamlid.cluster.connection import native_stderr_held
-
-    console = Console(stderr=True)
-    with native_stderr_held(console) as held:
-        os.write(2, b"gcs_client.cc:210: Failed to get cluster ID from GCS server\n")
-        console.print("Deploying model")
-    shown = capfd.readouterr().err
-    assert "Deploying model" in shown
-    assert "gcs_client" not in shown
-    assert "gcs_client.cc:210" in held[0]
-    os.write(2, b"after\n")  # descriptor 2 is the terminal's again
-    assert capfd.readouterr().err == "after\n"
-
-
 def test_a_refused_join_names_the_token_and_a_silent_one_suggests_it(monkeypatch):
     from streamlid.cluster.connection import unreachable_message
 

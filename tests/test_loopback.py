@@ -102,7 +102,7 @@ def test_microphone_source_records_what_was_played(virtual_mic, tmp_path):
     assert abs(level) < 1.0
 
 
-def test_device_that_vanishes_is_reported_and_reconnected(virtual_mic, tmp_path):
+def test_device_that_vanishes_is_reported_and_reconnected(virtual_mic, tmp_path, capfd):
     from streamlid.audio.mic import MicrophoneSource
 
     if virtual_mic.other_sources():
@@ -139,6 +139,11 @@ def test_device_that_vanishes_is_reported_and_reconnected(virtual_mic, tmp_path)
         source.stop()
         assert source.join(3.0)
     assert source.error is None
+    # Each failed attempt made ALSA and PortAudio print two lines of their own on stderr, every
+    # second for as long as the device was gone. Left: the three lines PortAudio's own stream
+    # thread prints once, as the device vanishes, outside any call of ours.
+    chatter = capfd.readouterr().err
+    assert "ALSA lib" not in chatter and chatter.count("Expression '") <= 3, chatter[-2000:]
 
 
 def _wav(folder):

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from .. import native_stderr
 from ..errors import AudioSourceError
 from . import SAMPLE_RATE_HZ
 from .ring import RingBuffer
@@ -34,7 +35,11 @@ _open_streams = 0
 
 def import_sounddevice() -> Any:
     try:
-        import sounddevice
+        # Importing starts PortAudio, which probes every ALSA and JACK device it can name and
+        # prints its failures ("ALSA lib pcm.c: unknown PCM cards.pcm.rear", on many a laptop).
+        with native_stderr.held() as said:
+            import sounddevice
+        native_stderr.pass_on(said)
     except OSError as exc:  # sounddevice raises OSError when libportaudio is missing
         raise AudioSourceError(
             f"PortAudio is not available ({exc}); install it (e.g. `apt install libportaudio2`) "
@@ -203,7 +208,15 @@ class MicrophoneSource(Source):
             return True
 
     def _reopen(self) -> bool:
-        """One reconnection attempt: refresh PortAudio's device list, find the device, open it."""
+        """One reconnection attempt, without the two lines ALSA and PortAudio print for each
+        probe of a missing device (every second, for as long as it is gone)."""
+        with native_stderr.held() as said:
+            reopened = self._try_reopen()
+        native_stderr.pass_on(said)
+        return reopened
+
+    def _try_reopen(self) -> bool:
+        """Refreshes PortAudio's device list, finds the device, opens it."""
         with _portaudio_lock:
             if _open_streams == 0:
                 # PortAudio only sees devices that existed when it started; restart it so a

@@ -4,8 +4,8 @@ Joining a cluster that turns this process away says nothing useful on its own: R
 retries for 20 s, writing a warning a second straight to file descriptor 2 (no logging setting
 reaches it), and Ray Client waits 30 s and then reports a timeout, whatever the reason. Ray
 2.59 and later start clusters with token authentication by default, so the likeliest reason is
-a missing token. While joining, descriptor 2 is therefore held in a temporary file: read when
-the join fails (the core names a refused token there) and passed on unchanged when it succeeds.
+a missing token. While joining, descriptor 2 is therefore held (streamlid/native_stderr.py):
+read when the join fails (the core names a refused token there), passed on when it succeeds.
 """
 
 from __future__ import annotations
@@ -15,14 +15,13 @@ import logging
 import math
 import os
 import signal
-import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import ray
 
+from .. import native_stderr
 from ..errors import ClusterError
 
 NAMESPACE = "streamlid"
@@ -47,36 +46,6 @@ def _our_sigterm() -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
-@contextlib.contextmanager
-def native_stderr_held(console: Any = None) -> Iterator[list[str]]:
-    """File descriptor 2 goes to a temporary file for the duration; the yielded list then holds
-    what was written there. A rich `console` (a spinner) keeps writing to the terminal.
-
-    Only around a join: processes started meanwhile (a local cluster's) would inherit the file."""
-    held: list[str] = []
-    sys.stderr.flush()
-    saved_fd = os.dup(2)
-    terminal = os.fdopen(os.dup(saved_fd), "w", buffering=1)
-    previous_file = None if console is None else console.file
-    if console is not None:
-        console.file = terminal
-    try:
-        with tempfile.TemporaryFile() as sink:
-            os.dup2(sink.fileno(), 2)
-            try:
-                yield held
-            finally:
-                sys.stderr.flush()
-                os.dup2(saved_fd, 2)
-                sink.seek(0)
-                held.append(sink.read().decode("utf-8", "replace"))
-    finally:
-        os.close(saved_fd)
-        if console is not None:
-            console.file = previous_file
-        terminal.close()
-
-
 def unreachable_message(where: str, exc: BaseException, said: str, fix: str) -> str:
     """The one line for a cluster that could not be joined. `said`: what Ray wrote on standard
     error meanwhile; `fix`: what to check otherwise."""
@@ -98,7 +67,7 @@ def first_line(exc: BaseException) -> str:
 
 
 def _join(address: str | None, where: str, fix: str, console: Any) -> None:
-    with native_stderr_held(console) as held, _our_sigterm():
+    with native_stderr.held(console) as held, _our_sigterm():
         try:
             ray.init(
                 address=address,
@@ -109,11 +78,9 @@ def _join(address: str | None, where: str, fix: str, console: Any) -> None:
             error = None
         except (ConnectionError, RuntimeError, ValueError) as exc:
             error = exc
-    said = held[0] if held else ""
     if error is not None:
-        raise ClusterError(unreachable_message(where, error, said, fix)) from None
-    if said.strip():
-        sys.stderr.write(said)  # a join that worked: whatever Ray said is the user's to see
+        raise ClusterError(unreachable_message(where, error, "".join(held), fix)) from None
+    native_stderr.pass_on(held, chatter=())  # a join that worked: what Ray said is the user's
 
 
 def connect(address: str, cpus_n: float = 0.0, console: Any = None) -> bool:

@@ -1,0 +1,75 @@
+"""File descriptor 2 held while a C library talks to it directly.
+
+Some libraries under us write to file descriptor 2 themselves, past Python's logging: Ray's
+core retries a refused join for 20 s with a warning a second, and ALSA and PortAudio print a
+pair of lines for every probe of a missing device (a pulled microphone, retried every second,
+for as long as it is gone), which also lands on the live view's screen. Around such calls the
+descriptor goes to a temporary file; what was written there is then read (a refused token) or
+passed on without the libraries' known chatter (`pass_on`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+# Lines the C audio stack prints while probing devices: noise for our users, who get one line
+# of our own about the device instead.
+AUDIO_CHATTER = (
+    "ALSA lib ",
+    "Expression '",  # PortAudio's PA_ENSURE
+    "Cannot connect to server",  # JACK, probed by PortAudio
+    "jack server is not running",
+    "JackShmReadWritePtr",
+)
+
+_held_lock = threading.RLock()  # one descriptor 2: holds in two threads would lose it; one
+# thread may nest them (the inner passes on into the outer)
+
+
+@contextlib.contextmanager
+def held(console: Any = None) -> Iterator[list[str]]:
+    """File descriptor 2 goes to a temporary file for the duration; the yielded list then holds
+    what was written there. A rich `console` (a spinner) keeps writing to the terminal.
+
+    Not around anything that starts processes: they would inherit the file for good."""
+    said: list[str] = []
+    with _held_lock:
+        sys.stderr.flush()
+        saved_fd = os.dup(2)
+        terminal = os.fdopen(os.dup(saved_fd), "w", buffering=1)
+        previous_file = None if console is None else console.file
+        if console is not None:
+            console.file = terminal
+        try:
+            with tempfile.TemporaryFile() as sink:
+                os.dup2(sink.fileno(), 2)
+                try:
+                    yield said
+                finally:
+                    sys.stderr.flush()
+                    os.dup2(saved_fd, 2)
+                    sink.seek(0)
+                    said.append(sink.read().decode("utf-8", "replace"))
+        finally:
+            os.close(saved_fd)
+            if console is not None:
+                console.file = previous_file
+            terminal.close()
+
+
+def pass_on(said: list[str], chatter: tuple[str, ...] = AUDIO_CHATTER) -> None:
+    """Writes what was held to standard error, less the lines that start with `chatter`."""
+    kept = [
+        line
+        for line in "".join(said).splitlines(keepends=True)
+        if line.strip() and not line.lstrip().startswith(chatter)
+    ]
+    if kept:
+        sys.stderr.write("".join(kept))
+        sys.stderr.flush()

@@ -353,10 +353,14 @@ def cmd_bench(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_sources(specs: Sequence[str], realtime: bool) -> list:
+def _open_sources(specs: Sequence[str], config: Config) -> list:
+    """Files and URLs, read as fast as the model allows; a URL with the feed options (stall
+    timeout, reconnects), so a feed that is down gives up as `listen`'s does."""
     from .audio.open import open_source
+    from .config import feed_settings
 
-    return [open_source(spec, realtime=realtime) for spec in specs]
+    feed = feed_settings(config)
+    return [open_source(spec, realtime=False, feed=feed) for spec in specs]
 
 
 def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
@@ -367,7 +371,7 @@ def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
     from .audio.urls import redact
     from .identify import identify_files
 
-    opened = _open_sources(files, realtime=False)
+    opened = _open_sources(files, config)
     classifier = load_classifier(config)
     info = classifier.info
     shown = [redact(spec) for spec in files]  # credentials stay out of the table and JSON

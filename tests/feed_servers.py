@@ -40,7 +40,8 @@ def make_mp3(audio: np.ndarray, folder: Path, name: str = "feed.mp3") -> Path:
 
 class LoopbackFeed:
     """An HTTP feed on 127.0.0.1. mode: "live" (paced, looping, no length), "silent" (headers,
-    then nothing), "file" (the bytes once, with a length, as fast as the socket takes them).
+    then nothing), "file" (the bytes once, with a length, as fast as the socket takes them),
+    "missing" (404 Not Found).
     `burst_s`: seconds of audio sent at once on connect (like Icecast's burst-on-connect)."""
 
     def __init__(self, data: bytes, *, mode: str = "live", burst_s: float = 0.0) -> None:
@@ -111,6 +112,9 @@ class LoopbackFeed:
         try:
             sock.settimeout(5.0)
             sock.recv(65536)  # the request; its content does not matter here
+            if self.mode == "missing":
+                sock.sendall(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                return
             length = f"Content-Length: {len(self.data)}\r\n" if self.mode == "file" else ""
             sock.sendall((f"HTTP/1.0 200 OK\r\nContent-Type: audio/mpeg\r\n{length}\r\n").encode())
             if self.mode == "silent":

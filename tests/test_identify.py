@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +12,7 @@ import pytest
 from audio_helpers import write_wav
 
 TINY_LID = Path(__file__).parent / "assets" / "tiny-lid"
+needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
 
 
 def test_identify_json_gives_one_result_per_file_in_order(
@@ -137,3 +140,43 @@ def test_windows_of_several_files_share_forward_passes(tmp_path, espeak):
     assert model.batches == [sum(per_file)]  # both files' windows in one pass
     assert [r["language"] for r in results] == ["eng", "eng"]
     assert results[0]["probability"] == pytest.approx(0.75)
+
+
+@needs_ffmpeg
+def test_urls_that_cannot_be_read_give_up_after_the_feed_options(run_cli, tiny_model_dir, espeak):
+    """Refused, 404, and a server that accepts but never sends audio: each gives up after
+    --reconnect-attempts (a stall after --stall-timeout) and is its own row's error; the run
+    ends, the file beside them gets its answer and no ffmpeg is left behind."""
+    from feed_servers import LoopbackFeed, ffmpeg_processes, free_port
+
+    refused = f"http://127.0.0.1:{free_port()}/x.mp3"  # nothing listens there
+    with LoopbackFeed(b"", mode="missing") as missing, LoopbackFeed(b"", mode="silent") as silent:
+        urls = [refused, missing.url, silent.url]
+        started = time.monotonic()
+        result = run_cli(
+            "identify",
+            espeak.wav("fr"),
+            *urls,
+            "--json",
+            "--model",
+            tiny_model_dir,
+            "--reconnect-attempts",
+            "1",
+            "--reconnect-min",
+            "0.2",
+            "--stall-timeout",
+            "1",
+            timeout_s=90,
+        )
+        took_s = time.monotonic() - started
+    assert result.returncode == 1, result.stderr  # a file failed; the others were answered
+    assert took_s < 60.0
+    french, *feeds = json.loads(result.stdout)
+    assert french["windows"] > 0 and french["language"] and french["error"] is None
+    assert [row["file"] for row in feeds] == urls
+    for row in feeds:
+        assert "gave up after 1 reconnect attempt" in row["error"], row
+        assert row["language"] is None and row["windows"] == 0
+    assert "404" in feeds[1]["error"] and "stalled" in feeds[2]["error"]
+    for url in urls:
+        assert ffmpeg_processes(url.split("/")[2]) == []  # host:port

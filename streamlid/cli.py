@@ -388,7 +388,10 @@ def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
         from rich.table import Table
 
         table = Table(title=f"Languages ({escape(info.model)})")
-        for column in ("file", "language", "code", "probability", "speech"):
+        # Whole: names in one folder differ at their end, and so do errors naming them.
+        for column in ("file", "language"):
+            table.add_column(column, overflow="fold")
+        for column in ("code", "probability", "speech"):
             table.add_column(column)
         for r in results:
             if r["error"]:
@@ -397,6 +400,8 @@ def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
                 name = f"[yellow]{escape(r['name'])} (uncertain)[/]"
             else:
                 name = escape(r["name"])
+            if r["warning"]:  # under the answer it qualifies
+                name += f"\n[yellow]warning: {escape(r['warning'])}[/]"
             table.add_row(
                 escape(r["file"]),
                 name,

@@ -39,12 +39,14 @@ class FileTally:
     windows: int = 0
     speech_n: int = 0  # 16 kHz samples the gate called speech
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # a damaged file: its answer rests on less
 
 
 def speech_windows(
     source: Source, config: Config, hop_s: float, tally: FileTally
 ) -> Iterator[np.ndarray]:
-    """The windows of a file's speech, in order; counts its speech and errors into `tally`.
+    """The windows of a file's speech, in order; counts its speech, errors and warnings into
+    `tally`.
 
     Runs the source's own thread; whoever stops iterating early still ends it (finally)."""
     ring = RingBuffer(round(RING_S * source.sample_rate_hz))
@@ -61,6 +63,9 @@ def speech_windows(
     def notice(severity: str, message: str) -> None:
         if severity == "error":
             tally.errors.append(message)
+        elif severity == "warning":  # e.g. decoding stopped short of the header's length
+            # The file's row already names it.
+            tally.warnings.append(message.removeprefix(f"{source.description}: "))
 
     index = 0
     source.start(ring, notice)
@@ -147,4 +152,5 @@ def result(tally: FileTally, labels: Sequence[str], config: Config) -> dict:
         "windows": tally.windows,
         "top": top,
         "error": tally.errors[0] if tally.errors else None,
+        "warning": "; ".join(tally.warnings) or None,
     }

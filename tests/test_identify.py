@@ -15,6 +15,23 @@ TINY_LID = Path(__file__).parent / "assets" / "tiny-lid"
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
 
 
+@pytest.fixture(scope="module")
+def german_and_french(espeak, tmp_path_factory) -> dict[str, Path]:
+    """German as WAV, French as OGG, and German cut short: a WAV whose header promises 12.3 s
+    but which holds 2.3 s (a download cut off)."""
+    from speech import speech
+
+    folder = tmp_path_factory.mktemp("german-and-french")
+    german = speech("deu", folder, seconds=12.3)
+    files = {"de": folder / "de.wav", "fr": folder / "fr.ogg", "cut": folder / "trunc.wav"}
+    write_wav(files["de"], german)
+    write_wav(files["fr"], speech("fra", folder), format="OGG", subtype="VORBIS")
+    data = files["de"].read_bytes()
+    header_n = len(data) - 2 * len(german)  # 16-bit mono samples follow the header
+    files["cut"].write_bytes(data[: header_n + 2 * round(2.3 * 16000)])
+    return files
+
+
 def test_identify_json_gives_one_result_per_file_in_order(
     run_cli, tiny_model_dir, espeak, tmp_path
 ):
@@ -180,3 +197,23 @@ def test_urls_that_cannot_be_read_give_up_after_the_feed_options(run_cli, tiny_m
     assert "404" in feeds[1]["error"] and "stalled" in feeds[2]["error"]
     for url in urls:
         assert ffmpeg_processes(url.split("/")[2]) == []  # host:port
+
+
+def test_a_damaged_file_carries_its_warning_in_the_table_and_the_json(
+    run_cli, german_and_french, cli_env
+):
+    """As `listen` warns: an answer that rests on 2.3 s of a file promising 12.3 s says so."""
+    cut, french = german_and_french["cut"], german_and_french["fr"]
+    result = run_cli("identify", cut, french, "--json", "--model", TINY_LID)
+    assert result.returncode == 0, result.stderr  # a warning, not a failure
+    damaged, whole = json.loads(result.stdout)
+    assert damaged["warning"] == "decoding stopped at 2.3 s of 12.3 s: the file is damaged"
+    assert damaged["error"] is None and damaged["speech_s"] < 2.5
+    assert whole["warning"] is None and whole["language"] == "fra"
+
+    wide = {**cli_env, "COLUMNS": "200"}  # the warning on one line of the table
+    table = run_cli("identify", cut, french, "--model", TINY_LID, env=wide)
+    assert table.returncode == 0, table.stderr
+    (row,) = [line for line in table.stdout.splitlines() if "trunc.wav" in line]
+    assert "German" in row
+    assert "warning: decoding stopped at 2.3 s of 12.3 s: the file is damaged" in table.stdout

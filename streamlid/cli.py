@@ -19,8 +19,16 @@ from dataclasses import fields
 from typing import Any
 
 from . import __version__
-from .config import DEFAULT_MODEL, DEFAULT_SHOWN, HELP, Config, load_config, option_name
-from .errors import StreamlidError
+from .config import (
+    DEFAULT_MODEL,
+    DEFAULT_SHOWN,
+    HELP,
+    Config,
+    feed_settings,
+    load_config,
+    option_name,
+)
+from .errors import AudioSourceError, StreamlidError
 from .run import EXIT_FAILED, EXIT_SIGNAL_BASE, SignalWatch, load_classifier, print_error
 from .run import err_console as _err_console
 
@@ -246,7 +254,6 @@ def cmd_devices() -> int:
     from rich.table import Table
 
     from .audio.mic import list_input_devices
-    from .errors import AudioSourceError
 
     devices = list_input_devices()
     if not devices:
@@ -353,27 +360,18 @@ def cmd_bench(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_sources(specs: Sequence[str], config: Config) -> list:
-    """Files and URLs, read as fast as the model allows; a URL with the feed options (stall
-    timeout, reconnects), so a feed that is down gives up as `listen`'s does."""
-    from .audio.open import open_source
-    from .config import feed_settings
-
-    feed = feed_settings(config)
-    return [open_source(spec, realtime=False, feed=feed) for spec in specs]
-
-
 def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
     """One language per file (see identify.py). `confident` is false when the file's mean
     probability is below --min-confidence: its best guess is then shown as uncertain."""
     from rich.markup import escape
 
     from .audio.urls import redact
-    from .identify import identify_files
+    from .identify import identify_files, open_files
 
-    opened = _open_sources(files, config)
-    classifier = load_classifier(config)
-    info = classifier.info
+    opened = open_files(files, feed_settings(config))
+    # When no file opens there is nothing to classify: no model to load, or to download.
+    nothing = all(isinstance(source, AudioSourceError) for source in opened)
+    classifier = None if nothing else load_classifier(config)
     shown = [redact(spec) for spec in files]  # credentials stay out of the table and JSON
     with _err_console().status("Identifying…") as status:
 
@@ -387,7 +385,7 @@ def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table(title=f"Languages ({escape(info.model)})")
+        table = Table(title=f"Languages ({escape(config.model)})")
         # Whole: names in one folder differ at their end, and so do errors naming them.
         for column in ("file", "language"):
             table.add_column(column, overflow="fold")

@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .audio import SAMPLE_RATE_HZ
+from .audio.feeds import FeedSettings
 from .audio.ring import RingBuffer
 from .audio.source import Source
 from .config import Config
+from .errors import AudioSourceError
 from .frontend import Resampler
 from .gate import SpeechTrack, admitted, build_gate, gate_settings
 from .languages import language_name
@@ -40,6 +42,21 @@ class FileTally:
     speech_n: int = 0  # 16 kHz samples the gate called speech
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # a damaged file: its answer rests on less
+
+
+def open_files(specs: Sequence[str], feed: FeedSettings) -> list[Source | AudioSourceError]:
+    """Each file or URL opened and checked now, before the model loads, read as fast as the
+    model allows. One that cannot be opened is kept as its error: that file's row says why,
+    and the others are still identified."""
+    from .audio.open import open_source
+
+    opened: list[Source | AudioSourceError] = []
+    for spec in specs:
+        try:
+            opened.append(open_source(spec, realtime=False, feed=feed))
+        except AudioSourceError as exc:
+            opened.append(exc)
+    return opened
 
 
 def speech_windows(
@@ -95,17 +112,19 @@ def speech_windows(
 
 def identify_files(
     model,
-    sources: Sequence[Source],
+    sources: Sequence[Source | AudioSourceError],
     specs: Sequence[str],
     config: Config,
     *,
     hop_s: float | None = None,
     on_file: Callable[[int, str], None] = lambda number, spec: None,
 ) -> list[dict]:
-    """One result per file, in order (the JSON of `streamlid identify --json`). `hop_s`
-    defaults to the window: windows side by side."""
+    """One result per file, in order (the JSON of `streamlid identify --json`). A file that
+    could not be opened (`open_files`) gets its error; `model` may be None when no file could
+    be, as there is nothing to classify. `hop_s` defaults to the window: windows side by side."""
     hop = config.window if hop_s is None else hop_s
-    tallies = [FileTally(spec, np.zeros(len(model.labels), np.float64)) for spec in specs]
+    labels = () if model is None else model.labels
+    tallies = [FileTally(spec, np.zeros(len(labels), np.float64)) for spec in specs]
     pending: list[tuple[int, np.ndarray]] = []
 
     def classify_pending() -> None:
@@ -119,6 +138,9 @@ def identify_files(
 
     for number, (spec, source) in enumerate(zip(specs, sources, strict=True)):
         on_file(number + 1, spec)
+        if isinstance(source, AudioSourceError):
+            tallies[number].errors.append(str(source))
+            continue
         # closing(): an interrupt in the model still ends the file's source thread at once.
         with contextlib.closing(speech_windows(source, config, hop, tallies[number])) as windows:
             for samples in windows:
@@ -126,7 +148,7 @@ def identify_files(
                 if len(pending) >= config.batch:
                     classify_pending()
     classify_pending()
-    return [result(tally, model.labels, config) for tally in tallies]
+    return [result(tally, labels, config) for tally in tallies]
 
 
 def result(tally: FileTally, labels: Sequence[str], config: Config) -> dict:

@@ -72,11 +72,19 @@ def test_identify_names_the_language_with_a_real_model(run_cli, espeak):
     assert all(a["confident"] for a in answers)
 
 
-def test_identify_with_a_missing_file_fails_before_loading_the_model(run_cli, tmp_path):
-    result = run_cli("identify", tmp_path / "nope.wav", "--model", "/nonexistent/model")
-    assert result.returncode != 0
-    assert result.stderr.startswith("error: ") and "nope.wav" in result.stderr
+def test_identify_with_no_file_to_read_does_not_load_the_model(run_cli, tmp_path):
+    result = run_cli("identify", tmp_path / "nope.wav", "--json", "--model", "/nonexistent/model")
+    assert result.returncode == 1, result.stderr  # the file failed, not the model
+    (row,) = json.loads(result.stdout)
+    assert "nope.wav" in row["error"] and "does not exist" in row["error"]
     assert "Traceback" not in result.stderr
+
+
+def test_a_model_that_cannot_load_is_still_one_usage_error(run_cli, german_and_french, tmp_path):
+    result = run_cli("identify", german_and_french["de"], "--model", tmp_path / "no-model")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and "no-model" in result.stderr
+    assert result.stdout == "" and "Traceback" not in result.stderr
 
 
 def trained_model():
@@ -217,3 +225,34 @@ def test_a_damaged_file_carries_its_warning_in_the_table_and_the_json(
     (row,) = [line for line in table.stdout.splitlines() if "trunc.wav" in line]
     assert "German" in row
     assert "warning: decoding stopped at 2.3 s of 12.3 s: the file is damaged" in table.stdout
+
+
+def test_one_bad_file_does_not_stop_the_batch(run_cli, german_and_french, tmp_path, cli_env):
+    """Every file gets its row, in order: the bad ones their one-sentence error, the good ones
+    their language; exit code 1 says some failed."""
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    text = tmp_path / "text.wav"
+    text.write_text("just some text\n" * 20)
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    files = [german_and_french["de"], empty, text, tmp_path / "nonexist.wav", folder]
+    files.append(german_and_french["fr"])
+    result = run_cli("identify", *files, "--json", "--model", TINY_LID)
+    assert result.returncode == 1, result.stderr
+    rows = json.loads(result.stdout)
+    assert [row["file"] for row in rows] == [str(f) for f in files]
+    assert [row["language"] for row in rows] == ["deu", None, None, None, None, "fra"]
+    assert rows[0]["error"] is None and rows[-1]["error"] is None
+    errors = [row["error"] for row in rows[1:-1]]
+    why = ["is empty", "cannot be decoded", "does not exist", "is a folder"]
+    for error, words, path in zip(errors, why, files[1:-1], strict=True):
+        assert words in error and path.name in error and error.endswith("."), error
+
+    wide = {**cli_env, "COLUMNS": "400"}  # each row on one line
+    table = run_cli("identify", *files, "--model", TINY_LID, env=wide)
+    assert table.returncode == 1, table.stderr
+    lines = table.stdout.splitlines()
+    for path, said in zip(files, ["German", *errors, "French"], strict=True):
+        (row,) = [line for line in lines if f" {path} " in line]
+        assert said in row

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
+import io
 import json
 import os
 import signal
@@ -29,7 +31,17 @@ from .config import (
     option_name,
 )
 from .errors import AudioSourceError, StreamlidError
-from .run import EXIT_FAILED, EXIT_SIGNAL_BASE, SignalWatch, load_classifier, print_error
+from .run import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_OUTPUT,
+    EXIT_READER_LEFT,
+    EXIT_SIGNAL_BASE,
+    SignalWatch,
+    load_classifier,
+    print_error,
+    silence_stdout,
+)
 from .run import err_console as _err_console
 
 COMMANDS = ("listen", "identify", "bench", "devices", "download", "cluster")
@@ -380,32 +392,66 @@ def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
 
         results = identify_files(classifier, opened, shown, config, on_file=on_file)
     if as_json:
-        print(json.dumps(results, indent=2, ensure_ascii=False))
+        text = json.dumps(results, indent=2, ensure_ascii=False) + "\n"
     else:
-        from rich.console import Console
-        from rich.table import Table
+        text = _results_table(results, config.model)
+    written = _write_results(text)
+    if written != EXIT_READER_LEFT and any(r["error"] for r in results):
+        return EXIT_FAILED  # the README's table: 1 wins over 3
+    return written
 
-        table = Table(title=f"Languages ({escape(config.model)})")
-        # Whole: names in one folder differ at their end, and so do errors naming them.
-        for column in ("file", "language"):
-            table.add_column(column, overflow="fold")
-        for column in ("code", "probability", "speech"):
-            table.add_column(column)
-        for r in results:
-            if r["error"]:
-                name = f"[red]{escape(r['error'])}[/]"
-            elif r["language"] and not r["confident"]:
-                name = f"[yellow]{escape(r['name'])} (uncertain)[/]"
-            else:
-                name = escape(r["name"])
-            if r["warning"]:  # under the answer it qualifies
-                name += f"\n[yellow]warning: {escape(r['warning'])}[/]"
-            table.add_row(
-                escape(r["file"]),
-                name,
-                r["language"] or "-",
-                f"{100 * r['probability']:.0f}%",
-                f"{r['speech_s']:.1f} s",
-            )
-        Console().print(table)
-    return 1 if any(r["error"] for r in results) else 0
+
+def _results_table(results: Sequence[dict], model: str) -> str:
+    """`identify`'s table, rendered for this stdout (its width, colours or none) but not yet
+    written: `_write_results` writes it."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"Languages ({escape(model)})")
+    # Whole: names in one folder differ at their end, and so do errors naming them.
+    for column in ("file", "language"):
+        table.add_column(column, overflow="fold")
+    for column in ("code", "probability", "speech"):
+        table.add_column(column)
+    for r in results:
+        if r["error"]:
+            name = f"[red]{escape(r['error'])}[/]"
+        elif r["language"] and not r["confident"]:
+            name = f"[yellow]{escape(r['name'])} (uncertain)[/]"
+        else:
+            name = escape(r["name"])
+        if r["warning"]:  # under the answer it qualifies
+            name += f"\n[yellow]warning: {escape(r['warning'])}[/]"
+        table.add_row(
+            escape(r["file"]),
+            name,
+            r["language"] or "-",
+            f"{100 * r['probability']:.0f}%",
+            f"{r['speech_s']:.1f} s",
+        )
+    stdout = Console()  # what stdout is: its width, and colours only on a terminal
+    rendered = io.StringIO()
+    Console(
+        file=rendered,
+        width=stdout.width,
+        color_system=stdout.color_system,
+        force_terminal=stdout.is_terminal,
+    ).print(table)
+    return rendered.getvalue()
+
+
+def _write_results(text: str) -> int:
+    """Writes `identify`'s results to stdout as `listen` treats its outputs: a write that fails
+    (a full disk) is one line and EXIT_OUTPUT; a reader that has left (`| head`) ends it
+    quietly with EXIT_READER_LEFT. Rich and print() would raise, or exit 1, instead."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except OSError as exc:
+        silence_stdout()  # what is still buffered would fail again at exit
+        if exc.errno == errno.EPIPE:
+            return EXIT_READER_LEFT
+        print_error(f"Cannot write the results to standard output ({exc.strerror or exc}).")
+        return EXIT_OUTPUT
+    return EXIT_OK

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from audio_helpers import write_wav
+from harness import REPO_ROOT
 
 TINY_LID = Path(__file__).parent / "assets" / "tiny-lid"
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
@@ -256,3 +261,43 @@ def test_one_bad_file_does_not_stop_the_batch(run_cli, german_and_french, tmp_pa
     for path, said in zip(files, ["German", *errors, "French"], strict=True):
         (row,) = [line for line in lines if f" {path} " in line]
         assert said in row
+
+
+def _identify_into(stdout, cli_env, *args) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "streamlid", "identify", *map(str, args)],
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env,
+        cwd=REPO_ROOT,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["table", "json"])
+def test_a_full_stdout_is_one_line_and_exit_code_3(as_json, german_and_french, cli_env):
+    """`identify de.wav > /dev/full`, as `listen` treats an output it cannot write."""
+    args = [german_and_french["de"], "--model", TINY_LID, *(["--json"] if as_json else [])]
+    with open("/dev/full", "wb") as full:
+        result = _identify_into(full, cli_env, *args)
+    assert result.returncode == 3, result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+    assert "standard output" in line and "No space left on device" in line
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["table", "json"])
+def test_a_reader_that_has_left_ends_it_quietly_as_listen_does(as_json, german_and_french, cli_env):
+    """`identify de.wav | head -0`: 141, as if SIGPIPE had ended it, and nothing more said."""
+    args = [german_and_french["de"], "--model", TINY_LID, *(["--json"] if as_json else [])]
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has gone before anything is written
+    try:
+        result = _identify_into(write_end, cli_env, *args)
+    finally:
+        os.close(write_end)
+    assert result.returncode == 128 + signal.SIGPIPE, result.stderr
+    assert "Traceback" not in result.stderr and "error:" not in result.stderr

@@ -81,6 +81,16 @@ def test_each_scheme_may_use_only_its_own_protocols():
     assert "file" not in protocol_whitelist("http://h/x").split(",")
     assert set(protocol_whitelist("https://h/x").split(",")) >= {"https", "tls", "tcp"}
     assert protocol_whitelist("srt://h:1") == "srt,udp"
+    assert protocol_whitelist("HTTPS://h/x") == protocol_whitelist("https://h/x")
+
+
+def test_ffmpeg_gets_the_scheme_in_lower_case_and_the_rest_as_written():
+    from streamlid.audio.urls import for_ffmpeg
+
+    assert for_ffmpeg("HTTP://Alice:Pw@Radio.Example/Live.MP3?Token=X") == (
+        "http://Alice:Pw@Radio.Example/Live.MP3?Token=X"
+    )
+    assert for_ffmpeg("Srt://h:1") == "srt://h:1"
 
 
 def test_backoff_doubles_within_bounds_with_jitter():
@@ -175,20 +185,27 @@ def test_a_burst_at_connect_is_paced_and_no_window_is_skipped(classifier, feed_m
         assert stream.windows >= 6
 
 
+def run_to_end(specs, classifier, timeout_s: float = 60.0, **overrides) -> ListSink:
+    """Runs an engine on `specs` in fast mode until its input ends (failing after timeout_s);
+    it is stopped and joined whatever happens."""
+    sink = ListSink()
+    engine = make_engine(specs, classifier, [sink], **overrides)
+    engine.start()
+    try:
+        assert engine.wait(timeout_s), "the run did not end"
+    finally:
+        engine.stop()
+        engine.wait(10.0)
+    return sink
+
+
 @needs_ffmpeg
 def test_a_finite_http_file_in_fast_mode_is_read_whole_and_ends(classifier, feed_mp3, tmp_path):
     """A file served with its length, in fast mode: read as fast as the model allows, every
     window classified, and its end is the end (not a drop to reconnect)."""
     with LoopbackFeed(feed_mp3.read_bytes(), mode="file") as feed:
-        sink = ListSink()
-        engine = make_engine([feed.url], classifier, [sink], **FAST_RETRY)
         started = time.monotonic()
-        engine.start()
-        try:
-            assert engine.wait(60.0)
-        finally:
-            engine.stop()
-            engine.wait(10.0)
+        sink = run_to_end([feed.url], classifier, **FAST_RETRY)
         elapsed_s = time.monotonic() - started
     stream = sink.summary.streams[0]
     assert sink.summary.reason == "end of input"
@@ -196,6 +213,20 @@ def test_a_finite_http_file_in_fast_mode_is_read_whole_and_ends(classifier, feed
     assert stream.skipped_windows == 0
     assert elapsed_s < stream.duration_s  # faster than real time
     assert [s.state for s in sink.of_type(FeedState)] == ["connected"]
+    assert feed.connections == 1
+
+
+@needs_ffmpeg
+def test_an_upper_case_scheme_is_read_like_a_lower_case_one(classifier, feed_mp3):
+    """URL schemes are case-insensitive: `HTTP://` is fetched like `http://`, not handed to
+    ffmpeg as a file name that can never open (and then retried forever)."""
+    with LoopbackFeed(feed_mp3.read_bytes(), mode="file") as feed:
+        url = feed.url.replace("http://", "HTTP://")
+        sink = run_to_end([url], classifier, reconnect_attempts=0)
+    assert sink.summary.reason == "end of input"
+    assert [s.state for s in sink.of_type(FeedState)] == ["connected"]
+    assert sink.summary.streams[0].windows > 0
+    assert sink.summary.streams[0].stream == url  # shown as the user wrote it
     assert feed.connections == 1
 
 

@@ -26,7 +26,7 @@ from .feeds import Backoff, FeedPacer, FeedSettings
 from .ffmpeg import REAP_TIMEOUT_S, FfmpegChild
 from .ring import RingBuffer
 from .source import BLOCK_S, Pacer, Source
-from .urls import FILE_PROTOCOLS, is_url, protocol_whitelist, redact
+from .urls import FILE_PROTOCOLS, for_ffmpeg, is_url, protocol_whitelist, redact
 
 # Ask ffmpeg for exactly what the model wants: one resampling, done by it.
 FFMPEG_RATE_HZ = SAMPLE_RATE_HZ
@@ -196,7 +196,7 @@ class FfmpegSource(Source):
                 "install ffmpeg (e.g. `apt install ffmpeg`) or convert the file to WAV or FLAC."
             )
         self._spec = spec  # the real URL: for the ffmpeg child only, never for output
-        self._input = spec if self._url else "file:" + str(Path(spec).absolute())
+        self._input = for_ffmpeg(spec) if self._url else "file:" + str(Path(spec).absolute())
         self.name = shown if self._url else Path(spec).name
         self.description = shown
         self.sample_rate_hz = FFMPEG_RATE_HZ
@@ -216,7 +216,7 @@ class FfmpegSource(Source):
     def _args(self) -> list[str]:
         args = ["-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info"]
         if self._url:
-            args += ["-protocol_whitelist", protocol_whitelist(self._spec)]
+            args += ["-protocol_whitelist", protocol_whitelist(self._input)]
             args += ["-rw_timeout", str(self._settings.rw_timeout_us)]
             # Start from the first second of a feed (not 5 s of probing, as long as a stall),
             # and hand on each packet as it is decoded.

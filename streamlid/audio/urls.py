@@ -59,6 +59,14 @@ def scheme_of(url: str) -> str:
     return url.split("://", 1)[0].lower()
 
 
+def for_ffmpeg(url: str) -> str:
+    """`url` with its scheme in lower case: schemes are case-insensitive (RFC 3986), but ffmpeg
+    looks protocols up by their exact name and reads `HTTP://…` as a file name. The rest (host,
+    path, credentials) is passed as written."""
+    scheme, sep, rest = url.partition("://")
+    return scheme.lower() + sep + rest
+
+
 def protocol_whitelist(url: str) -> str:
     """The -protocol_whitelist value for a URL (see PROTOCOLS_BY_SCHEME)."""
     return PROTOCOLS_BY_SCHEME.get(scheme_of(url), scheme_of(url))

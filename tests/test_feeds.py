@@ -93,6 +93,30 @@ def test_ffmpeg_gets_the_scheme_in_lower_case_and_the_rest_as_written():
     assert for_ffmpeg("Srt://h:1") == "srt://h:1"
 
 
+def ffmpeg_saying(*lines: str, input_url: str = "http://h/x.ogg"):
+    """An FfmpegChild whose "ffmpeg" (a shell) writes `lines` to stderr and ends, read whole."""
+    from streamlid.audio.ffmpeg import FfmpegChild
+
+    script = "cat >&2 <<'END'\n" + "\n".join(lines) + "\nEND\n"
+    child = FfmpegChild("sh", ["-c", script, "sh", "-i", input_url], "test")
+    assert child.wait_exit(5.0) == 0
+    child.close()
+    return child
+
+
+def test_only_error_lines_count_as_ffmpeg_errors_whoever_wrote_them():
+    """A context named with capitals (AVIOContext, SWR) or a slash (ffmpeg 7's in#0/mp3) does
+    not turn its verbose or warning lines into errors (each error is a 'damaged data' count)."""
+    child = ffmpeg_saying(
+        "[AVIOContext @ 0x55ec54ee0c80] [verbose] Statistics: 4096 bytes read, 0 seeks",
+        "[auto_aresample_0 @ 0x1] [SWR @ 0x2] [warning] a resampler remark",
+        "[in#0/mp3 @ 0x3] [verbose] EOF while reading input",
+        "[mp3float @ 0x4] [error] Header missing",
+    )
+    assert child.errors_n == 1
+    assert list(child.problems) == ["[mp3float @ 0x4] Header missing"]
+
+
 def test_backoff_doubles_within_bounds_with_jitter():
     backoff = Backoff(0.5, 8.0, random.Random(1))
     delays = [backoff.delay_s(n) for n in range(1, 12)]

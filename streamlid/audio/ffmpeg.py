@@ -23,7 +23,8 @@ from .urls import redact
 STDERR_LINES_KEPT = 20  # ffmpeg's last words, for the message when it fails
 REAP_TIMEOUT_S = 5.0  # a killed child is gone in milliseconds; this is only a bound
 _DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
-_LEVEL = re.compile(r"^\[(?:[a-z0-9_]+ @ 0x[0-9a-f]+\] )?\[?(\w+)\]\s*")
+# "[level] text", after the contexts that wrote it ("[AVIOContext @ 0x…] ", "[in#0/mp3 @ 0x…] ").
+_LEVEL = re.compile(r"^(?:\[[^\]\s]+ @ 0x[0-9a-f]+\] )*\[?(\w+)\]\s*")
 
 
 class FfmpegChild:

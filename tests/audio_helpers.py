@@ -34,8 +34,8 @@ def espeak_available() -> bool:
     return shutil.which("espeak-ng") is not None
 
 
-def synthesize(text: str, voice: str, workdir: Path) -> np.ndarray:
-    """Speech for `text` as 16 kHz mono float32 (espeak-ng writes 22.05 kHz WAV)."""
+def espeak_wav(text: str, voice: str, workdir: Path) -> Path:
+    """espeak-ng's own WAV of `text` (22.05 kHz mono), as someone making a test file has it."""
     workdir.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha1(f"{voice}:{text}".encode()).hexdigest()[:10]
     raw = workdir / f"espeak-{voice}-{digest}.wav"
@@ -45,6 +45,12 @@ def synthesize(text: str, voice: str, workdir: Path) -> np.ndarray:
         capture_output=True,
         timeout=60,
     )
+    return raw
+
+
+def synthesize(text: str, voice: str, workdir: Path) -> np.ndarray:
+    """Speech for `text` as 16 kHz mono float32 (espeak-ng writes 22.05 kHz WAV)."""
+    raw = espeak_wav(text, voice, workdir)
     samples, rate = soundfile.read(str(raw), dtype="float32", always_2d=True)
     mono = samples.mean(axis=1)
     return resample(mono, rate, SAMPLE_RATE_HZ)

@@ -2,8 +2,10 @@
 
 `LoopbackFeed` serves MP3 bytes over HTTP the way a stream server does: no length, paced at the
 bit rate, looping; it can send a burst first, go silent after the headers, be killed (every
-connection cut, connections refused) and restarted on the same port. Every test that starts one
-stops it (it is a context manager).
+connection cut, connections refused) and restarted on the same port. It also serves any bytes as
+a file, the way `python -m http.server` does (with their length, ignoring range requests), cut
+short of that length, or chunked. Every test that starts one stops it (it is a context
+manager).
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ def make_mp3(audio: np.ndarray, folder: Path, name: str = "feed.mp3") -> Path:
 class LoopbackFeed:
     """An HTTP feed on 127.0.0.1. mode: "live" (paced, looping, no length), "silent" (headers,
     then nothing), "file" (the bytes once, with a length, as fast as the socket takes them),
-    "missing" (404 Not Found).
+    "missing" (404 Not Found), "cut" (the length of them all, then only the first half: a
+    dropped download), "chunked" (the bytes once in chunked encoding, ended by its last chunk:
+    no length).
     `burst_s`: seconds of audio sent at once on connect (like Icecast's burst-on-connect)."""
 
     def __init__(self, data: bytes, *, mode: str = "live", burst_s: float = 0.0) -> None:
@@ -115,14 +119,18 @@ class LoopbackFeed:
             if self.mode == "missing":
                 sock.sendall(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n")
                 return
-            length = f"Content-Length: {len(self.data)}\r\n" if self.mode == "file" else ""
+            if self.mode == "chunked":
+                self._send_chunked(sock)
+                return
+            sized = self.mode in ("file", "cut")
+            length = f"Content-Length: {len(self.data)}\r\n" if sized else ""
             sock.sendall((f"HTTP/1.0 200 OK\r\nContent-Type: audio/mpeg\r\n{length}\r\n").encode())
             if self.mode == "silent":
                 while self._alive.wait(0.1) and self._alive.is_set():
                     time.sleep(0.1)
                 return
-            if self.mode == "file":
-                sock.sendall(self.data)
+            if sized:
+                sock.sendall(self.data if self.mode == "file" else self.data[: len(self.data) // 2])
                 return
             self._send_live(sock)
         except OSError:
@@ -132,6 +140,15 @@ class LoopbackFeed:
                 self._sockets.discard(sock)
             with contextlib.suppress(OSError):
                 sock.close()
+
+    def _send_chunked(self, sock: socket.socket) -> None:
+        sock.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: audio/mpeg\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        for at in range(0, len(self.data), 4096):
+            piece = self.data[at : at + 4096]
+            sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+        sock.sendall(b"0\r\n\r\n")
 
     def _send_live(self, sock: socket.socket) -> None:
         position = 0

@@ -117,6 +117,25 @@ def test_only_error_lines_count_as_ffmpeg_errors_whoever_wrote_them():
     assert list(child.problems) == ["[mp3float @ 0x4] Header missing"]
 
 
+def test_ffmpeg_says_whether_reading_its_input_ended_on_an_error():
+    """What a feed's end is judged on: a damaged frame is skipped, but an HTTP response cut
+    short, ffmpeg 5's "<input>: <error>" and ffmpeg 6.1+'s "Error during demuxing" each say the
+    input stopped short; the bytes read and the input's format are kept."""
+    skipped = ffmpeg_saying(
+        "[info] Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'http://h/x.ogg':",
+        "[mp3float @ 0x4] [error] Header missing",
+        "[AVIOContext @ 0x5] [verbose] Statistics: 4096 bytes read, 0 seeks",
+    )
+    assert not skipped.input_failed
+    assert skipped.input_format == "mov,mp4,m4a,3gp,3g2,mj2" and skipped.bytes_read == 4096
+    for last_word in (
+        "[http @ 0x1] [error] Stream ends prematurely at 10, should be 20",
+        "[error] http://h/x.ogg: Connection reset by peer",
+        "[in#0/ogg @ 0x2] [error] Error during demuxing: Input/output error",
+    ):
+        assert ffmpeg_saying(last_word).input_failed, last_word
+
+
 def test_backoff_doubles_within_bounds_with_jitter():
     backoff = Backoff(0.5, 8.0, random.Random(1))
     delays = [backoff.delay_s(n) for n in range(1, 12)]
@@ -238,6 +257,75 @@ def test_a_finite_http_file_in_fast_mode_is_read_whole_and_ends(classifier, feed
     assert elapsed_s < stream.duration_s  # faster than real time
     assert [s.state for s in sink.of_type(FeedState)] == ["connected"]
     assert feed.connections == 1
+
+
+@pytest.fixture(scope="module")
+def served_files(espeak, tmp_path_factory) -> dict[str, Path]:
+    """English speech as espeak-ng writes it (9.4 s at 22.05 kHz) and as the files people make
+    of it with ffmpeg: Ogg Vorbis (whose length ffmpeg, when it cannot seek, estimates from the
+    nominal bit rate: 1.4 s too long here), Ogg Opus (whose length it cannot estimate at all)
+    and M4A (whose index ffmpeg writes at the end)."""
+    from audio_helpers import SENTENCES, encode_with_ffmpeg, espeak_wav
+
+    folder = tmp_path_factory.mktemp("served")
+    files = {"wav": espeak_wav(SENTENCES["en"], "en", folder)}
+    for kind in ("ogg", "opus", "m4a"):
+        files[kind] = folder / f"talk.{kind}"
+        encode_with_ffmpeg(files["wav"], files[kind])
+    return files
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("kind", ["ogg", "opus"])
+def test_an_ogg_file_served_with_its_length_is_read_once_and_ends(classifier, served_files, kind):
+    """A file served the way `python -m http.server` serves it (its length, no range requests):
+    when the server has sent all of it, that is the end, however well ffmpeg could guess its
+    duration beforehand (from the bit rate for Vorbis, not at all for Opus). It is not fetched
+    and heard again and again."""
+    import soundfile
+
+    whole_s = soundfile.info(str(served_files["wav"])).duration
+    with LoopbackFeed(served_files[kind].read_bytes(), mode="file") as feed:
+        sink = run_to_end([feed.url], classifier, reconnect_attempts=0)
+    assert sink.summary.reason == "end of input"
+    assert [s.state for s in sink.of_type(FeedState)] == ["connected"]
+    assert sink.summary.streams[0].duration_s == pytest.approx(whole_s, abs=0.5)
+    assert sink.summary.streams[0].windows > 0
+
+
+@needs_ffmpeg
+def test_an_m4a_that_needs_seeking_from_a_server_that_cannot_ends_with_the_fix(
+    classifier, served_files
+):
+    """ffmpeg writes an M4A's index at its end; from a server that ignores range requests
+    ffmpeg reads all of it and cannot go back for the audio. Fetching it again cannot help:
+    the stream ends at once with one error that says what to do, instead of retrying forever."""
+    with LoopbackFeed(served_files["m4a"].read_bytes(), mode="file") as feed:
+        sink = ListSink()
+        engine = make_engine([feed.url], classifier, [sink], **FAST_RETRY)
+        engine.start()
+        try:
+            assert engine.wait(30.0), "the feed is still being retried"
+        finally:
+            engine.stop()
+            engine.wait(10.0)
+    (error,) = engine.errors
+    assert "decoded no audio" in error and "range requests" in error and "faststart" in error
+    assert sink.summary.reason.startswith("error:")
+    assert sink.of_type(FeedState) == []  # never up, never retried
+    assert feed.connections <= 2  # the fetch, and the question of its length
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("mode", ["cut", "chunked"])
+def test_a_response_with_no_length_or_cut_short_is_reconnected(classifier, feed_mp3, mode):
+    """Only a length read in full ends a feed: a download cut short of its length, or a
+    response without one that ends (nginx in front of Icecast ends a mount so), is a drop."""
+    with LoopbackFeed(feed_mp3.read_bytes(), mode=mode) as feed:
+        with Running(classifier, [feed.url], **FAST_RETRY) as run:
+            assert wait_until(lambda: "recovered" in run.states(), 30.0), run.states()
+        assert run.states()[:3] == ["connected", "disconnected", "retrying"]
+    assert ffmpeg_children(os.getpid()) == []
 
 
 @needs_ffmpeg

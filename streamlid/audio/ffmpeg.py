@@ -25,17 +25,29 @@ REAP_TIMEOUT_S = 5.0  # a killed child is gone in milliseconds; this is only a b
 _DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 # "[level] text", after the contexts that wrote it ("[AVIOContext @ 0x…] ", "[in#0/mp3 @ 0x…] ").
 _LEVEL = re.compile(r"^(?:\[[^\]\s]+ @ 0x[0-9a-f]+\] )*\[?(\w+)\]\s*")
+_INPUT_FORMAT = re.compile(r"^Input #0, (.+?), from ")
+# At -loglevel verbose each input closes with its byte count; the top-level input is the last.
+_BYTES_READ = re.compile(r"Statistics: (\d+) bytes read")
+# How ffmpeg says that reading its input ended on an error rather than at the input's end: an
+# HTTP response shorter than its Content-Length (or, without one, any end), and the demuxer's
+# error as ffmpeg 6.1+ words it (ffmpeg 5 writes "<input>: <error>", matched in the reader).
+_INPUT_FAILED = re.compile(r"Stream ends prematurely|Error during demuxing")
 
 
 class FfmpegChild:
-    """`args` after the ffmpeg binary; raw output on stdout, `-loglevel level+info` on stderr."""
+    """`args` after the ffmpeg (or ffprobe) binary, with the input after `-i`; raw output on
+    stdout, `-loglevel level+info` (or `level+verbose`, for `bytes_read`) on stderr."""
 
     def __init__(self, ffmpeg: str, args: list[str], name: str) -> None:
         self._lock = threading.Lock()
         self._killed = False
+        self._input = args[args.index("-i") + 1] if "-i" in args else None
         self.problems: collections.deque[str] = collections.deque(maxlen=STDERR_LINES_KEPT)
         self.duration_s: float | None = None  # what the input says it lasts (None: live)
         self.errors_n = 0  # error lines ffmpeg wrote (a damaged file: one per bad frame)
+        self.input_format: str | None = None  # the demuxer's names, once the input is open
+        self.input_failed = False  # reading the input ended on an error, not at its end
+        self.bytes_read: int | None = None  # what ffmpeg read of its input, once it is closed
         self.process = subprocess.Popen(
             [ffmpeg, *args],
             stdin=subprocess.DEVNULL,
@@ -71,7 +83,7 @@ class FfmpegChild:
 
     def _drain_stderr(self) -> None:
         """Reads ffmpeg's messages as they come; keeps its errors (redacted: they may
-        quote the URL) and the input's duration, if it has one."""
+        quote the URL), the input's duration, if it has one, and how reading it ended."""
         assert self.process.stderr is not None
         for raw in self.process.stderr:
             line = raw.decode("utf-8", errors="replace").strip()
@@ -83,9 +95,21 @@ class FfmpegChild:
             if self.duration_s is None and (found := _DURATION.search(line)):
                 h, m, s = found.groups()
                 self.duration_s = int(h) * 3600 + int(m) * 60 + float(s)
+            if self.input_format is None and (found := _INPUT_FORMAT.match(text)):
+                self.input_format = found.group(1)
+            if found := _BYTES_READ.search(line):
+                self.bytes_read = int(found.group(1))
             if text and level in ("error", "fatal", "panic"):
+                self.input_failed = self.input_failed or self._ends_input(text)
                 self.problems.append(redact(text))
                 self.errors_n += 1
+
+    def _ends_input(self, error: str) -> bool:
+        """Whether an error line says reading the input stopped short (a drop, a reset, a
+        timeout), as against a bad frame that ffmpeg skips."""
+        if _INPUT_FAILED.search(error):
+            return True
+        return self._input is not None and error.startswith(self._input + ": ")
 
     @property
     def last_problem(self) -> str | None:

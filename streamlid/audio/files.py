@@ -63,14 +63,17 @@ def open_file_source(spec: str, *, realtime: bool, feed: FeedSettings | None = N
     return FfmpegSource(spec, realtime=realtime)
 
 
+def decoded_all(decoded_s: float, promised_s: float) -> bool:
+    """Whether decoding reached the length a header promises (within encoder padding)."""
+    return decoded_s >= promised_s - max(SHORT_TOLERANCE_S, SHORT_TOLERANCE_FRACTION * promised_s)
+
+
 def short_decode_message(
     decoded_s: float, promised_s: float | None, decoder_said: str | None = None
 ) -> str | None:
     """The warning for a decode that ended short of the header's promise, or None.
     `decoder_said`: the decoder's last complaint, when it skipped damaged data on the way."""
-    if promised_s is None or promised_s <= 0:
-        return None
-    if decoded_s >= promised_s - max(SHORT_TOLERANCE_S, SHORT_TOLERANCE_FRACTION * promised_s):
+    if promised_s is None or promised_s <= 0 or decoded_all(decoded_s, promised_s):
         return None
     if decoder_said:
         return (
@@ -107,6 +110,21 @@ def wav_promised_frames(path: Path) -> int | None:
     except OSError:
         return None
     return None
+
+
+def no_audio_message(length: int, child: FfmpegChild) -> str:
+    """Why a resource the server sent whole gave no audio, with the fix where it is known."""
+    message = (
+        f"the server sent all {length} bytes of it, but ffmpeg decoded no audio from them "
+        f"({child.problems[0] if child.problems else 'no error given'})"  # the cause, first
+    )
+    if "mp4" in (child.input_format or "").split(","):
+        message += (
+            "; an MP4/M4A whose index is at its end can only be read from a server that "
+            "answers range requests: serve it from one, or move the index to the front "
+            "(ffmpeg -i IN -c copy -movflags +faststart OUT)"
+        )
+    return message
 
 
 class _NotForSoundFile(Exception):
@@ -182,8 +200,9 @@ class FfmpegSource(Source):
     The child is owned (ffmpeg.py): drained while it runs, killed from `stop()` itself (so a
     reader blocked on a stalled URL returns at once) and always reaped. A local file is given to
     ffmpeg as `file:` plus its absolute path with only the file protocol allowed, so no name is
-    ever a protocol; a URL gets its scheme's protocols and a read timeout. A URL is a live feed:
-    its end, a drop or a stall is followed by reconnecting (feeds.py)."""
+    ever a protocol; a URL gets its scheme's protocols (its scheme in lower case) and a read
+    timeout. A URL is a live feed: its end, a drop or a stall is followed by reconnecting
+    (feeds.py), unless it was a finite resource the server delivered whole (`_read_whole`)."""
 
     def __init__(self, spec: str, *, realtime: bool, feed: FeedSettings | None = None) -> None:
         super().__init__()
@@ -214,7 +233,9 @@ class FfmpegSource(Source):
     # -- the child ------------------------------------------------------------------------
 
     def _args(self) -> list[str]:
-        args = ["-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info"]
+        # A feed's child also says, at verbose level, how many bytes of its input it read.
+        level = "level+verbose" if self._url else "level+info"
+        args = ["-nostdin", "-hide_banner", "-nostats", "-loglevel", level]
         if self._url:
             args += ["-protocol_whitelist", protocol_whitelist(self._input)]
             args += ["-rw_timeout", str(self._settings.rw_timeout_us)]
@@ -240,12 +261,12 @@ class FfmpegSource(Source):
             "-",
         ]
 
-    def _spawn(self) -> FfmpegChild | None:
+    def _spawn(self, binary: str, args: list[str]) -> FfmpegChild | None:
         """A new child, unless stopping (checked under the lock `stop()` takes: none is left)."""
         with self._child_lock:
             if self.stopping:
                 return None
-            self._child = FfmpegChild(self._ffmpeg or "ffmpeg", self._args(), self.name)
+            self._child = FfmpegChild(binary, args, self.name)
             return self._child
 
     def _reap(self) -> int | None:
@@ -365,7 +386,7 @@ class FfmpegSource(Source):
             self._run_file(ring)
 
     def _run_file(self, ring: RingBuffer) -> None:
-        child = self._spawn()
+        child = self._spawn(self._ffmpeg or "ffmpeg", self._args())
         if child is None:
             return
         total, _ = self._pump(child, ring, None, None)
@@ -411,7 +432,7 @@ class FfmpegSource(Source):
             ever_connected, attempt, down_since = True, 0, None
 
         while not self.stopping:
-            child = self._spawn()
+            child = self._spawn(self._ffmpeg or "ffmpeg", self._args())
             if child is None:
                 return
             total, stalled = self._pump(child, ring, pacer, settings.stall_timeout_s, on_audio)
@@ -419,14 +440,10 @@ class FfmpegSource(Source):
                 return
             code = None if stalled else child.wait_exit(1.0)
             self._reap()
-            duration_s = child.duration_s
-            if (
-                not stalled
-                and duration_s is not None
-                and total / FFMPEG_RATE_HZ
-                >= duration_s - max(SHORT_TOLERANCE_S, SHORT_TOLERANCE_FRACTION * duration_s)
-            ):
+            if not stalled and self._read_whole(child, code, total):
                 return  # a finite resource (a file served over HTTP), read to its end
+            if self.stopping:  # while the server was asked for the resource's length
+                return
             if stalled:
                 reason = f"no audio for {settings.stall_timeout_s:g} s (stalled)"
             elif child.last_problem:
@@ -454,6 +471,69 @@ class FfmpegSource(Source):
                 round(now - down_since, 3),
             )
             self._wait_out(delay_s, ring, pacer)
+
+    def _read_whole(self, child: FfmpegChild, code: int | None, total: int) -> bool:
+        """Whether the connection that just ended delivered the whole of a finite resource (a
+        file served over HTTP): then its end is the stream's end, not a drop to reconnect after.
+
+        The signs, cheapest first: the audio reached the length the input declares; or ffmpeg
+        reached the input's end without an error and the server gives the resource a length
+        (ffmpeg checks a Content-Length itself: a response cut short ends on an error, and so
+        does any response without a length that is not chunked); or, when no audio came at
+        all, ffmpeg read as many bytes as that length. A live stream has no length, so it is
+        reconnected however it ended. Raises when the whole resource held no audio ffmpeg
+        could decode: fetching it again would fetch the same bytes."""
+        if child.duration_s and decoded_all(total / FFMPEG_RATE_HZ, child.duration_s):
+            return True  # an exact length (MP3, WAV, FLAC): no need to ask the server
+        ended_cleanly = code == 0 and not child.input_failed
+        # A resource fetched whole that ffmpeg opened but got no audio from (an MP4 whose index
+        # is at its end, from a server that cannot seek): ffmpeg stops on an error after it.
+        opened_but_silent = total == 0 and child.input_format is not None and bool(child.bytes_read)
+        if not (ended_cleanly or opened_but_silent):
+            return False
+        length = self._resource_length()
+        if length is None or not (ended_cleanly or (child.bytes_read or 0) >= length):
+            return False
+        if total == 0:
+            raise AudioSourceError(no_audio_message(length, child))
+        return True
+
+    def _resource_length(self) -> int | None:
+        """The length in bytes the server gives the resource (its Content-Length); None for a
+        live stream, which has none, or when ffprobe cannot tell. Asked of ffprobe, as an
+        owned child (a stop ends it at once), only once a connection has ended."""
+        ffprobe = shutil.which("ffprobe")
+        if ffprobe is None:
+            return None
+        args = [
+            "-v",
+            "level+error",
+            "-protocol_whitelist",
+            protocol_whitelist(self._input),
+            "-rw_timeout",
+            str(self._settings.rw_timeout_us),
+            "-probesize",
+            str(FEED_PROBE_BYTES),
+            "-show_entries",
+            "format=size",
+            "-of",
+            "default=noprint_wrappers=1:nokey=1",
+            "-i",
+            self._input,
+        ]
+        child = self._spawn(ffprobe, args)
+        if child is None:
+            return None
+        answer = b""
+        deadline = time.monotonic() + self._settings.stall_timeout_s
+        while data := child.read(4096, max(0.0, deadline - time.monotonic())):
+            answer += data
+        self._reap()
+        try:
+            length = int(answer.strip())
+        except ValueError:  # "N/A": no length
+            return None
+        return length if length > 0 else None
 
     def _wait_out(self, delay_s: float, ring: RingBuffer, pacer: FeedPacer | None) -> None:
         """Waits before a retry; with --realtime, keeps the stream on the wall clock with

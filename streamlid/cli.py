@@ -377,9 +377,11 @@ def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
     probability is below --min-confidence: its best guess is then shown as uncertain."""
     from rich.markup import escape
 
+    from .audio.open import check_one_stdin
     from .audio.urls import redact
     from .identify import identify_files, open_files
 
+    check_one_stdin(files)
     opened = open_files(files, feed_settings(config))
     # When no file opens there is nothing to classify: no model to load, or to download.
     nothing = all(isinstance(source, AudioSourceError) for source in opened)

@@ -293,7 +293,7 @@ def print_error(message: str) -> None:
 
 def listen(config: Config, specs: Sequence[str], watch: SignalWatch) -> int:
     """`streamlid listen`: sources, outputs and model, then the engine to its end."""
-    from .audio.open import open_source
+    from .audio.open import check_one_stdin, open_source
     from .engine import Engine
     from .onalert import AlertCommand, parse_command
     from .sinks import JsonlSink, check_output_path
@@ -310,6 +310,7 @@ def listen(config: Config, specs: Sequence[str], watch: SignalWatch) -> int:
     ) or [("mic", None)]
     specs = [spec for spec, _ in named]
     # Every refusal before the model loads and before anything is opened for writing.
+    check_one_stdin(specs)
     feed = feed_settings(config)
     sources = []
     tables: dict[str, StreamConfig] = {}  # a [[streams]] table's own expectations, by name

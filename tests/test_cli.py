@@ -134,6 +134,15 @@ def test_stdin_raw_s16le(espeak, tiny_model_dir, tmp_path, run_cli):
     assert stream["duration_s"] == pytest.approx(len(audio) / 16000, abs=0.01)
 
 
+def test_stdin_named_twice_is_refused_not_split_between_two_readers(tiny_model_dir, run_cli):
+    """`listen - -` had two readers share the bytes, each stream hearing scrambled audio."""
+    for command in (["listen"], ["identify"]):
+        result = run_cli(*command, "-", "-", "--model", tiny_model_dir, stdin=bytes(64000))
+        assert result.returncode == 2, result.stderr
+        assert "named more than once" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
 # -- bad input ------------------------------------------------------------------------------
 
 

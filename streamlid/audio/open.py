@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from ..errors import ConfigError
 from .feeds import FeedSettings
 from .source import Source
 
@@ -19,3 +22,12 @@ def open_source(spec: str, *, realtime: bool, feed: FeedSettings | None = None) 
     from .files import open_file_source
 
     return open_file_source(spec, realtime=realtime, feed=feed)
+
+
+def check_one_stdin(specs: Sequence[str]) -> None:
+    """Standard input is one stream: named twice, two readers would split its bytes between
+    them and both streams would hear scrambled audio."""
+    if list(specs).count("-") > 1:
+        raise ConfigError(
+            "Standard input (-) is named more than once; it is one stream: name it once."
+        )

@@ -31,6 +31,7 @@ from .config import (
     option_name,
 )
 from .errors import AudioSourceError, StreamlidError
+from .printable import printable
 from .run import (
     EXIT_FAILED,
     EXIT_OK,
@@ -390,7 +391,7 @@ def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
     with _err_console().status("Identifying…") as status:
 
         def on_file(number: int, spec: str) -> None:
-            status.update(f"[{number}/{len(files)}] {escape(spec)}…")
+            status.update(f"[{number}/{len(files)}] {escape(printable(spec))}…")
 
         results = identify_files(classifier, opened, shown, config, on_file=on_file)
     if as_json:
@@ -426,7 +427,7 @@ def _results_table(results: Sequence[dict], model: str) -> str:
         if r["warning"]:  # under the answer it qualifies
             name += f"\n[yellow]warning: {escape(r['warning'])}[/]"
         table.add_row(
-            escape(r["file"]),
+            escape(printable(r["file"])),
             name,
             r["language"] or "-",
             f"{100 * r['probability']:.0f}%",

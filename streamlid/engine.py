@@ -24,6 +24,7 @@ from .bus import EventBus, Sink
 from .config import AlertSettings, Config, alert_settings
 from .events import Event, FeedState, Notice, StreamStarted, Summary
 from .frontend import StreamFrontend
+from .printable import printable
 from .run import (
     END_OF_INPUT,
     INTERRUPTED,
@@ -47,10 +48,11 @@ def unique_names(sources: Sequence[Source]) -> list[str]:
     """Stream names as sources call themselves, made unique ("a.wav", "a.wav#2")."""
     names: list[str] = []
     for source in sources:
-        name, n = source.name, 1
+        base = printable(source.name)  # shown on terminals: no escape sequences from a file name
+        name, n = base, 1
         while name in names:
             n += 1
-            name = f"{source.name}#{n}"
+            name = f"{base}#{n}"
         names.append(name)
     return names
 

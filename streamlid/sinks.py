@@ -26,6 +26,7 @@ from .events import (
     Summary,
     event_to_dict,
 )
+from .printable import printable
 
 
 def _compact(value: Any) -> Any:
@@ -300,7 +301,7 @@ class PlainPrinter:
         if isinstance(event, StreamStarted):
             mode = "live" if event.live else "as fast as the model allows"
             self._print(
-                f"[{event.stream}] {event.source} ({event.sample_rate_hz} Hz, {mode}); "
+                f"[{event.stream}] {printable(event.source)} ({event.sample_rate_hz} Hz, {mode}); "
                 f"model {event.model} on {event.device}/{event.dtype}"
             )
         elif isinstance(event, Prediction) and self._show_predictions:

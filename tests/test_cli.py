@@ -143,6 +143,24 @@ def test_stdin_named_twice_is_refused_not_split_between_two_readers(tiny_model_d
         assert "Traceback" not in result.stderr
 
 
+def test_a_file_name_cannot_put_escape_sequences_or_lines_on_the_terminal(
+    espeak, tiny_model_dir, tmp_path, run_cli
+):
+    """A name is shown, not obeyed: ESC [31m and a newline in it reached the plain lines and the
+    identify table raw (recolouring the terminal, forging a line of output)."""
+    import shutil
+
+    evil = tmp_path / "evil\x1b[31mRED\nline.wav"
+    shutil.copy(espeak.wav("en"), evil)
+    for command in (["listen", "--ui", "plain"], ["identify"]):
+        result = run_cli(*command, evil, "--model", tiny_model_dir)
+        assert result.returncode == 0, result.stderr
+        assert "\x1b" not in result.stdout, command
+        assert not any(line.startswith("line.wav") for line in result.stdout.splitlines())
+        unfolded = "".join(line.strip("│ ") for line in result.stdout.splitlines())
+        assert "evil\\x1b[31mRED\\nline.wav" in unfolded, result.stdout  # shown, escaped
+
+
 # -- bad input ------------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from rich.text import Text
 
 from ..events import Notice, Summary
 from ..languages import language_name
+from ..printable import printable
 from .bigtext import big_lines
 from .state import SILENCE, UNCLEAR, UNKNOWN_COLOUR, Alert, StreamSnapshot, ViewSnapshot
 
@@ -267,7 +268,7 @@ def _health_lines(s: StreamSnapshot) -> tuple[Text, Text]:
     # slow model).
     where = _line(("hop ", DIM), ("–" if s.hop_s is None else f"{s.hop_s:.1f} s", "bold"))
     where.append(" · source ", DIM)
-    where.append(s.source or s.name)
+    where.append(printable(s.source or s.name))
     if s.model:
         where.append(" · model ", DIM)
         where.append(s.model)

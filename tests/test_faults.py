@@ -293,20 +293,26 @@ def _listen(wav: Path, model: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "streamlid", "listen", str(wav), "--model", str(model), *args]
 
 
-def test_a_full_disk_is_reported_at_once_and_the_run_goes_on(
-    tiny_model_dir, espeak, tmp_path, cli_env
-):
-    wav = tmp_path / "talk.wav"
-    write_wav(wav, _speech(espeak, 6.0))
-    result = subprocess.run(
-        _listen(wav, tiny_model_dir, "--jsonl", "/dev/full", "--ui", "plain"),
+def _run(argv: list[str], cli_env: dict[str, str], **options) -> subprocess.CompletedProcess:
+    """The command to its end (two minutes at most), its output captured as text."""
+    return subprocess.run(
+        argv,
         capture_output=True,
         text=True,
         env=cli_env,
         cwd=REPO_ROOT,
         timeout=120,
         check=False,
+        **options,
     )
+
+
+def test_a_full_disk_is_reported_at_once_and_the_run_goes_on(
+    tiny_model_dir, espeak, tmp_path, cli_env
+):
+    wav = tmp_path / "talk.wav"
+    write_wav(wav, _speech(espeak, 6.0))
+    result = _run(_listen(wav, tiny_model_dir, "--jsonl", "/dev/full", "--ui", "plain"), cli_env)
     assert result.returncode == 3, result.stderr  # an output failed
     assert "Traceback" not in result.stderr
     (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
@@ -334,14 +340,9 @@ def test_a_file_cut_short_by_a_write_error_keeps_whole_lines_and_says_so(
     wav = tmp_path / "talk.wav"
     write_wav(wav, _speech(espeak, 6.0))
     jsonl = tmp_path / "events.jsonl"
-    result = subprocess.run(
+    result = _run(
         _listen(wav, tiny_model_dir, "--jsonl", str(jsonl), "--ui", "none"),
-        capture_output=True,
-        text=True,
-        env=cli_env,
-        cwd=REPO_ROOT,
-        timeout=120,
-        check=False,
+        cli_env,
         preexec_fn=_limit_file_size(3000),
     )
     assert result.returncode == 3, result.stderr
@@ -434,15 +435,7 @@ def test_an_output_nobody_reads_is_given_up_and_the_others_go_on(
     pipe = tmp_path / "events.pipe"
     reader = _unread_pipe(pipe)
     try:
-        result = subprocess.run(
-            _listen(wav, tiny_model_dir, "--jsonl", str(pipe), "--ui", "plain"),
-            capture_output=True,
-            text=True,
-            env=cli_env,
-            cwd=REPO_ROOT,
-            timeout=120,
-            check=False,
-        )
+        result = _run(_listen(wav, tiny_model_dir, "--jsonl", str(pipe), "--ui", "plain"), cli_env)
     finally:
         os.close(reader)
     assert result.returncode == 3, result.stderr  # an output failed

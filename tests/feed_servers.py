@@ -46,12 +46,22 @@ class LoopbackFeed:
     "missing" (404 Not Found), "cut" (the length of them all, then only the first half: a
     dropped download), "chunked" (the bytes once in chunked encoding, ended by its last chunk:
     no length).
-    `burst_s`: seconds of audio sent at once on connect (like Icecast's burst-on-connect)."""
+    `burst_s`: seconds of audio sent at once on connect (like Icecast's burst-on-connect);
+    `pause`: (after_s, for_s): a live feed sends nothing for for_s once after_s of audio, then
+    goes on where it was, at real time (a hiccup upstream, shorter than a stall)."""
 
-    def __init__(self, data: bytes, *, mode: str = "live", burst_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        data: bytes,
+        *,
+        mode: str = "live",
+        burst_s: float = 0.0,
+        pause: tuple[float, float] | None = None,
+    ) -> None:
         self.data = data
         self.mode = mode
         self.burst_s = burst_s
+        self.pause = pause
         self.port = 0
         self.connections = 0
         self._server: socketserver.ThreadingTCPServer | None = None
@@ -155,7 +165,12 @@ class LoopbackFeed:
         burst = int(self.burst_s * MP3_BYTES_PER_S)
         started = time.monotonic()
         sent_s = 0.0
+        pause = self.pause
         while self._alive.is_set():
+            if pause is not None and sent_s >= pause[0]:
+                time.sleep(pause[1])
+                started += pause[1]  # then on at real time: the paused audio never comes
+                pause = None
             if burst:
                 n, burst = burst, 0
                 due_s = 0.0

@@ -26,7 +26,7 @@ from harness import REPO_ROOT, ListSink, make_engine
 
 from streamlid.audio.feeds import BURST_ALLOWANCE_S, Backoff, FeedPacer
 from streamlid.audio.urls import protocol_whitelist, redact
-from streamlid.events import FeedState, Prediction
+from streamlid.events import FeedState, Notice, Prediction
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
 FAST_RETRY = {"stall_timeout": 2.0, "reconnect_min": 0.2, "reconnect_max": 1.0}
@@ -196,6 +196,31 @@ def test_a_killed_server_is_reconnected_and_answers_resume(classifier, feed_mp3)
         summary = run.sink.summary.streams[0]
         assert summary.skipped_windows == 0
     assert ffmpeg_children(os.getpid()) == []
+
+
+@needs_ffmpeg
+def test_a_pause_shorter_than_a_stall_is_silence_in_stream_time_and_said(classifier, feed_mp3):
+    """The server sends nothing for 4 s, then goes on at real time (under --stall-timeout, so
+    no reconnect). The audio of those 4 s never comes: the stream stays on the wall clock with
+    silence, and says so once. Before, its stream time fell 4 s behind for good."""
+    with LoopbackFeed(feed_mp3.read_bytes(), pause=(3.0, 4.0)) as feed:
+        started = time.monotonic()
+        with Running(classifier, [feed.url], realtime=True) as run:
+
+            def said() -> list[Notice]:
+                events = list(run.sink.events)
+                return [e for e in events if isinstance(e, Notice) and "no audio for" in e.message]
+
+            assert wait_until(lambda: said(), 20.0), "the gap was not said"
+            time.sleep(2.0)
+        wall_s = time.monotonic() - started
+        (notice,) = said()
+        assert notice.severity == "warning" and "then it went on" in notice.message
+        assert feed.connections == 1  # no reconnect: the feed never stalled
+        stream_s = run.sink.summary.streams[0].duration_s
+        # Stream time from the first audio (ffmpeg's start takes a little wall time) to the
+        # stop; it may run up to the burst allowance ahead.
+        assert wall_s - 2.5 < stream_s < wall_s + BURST_ALLOWANCE_S + 0.5, (wall_s, stream_s)
 
 
 @needs_ffmpeg

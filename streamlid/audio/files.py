@@ -40,6 +40,11 @@ SHORT_TOLERANCE_FRACTION = 0.01
 # data size: not a promise.
 WAV_PLACEHOLDER_BYTES = 0x7FFF0000
 FEED_PROBE_BYTES = 32768  # enough for ffmpeg to recognise any audio stream format
+# A live feed quiet this long between two reads, then going on, left a gap in its audio (reads
+# come every BLOCK_S while it flows): with --realtime it is filled with silence, and said when
+# it is this long or longer.
+GAP_FILLED_S = 1.0
+GAP_SAID_S = 2.0
 
 
 def open_file_source(spec: str, *, realtime: bool, feed: FeedSettings | None = None) -> Source:
@@ -372,6 +377,8 @@ class FfmpegSource(Source):
             samples = np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / 32768.0
             if total == 0 and on_audio is not None:
                 on_audio()
+            elif pacer is not None and self._last_audio_at is not None:
+                self._close_gap(ring, pacer, time.monotonic() - self._last_audio_at)
             total += len(samples)
             if pacer is not None:
                 pacer.wait_for(len(samples))
@@ -545,6 +552,20 @@ class FfmpegSource(Source):
             if remaining <= 0:
                 return
             self._stop.wait(min(remaining, BLOCK_S * 2))
+
+    def _close_gap(self, ring: RingBuffer, pacer: FeedPacer, quiet_s: float) -> None:
+        """A live feed that sent nothing for a while and then went on (shorter than a stall):
+        the audio of the gap never comes, so with --realtime the gap is silence in stream time,
+        as an outage's is; else every later event would keep the delay, hiccup after hiccup."""
+        if quiet_s < GAP_FILLED_S:
+            return
+        self._fill_silence(ring, pacer)
+        if quiet_s >= GAP_SAID_S:
+            self._notice(
+                "warning",
+                f"{self.description}: no audio for {quiet_s:.1f} s, then it went on; the gap is "
+                "silence in stream time, which stays on the wall clock",
+            )
 
     def _fill_silence(self, ring: RingBuffer, pacer: FeedPacer | None) -> None:
         """With --realtime: silence up to the wall clock, for time the feed had no audio.

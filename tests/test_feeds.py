@@ -224,6 +224,19 @@ def test_a_pause_shorter_than_a_stall_is_silence_in_stream_time_and_said(classif
 
 
 @needs_ffmpeg
+def test_ffmpeg_killed_is_said_as_such_not_as_the_server_ending(classifier, feed_mp3):
+    """Killing the feed's own ffmpeg was reported as "the server ended the stream"."""
+    with LoopbackFeed(feed_mp3.read_bytes()) as feed:
+        with Running(classifier, [feed.url], realtime=True, **FAST_RETRY) as run:
+            assert wait_until(lambda: len(run.sink.predictions) >= 1, 20.0)
+            for pid in ffmpeg_children(os.getpid()):
+                os.kill(pid, signal.SIGKILL)
+            assert wait_until(lambda: "recovered" in run.states(), 20.0)
+        (down,) = [s for s in run.feed_states() if s.state == "disconnected"]
+        assert down.reason == f"ffmpeg was ended by signal {int(signal.SIGKILL)}"
+
+
+@needs_ffmpeg
 def test_one_feed_dropping_does_not_disturb_the_others(classifier, feed_mp3):
     data = feed_mp3.read_bytes()
     with LoopbackFeed(data) as steady, LoopbackFeed(data) as flaky:

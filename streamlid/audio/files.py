@@ -453,6 +453,8 @@ class FfmpegSource(Source):
                 return
             if stalled:
                 reason = f"no audio for {settings.stall_timeout_s:g} s (stalled)"
+            elif code is not None and code < 0:  # not the server: ffmpeg itself was ended
+                reason = f"ffmpeg was ended by signal {-code}"
             elif child.last_problem:
                 reason = child.last_problem
             elif total:

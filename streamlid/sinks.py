@@ -29,6 +29,31 @@ from .events import (
 from .printable import printable
 
 
+def _open_pipe_with_word(target: str) -> int | None:
+    """A named pipe's write end, or None when `target` is not a named pipe. Opening one waits
+    for a reader, which may come much later: the wait is said first, so the run does not look
+    hung after the model has loaded."""
+    try:
+        if not stat.S_ISFIFO(os.stat(target).st_mode):
+            return None
+    except OSError:
+        return None
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_NONBLOCK)  # a reader is there already
+    except OSError as exc:
+        if exc.errno != errno.ENXIO:
+            raise
+    else:
+        os.set_blocking(fd, True)  # the writer thread waits for room; it is its own thread
+        return fd
+    print(
+        f"--jsonl {target!r} is a named pipe with no reader yet; waiting for one (Ctrl-C stops).",
+        file=sys.stderr,
+        flush=True,
+    )
+    return os.open(target, os.O_WRONLY)
+
+
 def _compact(value: Any) -> Any:
     """Rounds floats to 4 decimals: enough for seconds and probabilities, half the bytes."""
     if isinstance(value, float):
@@ -75,7 +100,7 @@ class JsonlSink:
             return
         flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
         try:
-            self._fd = os.open(target, flags, 0o666)
+            self._fd = _open_pipe_with_word(target) or os.open(target, flags, 0o666)
             if append:
                 self._whole_bytes = os.lseek(self._fd, 0, os.SEEK_END)
                 self._end_last_line()

@@ -492,3 +492,36 @@ def test_a_blocked_output_is_given_up_mid_run_without_blocking_the_caller(tmp_pa
         os.close(reader)
     assert failure is not None, "a blocked output was never given up"
     assert "took no event" in str(failure) and not failure.reader_left
+
+
+def test_a_named_pipe_without_a_reader_is_waited_for_with_a_word(tmp_path):
+    """Opening a pipe for writing waits for its reader, which may come much later: the run
+    said nothing and looked hung after the model had loaded."""
+    import select
+
+    pipe = tmp_path / "events.pipe"
+    os.mkfifo(pipe)
+    script = (
+        "import sys; from streamlid.events import Notice; from streamlid.sinks import JsonlSink; "
+        "s = JsonlSink(sys.argv[1]); s.handle(Notice('a', 0.0, 'info', 'hello')); s.close()"
+    )
+    writer = subprocess.Popen(
+        [sys.executable, "-c", script, str(pipe)],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    try:
+        assert writer.stderr is not None
+        ready, _, _ = select.select([writer.stderr], [], [], 15.0)
+        assert ready, "nothing was said while waiting for a reader"
+        said = writer.stderr.readline()
+        assert "no reader yet; waiting for one" in said, said
+        with open(pipe) as reader:
+            assert json.loads(reader.readline())["message"] == "hello"
+        assert writer.wait(10.0) == 0
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()

@@ -126,6 +126,33 @@ def test_realtime_files_are_live(source_audio, tmp_path):
     assert open_source(str(path), realtime=True).live is True
 
 
+def test_live_stdin_that_pauses_keeps_stream_time_on_the_wall_clock(espeak):
+    """`producer | streamlid listen - --realtime`: the producer writes 1 s, pauses 3 s, writes
+    1 s. Its paused audio never comes; stream time kept the 3 s delay for good, in silence."""
+    audio = to_s16le(espeak.samples("en")[:SAMPLE_RATE_HZ])
+    read_fd, write_fd = os.pipe()
+    source = StdinSource(realtime=True, fd=read_fd)
+    ring = RingBuffer(20 * SAMPLE_RATE_HZ)
+    notices: list[tuple[str, str]] = []
+    try:
+        source.start(ring, lambda severity, message: notices.append((severity, message)))
+        os.write(write_fd, audio)
+        time.sleep(4.0)  # the producer's 1 s, played, then a 3 s pause
+        os.write(write_fd, audio)
+        os.close(write_fd)
+        write_fd = -1
+        assert source.join(10.0)
+    finally:
+        if write_fd >= 0:
+            os.close(write_fd)
+        source.stop()
+        source.join(5.0)
+        os.close(read_fd)
+    assert ring.write_index / SAMPLE_RATE_HZ == pytest.approx(5.0, abs=0.4)
+    assert len(notices) == 1 and notices[0][0] == "warning", notices
+    assert "then it went on" in notices[0][1]
+
+
 def test_stdin_source_reassembles_samples_split_across_reads(espeak):
     """A read that ends in the middle of a 16-bit sample must not shift every later sample."""
     audio = espeak.samples("en")[: 2 * SAMPLE_RATE_HZ]

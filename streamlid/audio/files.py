@@ -25,7 +25,7 @@ from . import SAMPLE_RATE_HZ
 from .feeds import Backoff, FeedPacer, FeedSettings
 from .ffmpeg import REAP_TIMEOUT_S, FfmpegChild
 from .ring import RingBuffer
-from .source import BLOCK_S, Pacer, Source
+from .source import BLOCK_S, GAP_FILLED_S, GAP_SAID_S, Pacer, Source
 from .urls import FILE_PROTOCOLS, for_ffmpeg, is_url, protocol_whitelist, redact
 
 # Ask ffmpeg for exactly what the model wants: one resampling, done by it.
@@ -40,11 +40,6 @@ SHORT_TOLERANCE_FRACTION = 0.01
 # data size: not a promise.
 WAV_PLACEHOLDER_BYTES = 0x7FFF0000
 FEED_PROBE_BYTES = 32768  # enough for ffmpeg to recognise any audio stream format
-# A live feed quiet this long between two reads, then going on, left a gap in its audio (reads
-# come every BLOCK_S while it flows): with --realtime it is filled with silence, and said when
-# it is this long or longer.
-GAP_FILLED_S = 1.0
-GAP_SAID_S = 2.0
 
 
 def open_file_source(spec: str, *, realtime: bool, feed: FeedSettings | None = None) -> Source:
@@ -561,17 +556,20 @@ class FfmpegSource(Source):
         as an outage's is; else every later event would keep the delay, hiccup after hiccup."""
         if quiet_s < GAP_FILLED_S:
             return
-        self._fill_silence(ring, pacer)
-        if quiet_s >= GAP_SAID_S:
+        filled = self._fill_silence(ring, pacer)
+        if filled >= GAP_SAID_S * FFMPEG_RATE_HZ:  # a server's timely bursts are not behind
             self._notice(
                 "warning",
-                f"{self.description}: no audio for {quiet_s:.1f} s, then it went on; the gap is "
-                "silence in stream time, which stays on the wall clock",
+                f"{self.description}: no audio for {quiet_s:.1f} s, then it went on; "
+                f"{filled / FFMPEG_RATE_HZ:.1f} s of silence keep stream time on the wall clock",
             )
 
-    def _fill_silence(self, ring: RingBuffer, pacer: FeedPacer | None) -> None:
-        """With --realtime: silence up to the wall clock, for time the feed had no audio.
-        Waits for room rather than overwrite: a long stall's silence is not audio lost."""
-        if pacer is not None and (n := pacer.fill_to_now()):
-            pacer.credit(n)
-            ring.write(np.zeros(n, np.float32), block=True, stop=self._stop)
+    def _fill_silence(self, ring: RingBuffer, pacer: FeedPacer | None) -> int:
+        """With --realtime: silence up to the wall clock, for time the feed had no audio (the
+        samples written). Waits for room rather than overwrite: a long stall's silence is not
+        audio lost."""
+        if pacer is None or not (n := pacer.fill_to_now()):
+            return 0
+        pacer.credit(n)
+        ring.write(np.zeros(n, np.float32), block=True, stop=self._stop)
+        return n

@@ -22,6 +22,11 @@ FeedFn = Callable[[str, str, int, float], None]
 # Sources write in blocks of this length: short enough for a responsive level meter and VAD,
 # long enough that Python overhead per block stays negligible.
 BLOCK_S = 0.05
+# A live source quiet this long between two reads, then going on, left a gap in its audio
+# (reads come every BLOCK_S while it flows): with --realtime the gap is filled with silence, so
+# stream time stays on the wall clock, and said when it is this long or longer.
+GAP_FILLED_S = 1.0
+GAP_SAID_S = 2.0
 
 
 class Source(ABC):
@@ -103,3 +108,10 @@ class Pacer:
         delay = due - time.monotonic()
         if delay > 0:
             self._stop.wait(delay)
+
+    def fill_to_now(self) -> int:
+        """Samples of silence that bring the stream back to the wall clock (0 when not behind),
+        counted as delivered: for a live producer that paused, whose audio never comes."""
+        behind = max(0, round((time.monotonic() - self._t0) * self._rate) - self._samples)
+        self._samples += behind
+        return behind

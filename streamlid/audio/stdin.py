@@ -8,13 +8,14 @@ from __future__ import annotations
 import os
 import select
 import sys
+import time
 
 import numpy as np
 
 from ..errors import AudioSourceError
 from . import SAMPLE_RATE_HZ
 from .ring import RingBuffer
-from .source import BLOCK_S, Pacer, Source
+from .source import BLOCK_S, GAP_FILLED_S, GAP_SAID_S, Pacer, Source
 
 STDIN_RATE_HZ = SAMPLE_RATE_HZ  # the format is fixed: 16 kHz mono s16le
 
@@ -47,6 +48,7 @@ class StdinSource(Source):
         block_bytes = 2 * int(STDIN_RATE_HZ * BLOCK_S)
         pacer = Pacer(STDIN_RATE_HZ, self._stop) if self._realtime else None
         carry = b""  # an odd byte left over from a read that split a sample
+        last_read_at = None
         while not self.stopping:
             # select() with a timeout so that stop() is noticed even when no data arrives.
             ready, _, _ = select.select([self._fd], [], [], 0.1)
@@ -60,5 +62,23 @@ class StdinSource(Source):
             carry = data[usable:]
             samples = np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / 32768.0
             if pacer is not None:
+                if last_read_at is not None:
+                    self._close_gap(ring, pacer, time.monotonic() - last_read_at)
                 pacer.wait_for(len(samples))
+                last_read_at = time.monotonic()
             ring.write(samples, block=not self.live, stop=self._stop)
+
+    def _close_gap(self, ring: RingBuffer, pacer: Pacer, quiet_s: float) -> None:
+        """Live (--realtime), a writer that paused and went on: its audio of the pause never
+        comes, so the pause is silence in stream time, which stays on the wall clock, as a
+        network feed's (files.py)."""
+        if quiet_s < GAP_FILLED_S:
+            return
+        if n := pacer.fill_to_now():
+            ring.write(np.zeros(n, np.float32), block=False, stop=self._stop)
+        if n >= GAP_SAID_S * STDIN_RATE_HZ:  # a writer in big, timely chunks is not behind
+            self._notice(
+                "warning",
+                f"{self.description}: no audio for {quiet_s:.1f} s, then it went on; "
+                f"{n / STDIN_RATE_HZ:.1f} s of silence keep stream time on the wall clock",
+            )

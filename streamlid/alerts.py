@@ -70,7 +70,8 @@ class AlertWatch:
     def _check(self, f: StreamNow) -> None:
         settings = self.settings(f.stream)
         if settings.expected_languages and settings.unexpected_after_s > 0:
-            unexpected = f.language is not None and f.language not in settings.expected_languages
+            expected = {code.casefold() for code in settings.expected_languages}
+            unexpected = f.language is not None and f.language.casefold() not in expected
             # The language is known as far as the model has answered: its clock, not the gate's.
             onset = f.since_s if f.since_s is not None else f.answered_s
             self._update(

@@ -40,8 +40,13 @@ def held(console: Any = None) -> Iterator[list[str]]:
     Not around anything that starts processes: they would inherit the file for good."""
     said: list[str] = []
     with _held_lock:
-        sys.stderr.flush()
-        saved_fd = os.dup(2)
+        try:
+            saved_fd = os.dup(2)
+        except OSError:  # descriptor 2 is closed (`2>&-`): nothing to hold, nothing to show
+            yield said
+            return
+        if sys.stderr is not None:
+            sys.stderr.flush()
         terminal = os.fdopen(os.dup(saved_fd), "w", buffering=1)
         previous_file = None if console is None else console.file
         if console is not None:
@@ -52,7 +57,8 @@ def held(console: Any = None) -> Iterator[list[str]]:
                 try:
                     yield said
                 finally:
-                    sys.stderr.flush()
+                    if sys.stderr is not None:
+                        sys.stderr.flush()
                     os.dup2(saved_fd, 2)
                     sink.seek(0)
                     said.append(sink.read().decode("utf-8", "replace"))
@@ -70,6 +76,6 @@ def pass_on(said: list[str], chatter: tuple[str, ...] = AUDIO_CHATTER) -> None:
         for line in "".join(said).splitlines(keepends=True)
         if line.strip() and not line.lstrip().startswith(chatter)
     ]
-    if kept:
+    if kept and sys.stderr is not None:
         sys.stderr.write("".join(kept))
         sys.stderr.flush()

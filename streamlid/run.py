@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from .config import Config, StreamConfig, alert_settings, feed_settings
 from .errors import ConfigError
 from .events import Summary
+from .printable import printable
 from .threads import ThreadOwner
 
 if TYPE_CHECKING:
@@ -321,15 +322,17 @@ def listen(config: Config, specs: Sequence[str], watch: SignalWatch) -> int:
         if stream is not None:
             if stream.name is not None:
                 source.name = stream.name  # events carry the [[streams]] name
-            tables[source.name] = stream
+            tables[printable(source.name)] = stream  # the engine's name for it
         sources.append(source)
     if config.jsonl:
         # Appending destroys nothing, but an input is never an output.
         overwrite = config.overwrite or config.jsonl_append
         check_output_path(config.jsonl, specs, overwrite=overwrite)
     if config.timeline_csv:
-        if config.jsonl and os.path.realpath(config.jsonl) == os.path.realpath(
-            config.timeline_csv
+        if (
+            config.jsonl
+            and os.path.realpath(config.jsonl) == os.path.realpath(config.timeline_csv)
+            and not _device_or_pipe(config.timeline_csv)  # /dev/null takes both
         ):  # neither need exist yet, so the input check above cannot see it
             raise ConfigError(
                 f"--jsonl and --timeline-csv both name {config.timeline_csv!r}; one file cannot "
@@ -358,15 +361,16 @@ def listen(config: Config, specs: Sequence[str], watch: SignalWatch) -> int:
         # The expected languages in the model's own codes; the one refusal that needs its labels.
         config, named, tables = _expectations_as_labels(config, named, tables, labels)
     except BaseException:
-        if metrics is not None:
-            metrics.join(0.0)  # never started: releases the port
-        if session is not None:
-            session.close()
+        _release(metrics, session)
         raise
     alerts = {name: alert_settings(config, stream) for name, stream in tables.items()}
     sinks: list = []
     if config.jsonl:
-        sinks.append(JsonlSink(config.jsonl, append=config.jsonl_append))
+        try:  # a named pipe waits here for its reader, and Ctrl-C may come meanwhile
+            sinks.append(JsonlSink(config.jsonl, append=config.jsonl_append))
+        except BaseException:
+            _release(metrics, session)
+            raise
     view = make_view(config, stdout_taken=config.jsonl == "-", figures=figures)
     sinks.append(view)
     command = None
@@ -425,6 +429,24 @@ def _supervised(engine, config: Config, view, command, metrics, specs, watch) ->
     if code == EXIT_READER_LEFT:
         silence_stdout()
     return code
+
+
+def _release(metrics, session) -> None:
+    """What a run that never started holds: the metrics port (its server never ran) and the
+    model on the cluster."""
+    if metrics is not None:
+        metrics.join(0.0)
+    if session is not None:
+        session.close()
+
+
+def _device_or_pipe(path: str) -> bool:
+    import stat
+
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _expectations_as_labels(

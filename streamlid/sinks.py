@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -67,7 +68,9 @@ def _compact(value: Any) -> Any:
 
 STUCK_S = 10.0  # an output that takes no event for this long is given up
 CLOSE_WAIT_S = 1.0  # at the end, within the run's bound for stopping the event thread (2 s)
-LINES_QUEUED_MAX = 4096
+# Small: beyond a burst, a slow reader holds the run back as before (it is not stuck while it
+# takes lines), and what is queued at the end is written within the stop's bound.
+LINES_QUEUED_MAX = 256
 
 
 class JsonlSink:
@@ -92,7 +95,7 @@ class JsonlSink:
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=LINES_QUEUED_MAX)
         self._failure: OutputError | None = None  # the writer's, raised on the event thread
         self._stuck = False
-        self._wrote_at = time.monotonic()  # the writer's last finished write
+        self._busy_since: float | None = None  # when the write in hand began (None: idle)
         self._writer = threading.Thread(target=self._write_lines, name="jsonl", daemon=True)
         if target == "-":
             self._out: IO[str] = sys.stdout
@@ -100,7 +103,8 @@ class JsonlSink:
             return
         flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
         try:
-            self._fd = _open_pipe_with_word(target) or os.open(target, flags, 0o666)
+            pipe_fd = _open_pipe_with_word(target)
+            self._fd = os.open(target, flags, 0o666) if pipe_fd is None else pipe_fd
             if append:
                 self._whole_bytes = os.lseek(self._fd, 0, os.SEEK_END)
                 self._end_last_line()
@@ -127,7 +131,7 @@ class JsonlSink:
         if isinstance(event, Level):
             return
         self._raise_failure()
-        if not self._queue.empty() and time.monotonic() - self._wrote_at > STUCK_S:
+        if self._busy_s() > STUCK_S:
             raise self._given_up(STUCK_S)
         line = json.dumps(_compact(event_to_dict(event)), ensure_ascii=False) + "\n"
         self._put(line.encode("utf-8"), STUCK_S)
@@ -158,6 +162,7 @@ class JsonlSink:
         while (data := self._queue.get()) is not None:
             if failed:
                 continue
+            self._busy_since = time.monotonic()
             try:
                 if self._fd is None:
                     self._out.write(data.decode("utf-8"))
@@ -167,8 +172,14 @@ class JsonlSink:
             except OSError as exc:
                 self._failure, failed = self._failed(exc), True
                 continue
+            finally:
+                self._busy_since = None
             self.lines += 1
-            self._wrote_at = time.monotonic()
+
+    def _busy_s(self) -> float:
+        """How long the write in hand has taken so far (0 when the writer is idle)."""
+        since = self._busy_since
+        return 0.0 if since is None else time.monotonic() - since
 
     def _write(self, data: bytes) -> None:
         assert self._fd is not None
@@ -203,10 +214,12 @@ class JsonlSink:
     def close(self) -> None:
         if self._stuck:
             return  # its writer may be blocked in a write for good: the descriptor stays
-        self._put(None, CLOSE_WAIT_S)  # every line queued before it is written first
-        self._writer.join(CLOSE_WAIT_S)
-        if self._writer.is_alive():
-            raise self._given_up(CLOSE_WAIT_S)
+        self._put(None, STUCK_S)  # every line queued before it is written first
+        while self._writer.is_alive():  # a slow reader is waited for while it takes lines
+            before = self.lines
+            self._writer.join(CLOSE_WAIT_S)
+            if self._writer.is_alive() and self.lines == before:
+                raise self._given_up(CLOSE_WAIT_S)
         self._raise_failure()
         if self._fd is None:
             try:
@@ -239,6 +252,9 @@ def check_output_path(
     if target == "-":
         return
     ours = _is_event_file if ours is None else ours
+    with contextlib.suppress(OSError):
+        if stat.S_ISCHR(os.stat(target).st_mode):
+            return  # /dev/null, a terminal: writing there destroys nothing, however often named
     for spec in inputs:
         try:
             same = os.path.samefile(spec, target)

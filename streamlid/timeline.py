@@ -43,15 +43,18 @@ class TimelineCsv:
         """Replaces the file with every stream's segments so far; returns the rows written.
 
         A regular file is replaced whole (a new file renamed over it: a reader never sees half a
-        table); anything else that exists (/dev/null, a pipe) is written into, never renamed
-        over: as root, a rename would put a plain file where the device was."""
+        table); anything else that exists (/dev/null, a pipe, a symbolic link such as
+        /dev/stdout) is written into, never renamed over: as root, a rename would put a plain
+        file where the device or the link was. A pipe with no reader is not waited for."""
         segments = self._figures.segments()
         folder = os.path.dirname(os.path.abspath(self.target))
         name = os.path.basename(self.target)
         tmp = None
         try:
             if _exists_not_regular(self.target):
-                with open(self.target, "w", newline="", encoding="utf-8") as handle:
+                fd = os.open(self.target, os.O_WRONLY | os.O_TRUNC | os.O_NONBLOCK)
+                os.set_blocking(fd, True)  # opened: a pipe has its reader
+                with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
                     _write_rows(handle, segments)
             else:
                 fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
@@ -76,8 +79,9 @@ class TimelineCsv:
 
 
 def _exists_not_regular(path: str) -> bool:
+    """True for a device, a pipe or a symbolic link (whatever it points to)."""
     try:
-        return not stat.S_ISREG(os.stat(path).st_mode)
+        return not stat.S_ISREG(os.lstat(path).st_mode)
     except FileNotFoundError:
         return False
 

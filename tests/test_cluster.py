@@ -614,6 +614,9 @@ def test_a_refused_join_names_the_token_and_a_silent_one_suggests_it(monkeypatch
     )
     assert silent.startswith("Cannot reach the Ray cluster at 'ray://head:10001'")
     assert "check it" in silent and "RAY_AUTH_MODE=token" in silent
+    # RAY_AUTH_MODE=token with no token at all: Ray's own error, not one of the usual three.
+    missing = ray.exceptions.AuthenticationError("Authentication token is missing")
+    assert "refused this process" in unreachable_message("h:6379", missing, "", "check it")
     monkeypatch.setenv("RAY_AUTH_MODE", "token")  # a token is given: it is not the reason
     assert "RAY_AUTH_MODE" not in unreachable_message(
         "ray://head:10001", ConnectionError("ray client connection timeout"), "", "check it"

@@ -525,3 +525,56 @@ def test_a_named_pipe_without_a_reader_is_waited_for_with_a_word(tmp_path):
         if writer.poll() is None:
             writer.kill()
             writer.wait()
+
+
+def test_a_quiet_spell_is_not_a_stuck_output(tmp_path, monkeypatch):
+    """Ten seconds without events, then a burst: the first line of the burst was still queued
+    when the second came, and the output was given up though nothing was wrong."""
+    from streamlid import sinks
+
+    monkeypatch.setattr(sinks, "STUCK_S", 0.3)
+    out = tmp_path / "events.jsonl"
+    sink = sinks.JsonlSink(str(out))
+    sink.handle(Notice("a", 0.0, "info", "before the quiet spell"))
+    time.sleep(0.6)
+    for i in range(20):
+        sink.handle(Notice("a", float(i), "info", "burst"))
+    sink.close()
+    assert len(out.read_text().splitlines()) == 21
+
+
+def test_a_slow_reader_gets_every_line_at_the_end(tmp_path, monkeypatch):
+    """A reader that takes lines slowly is not stuck: the end waits for it while it takes
+    them, so the summary, the last line, is not lost."""
+    from streamlid import sinks
+
+    monkeypatch.setattr(sinks, "CLOSE_WAIT_S", 0.2)
+    pipe = tmp_path / "events.pipe"
+    os.mkfifo(pipe)
+    got: list[str] = []
+
+    def read_slowly() -> None:
+        with open(pipe) as reader:
+            for line in reader:
+                got.append(line)
+                time.sleep(0.003)
+
+    reader = threading.Thread(target=read_slowly)
+    reader.start()
+    sink = sinks.JsonlSink(str(pipe))
+    for i in range(300):
+        sink.handle(Notice("a", float(i), "info", "x" * 300))
+    sink.close()
+    reader.join(30.0)
+    assert len(got) == 300
+
+
+def test_a_timeline_into_a_pipe_nobody_reads_fails_in_one_line_not_hangs(tmp_path):
+    from streamlid.errors import OutputError
+    from streamlid.streams import StreamsReducer
+    from streamlid.timeline import TimelineCsv
+
+    pipe = tmp_path / "timeline.pipe"
+    os.mkfifo(pipe)
+    with pytest.raises(OutputError, match="--timeline-csv"):
+        TimelineCsv(str(pipe), StreamsReducer()).write()

@@ -276,6 +276,12 @@ def test_jsonl_and_timeline_csv_on_one_path_are_refused_before_the_run(run_cli, 
     assert refused.returncode == 2
     assert "both name" in refused.stderr and "Traceback" not in refused.stderr
     assert not same.exists()
+    # A device takes both: scripts that throw both outputs away still run.
+    result = run_cli(
+        *("listen", french, "--model", TINY_LID, "--ui", "none"),
+        *("--jsonl", "/dev/null", "--timeline-csv", "/dev/null"),
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def test_expected_languages_are_read_as_the_models_codes_and_unknown_ones_refused(

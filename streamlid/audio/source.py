@@ -99,19 +99,25 @@ class Pacer:
     def __init__(self, sample_rate_hz: int, stop: threading.Event) -> None:
         self._rate = sample_rate_hz
         self._stop = stop
-        self._t0 = time.monotonic()
+        self._t0: float | None = None  # the first sample's time: a late producer is not behind
         self._samples = 0
 
     def wait_for(self, n_samples: int) -> None:
+        if self._t0 is None:
+            self._t0 = time.monotonic()
         self._samples += n_samples
         due = self._t0 + self._samples / self._rate
         delay = due - time.monotonic()
         if delay > 0:
             self._stop.wait(delay)
 
-    def fill_to_now(self) -> int:
-        """Samples of silence that bring the stream back to the wall clock (0 when not behind),
-        counted as delivered: for a live producer that paused, whose audio never comes."""
-        behind = max(0, round((time.monotonic() - self._t0) * self._rate) - self._samples)
-        self._samples += behind
-        return behind
+    def fill_to_now(self, at_most_s: float) -> int:
+        """Samples of silence, at most `at_most_s` of them, that bring the stream back to the
+        wall clock (0 when not behind or not started), counted as delivered: for a live
+        producer that paused, whose audio never comes."""
+        if self._t0 is None:
+            return 0
+        behind = round((time.monotonic() - self._t0) * self._rate) - self._samples
+        filled = max(0, min(behind, round(at_most_s * self._rate)))
+        self._samples += filled
+        return filled

@@ -74,8 +74,9 @@ class StdinSource(Source):
         network feed's (files.py)."""
         if quiet_s < GAP_FILLED_S:
             return
-        if n := pacer.fill_to_now():
-            ring.write(np.zeros(n, np.float32), block=False, stop=self._stop)
+        if n := pacer.fill_to_now(at_most_s=quiet_s):
+            # Waits for room: silence must not overwrite audio not yet read.
+            ring.write(np.zeros(n, np.float32), block=True, stop=self._stop)
         if n >= GAP_SAID_S * STDIN_RATE_HZ:  # a writer in big, timely chunks is not behind
             self._notice(
                 "warning",

@@ -26,6 +26,8 @@ from ..errors import ClusterError
 
 NAMESPACE = "streamlid"
 LOCAL_OBJECT_STORE_BYTES = 200_000_000  # windows are small; the default takes 30% of RAM
+# Ray raises its own errors too (AuthenticationError: RAY_AUTH_MODE=token without a token).
+JOIN_ERRORS = (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError)
 REFUSED_MARKS = ("InvalidAuthToken", "Unauthenticated", "UNAUTHENTICATED")
 TOKEN_FIX = (
     "set RAY_AUTH_MODE=token and the cluster's token in RAY_AUTH_TOKEN (`ray get-auth-token` "
@@ -49,7 +51,10 @@ def _our_sigterm() -> Iterator[None]:
 def unreachable_message(where: str, exc: BaseException, said: str, fix: str) -> str:
     """The one line for a cluster that could not be joined. `said`: what Ray wrote on standard
     error meanwhile; `fix`: what to check otherwise."""
-    if any(mark in said or mark in str(exc) for mark in REFUSED_MARKS):
+    refused = isinstance(exc, ray.exceptions.AuthenticationError) or any(
+        mark in said or mark in str(exc) for mark in REFUSED_MARKS
+    )
+    if refused:
         return (
             f"The Ray cluster at {where!r} refused this process: it uses token authentication "
             f"and the token is missing or wrong; {TOKEN_FIX}."
@@ -76,7 +81,7 @@ def _join(address: str | None, where: str, fix: str, console: Any) -> None:
                 logging_level=logging.WARNING,
             )
             error = None
-        except (ConnectionError, RuntimeError, ValueError) as exc:
+        except JOIN_ERRORS as exc:
             error = exc
     if error is not None:
         raise ClusterError(unreachable_message(where, error, "".join(held), fix)) from None
@@ -105,7 +110,7 @@ def connect(address: str, cpus_n: float = 0.0, console: Any = None) -> bool:
                     log_to_driver=False,
                     logging_level=logging.WARNING,
                 )
-        except (ConnectionError, RuntimeError, ValueError) as exc:
+        except JOIN_ERRORS as exc:
             raise ClusterError(
                 f"Cannot start a local Ray cluster ({first_line(exc)}); give a cluster's "
                 "address with --cluster HOST:PORT."

@@ -126,19 +126,14 @@ def test_realtime_files_are_live(source_audio, tmp_path):
     assert open_source(str(path), realtime=True).live is True
 
 
-def test_live_stdin_that_pauses_keeps_stream_time_on_the_wall_clock(espeak):
-    """`producer | streamlid listen - --realtime`: the producer writes 1 s, pauses 3 s, writes
-    1 s. Its paused audio never comes; stream time kept the 3 s delay for good, in silence."""
-    audio = to_s16le(espeak.samples("en")[:SAMPLE_RATE_HZ])
+def _run_stdin(ring: RingBuffer, write, *, realtime: bool, notice=lambda s, m: None) -> None:
+    """A StdinSource over a pipe: `write(write_fd)` feeds it, closing the pipe ends it; the
+    source is stopped and the pipe closed whatever happens."""
     read_fd, write_fd = os.pipe()
-    source = StdinSource(realtime=True, fd=read_fd)
-    ring = RingBuffer(20 * SAMPLE_RATE_HZ)
-    notices: list[tuple[str, str]] = []
+    source = StdinSource(realtime=realtime, fd=read_fd)
     try:
-        source.start(ring, lambda severity, message: notices.append((severity, message)))
-        os.write(write_fd, audio)
-        time.sleep(4.0)  # the producer's 1 s, played, then a 3 s pause
-        os.write(write_fd, audio)
+        source.start(ring, notice)
+        write(write_fd)
         os.close(write_fd)
         write_fd = -1
         assert source.join(10.0)
@@ -148,6 +143,21 @@ def test_live_stdin_that_pauses_keeps_stream_time_on_the_wall_clock(espeak):
         source.stop()
         source.join(5.0)
         os.close(read_fd)
+
+
+def test_live_stdin_that_pauses_keeps_stream_time_on_the_wall_clock(espeak):
+    """`producer | streamlid listen - --realtime`: the producer writes 1 s, pauses 3 s, writes
+    1 s. Its paused audio never comes; stream time kept the 3 s delay for good, in silence."""
+    audio = to_s16le(espeak.samples("en")[:SAMPLE_RATE_HZ])
+    ring = RingBuffer(20 * SAMPLE_RATE_HZ)
+    notices: list[tuple[str, str]] = []
+
+    def write(write_fd: int) -> None:
+        os.write(write_fd, audio)
+        time.sleep(4.0)  # the producer's 1 s, played, then a 3 s pause
+        os.write(write_fd, audio)
+
+    _run_stdin(ring, write, realtime=True, notice=lambda s, m: notices.append((s, m)))
     assert ring.write_index / SAMPLE_RATE_HZ == pytest.approx(5.0, abs=0.4)
     assert len(notices) == 1 and notices[0][0] == "warning", notices
     assert "then it went on" in notices[0][1]
@@ -158,11 +168,9 @@ def test_stdin_source_reassembles_samples_split_across_reads(espeak):
     audio = espeak.samples("en")[: 2 * SAMPLE_RATE_HZ]
     data = to_s16le(audio)
     expected = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
-    read_fd, write_fd = os.pipe()
-    source = StdinSource(realtime=False, fd=read_fd)
     ring = RingBuffer(10 * SAMPLE_RATE_HZ)
-    try:
-        source.start(ring, lambda severity, message: None)
+
+    def write(write_fd: int) -> None:
         os.write(write_fd, data[:1001])  # 500 samples and half of the next
         deadline = time.monotonic() + 10.0
         while ring.write_index < 500:
@@ -172,15 +180,8 @@ def test_stdin_source_reassembles_samples_split_across_reads(espeak):
         while view:
             written = os.write(write_fd, view)
             view = view[written:]
-        os.close(write_fd)
-        write_fd = -1
-        assert source.join(10.0)
-    finally:
-        if write_fd >= 0:
-            os.close(write_fd)
-        source.stop()
-        source.join(5.0)
-        os.close(read_fd)
+
+    _run_stdin(ring, write, realtime=False)
     chunks = []
     while (chunk := ring.read(1 << 20, timeout_s=0.0)) is not None:
         chunks.append(chunk.samples)

@@ -227,7 +227,7 @@ def _run_command(argv: list[str], watch: SignalWatch) -> int:
             return cmd_identify(config, args.files, as_json=args.json)
         from .run import listen
 
-        return listen(config, args.sources, watch)
+        return listen(config, args.sources, watch, config_file=args.config)
     except StreamlidError as exc:
         if getattr(args, "debug", False):
             raise

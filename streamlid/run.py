@@ -292,8 +292,11 @@ def print_error(message: str) -> None:
         err_console().print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
 
 
-def listen(config: Config, specs: Sequence[str], watch: SignalWatch) -> int:
-    """`streamlid listen`: sources, outputs and model, then the engine to its end."""
+def listen(
+    config: Config, specs: Sequence[str], watch: SignalWatch, *, config_file: str | None = None
+) -> int:
+    """`streamlid listen`: sources, outputs and model, then the engine to its end. `config_file`
+    (the `--config` file) is an input too: no output may replace it."""
     from .audio.open import check_one_stdin, open_source
     from .engine import Engine
     from .onalert import AlertCommand, parse_command
@@ -324,10 +327,12 @@ def listen(config: Config, specs: Sequence[str], watch: SignalWatch) -> int:
                 source.name = stream.name  # events carry the [[streams]] name
             tables[printable(source.name)] = stream  # the engine's name for it
         sources.append(source)
+    # Everything the run reads: the audio, the config file and a local model's files.
+    inputs = [*specs, *([config_file] if config_file else []), *_local_model_files(config.model)]
     if config.jsonl:
         # Appending destroys nothing, but an input is never an output.
         overwrite = config.overwrite or config.jsonl_append
-        check_output_path(config.jsonl, specs, overwrite=overwrite)
+        check_output_path(config.jsonl, inputs, overwrite=overwrite)
     if config.timeline_csv:
         if (
             config.jsonl
@@ -340,7 +345,7 @@ def listen(config: Config, specs: Sequence[str], watch: SignalWatch) -> int:
             )
         check_output_path(
             config.timeline_csv,
-            [*specs, *([config.jsonl] if config.jsonl else [])],
+            [*inputs, *([config.jsonl] if config.jsonl else [])],
             overwrite=config.overwrite,
             option="--timeline-csv",
             ours=is_timeline_file,
@@ -438,6 +443,16 @@ def _release(metrics, session) -> None:
         metrics.join(0.0)
     if session is not None:
         session.close()
+
+
+def _local_model_files(model: str) -> list[str]:
+    """The files of a model given as a folder (none for a hub id): an output must not replace
+    its weights or config. One level: that is all a checkpoint folder holds."""
+    try:
+        with os.scandir(model) as entries:
+            return [entry.path for entry in entries if entry.is_file()]
+    except OSError:  # a hub id, or not there (the loader says so, in its own words)
+        return []
 
 
 def _device_or_pipe(path: str) -> bool:

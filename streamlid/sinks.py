@@ -263,7 +263,7 @@ def check_output_path(
         if same:
             raise ConfigError(
                 f"The {option} output {target!r} is the input {spec!r}; writing it would destroy "
-                "the recording. Choose another path."
+                "it. Choose another path."
             )
     try:
         info = os.stat(target)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -343,6 +344,12 @@ def _shared_config_naming_a_file(folder: Path, wav: Path) -> tuple[list, Path]:
     return ["--config", toml, wav], precious
 
 
+def _the_config_file_itself(folder: Path, wav: Path) -> tuple[list, Path]:
+    toml = folder / "run.toml"
+    toml.write_text("top = 3\n")
+    return ["--config", toml, wav, "--jsonl", toml, "--overwrite"], toml  # an input, always
+
+
 REFUSED_OUTPUTS = {
     "input-as-output": (_input_as_output, ["is the input", "destroy"]),
     "input-through-symlink": (_input_through_a_symlink, ["is the input"]),
@@ -350,6 +357,7 @@ REFUSED_OUTPUTS = {
     "existing-text-file": (_existing_text_file, ["notes.txt", "not a streamlid", "--overwrite"]),
     "existing-json-of-another-tool": (_existing_json_lines, ["data.jsonl", "--overwrite"]),
     "config-names-a-file": (_shared_config_naming_a_file, ["thesis.tex", "--overwrite"]),
+    "the-config-file": (_the_config_file_itself, ["is the input", "run.toml"]),
 }
 
 
@@ -370,6 +378,19 @@ def test_an_output_that_would_destroy_a_file_is_refused_before_anything_is_writt
         assert word in line, f"{word!r} missing from {line!r}"
     assert "Loading model" not in result.stderr  # refused before the slow part
     assert protected.read_bytes() == before  # not a byte changed
+
+
+def test_a_local_models_files_are_never_an_output(espeak, tiny_model_dir, tmp_path, run_cli):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    weights = next(model.glob("*.safetensors"))
+    before = weights.read_bytes()
+    wav = espeak.wav("en")
+    result = run_cli(wav, "--model", model, "--jsonl", weights, "--overwrite", "--ui", "none")
+    assert result.returncode == 2, result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+    assert "is the input" in line and weights.name in line
+    assert weights.read_bytes() == before
 
 
 def test_overwrite_replaces_an_existing_output(espeak, tiny_model_dir, tmp_path):

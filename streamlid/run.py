@@ -334,21 +334,13 @@ def listen(
         overwrite = config.overwrite or config.jsonl_append
         check_output_path(config.jsonl, inputs, overwrite=overwrite)
     if config.timeline_csv:
-        if (
-            config.jsonl
-            and os.path.realpath(config.jsonl) == os.path.realpath(config.timeline_csv)
-            and not _device_or_pipe(config.timeline_csv)  # /dev/null takes both
-        ):  # neither need exist yet, so the input check above cannot see it
-            raise ConfigError(
-                f"--jsonl and --timeline-csv both name {config.timeline_csv!r}; one file cannot "
-                "hold both: give each its own path."
-            )
         check_output_path(
             config.timeline_csv,
-            [*inputs, *([config.jsonl] if config.jsonl else [])],
+            inputs,
             overwrite=config.overwrite,
             option="--timeline-csv",
             ours=is_timeline_file,
+            other_outputs={"--jsonl": config.jsonl} if config.jsonl else {},
         )
     on_alert = parse_command(config.on_alert) if config.on_alert else None
     figures = StreamsReducer()
@@ -453,15 +445,6 @@ def _local_model_files(model: str) -> list[str]:
             return [entry.path for entry in entries if entry.is_file()]
     except OSError:  # a hub id, or not there (the loader says so, in its own words)
         return []
-
-
-def _device_or_pipe(path: str) -> bool:
-    import stat
-
-    try:
-        return not stat.S_ISREG(os.stat(path).st_mode)
-    except OSError:
-        return False
 
 
 def _expectations_as_labels(

@@ -11,7 +11,7 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
 from .errors import ConfigError, OutputError
@@ -244,17 +244,25 @@ def check_output_path(
     overwrite: bool,
     option: str = "--jsonl",
     ours: Callable[[str], bool] | None = None,
+    other_outputs: Mapping[str, str] | None = None,
 ) -> None:
     """Refuses, before anything is opened for writing, an output that would destroy something:
-    one of the inputs (always, whatever the path or link that names it), or an existing file
-    with content unless `overwrite` or `ours` says it is an earlier run's output of this kind
-    (default: streamlid events). Devices and pipes (/dev/null, a FIFO) are fine."""
+    one of the inputs (always, whatever the path or link that names it), another output of the
+    run (`other_outputs`, by option; neither need exist yet), or an existing file with content
+    unless `overwrite` or `ours` says it is an earlier run's output of this kind (default:
+    streamlid events). Devices and pipes (/dev/null, a FIFO) are fine."""
     if target == "-":
         return
     ours = _is_event_file if ours is None else ours
     with contextlib.suppress(OSError):
         if stat.S_ISCHR(os.stat(target).st_mode):
             return  # /dev/null, a terminal: writing there destroys nothing, however often named
+    for other_option, other in (other_outputs or {}).items():
+        if os.path.realpath(other) == os.path.realpath(target):
+            raise ConfigError(
+                f"{other_option} and {option} both name {target!r}; one file cannot hold both: "
+                "give each its own path."
+            )
     for spec in inputs:
         try:
             same = os.path.samefile(spec, target)
@@ -321,9 +329,17 @@ class PlainPrinter:
 
     interactive = False  # no keys, nothing to give back to the terminal
 
-    def __init__(self, out: IO[str] | None = None, show_predictions: bool = True) -> None:
+    def __init__(
+        self,
+        out: IO[str] | None = None,
+        show_predictions: bool = True,
+        warnings_also_to: IO[str] | None = None,
+    ) -> None:
         self._out = out or sys.stdout
         self._show_predictions = show_predictions
+        # Where lines go to a file or pipe (`> log`), a stream's warnings and errors are said on
+        # the terminal too: a run that ends with exit code 1 must not end in silence there.
+        self._warnings_also_to = warnings_also_to
 
     def _print(self, text: str) -> None:
         try:
@@ -339,9 +355,19 @@ class PlainPrinter:
             ) from None
 
     def handle(self, event: Event) -> None:
+        for line in self._lines(event):
+            self._print(line)
+        if self._warnings_also_to is not None and is_warning(event):
+            with contextlib.suppress(OSError):  # the terminal is a courtesy; the log is the output
+                self._warnings_also_to.write("".join(f"{line}\n" for line in self._lines(event)))
+                self._warnings_also_to.flush()
+
+    def _lines(self, event: Event) -> list[str]:
+        """What `event` says in plain lines (none for what this view leaves out)."""
+        lines: list[str] = []
         if isinstance(event, StreamStarted):
             mode = "live" if event.live else "as fast as the model allows"
-            self._print(
+            lines.append(
                 f"[{event.stream}] {printable(event.source)} ({event.sample_rate_hz} Hz, {mode}); "
                 f"model {event.model} on {event.device}/{event.dtype}"
             )
@@ -352,28 +378,30 @@ class PlainPrinter:
                 if event.language
                 else "unknown"
             )
-            self._print(
+            lines.append(
                 f"[{event.stream}] {event.t_start_s:7.1f}-{event.t_end_s:7.1f}s  "
                 f"now: {now:<28} window: {heard}"
             )
         elif isinstance(event, LanguageChange):
             before = event.previous or "unknown"
             after = f"{event.language_name} ({event.language})" if event.language else "unknown"
-            self._print(
+            lines.append(
                 f"[{event.stream}] {event.t_s:7.1f}s  language: {before} -> {after} "
                 f"(since {event.since_s:.1f}s)"
             )
         elif isinstance(event, StreamAlert):
             what = "ALERT" if event.active else "recovered"
-            self._print(f"[{event.stream}] {event.t_s:7.1f}s  {what} {event.kind}: {event.message}")
+            lines.append(
+                f"[{event.stream}] {event.t_s:7.1f}s  {what} {event.kind}: {event.message}"
+            )
         elif isinstance(event, Notice):
             where = f"[{event.stream}] " if event.stream else ""
-            self._print(f"{where}{event.severity}: {event.message}")
+            lines.append(f"{where}{event.severity}: {event.message}")
         elif isinstance(event, FeedState):
-            self._print(f"[{event.stream}] {event.t_s:7.1f}s  feed {feed_state_text(event)}")
+            lines.append(f"[{event.stream}] {event.t_s:7.1f}s  feed {feed_state_text(event)}")
         elif isinstance(event, Summary):
-            for line in summary_lines(event):
-                self._print(line)
+            lines.extend(summary_lines(event))
+        return lines
 
     def close(self) -> None:
         self._out.flush()
@@ -387,15 +415,22 @@ class WarningPrinter(PlainPrinter):
     cannot be written) ends it, and the command line says it once."""
 
     def handle(self, event: Event) -> None:
-        if (
-            (isinstance(event, Notice) and event.stream and event.severity in WARNING_SEVERITIES)
-            or (isinstance(event, FeedState) and event.state != "connected")
-            or isinstance(event, StreamAlert)
-        ):
-            super().handle(event)
+        if is_warning(event):
+            for line in self._lines(event):
+                self._print(line)
 
 
 WARNING_SEVERITIES = ("warning", "error")
+
+
+def is_warning(event: Event) -> bool:
+    """A stream's warning or error, a feed not connected, an alert raised or cleared: what a
+    person at the terminal must see even where everything else goes elsewhere."""
+    return (
+        (isinstance(event, Notice) and bool(event.stream) and event.severity in WARNING_SEVERITIES)
+        or (isinstance(event, FeedState) and event.state != "connected")
+        or isinstance(event, StreamAlert)
+    )
 
 
 def feed_state_text(event: FeedState) -> str:

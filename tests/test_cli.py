@@ -475,3 +475,17 @@ def test_without_a_view_a_warning_still_reaches_the_terminal(tiny_model_dir, tmp
     warnings = [line for line in result.stderr.splitlines() if "warning:" in line]
     assert len(warnings) == 1 and "of 8.0 s: the file is damaged" in warnings[0], result.stderr
     assert result.stdout == ""
+
+
+def test_plain_lines_sent_to_a_file_still_say_a_failure_on_the_terminal(tiny_model_dir, run_cli):
+    """`--ui plain > log`: the log has every line; a stream's error (a feed that never comes
+    up, given up) is said on standard error too, so exit code 1 does not come in silence."""
+    refused = "http://127.0.0.1:9/radio.mp3"  # the discard port: nothing listens there
+    result = run_cli(
+        "listen", refused, "--model", tiny_model_dir, "--ui", "plain", "--reconnect-attempts", "1"
+    )
+    assert result.returncode == 1, result.stderr
+    said = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(said) == 1 and "gave up after 1 reconnect attempt" in said[0], result.stderr
+    assert said[0] in result.stdout.splitlines()  # the log has it too
+    assert "Summary" not in result.stderr  # only what went wrong is repeated

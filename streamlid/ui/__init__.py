@@ -28,6 +28,15 @@ def wants_live_view(config: Config, *, stdout_taken: bool) -> bool:
     return sys.stdout.isatty() and os.environ.get("TERM", "") != "dumb"
 
 
+def _same_file(one, other) -> bool:
+    """Whether two standard streams lead to one place (both the terminal, `2>&1`)."""
+    try:
+        a, b = os.fstat(one.fileno()), os.fstat(other.fileno())
+    except (OSError, ValueError, AttributeError):  # closed, or not a real file (a test's buffer)
+        return True  # say nothing twice where we cannot tell
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
 def make_view(
     config: Config, *, stdout_taken: bool, figures: StreamsReducer | None = None
 ) -> LiveView | PlainPrinter:
@@ -36,7 +45,11 @@ def make_view(
     if config.ui == "none":
         return WarningPrinter(sys.stderr)
     if not wants_live_view(config, stdout_taken=stdout_taken):
-        return PlainPrinter(sys.stderr if stdout_taken else sys.stdout)
+        if stdout_taken:
+            return PlainPrinter(sys.stderr)
+        # `> log`: the lines go to the file, and the terminal still hears of what went wrong.
+        elsewhere = None if _same_file(sys.stdout, sys.stderr) else sys.stderr
+        return PlainPrinter(sys.stdout, warnings_also_to=elsewhere)
     from rich.console import Console
 
     from .live import LiveView

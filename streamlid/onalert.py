@@ -135,6 +135,13 @@ class AlertCommand:
     def join(self, timeout_s: float) -> bool:
         return join_thread(self._thread, timeout_s)
 
+    def hurry(self) -> None:
+        """A second Ctrl-C while the run ends: the command running now is stopped at once and
+        the alerts still queued are left unsent, so the run's end does not wait for them.
+        Safe from a signal handler (it only sets flags and queues without blocking)."""
+        self.stop()
+        self._stop_deadline = time.monotonic()
+
     # -- the command thread ------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -180,7 +187,8 @@ class AlertCommand:
                     event.stream,
                     event.t_s,
                     "warning",
-                    f"--on-alert command {self._argv[0]!r} {problem}; the run goes on.",
+                    f"--on-alert command {self._argv[0]!r} {problem}"
+                    + ("." if self._stopping.is_set() else "; the run goes on."),
                 )
             )
 
@@ -202,6 +210,8 @@ class AlertCommand:
                 if time.monotonic() >= limit:
                     child.kill()
                     child.communicate()
+                    if limit < deadline:
+                        return "was stopped unfinished, as the run ended"
                     return f"took longer than {self._timeout_s:g} s and was stopped"
             except OSError as exc:  # it closed its stdin early, or died at once
                 child.kill()

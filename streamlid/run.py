@@ -185,6 +185,7 @@ class SignalWatch:
         self._interrupting = True
         self._wake = threading.Event()
         self._previous: dict[int, Any] = {}
+        self._on_signal: Callable[[], Any] | None = None
 
     def __enter__(self) -> SignalWatch:
         if threading.current_thread() is threading.main_thread():
@@ -209,6 +210,14 @@ class SignalWatch:
         self._wake.set()
         if self._interrupting:
             raise Interrupted(signum)
+        if self._on_signal is not None:
+            self._on_signal()
+
+    def on_signal(self, act: Callable[[], Any] | None) -> None:
+        """While recording: also call `act` (on the main thread, from the handler, so it must
+        not block) for each signal. The stop path uses it to hurry what the run's end waits
+        for, which may be running on the main thread itself."""
+        self._on_signal = act
 
     def _handle_export(self, signum: int, frame: FrameType | None) -> None:
         # Only recorded: writing files from a signal handler could interleave with anything.
@@ -418,7 +427,14 @@ def _supervised(engine, config: Config, view, command, metrics, specs, watch) ->
                 engine.attach("key reader", keys)
                 terminal.append(keys)
     export = None if timeline is None else lambda: _export(timeline, engine)
-    code = supervise(engine, watch, terminal=terminal, report_now=not live, on_export=export)
+    code = supervise(
+        engine,
+        watch,
+        terminal=terminal,
+        report_now=not live,
+        on_export=export,
+        hurry=None if command is None else command.hurry,
+    )
     # At exit, however the run ended, from the figures it left.
     exported = timeline is None or _export(timeline, engine, publish=False)
     if not exported and code == EXIT_OK:
@@ -531,6 +547,7 @@ def supervise(
     terminal: Sequence[ThreadOwner] = (),
     report_now: bool = True,
     on_export: Callable[[], Any] | None = None,
+    hurry: Callable[[], Any] | None = None,
 ) -> int:
     """Runs `engine` until its input ends, a signal, `q`, a fatal error or stdout's reader
     leaving; then the one stop path. Returns the exit code.
@@ -538,7 +555,8 @@ def supervise(
     `terminal`: owners that hold the terminal (live view, key reader), given back at once on a
     forced exit or a crash. `report_now`: print output failures as they happen (not under a
     live view, which shows them; they are printed again once it has left the screen).
-    `on_export`: called here, on the main thread, when SIGUSR1 asked for an export."""
+    `on_export`: called here, on the main thread, when SIGUSR1 asked for an export.
+    `hurry`: what a second signal cuts short at the end (an --on-alert command still running)."""
     printed = 0
 
     def report() -> None:
@@ -558,7 +576,7 @@ def supervise(
                 report()
             watch.wait(POLL_S)
         if not engine.wait(0.0):
-            code = _stop_and_wait(engine, watch, terminal)
+            code = _stop_and_wait(engine, watch, terminal, hurry)
             if code is not None:
                 return code  # forced: the model would not let go
         finished = True
@@ -571,12 +589,18 @@ def supervise(
 
 
 def _stop_and_wait(
-    engine: Engine, watch: SignalWatch, terminal: Sequence[ThreadOwner]
+    engine: Engine,
+    watch: SignalWatch,
+    terminal: Sequence[ThreadOwner],
+    hurry: Callable[[], Any] | None = None,
 ) -> int | None:
     """Stops the engine and waits for its finishing. A second signal, or a model that is still
     mid-forward after FORCED_EXIT_AFTER_S, leaves at once: the code to exit with (then the
-    caller must exit without joining), or None after a clean stop."""
+    caller must exit without joining), or None after a clean stop. The finishing itself runs
+    here, on the main thread, where this loop cannot see a second signal: `hurry`, called from
+    the signal handler, cuts short what it waits for."""
     signals_at_stop = len(watch.received)
+    watch.on_signal(hurry)
     engine.stop(INTERRUPTED)
     deadline = time.monotonic() + FORCED_EXIT_AFTER_S
     while not engine.wait(POLL_S):  # once the worker ends, this returns after the finishing

@@ -244,6 +244,29 @@ def test_a_command_that_hangs_is_stopped_after_its_timeout(tmp_path):
     assert time.monotonic() - started < 5
 
 
+def test_hurry_stops_a_running_command_at_once_and_says_so(tmp_path):
+    """A second Ctrl-C at the run's end: a command that would run for half a minute (within
+    its timeout) is stopped now, so the drain the end waits for is over."""
+    published = []
+    command = AlertCommand(
+        recorder_argv(tmp_path, sleep_s=30), published.append, 0.0, timeout_s=60.0
+    )
+    command.start()
+    try:
+        command.handle(alert())
+        command.handle(alert(kind=SILENCE))  # queued behind it: left unsent
+        assert not command.drain(1.0)  # it is running
+        command.hurry()
+        assert command.drain(10.0)
+    finally:
+        command.stop()
+        assert command.join(10.0)
+    (notice,) = published
+    assert "stopped unfinished, as the run ended" in notice.message
+    assert "the run goes on" not in notice.message
+    assert calls(tmp_path) == []
+
+
 def test_a_missing_program_is_refused_before_the_run():
     with pytest.raises(ConfigError, match="not found"):
         parse_command("no-such-program-xyz --flag")

@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from audio_helpers import silence, write_wav
 from harness import REPO_ROOT
 from speech import espeak_missing, script
 
@@ -197,6 +198,46 @@ def test_metrics_csv_on_sigusr1_and_sigterm_flushing_everything(cli_env, french,
     assert not list(tmp_path.glob(".timeline.csv.*"))  # no temporary file left
     with pytest.raises(OSError):
         scrape(port)  # the server is gone with the run
+
+
+def test_a_second_signal_cuts_short_an_on_alert_command_the_end_waits_for(cli_env, tmp_path):
+    """The run's end waits (bounded) for --on-alert commands still running; a second SIGTERM
+    (or Ctrl-C) stops them at once, and the run still ends with its summary."""
+    quiet = tmp_path / "quiet.wav"
+    write_wav(quiet, silence(30.0))
+    started = tmp_path / "started"
+    hang = tmp_path / "hang.py"
+    hang.write_text(f"import time\nopen({str(started)!r}, 'w').close()\ntime.sleep(60)\n")
+    events = tmp_path / "events.jsonl"
+    args = [str(quiet), "--model", str(TINY_LID), "--ui", "none", "--realtime"]
+    args += ["--jsonl", str(events), "--alert-silence-after", "1"]
+    args += ["--on-alert", f"{sys.executable} {hang}"]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "streamlid", "listen", *args],
+        env=cli_env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not started.exists() and time.monotonic() < deadline:
+            assert child.poll() is None, child.communicate()[1].decode()
+            time.sleep(0.1)
+        assert started.exists(), "the silence alert never ran its command"
+        child.send_signal(signal.SIGTERM)
+        time.sleep(1.0)  # the end is waiting for the command now
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == 128 + signal.SIGTERM, err.decode()
+    log = read_jsonl(events)
+    assert log[-1]["type"] == "summary" and log[-1]["reason"] == "interrupted"
+    (stopped,) = [e for e in log if e["type"] == "notice" and "--on-alert" in e["message"]]
+    assert "stopped unfinished" in stopped["message"]  # before the summary, not lost after it
 
 
 def test_jsonl_append_keeps_the_earlier_run_and_refuses_an_input(run_cli, french, tmp_path):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from audio_helpers import silence
+from audio_helpers import probe_duration_s, silence
 from feed_servers import LoopbackFeed, ffmpeg_children, ffmpeg_processes, make_mp3, wait_until
 from harness import REPO_ROOT, ListSink, make_engine
 
@@ -134,6 +134,18 @@ def test_ffmpeg_says_whether_reading_its_input_ended_on_an_error():
         "[in#0/ogg @ 0x2] [error] Error during demuxing: Input/output error",
     ):
         assert ffmpeg_saying(last_word).input_failed, last_word
+    # A response cut short that ffmpeg asks the rest of (-reconnect): the input goes on.
+    resumed = ffmpeg_saying(
+        "[http @ 0x1] [error] Stream ends prematurely at 10, should be 20",
+        "[http @ 0x1] [warning] Will reconnect at 10 in 0 second(s), error=Input/output error.",
+    )
+    assert not resumed.input_failed
+    assert resumed.cut_short == (10, 20) and resumed.resumes_n == 1
+    # ffmpeg 5's words for the end of a response with no length (a live stream): no file cut.
+    live = ffmpeg_saying(
+        "[http @ 0x1] [error] Stream ends prematurely at 16000, should be 18446744073709551615"
+    )
+    assert live.input_failed and live.cut_short is None
 
 
 def test_backoff_doubles_within_bounds_with_jitter():
@@ -355,15 +367,60 @@ def test_an_m4a_that_needs_seeking_from_a_server_that_cannot_ends_with_the_fix(
 
 
 @needs_ffmpeg
-@pytest.mark.parametrize("mode", ["cut", "chunked"])
-def test_a_response_with_no_length_or_cut_short_is_reconnected(classifier, feed_mp3, mode):
-    """Only a length read in full ends a feed: a download cut short of its length, or a
-    response without one that ends (nginx in front of Icecast ends a mount so), is a drop."""
-    with LoopbackFeed(feed_mp3.read_bytes(), mode=mode) as feed:
+def test_a_response_with_no_length_that_ends_is_reconnected(classifier, feed_mp3):
+    """A response without a length that ends (nginx in front of Icecast ends a mount so) is a
+    live stream's drop: reconnected, as a live stream is."""
+    with LoopbackFeed(feed_mp3.read_bytes(), mode="chunked") as feed:
         with Running(classifier, [feed.url], **FAST_RETRY) as run:
             assert wait_until(lambda: "recovered" in run.states(), 30.0), run.states()
         assert run.states()[:3] == ["connected", "disconnected", "retrying"]
     assert ffmpeg_children(os.getpid()) == []
+
+
+def _served(kind: str, served_files: dict[str, Path], feed_mp3: Path) -> Path:
+    return feed_mp3 if kind == "mp3" else served_files[kind]
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("kind", ["wav", "mp3"])
+def test_a_file_cut_short_is_resumed_with_a_range_request(classifier, served_files, feed_mp3, kind):
+    """A file whose connection drops at half its length, from a server that answers range
+    requests: the rest is asked for from where it stopped (`Range: bytes=N-`) and its audio is
+    heard once, whole. Before, the feed reconnected and heard it from its start again."""
+    path = _served(kind, served_files, feed_mp3)
+    data = path.read_bytes()
+    whole_s = probe_duration_s(path)
+    with LoopbackFeed(data, mode="cut-ranges") as feed:
+        sink = run_to_end([feed.url], classifier, 30.0, **FAST_RETRY)  # replayed: never ends
+    assert sink.summary.reason == "end of input"
+    assert sink.summary.streams[0].duration_s == pytest.approx(whole_s, abs=0.5)
+    assert [s.state for s in sink.of_type(FeedState)] == ["connected"]
+    assert feed.ranges[-1] == len(data) // 2  # where the cut was
+    assert [n.message for n in sink.of_type(Notice)] == []
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("kind", ["wav", "mp3"])
+def test_a_file_cut_short_by_a_server_without_ranges_ends_there_with_a_warning(
+    classifier, served_files, feed_mp3, kind
+):
+    """The same cut from a server that ignores range requests (`python -m http.server`): the
+    file ends where it was cut, with one warning that says so, and nothing of it is heard
+    twice. Before, it was fetched again from its start, its audio counted twice and more."""
+    path = _served(kind, served_files, feed_mp3)
+    data = path.read_bytes()
+    whole_s = probe_duration_s(path)
+    with LoopbackFeed(data, mode="cut") as feed:
+        sink = run_to_end([feed.url], classifier, 30.0, **FAST_RETRY)
+    assert sink.summary.reason == "end of input"
+    assert [s.state for s in sink.of_type(FeedState)] == ["connected"]
+    assert feed.connections == 1
+    duration_s = sink.summary.streams[0].duration_s
+    assert 0.3 * whole_s < duration_s < 0.6 * whole_s, (duration_s, whole_s)
+    (notice,) = sink.of_type(Notice)
+    assert notice.severity == "warning"
+    assert f"cut short at {len(data) // 2} of {len(data)} bytes" in notice.message
+    assert "does not resume" in notice.message
 
 
 @needs_ffmpeg

@@ -389,7 +389,7 @@ class WarningPrinter(PlainPrinter):
     def handle(self, event: Event) -> None:
         if (
             (isinstance(event, Notice) and event.stream and event.severity in WARNING_SEVERITIES)
-            or (isinstance(event, FeedState) and event.state != "connected")
+            or (isinstance(event, FeedState) and (event.state != "connected" or event.outage_s))
             or isinstance(event, StreamAlert)
         ):
             super().handle(event)
@@ -400,10 +400,12 @@ WARNING_SEVERITIES = ("warning", "error")
 
 def feed_state_text(event: FeedState) -> str:
     """A feed's state in words, for the plain log and the live view."""
+    tries = f"{event.attempt} attempt{'s' if event.attempt != 1 else ''}"
     if event.state == "connected":
+        if event.outage_s:  # its first attempts failed: it was down from its start until now
+            return f"connected after {event.outage_s:.1f} s without audio ({tries})"
         return "connected"
     if event.state == "recovered":
-        tries = f"{event.attempt} attempt{'s' if event.attempt != 1 else ''}"
         return f"recovered after {event.outage_s:.1f} s without audio ({tries})"
     if event.state == "retrying":
         return f"down {event.outage_s:.1f} s, reconnecting: {event.reason}"

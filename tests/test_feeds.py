@@ -26,7 +26,7 @@ from harness import REPO_ROOT, ListSink, make_engine
 
 from streamlid.audio.feeds import BURST_ALLOWANCE_S, Backoff, FeedPacer
 from streamlid.audio.urls import protocol_whitelist, redact
-from streamlid.events import FeedState, Notice, Prediction
+from streamlid.events import FeedState, Notice, Prediction, StreamAlert
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
 FAST_RETRY = {"stall_timeout": 2.0, "reconnect_min": 0.2, "reconnect_max": 1.0}
@@ -716,27 +716,81 @@ def test_the_plain_log_and_the_summary_count_reconnects_and_outage():
 
     out = io.StringIO()
     printer = PlainPrinter(out)
-    builder = StreamsReducer()
-    for event in (
-        _feed("connected"),
-        _feed("disconnected", "no audio for 10 s (stalled)", 0, 10.0),
-        _feed("retrying", "no audio for 10 s (stalled); attempt 1 in 0.5 s", 1, 10.0),
-        _feed("recovered", "no audio for 10 s (stalled)", 1, 11.0),
-        _feed("disconnected", "the server ended the stream", 0, 0.0),
-        _feed("retrying", "the server ended the stream; attempt 1 in 0.5 s", 1, 2.5),
+    now = [100.0]
+    builder = StreamsReducer(clock=lambda: now[0])
+    for event, later_s in (
+        (_feed("connected"), 0.0),
+        (_feed("disconnected", "no audio for 10 s (stalled)", 0, 10.0), 0.5),
+        (_feed("retrying", "no audio for 10 s (stalled); attempt 1 in 0.5 s", 1, 10.0), 0.5),
+        (_feed("recovered", "no audio for 10 s (stalled)", 1, 11.0), 5.0),
+        (_feed("disconnected", "the server ended the stream", 0, 0.0), 0.0),
+        (_feed("retrying", "the server ended the stream; attempt 1 in 30 s", 1, 0.0), 7.5),
     ):
         printer.handle(event)
         builder.handle(event)
+        now[0] += later_s
     log = out.getvalue()
     assert "feed down: no audio for 10 s (stalled)" in log
     assert "feed recovered after 11.0 s without audio (1 attempt)" in log
     (stream,) = builder.summaries()
     assert stream.reconnects == 1
-    assert stream.outage_s == pytest.approx(11.0 + 2.5)  # the one still going on counts
+    # The one still going on counts up to the summary (the stop), not to its last report.
+    assert stream.outage_s == pytest.approx(11.0 + 7.5)
     from streamlid.events import Summary
 
     lines = summary_lines(Summary(streams=(stream,), wall_s=60.0, reason="interrupted"))
-    assert "    feed: 1 reconnect, 13.5 s without audio" in lines
+    assert "    feed: 1 reconnect, 18.5 s without audio" in lines
+
+
+def test_a_feed_is_down_from_when_its_audio_stopped_not_from_the_report():
+    """A stall is reported only after --stall-timeout, and a feed that never came up only once
+    its first attempt failed: the outage (and the down alert's clock) starts when the audio
+    stopped, or at the start, as the report's outage_s says. A feed that comes up late books
+    the outage before it."""
+    from streamlid.streams import StreamsReducer
+
+    now = [100.0]
+    builder = StreamsReducer(clock=lambda: now[0])
+    builder.handle(_feed("disconnected", "no audio for 10 s (stalled)", 0, 10.0))
+    assert builder.now()[0].feed_down_since_wall == pytest.approx(90.0)
+    now[0] += 5.0
+    assert builder.summaries()[0].outage_s == pytest.approx(15.0)
+    builder.handle(_feed("connected", "Connection refused", 3, 15.0))
+    now[0] += 60.0
+    assert builder.now()[0].feed_down_since_wall is None
+    assert builder.summaries()[0].outage_s == pytest.approx(15.0)
+
+
+@needs_ffmpeg
+def test_a_feed_that_never_comes_up_is_down_from_its_start_until_the_stop(classifier):
+    """A server that answers and sends nothing: the first attempt ends only at the stall
+    timeout (2 s). The feed was down from its start: the down alert (after 1 s) counts from
+    there, not from the report, and the summary's outage runs to the stop, not to the last
+    report (the next retry is 30 s away). Before: the alert said 1 s, the outage 0 s."""
+    with LoopbackFeed(b"", mode="silent") as feed:
+        with Running(
+            classifier,
+            [feed.url],
+            stall_timeout=2.0,
+            reconnect_min=30.0,
+            reconnect_max=30.0,
+            alert_down_after=1.0,
+        ) as run:
+
+            def alerts() -> list[StreamAlert]:
+                return [e for e in list(run.sink.events) if isinstance(e, StreamAlert)]
+
+            assert wait_until(alerts, 15.0), run.states()
+            time.sleep(1.0)
+        (alert,) = alerts()
+        assert alert.kind == "down" and alert.active
+        assert alert.duration_s >= 2.0 - 0.1, alert  # at least the first attempt's stall
+        assert run.states() == ["disconnected", "retrying"]
+        summary = run.sink.summary
+        outage_s = summary.streams[0].outage_s
+        # Down all the run (its start: the engine's, a moment before the source's).
+        assert summary.wall_s - 1.5 < outage_s <= summary.wall_s + 0.1, (outage_s, summary)
+        assert outage_s >= 2.0 + 1.0 - 0.1
 
 
 @needs_ffmpeg

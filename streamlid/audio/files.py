@@ -449,13 +449,15 @@ class FfmpegSource(Source):
         pacer = FeedPacer(FFMPEG_RATE_HZ, self._stop) if self._realtime else None
         attempt = 0  # retries since the feed last delivered audio
         ever_connected = False
+        started = time.monotonic()  # a feed that never came up is down from here
         down_since: float | None = None  # wall time the audio stopped (None: up)
         reason = ""
 
         def on_audio() -> None:
             nonlocal attempt, down_since, ever_connected
-            if not ever_connected:
-                self._feed("connected", "", 0, 0.0)
+            if not ever_connected:  # at last, if it was down from the start: that outage too
+                outage_s = 0.0 if down_since is None else time.monotonic() - down_since
+                self._feed("connected", reason, attempt, round(outage_s, 3))
             elif down_since is not None:
                 outage_s = time.monotonic() - down_since
                 self._fill_silence(ring, pacer)  # the reconnecting itself took stream time
@@ -491,8 +493,8 @@ class FfmpegSource(Source):
             else:
                 reason = f"no audio (ffmpeg exited with code {code})"
             now = time.monotonic()
-            if down_since is None:
-                down_since = (self._last_audio_at or now) if total else now
+            if down_since is None:  # it was up until its last audio, or it never came up
+                down_since = (self._last_audio_at or now) if ever_connected else started
                 self._feed("disconnected", reason, attempt, round(now - down_since, 3))
             attempt += 1
             if 0 <= settings.reconnect_attempts < attempt:

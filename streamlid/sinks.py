@@ -389,7 +389,7 @@ class WarningPrinter(PlainPrinter):
     def handle(self, event: Event) -> None:
         if (
             (isinstance(event, Notice) and event.stream and event.severity in WARNING_SEVERITIES)
-            or (isinstance(event, FeedState) and (event.state != "connected" or event.outage_s))
+            or (isinstance(event, FeedState) and event.state != "connected")
             or isinstance(event, StreamAlert)
         ):
             super().handle(event)

@@ -747,6 +747,7 @@ def test_a_feed_is_down_from_when_its_audio_stopped_not_from_the_report():
     its first attempt failed: the outage (and the down alert's clock) starts when the audio
     stopped, or at the start, as the report's outage_s says. A feed that comes up late books
     the outage before it."""
+    from streamlid.sinks import feed_state_text
     from streamlid.streams import StreamsReducer
 
     now = [100.0]
@@ -759,6 +760,9 @@ def test_a_feed_is_down_from_when_its_audio_stopped_not_from_the_report():
     now[0] += 60.0
     assert builder.now()[0].feed_down_since_wall is None
     assert builder.summaries()[0].outage_s == pytest.approx(15.0)
+    text = feed_state_text(_feed("connected", "Connection refused", 3, 15.0))
+    assert text == "connected after 15.0 s without audio (3 attempts)"
+    assert feed_state_text(_feed("connected")) == "connected"
 
 
 @needs_ffmpeg

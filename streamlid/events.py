@@ -107,16 +107,17 @@ class Notice:
 
 @dataclass(frozen=True)
 class FeedState:
-    """A network feed's connection changed: "connected" (first audio), "disconnected" (it
-    dropped, ended or stalled: `reason`), "retrying" (attempt number `attempt`), "recovered"
-    (audio again, after `outage_s` seconds without)."""
+    """A network feed's connection changed: "connected" (first audio; after `outage_s`
+    seconds down when its first attempts failed), "disconnected" (it dropped, ended or stalled:
+    `reason`), "retrying" (attempt number `attempt`), "recovered" (audio again, after
+    `outage_s` seconds without)."""
 
     stream: str
     t_s: float
     state: str  # "connected" | "disconnected" | "retrying" | "recovered"
     reason: str
     attempt: int
-    outage_s: float  # seconds without audio so far (recovered: the whole outage)
+    outage_s: float  # seconds without audio so far (recovered, connected: the whole outage)
 
 
 @dataclass(frozen=True)

@@ -435,10 +435,12 @@ def is_warning(event: Event) -> bool:
 
 def feed_state_text(event: FeedState) -> str:
     """A feed's state in words, for the plain log and the live view."""
+    tries = f"{event.attempt} attempt{'s' if event.attempt != 1 else ''}"
     if event.state == "connected":
+        if event.outage_s:  # its first attempts failed: it was down from its start until now
+            return f"connected after {event.outage_s:.1f} s without audio ({tries})"
         return "connected"
     if event.state == "recovered":
-        tries = f"{event.attempt} attempt{'s' if event.attempt != 1 else ''}"
         return f"recovered after {event.outage_s:.1f} s without audio ({tries})"
     if event.state == "retrying":
         return f"down {event.outage_s:.1f} s, reconnecting: {event.reason}"

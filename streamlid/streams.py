@@ -203,8 +203,7 @@ class _Stream:
     feed_state: str = ""
     down_since_wall: float | None = None
     reconnects: int = 0
-    outage_s: float = 0.0  # closed outages
-    down_for_s: float = 0.0  # the outage still going on (0 while the feed is up)
+    outage_s: float = 0.0  # closed outages (the one still going on: since down_since_wall)
     feed_reason: str = ""
     alerts_active: dict[str, str] = field(default_factory=dict)  # kind -> message
     alerts_total: int = 0
@@ -350,14 +349,15 @@ class StreamsReducer:
         self._advance(s, event.t_s)
         if event.state in ("disconnected", "retrying"):
             if s.down_since_wall is None:
-                s.down_since_wall = self._clock()
-            s.down_for_s = max(0.0, event.outage_s)
+                # Down since the audio stopped (a stall is seen only after stall_timeout; a
+                # feed never up is down from its start), not since this report of it.
+                s.down_since_wall = self._clock() - max(0.0, event.outage_s)
         else:
             if event.state == "recovered":
                 s.reconnects += 1
-                s.outage_s += max(0.0, event.outage_s)
+            # The outage that ends here ("connected": a feed down from its start, or 0).
+            s.outage_s += max(0.0, event.outage_s)
             s.down_since_wall = None
-            s.down_for_s = 0.0
         s.feed_state, s.feed_reason = event.state, event.reason
 
     # -- readers -----------------------------------------------------------------------------
@@ -440,6 +440,10 @@ class StreamsReducer:
             alerts_total=s.alerts_total,
         )
 
+    def _down_for_s(self, s: _Stream) -> float:
+        """The outage still going on (up to now: at the end, up to the stop)."""
+        return 0.0 if s.down_since_wall is None else max(0.0, self._clock() - s.down_since_wall)
+
     @staticmethod
     def _open_s(s: _Stream) -> float:
         if s.open_since_s is None:
@@ -484,7 +488,7 @@ class StreamsReducer:
                 for code, total in means
             ),
             hop_mean_s=round(s.hop_sum_s / s.hop_n, 3) if s.hop_n else None,
-            outage_s=round(s.outage_s + s.down_for_s, 3),
+            outage_s=round(s.outage_s + self._down_for_s(s), 3),
             reconnects=s.reconnects,
         )
 

@@ -4,7 +4,8 @@
 bit rate, looping; it can send a burst first, go silent after the headers, be killed (every
 connection cut, connections refused) and restarted on the same port. It also serves any bytes as
 a file, the way `python -m http.server` does (with their length, ignoring range requests), cut
-short of that length, or chunked. Every test that starts one stops it (it is a context
+short of that length, or chunked; or the way nginx does (answering range requests), its first
+response cut short. Every test that starts one stops it (it is a context
 manager).
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import socketserver
@@ -45,7 +47,9 @@ class LoopbackFeed:
     then nothing), "file" (the bytes once, with a length, as fast as the socket takes them),
     "missing" (404 Not Found), "cut" (the length of them all, then only the first half: a
     dropped download), "chunked" (the bytes once in chunked encoding, ended by its last chunk:
-    no length).
+    no length), "cut-ranges" (the length of them all, then only the first half, from a server
+    that answers a range request `bytes=N-` with 206 and the rest: a dropped download that can
+    be resumed; `ranges` lists each request's N, None for a request without one).
     `burst_s`: seconds of audio sent at once on connect (like Icecast's burst-on-connect);
     `pause`: (after_s, for_s): a live feed sends nothing for for_s once after_s of audio, then
     goes on where it was, at real time (a hiccup upstream, shorter than a stall)."""
@@ -64,6 +68,7 @@ class LoopbackFeed:
         self.pause = pause
         self.port = 0
         self.connections = 0
+        self.ranges: list[int | None] = []
         self._server: socketserver.ThreadingTCPServer | None = None
         self._thread: threading.Thread | None = None
         self._sockets: set[socket.socket] = set()
@@ -125,12 +130,15 @@ class LoopbackFeed:
             self.connections += 1
         try:
             sock.settimeout(5.0)
-            sock.recv(65536)  # the request; its content does not matter here
+            request = sock.recv(65536).decode("latin-1")
             if self.mode == "missing":
                 sock.sendall(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n")
                 return
             if self.mode == "chunked":
                 self._send_chunked(sock)
+                return
+            if self.mode == "cut-ranges":
+                self._send_range(sock, request)
                 return
             sized = self.mode in ("file", "cut")
             length = f"Content-Length: {len(self.data)}\r\n" if sized else ""
@@ -150,6 +158,28 @@ class LoopbackFeed:
                 self._sockets.discard(sock)
             with contextlib.suppress(OSError):
                 sock.close()
+
+    def _send_range(self, sock: socket.socket, request: str) -> None:
+        """Like nginx for a static file: a range `bytes=N-` gets 206 and bytes N on. Every
+        response from before half the length is cut there: the connection drops at that byte."""
+        found = re.search(r"^Range: *bytes=(\d+)-\s*$", request, re.IGNORECASE | re.MULTILINE)
+        start = int(found.group(1)) if found else None
+        length = len(self.data)
+        with self._lock:
+            self.ranges.append(start)
+        if start is None:
+            head = f"HTTP/1.1 200 OK\r\nContent-Length: {length}\r\n"
+            start = 0
+        else:
+            head = (
+                f"HTTP/1.1 206 Partial Content\r\nContent-Length: {length - start}\r\n"
+                f"Content-Range: bytes {start}-{length - 1}/{length}\r\n"
+            )
+        sock.sendall(
+            f"{head}Accept-Ranges: bytes\r\nContent-Type: application/octet-stream\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+        sock.sendall(self.data[start : length // 2 if start < length // 2 else length])
 
     def _send_chunked(self, sock: socket.socket) -> None:
         sock.sendall(

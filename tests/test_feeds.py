@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from audio_helpers import silence
+from audio_helpers import probe_duration_s, silence
 from feed_servers import LoopbackFeed, ffmpeg_children, ffmpeg_processes, make_mp3, wait_until
 from harness import REPO_ROOT, ListSink, make_engine
 
 from streamlid.audio.feeds import BURST_ALLOWANCE_S, Backoff, FeedPacer
 from streamlid.audio.urls import protocol_whitelist, redact
-from streamlid.events import FeedState, Notice, Prediction
+from streamlid.events import FeedState, Notice, Prediction, StreamAlert
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
 FAST_RETRY = {"stall_timeout": 2.0, "reconnect_min": 0.2, "reconnect_max": 1.0}
@@ -134,6 +134,18 @@ def test_ffmpeg_says_whether_reading_its_input_ended_on_an_error():
         "[in#0/ogg @ 0x2] [error] Error during demuxing: Input/output error",
     ):
         assert ffmpeg_saying(last_word).input_failed, last_word
+    # A response cut short that ffmpeg asks the rest of (-reconnect): the input goes on.
+    resumed = ffmpeg_saying(
+        "[http @ 0x1] [error] Stream ends prematurely at 10, should be 20",
+        "[http @ 0x1] [warning] Will reconnect at 10 in 0 second(s), error=Input/output error.",
+    )
+    assert not resumed.input_failed
+    assert resumed.cut_short == (10, 20) and resumed.resumes_n == 1
+    # ffmpeg 5's words for the end of a response with no length (a live stream): no file cut.
+    live = ffmpeg_saying(
+        "[http @ 0x1] [error] Stream ends prematurely at 16000, should be 18446744073709551615"
+    )
+    assert live.input_failed and live.cut_short is None
 
 
 def test_backoff_doubles_within_bounds_with_jitter():
@@ -355,15 +367,60 @@ def test_an_m4a_that_needs_seeking_from_a_server_that_cannot_ends_with_the_fix(
 
 
 @needs_ffmpeg
-@pytest.mark.parametrize("mode", ["cut", "chunked"])
-def test_a_response_with_no_length_or_cut_short_is_reconnected(classifier, feed_mp3, mode):
-    """Only a length read in full ends a feed: a download cut short of its length, or a
-    response without one that ends (nginx in front of Icecast ends a mount so), is a drop."""
-    with LoopbackFeed(feed_mp3.read_bytes(), mode=mode) as feed:
+def test_a_response_with_no_length_that_ends_is_reconnected(classifier, feed_mp3):
+    """A response without a length that ends (nginx in front of Icecast ends a mount so) is a
+    live stream's drop: reconnected, as a live stream is."""
+    with LoopbackFeed(feed_mp3.read_bytes(), mode="chunked") as feed:
         with Running(classifier, [feed.url], **FAST_RETRY) as run:
             assert wait_until(lambda: "recovered" in run.states(), 30.0), run.states()
         assert run.states()[:3] == ["connected", "disconnected", "retrying"]
     assert ffmpeg_children(os.getpid()) == []
+
+
+def _served(kind: str, served_files: dict[str, Path], feed_mp3: Path) -> Path:
+    return feed_mp3 if kind == "mp3" else served_files[kind]
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("kind", ["wav", "mp3"])
+def test_a_file_cut_short_is_resumed_with_a_range_request(classifier, served_files, feed_mp3, kind):
+    """A file whose connection drops at half its length, from a server that answers range
+    requests: the rest is asked for from where it stopped (`Range: bytes=N-`) and its audio is
+    heard once, whole. Before, the feed reconnected and heard it from its start again."""
+    path = _served(kind, served_files, feed_mp3)
+    data = path.read_bytes()
+    whole_s = probe_duration_s(path)
+    with LoopbackFeed(data, mode="cut-ranges") as feed:
+        sink = run_to_end([feed.url], classifier, 30.0, **FAST_RETRY)  # replayed: never ends
+    assert sink.summary.reason == "end of input"
+    assert sink.summary.streams[0].duration_s == pytest.approx(whole_s, abs=0.5)
+    assert [s.state for s in sink.of_type(FeedState)] == ["connected"]
+    assert feed.ranges[-1] == len(data) // 2  # where the cut was
+    assert [n.message for n in sink.of_type(Notice)] == []
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("kind", ["wav", "mp3"])
+def test_a_file_cut_short_by_a_server_without_ranges_ends_there_with_a_warning(
+    classifier, served_files, feed_mp3, kind
+):
+    """The same cut from a server that ignores range requests (`python -m http.server`): the
+    file ends where it was cut, with one warning that says so, and nothing of it is heard
+    twice. Before, it was fetched again from its start, its audio counted twice and more."""
+    path = _served(kind, served_files, feed_mp3)
+    data = path.read_bytes()
+    whole_s = probe_duration_s(path)
+    with LoopbackFeed(data, mode="cut") as feed:
+        sink = run_to_end([feed.url], classifier, 30.0, **FAST_RETRY)
+    assert sink.summary.reason == "end of input"
+    assert [s.state for s in sink.of_type(FeedState)] == ["connected"]
+    assert feed.connections == 1
+    duration_s = sink.summary.streams[0].duration_s
+    assert 0.3 * whole_s < duration_s < 0.6 * whole_s, (duration_s, whole_s)
+    (notice,) = sink.of_type(Notice)
+    assert notice.severity == "warning"
+    assert f"cut short at {len(data) // 2} of {len(data)} bytes" in notice.message
+    assert "does not resume" in notice.message
 
 
 @needs_ffmpeg
@@ -659,27 +716,85 @@ def test_the_plain_log_and_the_summary_count_reconnects_and_outage():
 
     out = io.StringIO()
     printer = PlainPrinter(out)
-    builder = StreamsReducer()
-    for event in (
-        _feed("connected"),
-        _feed("disconnected", "no audio for 10 s (stalled)", 0, 10.0),
-        _feed("retrying", "no audio for 10 s (stalled); attempt 1 in 0.5 s", 1, 10.0),
-        _feed("recovered", "no audio for 10 s (stalled)", 1, 11.0),
-        _feed("disconnected", "the server ended the stream", 0, 0.0),
-        _feed("retrying", "the server ended the stream; attempt 1 in 0.5 s", 1, 2.5),
+    now = [100.0]
+    builder = StreamsReducer(clock=lambda: now[0])
+    for event, later_s in (
+        (_feed("connected"), 0.0),
+        (_feed("disconnected", "no audio for 10 s (stalled)", 0, 10.0), 0.5),
+        (_feed("retrying", "no audio for 10 s (stalled); attempt 1 in 0.5 s", 1, 10.0), 0.5),
+        (_feed("recovered", "no audio for 10 s (stalled)", 1, 11.0), 5.0),
+        (_feed("disconnected", "the server ended the stream", 0, 0.0), 0.0),
+        (_feed("retrying", "the server ended the stream; attempt 1 in 30 s", 1, 0.0), 7.5),
     ):
         printer.handle(event)
         builder.handle(event)
+        now[0] += later_s
     log = out.getvalue()
     assert "feed down: no audio for 10 s (stalled)" in log
     assert "feed recovered after 11.0 s without audio (1 attempt)" in log
     (stream,) = builder.summaries()
     assert stream.reconnects == 1
-    assert stream.outage_s == pytest.approx(11.0 + 2.5)  # the one still going on counts
+    # The one still going on counts up to the summary (the stop), not to its last report.
+    assert stream.outage_s == pytest.approx(11.0 + 7.5)
     from streamlid.events import Summary
 
     lines = summary_lines(Summary(streams=(stream,), wall_s=60.0, reason="interrupted"))
-    assert "    feed: 1 reconnect, 13.5 s without audio" in lines
+    assert "    feed: 1 reconnect, 18.5 s without audio" in lines
+
+
+def test_a_feed_is_down_from_when_its_audio_stopped_not_from_the_report():
+    """A stall is reported only after --stall-timeout, and a feed that never came up only once
+    its first attempt failed: the outage (and the down alert's clock) starts when the audio
+    stopped, or at the start, as the report's outage_s says. A feed that comes up late books
+    the outage before it."""
+    from streamlid.sinks import feed_state_text
+    from streamlid.streams import StreamsReducer
+
+    now = [100.0]
+    builder = StreamsReducer(clock=lambda: now[0])
+    builder.handle(_feed("disconnected", "no audio for 10 s (stalled)", 0, 10.0))
+    assert builder.now()[0].feed_down_since_wall == pytest.approx(90.0)
+    now[0] += 5.0
+    assert builder.summaries()[0].outage_s == pytest.approx(15.0)
+    builder.handle(_feed("connected", "Connection refused", 3, 15.0))
+    now[0] += 60.0
+    assert builder.now()[0].feed_down_since_wall is None
+    assert builder.summaries()[0].outage_s == pytest.approx(15.0)
+    text = feed_state_text(_feed("connected", "Connection refused", 3, 15.0))
+    assert text == "connected after 15.0 s without audio (3 attempts)"
+    assert feed_state_text(_feed("connected")) == "connected"
+
+
+@needs_ffmpeg
+def test_a_feed_that_never_comes_up_is_down_from_its_start_until_the_stop(classifier):
+    """A server that answers and sends nothing: the first attempt ends only at the stall
+    timeout (2 s). The feed was down from its start: the down alert (after 1 s) counts from
+    there, not from the report, and the summary's outage runs to the stop, not to the last
+    report (the next retry is 30 s away). Before: the alert said 1 s, the outage 0 s."""
+    with LoopbackFeed(b"", mode="silent") as feed:
+        with Running(
+            classifier,
+            [feed.url],
+            stall_timeout=2.0,
+            reconnect_min=30.0,
+            reconnect_max=30.0,
+            alert_down_after=1.0,
+        ) as run:
+
+            def alerts() -> list[StreamAlert]:
+                return [e for e in list(run.sink.events) if isinstance(e, StreamAlert)]
+
+            assert wait_until(alerts, 15.0), run.states()
+            time.sleep(1.0)
+        (alert,) = alerts()
+        assert alert.kind == "down" and alert.active
+        assert alert.duration_s >= 2.0 - 0.1, alert  # at least the first attempt's stall
+        assert run.states() == ["disconnected", "retrying"]
+        summary = run.sink.summary
+        outage_s = summary.streams[0].outage_s
+        # Down all the run (its start: the engine's, a moment before the source's).
+        assert summary.wall_s - 1.5 < outage_s <= summary.wall_s + 0.1, (outage_s, summary)
+        assert outage_s >= 2.0 + 1.0 - 0.1
 
 
 @needs_ffmpeg

@@ -32,6 +32,12 @@ _BYTES_READ = re.compile(r"Statistics: (\d+) bytes read")
 # HTTP response shorter than its Content-Length (or, without one, any end), and the demuxer's
 # error as ffmpeg 6.1+ words it (ffmpeg 5 writes "<input>: <error>", matched in the reader).
 _INPUT_FAILED = re.compile(r"Stream ends prematurely|Error during demuxing")
+# An HTTP response that ended short of its length: the bytes it had reached, and the length.
+# A response with no length (a live stream) ends so too, "should be" its unsigned -1.
+_CUT_SHORT = re.compile(r"Stream ends prematurely at (\d+), should be (\d+)")
+NO_LENGTH = 2**64 - 1
+# ffmpeg (-reconnect) asks for the rest of that response with a range request: reading goes on.
+_RESUMING = re.compile(r"Will reconnect at \d+")
 
 
 class FfmpegChild:
@@ -48,6 +54,8 @@ class FfmpegChild:
         self.input_format: str | None = None  # the demuxer's names, once the input is open
         self.input_failed = False  # reading the input ended on an error, not at its end
         self.bytes_read: int | None = None  # what ffmpeg read of its input, once it is closed
+        self.cut_short: tuple[int, int] | None = None  # (bytes, length): an HTTP response cut
+        self.resumes_n = 0  # range requests ffmpeg made for the rest of a response cut short
         self.process = subprocess.Popen(
             [ffmpeg, *args],
             stdin=subprocess.DEVNULL,
@@ -99,6 +107,11 @@ class FfmpegChild:
                 self.input_format = found.group(1)
             if found := _BYTES_READ.search(line):
                 self.bytes_read = int(found.group(1))
+            if (found := _CUT_SHORT.search(line)) and int(found.group(2)) != NO_LENGTH:
+                self.cut_short = (int(found.group(1)), int(found.group(2)))
+            if _RESUMING.search(line):  # the cut is not the input's end, unless this fails too
+                self.resumes_n += 1
+                self.input_failed = False
             if text and level in ("error", "fatal", "panic"):
                 self.input_failed = self.input_failed or self._ends_input(text)
                 self.problems.append(redact(text))

@@ -26,7 +26,15 @@ from .feeds import Backoff, FeedPacer, FeedSettings
 from .ffmpeg import REAP_TIMEOUT_S, FfmpegChild
 from .ring import RingBuffer
 from .source import BLOCK_S, GAP_FILLED_S, GAP_SAID_S, Pacer, Source
-from .urls import FILE_PROTOCOLS, for_ffmpeg, is_url, protocol_whitelist, redact
+from .urls import (
+    FILE_PROTOCOLS,
+    RESUMABLE_SCHEMES,
+    for_ffmpeg,
+    is_url,
+    protocol_whitelist,
+    redact,
+    scheme_of,
+)
 
 # Ask ffmpeg for exactly what the model wants: one resampling, done by it.
 FFMPEG_RATE_HZ = SAMPLE_RATE_HZ
@@ -127,6 +135,21 @@ def no_audio_message(length: int, child: FfmpegChild) -> str:
     return message
 
 
+def cut_short_message(child: FfmpegChild) -> str:
+    """Why a file served over HTTP ends before its length: its connection dropped and the rest
+    could not be fetched without fetching it all again."""
+    assert child.cut_short is not None
+    got, length = child.cut_short
+    if child.resumes_n:
+        how = "resuming it with a range request failed"
+    else:
+        how = "the server does not resume downloads (range requests)"
+    return (
+        f"the file was cut short at {got} of {length} bytes and {how}; "
+        "it ends there (fetching it again would hear its start twice)"
+    )
+
+
 class _NotForSoundFile(Exception):
     pass
 
@@ -202,7 +225,9 @@ class FfmpegSource(Source):
     ffmpeg as `file:` plus its absolute path with only the file protocol allowed, so no name is
     ever a protocol; a URL gets its scheme's protocols (its scheme in lower case) and a read
     timeout. A URL is a live feed: its end, a drop or a stall is followed by reconnecting
-    (feeds.py), unless it was a finite resource the server delivered whole (`_read_whole`)."""
+    (feeds.py), unless it was a finite resource the server delivered whole (`_read_whole`) or
+    one whose connection dropped short of its length: ffmpeg resumes that with a range request
+    where the server accepts them, and otherwise it ends there with a warning."""
 
     def __init__(self, spec: str, *, realtime: bool, feed: FeedSettings | None = None) -> None:
         super().__init__()
@@ -243,6 +268,10 @@ class FfmpegSource(Source):
             # and hand on each packet as it is decoded.
             args += ["-probesize", str(FEED_PROBE_BYTES), "-analyzeduration", "1000000"]
             args += ["-flush_packets", "1"]
+            if scheme_of(self._input) in RESUMABLE_SCHEMES:
+                # A response with a length (a file) that drops is resumed where it stopped with
+                # a range request, if the server accepts them; its decoding never notices.
+                args += ["-reconnect", "1"]
         else:
             args += ["-protocol_whitelist", FILE_PROTOCOLS]
             if self._realtime:
@@ -420,13 +449,15 @@ class FfmpegSource(Source):
         pacer = FeedPacer(FFMPEG_RATE_HZ, self._stop) if self._realtime else None
         attempt = 0  # retries since the feed last delivered audio
         ever_connected = False
+        started = time.monotonic()  # a feed that never came up is down from here
         down_since: float | None = None  # wall time the audio stopped (None: up)
         reason = ""
 
         def on_audio() -> None:
             nonlocal attempt, down_since, ever_connected
-            if not ever_connected:
-                self._feed("connected", "", 0, 0.0)
+            if not ever_connected:  # at last, if it was down from the start: that outage too
+                outage_s = 0.0 if down_since is None else time.monotonic() - down_since
+                self._feed("connected", reason, attempt, round(outage_s, 3))
             elif down_since is not None:
                 outage_s = time.monotonic() - down_since
                 self._fill_silence(ring, pacer)  # the reconnecting itself took stream time
@@ -446,6 +477,11 @@ class FfmpegSource(Source):
                 return  # a finite resource (a file served over HTTP), read to its end
             if self.stopping:  # while the server was asked for the resource's length
                 return
+            if child.cut_short is not None:
+                # A file cut short that ffmpeg could not resume: fetched again, it would start
+                # from its beginning, and its audio would be heard (and counted) twice.
+                self._notice("warning", f"{self.description}: {cut_short_message(child)}")
+                return
             if stalled:
                 reason = f"no audio for {settings.stall_timeout_s:g} s (stalled)"
             elif code is not None and code < 0:  # not the server: ffmpeg itself was ended
@@ -457,8 +493,8 @@ class FfmpegSource(Source):
             else:
                 reason = f"no audio (ffmpeg exited with code {code})"
             now = time.monotonic()
-            if down_since is None:
-                down_since = (self._last_audio_at or now) if total else now
+            if down_since is None:  # it was up until its last audio, or it never came up
+                down_since = (self._last_audio_at or now) if ever_connected else started
                 self._feed("disconnected", reason, attempt, round(now - down_since, 3))
             attempt += 1
             if 0 <= settings.reconnect_attempts < attempt:
@@ -495,7 +531,8 @@ class FfmpegSource(Source):
         opened_but_silent = total == 0 and child.input_format is not None and bool(child.bytes_read)
         if not (ended_cleanly or opened_but_silent):
             return False
-        length = self._resource_length()
+        # A response that was cut short, then resumed, gave its length on the way.
+        length = child.cut_short[1] if child.cut_short else self._resource_length()
         if length is None or not (ended_cleanly or (child.bytes_read or 0) >= length):
             return False
         if total == 0:

@@ -428,7 +428,7 @@ def is_warning(event: Event) -> bool:
     person at the terminal must see even where everything else goes elsewhere."""
     return (
         (isinstance(event, Notice) and bool(event.stream) and event.severity in WARNING_SEVERITIES)
-        or (isinstance(event, FeedState) and event.state != "connected")
+        or (isinstance(event, FeedState) and (event.state != "connected" or event.outage_s > 0))
         or isinstance(event, StreamAlert)
     )
 

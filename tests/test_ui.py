@@ -736,8 +736,11 @@ def test_headless_lines_are_a_streams_troubles_only():
     printer.handle(FeedState("radio", 14.0, "retrying", "no audio for 10 s (stalled)", 1, 12.0))
     printer.handle(StreamAlert("radio", 20.0, "down", True, "radio down for 15 s"))
     printer.handle(Prediction("radio", 1.0, 4.0, FRENCH, FRENCH, "fra", "French", 0.8, 0.1, 1.0))
+    # A feed that comes up only after its first attempts failed: it was down until then.
+    printer.handle(FeedState("late", 9.0, "connected", "Connection refused", 3, 9.0))
     lines = out.getvalue().splitlines()
-    assert len(lines) == 3, lines
+    assert len(lines) == 4, lines
     assert "down" in lines[0] and "stalled" in lines[0]
     assert "reconnecting" in lines[1]
     assert "ALERT" in lines[2] and "radio down for 15 s" in lines[2]
+    assert "[late]" in lines[3] and "9.0 s without audio" in lines[3]

@@ -33,9 +33,11 @@ _BYTES_READ = re.compile(r"Statistics: (\d+) bytes read")
 # error as ffmpeg 6.1+ words it (ffmpeg 5 writes "<input>: <error>", matched in the reader).
 _INPUT_FAILED = re.compile(r"Stream ends prematurely|Error during demuxing")
 # An HTTP response that ended short of its length: the bytes it had reached, and the length.
-# A response with no length (a live stream) ends so too, "should be" its unsigned -1.
+# A response with no length (a live stream) ends so too, "should be" its unsigned -1; some
+# servers give a live stream a length it never reaches (2147483647 and larger). A response that
+# long is not a file to resume but a stream to reconnect to.
 _CUT_SHORT = re.compile(r"Stream ends prematurely at (\d+), should be (\d+)")
-NO_LENGTH = 2**64 - 1
+LIVE_LENGTH_MIN = 2**31 - 1
 # ffmpeg (-reconnect) asks for the rest of that response with a range request: reading goes on.
 _RESUMING = re.compile(r"Will reconnect at \d+")
 
@@ -107,7 +109,7 @@ class FfmpegChild:
                 self.input_format = found.group(1)
             if found := _BYTES_READ.search(line):
                 self.bytes_read = int(found.group(1))
-            if (found := _CUT_SHORT.search(line)) and int(found.group(2)) != NO_LENGTH:
+            if (found := _CUT_SHORT.search(line)) and int(found.group(2)) < LIVE_LENGTH_MIN:
                 self.cut_short = (int(found.group(1)), int(found.group(2)))
             if _RESUMING.search(line):  # the cut is not the input's end, unless this fails too
                 self.resumes_n += 1

@@ -95,9 +95,11 @@ class AlertWatch:
         key = (f.stream, kind)
         active = self._active.get(key)
         if holds and active is None and now - onset >= after_s:
-            self._active[key] = _Active(onset, f.language)
+            # Only an unexpected language names one; silence and a feed down have none.
+            self._active[key] = _Active(onset, f.language if kind == UNEXPECTED else None)
             message = _raised(f, kind, now - onset, self.settings(f.stream))
-            self._publish(StreamAlert(f.stream, t_s, kind, True, message, f.language, now - onset))
+            language = self._active[key].language
+            self._publish(StreamAlert(f.stream, t_s, kind, True, message, language, now - onset))
         elif not holds and active is not None:
             del self._active[key]
             lasted_s = max(0.0, now - active.onset)

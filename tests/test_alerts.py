@@ -98,13 +98,15 @@ def test_silence_alerts_in_stream_time_and_clears_on_speech():
     rig = Rig(AlertSettings(silence_after_s=30.0))
     rig.send(SpeechChange("a", 0.0, True))
     rig.send(SpeechChange("a", 5.0, False))
-    rig.send(prediction(34.0, None))
+    # The language stays English through the silence (nothing new was heard to change it).
+    rig.send(prediction(34.0, "eng"))
     assert rig.alerts == []
-    rig.send(prediction(35.0, None))
+    rig.send(prediction(35.0, "eng"))
     assert [(a.kind, a.active) for a in rig.alerts] == [(SILENCE, True)]
     rig.send(SpeechChange("a", 50.0, True))
     assert [(a.kind, a.active) for a in rig.alerts] == [(SILENCE, True), (SILENCE, False)]
     assert rig.alerts[1].duration_s == pytest.approx(45.0)
+    assert [a.language for a in rig.alerts] == [None, None]  # a silence names no language
 
 
 def test_a_feed_down_alerts_in_wall_time_on_the_tick():

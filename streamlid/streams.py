@@ -286,6 +286,8 @@ class StreamsReducer:
         s.since_s = None if event.language is None else since
         self._close_segment(s, since)
         s.seg_code, s.seg_start_s = code, since
+        if s.language == event.language:  # the answer that made the change comes before it
+            s.seg_conf_sum, s.seg_conf_n = s.confidence, 1
 
     def _credit_until(self, s: _Stream, until_s: float) -> None:
         """Credits the speech before `until_s` to the current code, for good."""
@@ -309,6 +311,12 @@ class StreamsReducer:
             self._credit_until(s, fold_to)
             s.code_since_s = fold_to  # no change can reach back beyond it any more
         s.windows += 1
+        if s.code == UNDECIDED and event.language is None:
+            # The first answer named no language: from its window on, the speech is unknown
+            # (answered, and no language found), no longer undecided (not yet answered).
+            since = max(event.t_start_s, s.code_since_s)
+            self._credit_until(s, since)
+            s.code, s.code_since_s = UNKNOWN, since
         if event.hop_s is not None:
             s.hop_sum_s += event.hop_s
             s.hop_n += 1

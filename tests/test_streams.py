@@ -66,6 +66,18 @@ def test_speech_before_the_first_decision_is_undecided_not_the_first_language():
     assert sum(summary.speech_s_by_language.values()) == pytest.approx(77.0)
 
 
+def test_speech_answered_without_a_language_is_unknown_not_undecided():
+    """Music through a gate that lets it pass: answered, but no language named. Only the
+    speech before the first answer's window is undecided."""
+    r = StreamsReducer()
+    r.handle(SpeechChange("a", 0.0, True))
+    for t_end_s in (5.0, 6.0, 7.0, 8.0):
+        r.handle(prediction(t_end_s, None))
+    r.handle(SpeechChange("a", 30.0, False))
+    assert r.speech_by_language("a") == pytest.approx({UNDECIDED: 2.0, "unknown": 28.0})
+    assert r.summaries()[0].changes == 0
+
+
 def test_a_change_reaches_back_to_its_since_and_splits_a_segment():
     r = StreamsReducer()
     r.handle(SpeechChange("a", 1.0, True))
@@ -83,6 +95,23 @@ def test_a_change_reaches_back_to_its_since_and_splits_a_segment():
         ("eng", 12.0, 20.0),
     ]
     assert segments[0].mean_confidence == pytest.approx(0.9)
+
+
+def test_a_segment_ended_right_after_its_change_has_the_confidence_that_made_it():
+    """The answer that makes a change comes before its change event; a run stopped before the
+    next answer must still give the new segment that answer's confidence, not none."""
+    r = StreamsReducer()
+    r.handle(SpeechChange("a", 0.0, True))
+    r.handle(prediction(3.0, "eng", conf=0.8))
+    r.handle(change(3.0, 0.0, None, "eng"))
+    r.handle(prediction(9.0, "fra", conf=0.6))
+    r.handle(change(9.0, 7.5, "eng", "fra"))
+    r.handle(SpeechChange("a", 9.5, False))
+    segments = r.segments()
+    assert [(s.language, s.mean_confidence) for s in segments] == [
+        ("eng", pytest.approx(0.8)),
+        ("fra", pytest.approx(0.6)),
+    ]
 
 
 def test_books_fold_old_speech_and_stay_exact_over_many_segments():

@@ -410,12 +410,13 @@ class PlainPrinter:
 class WarningPrinter(PlainPrinter):
     """`--ui none`: no view, yet a stream's warnings and errors (a damaged file, a feed down,
     reconnecting or given up, an alert raised or cleared) still reach the terminal, one line
-    each on standard error, so a headless run never fails in silence; everything else goes
-    only where the user sent it (JSONL, metrics). An error of the whole run (an output that
-    cannot be written) ends it, and the command line says it once."""
+    each on standard error, so a headless run never fails in silence, and so does the summary
+    at its end (a run is never without one); the answers go only where the user sent them
+    (JSONL, metrics). An error of the whole run (an output that cannot be written) ends it, and
+    the command line says it once."""
 
     def handle(self, event: Event) -> None:
-        if is_warning(event):
+        if is_warning(event) or isinstance(event, Summary):
             for line in self._lines(event):
                 self._print(line)
 

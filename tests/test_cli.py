@@ -475,6 +475,7 @@ def test_without_a_view_a_warning_still_reaches_the_terminal(tiny_model_dir, tmp
     warnings = [line for line in result.stderr.splitlines() if "warning:" in line]
     assert len(warnings) == 1 and "of 8.0 s: the file is damaged" in warnings[0], result.stderr
     assert result.stdout == ""
+    assert "Summary (end of input" in result.stderr  # a run always ends with its summary
 
 
 def test_plain_lines_sent_to_a_file_still_say_a_failure_on_the_terminal(tiny_model_dir, run_cli):

@@ -134,7 +134,10 @@ class JsonlSink:
         if self._busy_s() > STUCK_S:
             raise self._given_up(STUCK_S)
         line = json.dumps(_compact(event_to_dict(event)), ensure_ascii=False) + "\n"
-        self._put(line.encode("utf-8"), STUCK_S)
+        # A file name that is not UTF-8 reaches us with lone surrogates (b"\xe9" is "\udce9");
+        # written as "\udce9", inside a JSON string that is its own escape: valid UTF-8, and
+        # json.loads gives back the very name.
+        self._put(line.encode("utf-8", "backslashreplace"), STUCK_S)
 
     def _put(self, item: bytes | None, timeout_s: float) -> None:
         try:

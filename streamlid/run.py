@@ -504,7 +504,11 @@ def _metrics_server(config: Config, figures):
         return None
     from .metrics import MetricsServer
 
-    return MetricsServer(figures, config.metrics_host, config.metrics_port)
+    server = MetricsServer(figures, config.metrics_host, config.metrics_port)
+    host = f"[{config.metrics_host}]" if ":" in config.metrics_host else config.metrics_host
+    with contextlib.suppress(OSError):  # where to scrape: the one thing a user must know
+        err_console().print(f"Metrics at http://{host}:{server.port}/metrics", markup=False)
+    return server
 
 
 def _export(timeline, engine: Engine, *, publish: bool = True) -> bool:

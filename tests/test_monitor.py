@@ -188,6 +188,7 @@ def test_metrics_csv_on_sigusr1_and_sigterm_flushing_everything(cli_env, french,
             child.kill()
             child.communicate()
     assert child.returncode == 128 + signal.SIGTERM, err.decode()
+    assert f"Metrics at http://127.0.0.1:{port}/metrics" in err.decode()  # where to scrape
     log = read_jsonl(events)
     assert log[-1]["type"] == "summary" and log[-1]["reason"] == "interrupted"
     duration_s = log[-1]["streams"][0]["duration_s"]

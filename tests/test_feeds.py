@@ -73,6 +73,9 @@ def test_redaction_removes_credentials_and_tokens_from_any_text():
     assert shown == "https://***@radio.example/live.mp3?token=***&bitrate=128&api_key=***"
     message = f"error: {url}: Connection refused"
     assert "s3cret" not in redact(message) and redact(message).endswith("Connection refused")
+    said = redact("http://h/w.mp3?token=T0K: Input/output error")
+    assert said == "http://h/w.mp3?token=***: Input/output error"  # the message keeps its ":"
+    assert "T0K" not in redact("http://h/w.mp3?token=T0K:more&x=1")
     assert redact(shown) == shown
     assert redact("/music/a@b.mp3") == "/music/a@b.mp3"  # a path is no URL
 

@@ -49,7 +49,11 @@ SECRET_KEYS = (
 )
 _USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s?#]*@", re.IGNORECASE)
 _QUERY_SECRET = re.compile(
-    r"(?P<lead>[?&;])(?P<key>[^=&;#\s/?]*?(?:" + "|".join(SECRET_KEYS) + r"))=[^&;#\s]*",
+    # The value ends at the next parameter or a space; a ":" right before a space or the end is
+    # the message's own ("...?token=abc: Connection refused"), not the secret's.
+    r"(?P<lead>[?&;])(?P<key>[^=&;#\s/?]*?(?:"
+    + "|".join(SECRET_KEYS)
+    + r"))=[^&;#\s]*?(?=:?(?:[&;#\s]|$))",
     re.IGNORECASE,
 )
 

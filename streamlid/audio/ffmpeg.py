@@ -36,9 +36,11 @@ _INPUT_FAILED = re.compile(r"Stream ends prematurely|Error during demuxing")
 
 class FfmpegChild:
     """`args` after the ffmpeg (or ffprobe) binary, with the input after `-i`; raw output on
-    stdout, `-loglevel level+info` (or `level+verbose`, for `bytes_read`) on stderr."""
+    stdout, `-loglevel level+info` (or `level+verbose`, for `bytes_read`) on stderr. `stdin`:
+    what the child reads as `pipe:0` (a descriptor, or subprocess.PIPE to write it), else
+    nothing."""
 
-    def __init__(self, ffmpeg: str, args: list[str], name: str) -> None:
+    def __init__(self, ffmpeg: str, args: list[str], name: str, stdin: int | None = None) -> None:
         self._lock = threading.Lock()
         self._killed = False
         self._input = args[args.index("-i") + 1] if "-i" in args else None
@@ -50,7 +52,7 @@ class FfmpegChild:
         self.bytes_read: int | None = None  # what ffmpeg read of its input, once it is closed
         self.process = subprocess.Popen(
             [ffmpeg, *args],
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if stdin is None else stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
@@ -133,9 +135,10 @@ class FfmpegChild:
         except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
             code = None
         self._stderr_thread.join(REAP_TIMEOUT_S)
-        for pipe in (self.process.stdout, self.process.stderr):
+        for pipe in (self.process.stdin, self.process.stdout, self.process.stderr):
             if pipe is not None:
-                pipe.close()
+                with contextlib.suppress(OSError):  # stdin: unwritten bytes to a dead child
+                    pipe.close()
         return None if killed_by_us else code
 
     def wait_exit(self, timeout_s: float) -> int | None:

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
+import stat
 import subprocess
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +29,7 @@ from .feeds import Backoff, FeedPacer, FeedSettings
 from .ffmpeg import REAP_TIMEOUT_S, FfmpegChild
 from .ring import RingBuffer
 from .source import BLOCK_S, GAP_FILLED_S, GAP_SAID_S, Pacer, Source
-from .urls import FILE_PROTOCOLS, for_ffmpeg, is_url, protocol_whitelist, redact
+from .urls import FILE_PROTOCOLS, PIPE_PROTOCOLS, for_ffmpeg, is_url, protocol_whitelist, redact
 
 # Ask ffmpeg for exactly what the model wants: one resampling, done by it.
 FFMPEG_RATE_HZ = SAMPLE_RATE_HZ
@@ -53,6 +56,8 @@ def open_file_source(spec: str, *, realtime: bool, feed: FeedSettings | None = N
         raise AudioSourceError(f"{spec!r} is a folder, not an audio file; name a file in it.")
     if not os.access(path, os.R_OK):
         raise AudioSourceError(f"Audio file {spec!r} is not readable; check its permissions.")
+    if stat.S_ISFIFO(path.stat().st_mode):
+        return open_pipe_source(spec, realtime=realtime)
     if path.stat().st_size == 0:
         raise AudioSourceError(f"Audio file {spec!r} is empty (0 bytes); give a recording.")
     if path.suffix.lower() in SOUNDFILE_SUFFIXES or shutil.which("ffmpeg") is None:
@@ -61,6 +66,30 @@ def open_file_source(spec: str, *, realtime: bool, feed: FeedSettings | None = N
         except _NotForSoundFile:
             pass
     return FfmpegSource(spec, realtime=realtime)
+
+
+@dataclass(frozen=True)
+class PipeInput:
+    """A stream with no size and no second reading (a FIFO, standard input), which ffmpeg reads
+    as its standard input: `head` (bytes already read from `fd` to recognise it), then `fd`;
+    `owned`: the source closes `fd` at its end (a FIFO it opened, not standard input)."""
+
+    fd: int
+    head: bytes = b""
+    owned: bool = False
+
+
+def open_pipe_source(spec: str, *, realtime: bool) -> Source:
+    """A FIFO named as a path (`<(cat talk.wav)`, `mkfifo`): it has no size to judge and cannot
+    be probed and then read again, so ffmpeg decodes it as it comes, telling the format from
+    its bytes."""
+    if shutil.which("ffmpeg") is None:
+        raise AudioSourceError(
+            f"{spec!r} is a pipe, which only ffmpeg can decode as it comes, and ffmpeg is not "
+            "installed; install ffmpeg (e.g. `apt install ffmpeg`) or give the file itself."
+        )
+    fd = os.open(spec, os.O_RDONLY)  # a named FIFO waits here for its writer, as `cat` would
+    return FfmpegSource(spec, realtime=realtime, pipe=PipeInput(fd, owned=True))
 
 
 def decoded_all(decoded_s: float, promised_s: float) -> bool:
@@ -204,7 +233,14 @@ class FfmpegSource(Source):
     timeout. A URL is a live feed: its end, a drop or a stall is followed by reconnecting
     (feeds.py), unless it was a finite resource the server delivered whole (`_read_whole`)."""
 
-    def __init__(self, spec: str, *, realtime: bool, feed: FeedSettings | None = None) -> None:
+    def __init__(
+        self,
+        spec: str,
+        *,
+        realtime: bool,
+        feed: FeedSettings | None = None,
+        pipe: PipeInput | None = None,
+    ) -> None:
         super().__init__()
         self._ffmpeg = shutil.which("ffmpeg")
         self._url = is_url(spec)
@@ -215,7 +251,13 @@ class FfmpegSource(Source):
                 "install ffmpeg (e.g. `apt install ffmpeg`) or convert the file to WAV or FLAC."
             )
         self._spec = spec  # the real URL: for the ffmpeg child only, never for output
-        self._input = for_ffmpeg(spec) if self._url else "file:" + str(Path(spec).absolute())
+        self._pipe = pipe  # ours to close
+        if pipe is not None:
+            self._input = "pipe:0"
+        elif self._url:
+            self._input = for_ffmpeg(spec)
+        else:
+            self._input = "file:" + str(Path(spec).absolute())
         self.name = shown if self._url else Path(spec).name
         self.description = shown
         self.sample_rate_hz = FFMPEG_RATE_HZ
@@ -227,7 +269,7 @@ class FfmpegSource(Source):
         self._child_lock = threading.Lock()
         self._last_audio_at: float | None = None  # wall time of the last audio read
         self._promised_s: float | None = None
-        if not self._url:
+        if not self._url and pipe is None:
             self._promised_s = self._probe()
 
     # -- the child ------------------------------------------------------------------------
@@ -244,7 +286,7 @@ class FfmpegSource(Source):
             args += ["-probesize", str(FEED_PROBE_BYTES), "-analyzeduration", "1000000"]
             args += ["-flush_packets", "1"]
         else:
-            args += ["-protocol_whitelist", FILE_PROTOCOLS]
+            args += ["-protocol_whitelist", PIPE_PROTOCOLS if self._pipe else FILE_PROTOCOLS]
             if self._realtime:
                 args.append("-re")  # ffmpeg paces a local decode itself
         return [
@@ -261,12 +303,12 @@ class FfmpegSource(Source):
             "-",
         ]
 
-    def _spawn(self, binary: str, args: list[str]) -> FfmpegChild | None:
+    def _spawn(self, binary: str, args: list[str], stdin: int | None = None) -> FfmpegChild | None:
         """A new child, unless stopping (checked under the lock `stop()` takes: none is left)."""
         with self._child_lock:
             if self.stopping:
                 return None
-            self._child = FfmpegChild(binary, args, self.name)
+            self._child = FfmpegChild(binary, args, self.name, stdin)
             return self._child
 
     def _reap(self) -> int | None:
@@ -290,6 +332,28 @@ class FfmpegSource(Source):
 
     def close(self) -> None:
         self._reap()
+        if self._pipe is not None and self._pipe.owned:
+            os.close(self._pipe.fd)
+
+    def _feed_child(self, child: FfmpegChild, pipe: PipeInput) -> None:
+        """The bytes read to recognise the stream, then the rest of it, into the child's
+        standard input; ends at the stream's end (closing it tells ffmpeg), the child's, or a
+        stop (the child killed: a blocked write fails at once)."""
+        assert child.process.stdin is not None
+        out = child.process.stdin.fileno()
+        try:
+            data = pipe.head
+            while data:
+                while data:
+                    data = data[os.write(out, data) :]
+                while not self.stopping and child.process.poll() is None:
+                    if select.select([pipe.fd], [], [], 0.1)[0]:
+                        data = os.read(pipe.fd, 65536)
+                        break
+        except OSError:  # the child is gone (EPIPE): its own verdict is what is reported
+            pass
+        finally:
+            child.process.stdin.close()
 
     def _probe(self) -> float | None:
         """Fails now, with ffmpeg's reason, on a file ffmpeg cannot decode or with no audio;
@@ -388,10 +452,22 @@ class FfmpegSource(Source):
             self._run_file(ring)
 
     def _run_file(self, ring: RingBuffer) -> None:
-        child = self._spawn(self._ffmpeg or "ffmpeg", self._args())
+        pipe = self._pipe
+        stdin = None if pipe is None else subprocess.PIPE if pipe.head else pipe.fd
+        child = self._spawn(self._ffmpeg or "ffmpeg", self._args(), stdin)
         if child is None:
             return
-        total, _ = self._pump(child, ring, None, None)
+        feeder = None
+        if pipe is not None and pipe.head:
+            feeder = threading.Thread(
+                target=self._feed_child, args=(child, pipe), name=f"ffmpeg-stdin-{self.name}"
+            )
+            feeder.start()
+        try:
+            total, _ = self._pump(child, ring, None, None)
+        finally:
+            if feeder is not None:  # it ends within 0.1 s of the child's end or a stop
+                feeder.join(REAP_TIMEOUT_S)
         if self.stopping:
             return
         code = child.wait_exit(REAP_TIMEOUT_S)

@@ -24,6 +24,7 @@ PROTOCOLS_BY_SCHEME = {
     "tcp": "tcp",
 }
 FILE_PROTOCOLS = "file"  # a local file is only ever a file
+PIPE_PROTOCOLS = "pipe"  # a pipe (stdin, a FIFO) reaches ffmpeg as its own standard input
 URL_PREFIXES = tuple(f"{scheme}://" for scheme in PROTOCOLS_BY_SCHEME if scheme != "icecast")
 
 REDACTED = "***"

@@ -165,6 +165,23 @@ def test_live_stdin_that_pauses_keeps_stream_time_on_the_wall_clock(espeak):
 
 
 @needs_ffmpeg
+@pytest.mark.parametrize("seed", [0, 1])  # 1: ffmpeg, going by the name, finds a frame or two
+def test_random_bytes_named_mp3_are_not_audio_in_one_sentence_and_exit_1(
+    seed, tiny_model_dir, tmp_path, run_cli
+):
+    """They were "no audio decoded (Error configuring filter graph)", or a warning that ffmpeg
+    ended early and exit code 0, as if a recording had been heard."""
+    path = tmp_path / "noise.mp3"
+    path.write_bytes(np.random.default_rng(seed).bytes(300_000))
+    result = run_cli(path, "--model", tiny_model_dir, "--ui", "none")
+    assert result.returncode == 1, result.stderr
+    (error,) = [line for line in result.stderr.splitlines() if "] error: " in line]
+    assert "is not audio that ffmpeg can decode (" in error and "Invalid data" in error
+    assert "give an audio or video file" in error
+    assert "Traceback" not in result.stderr
+
+
+@needs_ffmpeg
 def test_only_a_container_is_told_apart_from_raw_pcm(source_audio, tmp_path):
     """Raw PCM that opens on a sample of -1 begins with 0xFF 0xFF, an MPEG frame's sync word:
     it stays PCM unless a second frame follows where the first one's length says."""

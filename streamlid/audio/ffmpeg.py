@@ -32,6 +32,8 @@ _BYTES_READ = re.compile(r"Statistics: (\d+) bytes read")
 # HTTP response shorter than its Content-Length (or, without one, any end), and the demuxer's
 # error as ffmpeg 6.1+ words it (ffmpeg 5 writes "<input>: <error>", matched in the reader).
 _INPUT_FAILED = re.compile(r"Stream ends prematurely|Error during demuxing")
+# ffmpeg's warning when nothing in the bytes named a format and it went by the name (.mp3).
+_GUESSED = "misdetection possible"
 
 
 class FfmpegChild:
@@ -50,6 +52,7 @@ class FfmpegChild:
         self.input_format: str | None = None  # the demuxer's names, once the input is open
         self.input_failed = False  # reading the input ended on an error, not at its end
         self.bytes_read: int | None = None  # what ffmpeg read of its input, once it is closed
+        self.format_guessed = False  # the input's format came from its name, not its bytes
         self.process = subprocess.Popen(
             [ffmpeg, *args],
             stdin=subprocess.DEVNULL if stdin is None else stdin,
@@ -101,6 +104,7 @@ class FfmpegChild:
                 self.input_format = found.group(1)
             if found := _BYTES_READ.search(line):
                 self.bytes_read = int(found.group(1))
+            self.format_guessed = self.format_guessed or _GUESSED in text
             if text and level in ("error", "fatal", "panic"):
                 self.input_failed = self.input_failed or self._ends_input(text)
                 self.problems.append(redact(text))

@@ -43,6 +43,11 @@ SHORT_TOLERANCE_FRACTION = 0.01
 # data size: not a promise.
 WAV_PLACEHOLDER_BYTES = 0x7FFF0000
 FEED_PROBE_BYTES = 32768  # enough for ffmpeg to recognise any audio stream format
+# Less audio than this from a whole input, amid decoding errors, is ffmpeg finding no audio in
+# bytes that are none: random bytes named .mp3 give a frame or two of noise among hundreds of
+# errors (and too little to tell a language from, whatever it is).
+NOT_AUDIO_S = 0.5
+INVALID_DATA = "Invalid data found when processing input"  # ffmpeg's verdict on non-audio
 
 
 def open_file_source(spec: str, *, realtime: bool, feed: FeedSettings | None = None) -> Source:
@@ -141,11 +146,27 @@ def wav_promised_frames(path: Path) -> int | None:
     return None
 
 
+def found_no_audio(total: int, child: FfmpegChild) -> bool:
+    """Whether an input that ended having given `total` samples held no audio ffmpeg could
+    decode: none at all, or next to none amid errors."""
+    return total == 0 or (total < NOT_AUDIO_S * FFMPEG_RATE_HZ and child.errors_n > 0)
+
+
+def ffmpeg_verdict(child: FfmpegChild) -> str:
+    """ffmpeg's word on why it decoded nothing: its first "invalid data" line (later lines
+    are knock-on errors, such as a filter graph with no input to configure), else its first."""
+    said = next((p for p in child.problems if INVALID_DATA in p), None)
+    first = child.problems[0] if child.problems else "no error given"
+    if said is None and child.format_guessed:
+        return f"no format in its bytes, only a guess from its name; then: {first}"
+    return said or first
+
+
 def no_audio_message(length: int, child: FfmpegChild) -> str:
     """Why a resource the server sent whole gave no audio, with the fix where it is known."""
     message = (
         f"the server sent all {length} bytes of it, but ffmpeg decoded no audio from them "
-        f"({child.problems[0] if child.problems else 'no error given'})"  # the cause, first
+        f"({ffmpeg_verdict(child)})"
     )
     if "mp4" in (child.input_format or "").split(","):
         message += (
@@ -174,7 +195,7 @@ class SoundFileSource(Source):
                 # The extension says libsndfile should read it: it is damaged, not exotic.
                 raise AudioSourceError(
                     f"Audio file {str(path)!r} cannot be decoded ({exc.error_string}); "
-                    "it may be truncated or corrupt."
+                    "it may be truncated, corrupt or not audio."
                 ) from None
             raise _NotForSoundFile from None
         if self._file.frames == 0:
@@ -473,6 +494,11 @@ class FfmpegSource(Source):
         code = child.wait_exit(REAP_TIMEOUT_S)
         reason = child.last_problem or f"ffmpeg exited with code {code}"
         self._reap()
+        if child.errors_n and found_no_audio(total, child):
+            raise AudioSourceError(
+                f"it is not audio that ffmpeg can decode ({ffmpeg_verdict(child)}); give an "
+                "audio or video file"
+            )
         if total == 0:
             raise AudioSourceError(f"no audio decoded ({reason})")
         said = reason if child.last_problem or code != 0 else None
@@ -522,6 +548,8 @@ class FfmpegSource(Source):
                 return  # a finite resource (a file served over HTTP), read to its end
             if self.stopping:  # while the server was asked for the resource's length
                 return
+            if not ever_connected and total == 0 and child.input_format is None:
+                self._refuse_if_not_audio(child)
             if stalled:
                 reason = f"no audio for {settings.stall_timeout_s:g} s (stalled)"
             elif code is not None and code < 0:  # not the server: ffmpeg itself was ended
@@ -568,15 +596,30 @@ class FfmpegSource(Source):
         ended_cleanly = code == 0 and not child.input_failed
         # A resource fetched whole that ffmpeg opened but got no audio from (an MP4 whose index
         # is at its end, from a server that cannot seek): ffmpeg stops on an error after it.
-        opened_but_silent = total == 0 and child.input_format is not None and bool(child.bytes_read)
+        opened_but_silent = (
+            found_no_audio(total, child)
+            and child.input_format is not None
+            and bool(child.bytes_read)
+        )
         if not (ended_cleanly or opened_but_silent):
             return False
         length = self._resource_length()
         if length is None or not (ended_cleanly or (child.bytes_read or 0) >= length):
             return False
-        if total == 0:
+        if found_no_audio(total, child):
             raise AudioSourceError(no_audio_message(length, child))
         return True
+
+    def _refuse_if_not_audio(self, child: FfmpegChild) -> None:
+        """A URL that has never given audio, and whose first answer ffmpeg could not even
+        recognise as a format (a web page, random bytes), is the wrong URL: reconnecting to it
+        for ever would only say the same. A feed that once gave audio is waited for instead."""
+        if child.format_guessed or any(INVALID_DATA in problem for problem in child.problems):
+            raise AudioSourceError(
+                f"what the server sends is not audio that ffmpeg can decode "
+                f"({ffmpeg_verdict(child)}); check that the URL is the audio stream itself, "
+                "not a web page about it"
+            )
 
     def _resource_length(self) -> int | None:
         """The length in bytes the server gives the resource (its Content-Length); None for a

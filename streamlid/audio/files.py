@@ -210,6 +210,9 @@ class SoundFileSource(Source):
         # there, so the header is read for its promise.
         self._promised_frames = max(self._file.frames, wav_promised_frames(path) or 0)
         self._start_frame = 0
+        self._path = path
+        self._child: FfmpegChild | None = None  # decoding on past damage (ffmpeg.py owns it)
+        self._child_lock = threading.Lock()
 
     def start_at(self, t_s: float) -> None:
         """Reads from `t_s` seconds into the file on (before `start()`): a reader restarted
@@ -226,10 +229,8 @@ class SoundFileSource(Source):
             try:
                 frames = self._file.read(block, dtype="float32", always_2d=True)
             except Exception as exc:  # damaged data surfaces here, mid-file
-                raise AudioSourceError(
-                    f"decoding failed at {decoded / rate:.1f} s of "
-                    f"{self._promised_frames / rate:.1f} s ({exc}): the file is damaged"
-                ) from None
+                self._decode_past_damage(ring, pacer, decoded, str(exc))
+                return
             if len(frames) == 0:
                 message = short_decode_message(decoded / rate, self._promised_frames / rate)
                 if message:
@@ -239,6 +240,66 @@ class SoundFileSource(Source):
             if pacer is not None:
                 pacer.wait_for(len(frames))
             ring.write(frames, block=not self.live, stop=self._stop)
+
+    def _decode_past_damage(
+        self, ring: RingBuffer, pacer: Pacer | None, damaged_at: int, said: str
+    ) -> None:
+        """libsndfile ends a file at its first damaged frame (a FLAC that lost sync); ffmpeg
+        finds the next good one. It decodes on from where libsndfile stopped, at the file's
+        own rate and channels, so the stream goes on as one."""
+        rate, promised = self.sample_rate_hz, self._promised_frames
+        failed = (
+            f"decoding failed at {damaged_at / rate:.1f} s of {promised / rate:.1f} s ({said}): "
+            "the file is damaged"
+        )
+        ffmpeg = shutil.which("ffmpeg")
+        if ffmpeg is None:
+            raise AudioSourceError(failed + "; install ffmpeg to decode past the damage")
+        channels = self._file.channels
+        args = ["-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info"]
+        args += ["-protocol_whitelist", FILE_PROTOCOLS, "-ss", f"{damaged_at / rate:.6f}"]
+        args += ["-i", "file:" + str(self._path.absolute()), "-vn", "-f", "f32le"]
+        args += ["-ac", str(channels), "-ar", str(rate), "-"]
+        with self._child_lock:
+            if self.stopping:
+                return
+            child = self._child = FfmpegChild(ffmpeg, args, self.name)
+        frame_bytes = 4 * channels
+        block_bytes = frame_bytes * max(1, int(rate * BLOCK_S))
+        carry = b""  # part of a frame from a read that split one
+        decoded = damaged_at
+        try:
+            while not self.stopping and (data := child.read(block_bytes, 60.0)) != b"":
+                if data is None:  # a slow decode, not an end
+                    continue
+                data = carry + data
+                usable = len(data) - len(data) % frame_bytes
+                carry = data[usable:]
+                frames = np.frombuffer(data[:usable], dtype="<f4").reshape(-1, channels)
+                decoded += len(frames)
+                if pacer is not None:
+                    pacer.wait_for(len(frames))
+                ring.write(frames, block=not self.live, stop=self._stop)
+        finally:
+            with self._child_lock:
+                self._child = None
+            child.close()
+        if self.stopping:
+            return
+        if decoded == damaged_at:  # nothing good after it either
+            raise AudioSourceError(failed)
+        self._notice(
+            "warning",
+            f"{self.description}: the audio is damaged at {damaged_at / rate:.1f} s ({said}); "
+            f"ffmpeg decoded on past it, skipping {max(0, promised - decoded) / rate:.1f} s "
+            f"of {promised / rate:.1f} s",
+        )
+
+    def stop(self) -> None:
+        super().stop()
+        with self._child_lock:
+            if self._child is not None:
+                self._child.kill()  # a reader waiting on it returns at once
 
     def close(self) -> None:
         self._file.close()

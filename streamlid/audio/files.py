@@ -333,7 +333,7 @@ class FfmpegSource(Source):
                 "install ffmpeg (e.g. `apt install ffmpeg`) or convert the file to WAV or FLAC."
             )
         self._spec = spec  # the real URL: for the ffmpeg child only, never for output
-        self._pipe = pipe  # ours to close
+        self._pipe = pipe  # a FIFO or standard input, read as pipe:0
         if pipe is not None:
             self._input = "pipe:0"
         elif self._url:

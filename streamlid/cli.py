@@ -110,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="identify languages live from a microphone, files, URLs or stdin",
         description="Identify the spoken language continuously. SOURCE: mic (default), "
         "mic:NAME_OR_INDEX, an audio file (WAV/FLAC/OGG, others through ffmpeg), a URL "
-        "(through ffmpeg), or - for raw 16 kHz mono s16le on stdin.",
+        "(through ffmpeg), or - for raw 16 kHz mono s16le on stdin (an audio file's bytes "
+        "there are recognised and decoded through ffmpeg).",
     )
     listen.add_argument("sources", nargs="*", metavar="SOURCE", help="what to listen to")
     listen.add_argument(

@@ -11,6 +11,7 @@ import difflib
 import math
 import re
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -383,7 +384,9 @@ def _parse_streams(value: Any) -> tuple[StreamConfig, ...]:
     return tuple(streams)
 
 
-def _check_range(cfg: Config) -> None:
+def _check_range(cfg: Config, given: Collection[str] = ()) -> None:
+    """`given`: the keys just set; a relation they break is said of them, not of the others."""
+
     def need(ok: bool, key: str, allowed: str) -> None:
         if not ok:
             value = getattr(cfg, key)
@@ -404,6 +407,8 @@ def _check_range(cfg: Config) -> None:
     need(bool(cfg.model.strip()), "model", "give a hub id or a folder")
     need(1 <= cfg.batch <= 256, "batch", "use 1 to 256")
     need(0.5 <= cfg.window <= 30.0, "window", "use 0.5 to 30 seconds")
+    if "window" in given:
+        _check_window_fits(cfg, given)
     need(0.1 <= cfg.hop <= cfg.window, "hop", f"use 0.1 s up to the window ({cfg.window} s)")
     # Relative to the hop they are clamped where used (a min-hop above the hop is the hop),
     # so changing --hop alone never makes them invalid.
@@ -481,6 +486,36 @@ def _check_range(cfg: Config) -> None:
     need(0.0 < cfg.replica_cpus <= 256.0, "replica_cpus", "use more than 0, at most 256")
 
 
+# Settings that must fit in a window (at most its length), and the ring that must hold one.
+FIT_IN_WINDOW = ("hop", "min_hop", "min_speech", "confirm_window")
+
+
+def _check_window_fits(cfg: Config, given: Collection[str]) -> None:
+    """A window that the settings left as they were (the defaults, or the file's) do not fit:
+    the window is at fault, not they, so the sentence names it and what would fit (`--window
+    0.7` alone meets the default hop of 1 s)."""
+    window = cfg.window
+    misfits = [k for k in FIT_IN_WINDOW if k not in given and getattr(cfg, k) > window]
+    if misfits:
+        shown = [f"{option_name(k)} = {getattr(cfg, k)!r}" for k in misfits]
+        names = [option_name(k) for k in misfits]
+        raise ConfigError(
+            f"window = {window!r} is not allowed with {_and(shown)}, which must fit in the "
+            f"window: use a window of at least {max(getattr(cfg, k) for k in misfits)} s, or "
+            f"also set {_and(names)} to at most {window} s."
+        )
+    if "ring_seconds" not in given and cfg.ring_seconds < window + 1.0:
+        raise ConfigError(
+            f"window = {window!r} is not allowed with ring-seconds = {cfg.ring_seconds!r}, "
+            f"which must hold the window + 1 s: use a window of at most "
+            f"{cfg.ring_seconds - 1.0} s, or also set ring-seconds to at least {window + 1.0} s."
+        )
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def _is_ray_address(text: str) -> bool:
     host, _, port = text.removeprefix("ray://").rpartition(":")
     return bool(host.strip()) and port.isdigit() and 0 < int(port) < 65536
@@ -540,7 +575,7 @@ def apply(cfg: Config, values: dict[str, Any]) -> Config:
             raise _unknown_key(name)
         changes[key] = _coerce(key, value)
     result = replace(cfg, **changes)
-    _check_range(result)
+    _check_range(result, given=changes)
     return result
 
 

@@ -15,6 +15,7 @@ from audio_helpers import SAMPLE_RATE_HZ, encode_with_ffmpeg, silence, to_s16le,
 from streamlid.audio.files import FfmpegSource, SoundFileSource, wav_promised_frames
 from streamlid.audio.open import open_source
 from streamlid.audio.ring import RingBuffer
+from streamlid.audio.sniff import SNIFF_BYTES, container_of
 from streamlid.audio.stdin import StdinSource
 from streamlid.events import Notice
 from streamlid.gate import GateSettings, build_gate
@@ -161,6 +162,62 @@ def test_live_stdin_that_pauses_keeps_stream_time_on_the_wall_clock(espeak):
     assert ring.write_index / SAMPLE_RATE_HZ == pytest.approx(5.0, abs=0.4)
     assert len(notices) == 1 and notices[0][0] == "warning", notices
     assert "then it went on" in notices[0][1]
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("seed", [0, 1])  # 1: ffmpeg, going by the name, finds a frame or two
+def test_random_bytes_named_mp3_are_not_audio_in_one_sentence_and_exit_1(
+    seed, tiny_model_dir, tmp_path, run_cli
+):
+    """They were "no audio decoded (Error configuring filter graph)", or a warning that ffmpeg
+    ended early and exit code 0, as if a recording had been heard."""
+    path = tmp_path / "noise.mp3"
+    path.write_bytes(np.random.default_rng(seed).bytes(300_000))
+    result = run_cli(path, "--model", tiny_model_dir, "--ui", "none")
+    assert result.returncode == 1, result.stderr
+    (error,) = [line for line in result.stderr.splitlines() if "] error: " in line]
+    assert "is not audio that ffmpeg can decode (" in error and "Invalid data" in error
+    assert "give an audio or video file" in error
+    assert "Traceback" not in result.stderr
+
+
+@needs_ffmpeg
+def test_only_a_container_is_told_apart_from_raw_pcm(source_audio, tmp_path):
+    """Raw PCM that opens on a sample of -1 begins with 0xFF 0xFF, an MPEG frame's sync word:
+    it stays PCM unless a second frame follows where the first one's length says."""
+    wav = tmp_path / "a.wav"
+    write_wav(wav, source_audio, rate_hz=44100)
+    bare_mp3 = tmp_path / "bare.mp3"  # no ID3 tag: MPEG frames from the first byte
+    encode_with_ffmpeg(wav, bare_mp3, "-id3v2_version", "0", "-write_xing", "0")
+    assert container_of(wav.read_bytes()[:SNIFF_BYTES]) == "WAV"
+    assert container_of(bare_mp3.read_bytes()[:SNIFF_BYTES]) == "MP3"
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        noise = rng.integers(-300, 300, SNIFF_BYTES // 2, dtype="<i2")
+        noise[0] = -1
+        assert container_of(noise.tobytes()) is None
+    assert container_of(to_s16le(source_audio)[:SNIFF_BYTES]) is None
+
+
+def test_a_container_on_stdin_without_ffmpeg_is_one_sentence_with_the_fix(
+    source_audio, tmp_path, monkeypatch
+):
+    wav = tmp_path / "a.wav"
+    write_wav(wav, source_audio)
+    monkeypatch.setattr("streamlid.audio.stdin.shutil.which", lambda name: None)
+    ring = RingBuffer(20 * SAMPLE_RATE_HZ)
+    notices: list[tuple[str, str]] = []
+    _run_stdin(
+        ring,
+        lambda fd: os.write(fd, wav.read_bytes()[:SNIFF_BYTES]),
+        realtime=False,
+        notice=lambda s, m: notices.append((s, m)),
+    )
+    assert ring.write_index == 0  # not a header's worth of clicks
+    ((severity, message),) = notices
+    assert severity == "error"
+    assert "carries WAV audio, not raw 16 kHz mono s16le" in message
+    assert "install ffmpeg" in message
 
 
 def test_stdin_source_reassembles_samples_split_across_reads(espeak):

@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-from audio_helpers import silence, to_s16le, write_wav
+from audio_helpers import encode_with_ffmpeg, silence, to_s16le, write_wav
 from modelfactory import TEST_LABELS
 
 from streamlid import cli
@@ -135,6 +138,92 @@ def test_stdin_raw_s16le(espeak, tiny_model_dir, tmp_path, run_cli):
     assert stream["duration_s"] == pytest.approx(len(audio) / 16000, abs=0.01)
 
 
+TINY_LID = Path(__file__).parent / "assets" / "tiny-lid"  # trained: it knows the language
+needs_ffmpeg = pytest.mark.skipif(
+    shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (apt install ffmpeg)"
+)
+
+
+def _container(kind: str, audio: np.ndarray, folder: Path) -> tuple[Path, float]:
+    """`audio` as a 44.1 kHz stereo WAV, or that WAV encoded by ffmpeg; and its duration."""
+    wav = folder / "speech.wav"
+    duration_s = write_wav(wav, audio, rate_hz=44100, channels=2)
+    if kind == "wav":
+        return wav, duration_s
+    path = folder / f"speech.{kind}"
+    encode_with_ffmpeg(wav, path)
+    return path, duration_s
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("kind", ["wav", "flac", "mp3"])
+def test_a_file_piped_into_stdin_is_decoded_not_heard_as_raw_pcm(kind, espeak, tmp_path, run_cli):
+    """`cat talk.wav | streamlid listen -`: read as raw 16 kHz PCM, a 44.1 kHz stereo WAV
+    lasted 5.5 times as long and was noise; its first bytes say what it is."""
+    audio = np.concatenate([silence(0.5), espeak.samples("fr")])
+    path, duration_s = _container(kind, audio, tmp_path)
+    out = tmp_path / "stdin.jsonl"
+    result = run_cli(
+        "-", "--model", TINY_LID, "--jsonl", out, "--ui", "none", stdin=path.read_bytes()
+    )
+    assert result.returncode == 0, result.stderr
+    lines = read_jsonl(out)
+    (stream,) = lines[-1]["streams"]
+    assert stream["duration_s"] == pytest.approx(duration_s, abs=0.1)
+    predictions = [line for line in lines if line["type"] == "prediction"]
+    assert predictions and predictions[-1]["smoothed"][0]["code"] == "fra"
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("command", ["listen", "identify"])
+def test_a_pipe_named_as_a_file_is_read_as_a_stream(command, espeak, tmp_path, cli_env):
+    """`streamlid listen <(cat talk.wav)`: /dev/fd/63 is a pipe, whose size of 0 said nothing
+    of what would come through it; it was refused as an empty file."""
+    path, duration_s = _container("wav", espeak.samples("fr"), tmp_path)
+    out = tmp_path / "out.jsonl"
+    options = f"--jsonl {out} --ui none" if command == "listen" else "--json"
+    result = subprocess.run(
+        [
+            "bash",
+            "-c",
+            f'"$0" -m streamlid {command} <(cat {path}) --model {TINY_LID} {options}',
+            sys.executable,
+        ],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    if command == "listen":
+        (stream,) = read_jsonl(out)[-1]["streams"]
+        assert stream["duration_s"] == pytest.approx(duration_s, abs=0.1)
+    else:
+        (row,) = json.loads(result.stdout)
+        assert row["error"] is None and row["language"] == "fra", row
+
+
+@needs_ffmpeg
+def test_a_named_fifo_is_read_as_a_stream(espeak, tiny_model_dir, tmp_path, run_cli):
+    path, duration_s = _container("flac", espeak.samples("en"), tmp_path)
+    fifo = tmp_path / "audio.fifo"
+    os.mkfifo(fifo)
+
+    def writer() -> None:
+        with fifo.open("wb") as handle:  # waits for the reader, as a producer would
+            handle.write(path.read_bytes())
+
+    thread = threading.Thread(target=writer, daemon=True)  # ends when the reader has read
+    thread.start()
+    out = tmp_path / "out.jsonl"
+    result = run_cli(fifo, "--model", tiny_model_dir, "--jsonl", out, "--ui", "none")
+    thread.join(10.0)
+    assert result.returncode == 0, result.stderr
+    (stream,) = read_jsonl(out)[-1]["streams"]
+    assert stream["duration_s"] == pytest.approx(duration_s, abs=0.1)
+
+
 def test_stdin_named_twice_is_refused_not_split_between_two_readers(tiny_model_dir, run_cli):
     """`listen - -` had two readers share the bytes, each stream hearing scrambled audio."""
     for command in (["listen"], ["identify"]):
@@ -203,6 +292,10 @@ BAD_INPUTS: dict[str, tuple[Callable[..., list], list[str]]] = {
     "hop-negative": (lambda d, wav, m, b: [wav, "--hop", "-1"], ["hop", "-1"]),
     "vad-7": (lambda d, wav, m, b: [wav, "--vad", "7"], ["vad", "7"]),
     "window-abc": (lambda d, wav, m, b: [wav, "--window", "abc"], ["window", "abc"]),
+    "window-shorter-than-the-hop": (
+        lambda d, wav, m, b: [wav, "--window", "0.7"],
+        ["window = 0.7 is not allowed", "hop = 1.0", "at least 1.5 s"],
+    ),
     "dtype-float8": (lambda d, wav, m, b: [wav, "--dtype", "float8"], ["dtype", "float8"]),
     "config-invalid-toml": (
         lambda d, wav, m, b: ["--config", _write("bad.toml", "hop = = 1\n")(d), wav],
@@ -490,3 +583,4 @@ def test_plain_lines_sent_to_a_file_still_say_a_failure_on_the_terminal(tiny_mod
     assert len(said) == 1 and "gave up after 1 reconnect attempt" in said[0], result.stderr
     assert said[0] in result.stdout.splitlines()  # the log has it too
     assert "Summary" not in result.stderr  # only what went wrong is repeated
+

@@ -293,3 +293,27 @@ def test_stream_names_are_unique_and_never_carry_credentials(tmp_path):
     secret = '[[streams]]\nname = "http://u:pw@h/x?token=T"\nsource = "x.wav"\n'
     (stream,) = load_config(write(tmp_path, secret, "s.toml")).streams
     assert "pw" not in stream.name and "T" not in stream.name.split("token=")[1]
+
+
+def test_a_short_window_alone_is_said_of_the_window_with_what_fits():
+    """`--window 0.7` alone meets the default hop (1 s): the window is at fault, not the hop
+    the user never set, and the sentence says which settings must shrink with it."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, {"window": 0.7})
+    message = str(caught.value)
+    assert message.startswith("window = 0.7 is not allowed")
+    for name in ("hop = 1.0", "min-speech = 1.0", "confirm-window = 1.5", "at least 1.5 s"):
+        assert name in message
+    # Doing what it says is accepted.
+    fitted = {"window": 0.7, "hop": 0.7, "min-speech": 0.7, "confirm-window": 0.7}
+    assert load_config(None, fitted).window == 0.7
+    # A hop given with the window is still the hop's fault.
+    with pytest.raises(ConfigError, match=r"^hop = 3.0 is not allowed"):
+        load_config(None, {"window": 2.0, "hop": 3.0})
+
+
+def test_a_window_the_ring_cannot_hold_is_said_of_the_window(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("ring-seconds = 10\n")
+    with pytest.raises(ConfigError, match=r"window = 12.0 .*ring-seconds = 10.0.* at most 9.0 s"):
+        load_config(config, {"window": 12.0})

@@ -7,6 +7,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -143,6 +144,27 @@ def test_truncated_wav_is_read_up_to_the_damage(run_pipeline, espeak, tmp_path):
     sink = run_pipeline([cut])
     duration = sink.summary.streams[0].duration_s
     assert duration == pytest.approx(3.0, abs=0.1)
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+def test_a_flac_damaged_in_the_middle_is_decoded_past_the_damage(run_pipeline, espeak, tmp_path):
+    """libsndfile ends a FLAC at its first damaged frame ("lost sync"): half the recording was
+    lost to a few KB of damage. ffmpeg finds the next good frame; the rest is heard, with one
+    warning that says where the audio was damaged and how much was skipped."""
+    flac = tmp_path / "talk.flac"
+    write_wav(flac, _speech(espeak, 12.0), rate_hz=22050, format="FLAC")
+    data = bytearray(flac.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 4000] = np.random.default_rng(3).bytes(4000)
+    damaged = tmp_path / "damaged.flac"
+    damaged.write_bytes(bytes(data))
+    sink = run_pipeline([damaged])
+    assert sink.summary.reason == "end of input"
+    # Most of it: the damaged frames (a few tenths of a second) are all that is missing.
+    assert sink.summary.streams[0].duration_s == pytest.approx(12.0, abs=1.0)
+    (warning,) = [n.message for n in sink.of_type(Notice) if n.severity != "info"]
+    assert "damaged at" in warning and "skipping" in warning and "of 12.0 s" in warning
+    assert max(p.t_end_s for p in sink.predictions) > 11.0  # heard after the damage too
 
 
 # -- signals at any moment ------------------------------------------------------------------

@@ -371,6 +371,40 @@ def test_an_m4a_that_needs_seeking_from_a_server_that_cannot_ends_with_the_fix(
     assert feed.connections <= 2  # the fetch, and the question of its length
 
 
+WEB_PAGE = b"<!doctype html><html><body><audio src='radio.mp3'></audio></body></html>\n" * 90
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        # Random bytes that ffmpeg, going by the name (live.mp3), finds a frame or two in.
+        (np.random.default_rng(1).bytes(300_000), ["decoded no audio", "Invalid data"]),
+        (WEB_PAGE, ["not audio that ffmpeg can decode", "not a web page"]),
+    ],
+    ids=["random-bytes", "web-page"],
+)
+def test_a_url_that_serves_no_audio_ends_with_ffmpegs_verdict_not_retries(classifier, body, words):
+    """What the server sends is not audio: each fetch would say the same, so the stream ends
+    at once with one error saying so, instead of being reconnected for ever (the frame or two
+    ffmpeg found in the random bytes made every fetch a "recovery")."""
+    with LoopbackFeed(body, mode="file") as feed:
+        sink = ListSink()
+        engine = make_engine([feed.url], classifier, [sink], **FAST_RETRY)
+        engine.start()
+        try:
+            assert engine.wait(30.0), "the feed is still being retried"
+        finally:
+            engine.stop()
+            engine.wait(10.0)
+    (error,) = engine.errors
+    for word in words:
+        assert word in error
+    assert "retrying" not in [s.state for s in sink.of_type(FeedState)]
+    assert feed.connections <= 2  # the fetch, and the question of its length
+    assert ffmpeg_children(os.getpid()) == []
+
+
 @needs_ffmpeg
 def test_a_response_with_no_length_that_ends_is_reconnected(classifier, feed_mp3):
     """A response without a length that ends (nginx in front of Icecast ends a mount so) is a

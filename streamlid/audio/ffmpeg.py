@@ -40,13 +40,17 @@ _CUT_SHORT = re.compile(r"Stream ends prematurely at (\d+), should be (\d+)")
 LIVE_LENGTH_MIN = 2**31 - 1
 # ffmpeg (-reconnect) asks for the rest of that response with a range request: reading goes on.
 _RESUMING = re.compile(r"Will reconnect at \d+")
+# ffmpeg's warning when nothing in the bytes named a format and it went by the name (.mp3).
+_GUESSED = "misdetection possible"
 
 
 class FfmpegChild:
     """`args` after the ffmpeg (or ffprobe) binary, with the input after `-i`; raw output on
-    stdout, `-loglevel level+info` (or `level+verbose`, for `bytes_read`) on stderr."""
+    stdout, `-loglevel level+info` (or `level+verbose`, for `bytes_read`) on stderr. `stdin`:
+    what the child reads as `pipe:0` (a descriptor, or subprocess.PIPE to write it), else
+    nothing."""
 
-    def __init__(self, ffmpeg: str, args: list[str], name: str) -> None:
+    def __init__(self, ffmpeg: str, args: list[str], name: str, stdin: int | None = None) -> None:
         self._lock = threading.Lock()
         self._killed = False
         self._input = args[args.index("-i") + 1] if "-i" in args else None
@@ -58,9 +62,10 @@ class FfmpegChild:
         self.bytes_read: int | None = None  # what ffmpeg read of its input, once it is closed
         self.cut_short: tuple[int, int] | None = None  # (bytes, length): an HTTP response cut
         self.resumes_n = 0  # range requests ffmpeg made for the rest of a response cut short
+        self.format_guessed = False  # the input's format came from its name, not its bytes
         self.process = subprocess.Popen(
             [ffmpeg, *args],
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if stdin is None else stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
@@ -114,6 +119,7 @@ class FfmpegChild:
             if _RESUMING.search(line):  # the cut is not the input's end, unless this fails too
                 self.resumes_n += 1
                 self.input_failed = False
+            self.format_guessed = self.format_guessed or _GUESSED in text
             if text and level in ("error", "fatal", "panic"):
                 self.input_failed = self.input_failed or self._ends_input(text)
                 self.problems.append(redact(text))
@@ -148,9 +154,10 @@ class FfmpegChild:
         except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL cannot be ignored
             code = None
         self._stderr_thread.join(REAP_TIMEOUT_S)
-        for pipe in (self.process.stdout, self.process.stderr):
+        for pipe in (self.process.stdin, self.process.stdout, self.process.stderr):
             if pipe is not None:
-                pipe.close()
+                with contextlib.suppress(OSError):  # stdin: unwritten bytes to a dead child
+                    pipe.close()
         return None if killed_by_us else code
 
     def wait_exit(self, timeout_s: float) -> int | None:

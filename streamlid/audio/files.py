@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
+import stat
 import subprocess
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +31,7 @@ from .ring import RingBuffer
 from .source import BLOCK_S, GAP_FILLED_S, GAP_SAID_S, Pacer, Source
 from .urls import (
     FILE_PROTOCOLS,
+    PIPE_PROTOCOLS,
     RESUMABLE_SCHEMES,
     for_ffmpeg,
     is_url,
@@ -48,6 +52,11 @@ SHORT_TOLERANCE_FRACTION = 0.01
 # data size: not a promise.
 WAV_PLACEHOLDER_BYTES = 0x7FFF0000
 FEED_PROBE_BYTES = 32768  # enough for ffmpeg to recognise any audio stream format
+# Less audio than this from a whole input, amid decoding errors, is ffmpeg finding no audio in
+# bytes that are none: random bytes named .mp3 give a frame or two of noise among hundreds of
+# errors (and too little to tell a language from, whatever it is).
+NOT_AUDIO_S = 0.5
+INVALID_DATA = "Invalid data found when processing input"  # ffmpeg's verdict on non-audio
 
 
 def open_file_source(spec: str, *, realtime: bool, feed: FeedSettings | None = None) -> Source:
@@ -61,6 +70,8 @@ def open_file_source(spec: str, *, realtime: bool, feed: FeedSettings | None = N
         raise AudioSourceError(f"{spec!r} is a folder, not an audio file; name a file in it.")
     if not os.access(path, os.R_OK):
         raise AudioSourceError(f"Audio file {spec!r} is not readable; check its permissions.")
+    if stat.S_ISFIFO(path.stat().st_mode):
+        return open_pipe_source(spec, realtime=realtime)
     if path.stat().st_size == 0:
         raise AudioSourceError(f"Audio file {spec!r} is empty (0 bytes); give a recording.")
     if path.suffix.lower() in SOUNDFILE_SUFFIXES or shutil.which("ffmpeg") is None:
@@ -69,6 +80,30 @@ def open_file_source(spec: str, *, realtime: bool, feed: FeedSettings | None = N
         except _NotForSoundFile:
             pass
     return FfmpegSource(spec, realtime=realtime)
+
+
+@dataclass(frozen=True)
+class PipeInput:
+    """A stream with no size and no second reading (a FIFO, standard input), which ffmpeg reads
+    as its standard input: `head` (bytes already read from `fd` to recognise it), then `fd`;
+    `owned`: the source closes `fd` at its end (a FIFO it opened, not standard input)."""
+
+    fd: int
+    head: bytes = b""
+    owned: bool = False
+
+
+def open_pipe_source(spec: str, *, realtime: bool) -> Source:
+    """A FIFO named as a path (`<(cat talk.wav)`, `mkfifo`): it has no size to judge and cannot
+    be probed and then read again, so ffmpeg decodes it as it comes, telling the format from
+    its bytes."""
+    if shutil.which("ffmpeg") is None:
+        raise AudioSourceError(
+            f"{spec!r} is a pipe, which only ffmpeg can decode as it comes, and ffmpeg is not "
+            "installed; install ffmpeg (e.g. `apt install ffmpeg`) or give the file itself."
+        )
+    fd = os.open(spec, os.O_RDONLY)  # a named FIFO waits here for its writer, as `cat` would
+    return FfmpegSource(spec, realtime=realtime, pipe=PipeInput(fd, owned=True))
 
 
 def decoded_all(decoded_s: float, promised_s: float) -> bool:
@@ -120,11 +155,27 @@ def wav_promised_frames(path: Path) -> int | None:
     return None
 
 
+def found_no_audio(total: int, child: FfmpegChild) -> bool:
+    """Whether an input that ended having given `total` samples held no audio ffmpeg could
+    decode: none at all, or next to none amid errors."""
+    return total == 0 or (total < NOT_AUDIO_S * FFMPEG_RATE_HZ and child.errors_n > 0)
+
+
+def ffmpeg_verdict(child: FfmpegChild) -> str:
+    """ffmpeg's word on why it decoded nothing: its first "invalid data" line (later lines
+    are knock-on errors, such as a filter graph with no input to configure), else its first."""
+    said = next((p for p in child.problems if INVALID_DATA in p), None)
+    first = child.problems[0] if child.problems else "no error given"
+    if said is None and child.format_guessed:
+        return f"no format in its bytes, only a guess from its name; then: {first}"
+    return said or first
+
+
 def no_audio_message(length: int, child: FfmpegChild) -> str:
     """Why a resource the server sent whole gave no audio, with the fix where it is known."""
     message = (
         f"the server sent all {length} bytes of it, but ffmpeg decoded no audio from them "
-        f"({child.problems[0] if child.problems else 'no error given'})"  # the cause, first
+        f"({ffmpeg_verdict(child)})"
     )
     if "mp4" in (child.input_format or "").split(","):
         message += (
@@ -168,7 +219,7 @@ class SoundFileSource(Source):
                 # The extension says libsndfile should read it: it is damaged, not exotic.
                 raise AudioSourceError(
                     f"Audio file {str(path)!r} cannot be decoded ({exc.error_string}); "
-                    "it may be truncated or corrupt."
+                    "it may be truncated, corrupt or not audio."
                 ) from None
             raise _NotForSoundFile from None
         if self._file.frames == 0:
@@ -183,6 +234,9 @@ class SoundFileSource(Source):
         # there, so the header is read for its promise.
         self._promised_frames = max(self._file.frames, wav_promised_frames(path) or 0)
         self._start_frame = 0
+        self._path = path
+        self._child: FfmpegChild | None = None  # decoding on past damage (ffmpeg.py owns it)
+        self._child_lock = threading.Lock()
 
     def start_at(self, t_s: float) -> None:
         """Reads from `t_s` seconds into the file on (before `start()`): a reader restarted
@@ -199,10 +253,8 @@ class SoundFileSource(Source):
             try:
                 frames = self._file.read(block, dtype="float32", always_2d=True)
             except Exception as exc:  # damaged data surfaces here, mid-file
-                raise AudioSourceError(
-                    f"decoding failed at {decoded / rate:.1f} s of "
-                    f"{self._promised_frames / rate:.1f} s ({exc}): the file is damaged"
-                ) from None
+                self._decode_past_damage(ring, pacer, decoded, str(exc))
+                return
             if len(frames) == 0:
                 message = short_decode_message(decoded / rate, self._promised_frames / rate)
                 if message:
@@ -212,6 +264,66 @@ class SoundFileSource(Source):
             if pacer is not None:
                 pacer.wait_for(len(frames))
             ring.write(frames, block=not self.live, stop=self._stop)
+
+    def _decode_past_damage(
+        self, ring: RingBuffer, pacer: Pacer | None, damaged_at: int, said: str
+    ) -> None:
+        """libsndfile ends a file at its first damaged frame (a FLAC that lost sync); ffmpeg
+        finds the next good one. It decodes on from where libsndfile stopped, at the file's
+        own rate and channels, so the stream goes on as one."""
+        rate, promised = self.sample_rate_hz, self._promised_frames
+        failed = (
+            f"decoding failed at {damaged_at / rate:.1f} s of {promised / rate:.1f} s ({said}): "
+            "the file is damaged"
+        )
+        ffmpeg = shutil.which("ffmpeg")
+        if ffmpeg is None:
+            raise AudioSourceError(failed + "; install ffmpeg to decode past the damage")
+        channels = self._file.channels
+        args = ["-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info"]
+        args += ["-protocol_whitelist", FILE_PROTOCOLS, "-ss", f"{damaged_at / rate:.6f}"]
+        args += ["-i", "file:" + str(self._path.absolute()), "-vn", "-f", "f32le"]
+        args += ["-ac", str(channels), "-ar", str(rate), "-"]
+        with self._child_lock:
+            if self.stopping:
+                return
+            child = self._child = FfmpegChild(ffmpeg, args, self.name)
+        frame_bytes = 4 * channels
+        block_bytes = frame_bytes * max(1, int(rate * BLOCK_S))
+        carry = b""  # part of a frame from a read that split one
+        decoded = damaged_at
+        try:
+            while not self.stopping and (data := child.read(block_bytes, 60.0)) != b"":
+                if data is None:  # a slow decode, not an end
+                    continue
+                data = carry + data
+                usable = len(data) - len(data) % frame_bytes
+                carry = data[usable:]
+                frames = np.frombuffer(data[:usable], dtype="<f4").reshape(-1, channels)
+                decoded += len(frames)
+                if pacer is not None:
+                    pacer.wait_for(len(frames))
+                ring.write(frames, block=not self.live, stop=self._stop)
+        finally:
+            with self._child_lock:
+                self._child = None
+            child.close()
+        if self.stopping:
+            return
+        if decoded == damaged_at:  # nothing good after it either
+            raise AudioSourceError(failed)
+        self._notice(
+            "warning",
+            f"{self.description}: the audio is damaged at {damaged_at / rate:.1f} s ({said}); "
+            f"ffmpeg decoded on past it, skipping {max(0, promised - decoded) / rate:.1f} s "
+            f"of {promised / rate:.1f} s",
+        )
+
+    def stop(self) -> None:
+        super().stop()
+        with self._child_lock:
+            if self._child is not None:
+                self._child.kill()  # a reader waiting on it returns at once
 
     def close(self) -> None:
         self._file.close()
@@ -229,7 +341,14 @@ class FfmpegSource(Source):
     one whose connection dropped short of its length: ffmpeg resumes that with a range request
     where the server accepts them, and otherwise it ends there with a warning."""
 
-    def __init__(self, spec: str, *, realtime: bool, feed: FeedSettings | None = None) -> None:
+    def __init__(
+        self,
+        spec: str,
+        *,
+        realtime: bool,
+        feed: FeedSettings | None = None,
+        pipe: PipeInput | None = None,
+    ) -> None:
         super().__init__()
         self._ffmpeg = shutil.which("ffmpeg")
         self._url = is_url(spec)
@@ -240,7 +359,13 @@ class FfmpegSource(Source):
                 "install ffmpeg (e.g. `apt install ffmpeg`) or convert the file to WAV or FLAC."
             )
         self._spec = spec  # the real URL: for the ffmpeg child only, never for output
-        self._input = for_ffmpeg(spec) if self._url else "file:" + str(Path(spec).absolute())
+        self._pipe = pipe  # a FIFO or standard input, read as pipe:0
+        if pipe is not None:
+            self._input = "pipe:0"
+        elif self._url:
+            self._input = for_ffmpeg(spec)
+        else:
+            self._input = "file:" + str(Path(spec).absolute())
         self.name = shown if self._url else Path(spec).name
         self.description = shown
         self.sample_rate_hz = FFMPEG_RATE_HZ
@@ -252,7 +377,7 @@ class FfmpegSource(Source):
         self._child_lock = threading.Lock()
         self._last_audio_at: float | None = None  # wall time of the last audio read
         self._promised_s: float | None = None
-        if not self._url:
+        if not self._url and pipe is None:
             self._promised_s = self._probe()
 
     # -- the child ------------------------------------------------------------------------
@@ -273,7 +398,7 @@ class FfmpegSource(Source):
                 # a range request, if the server accepts them; its decoding never notices.
                 args += ["-reconnect", "1"]
         else:
-            args += ["-protocol_whitelist", FILE_PROTOCOLS]
+            args += ["-protocol_whitelist", PIPE_PROTOCOLS if self._pipe else FILE_PROTOCOLS]
             if self._realtime:
                 args.append("-re")  # ffmpeg paces a local decode itself
         return [
@@ -290,12 +415,12 @@ class FfmpegSource(Source):
             "-",
         ]
 
-    def _spawn(self, binary: str, args: list[str]) -> FfmpegChild | None:
+    def _spawn(self, binary: str, args: list[str], stdin: int | None = None) -> FfmpegChild | None:
         """A new child, unless stopping (checked under the lock `stop()` takes: none is left)."""
         with self._child_lock:
             if self.stopping:
                 return None
-            self._child = FfmpegChild(binary, args, self.name)
+            self._child = FfmpegChild(binary, args, self.name, stdin)
             return self._child
 
     def _reap(self) -> int | None:
@@ -319,6 +444,28 @@ class FfmpegSource(Source):
 
     def close(self) -> None:
         self._reap()
+        if self._pipe is not None and self._pipe.owned:
+            os.close(self._pipe.fd)
+
+    def _feed_child(self, child: FfmpegChild, pipe: PipeInput) -> None:
+        """The bytes read to recognise the stream, then the rest of it, into the child's
+        standard input; ends at the stream's end (closing it tells ffmpeg), the child's, or a
+        stop (the child killed: a blocked write fails at once)."""
+        assert child.process.stdin is not None
+        out = child.process.stdin.fileno()
+        try:
+            data = pipe.head
+            while data:
+                while data:
+                    data = data[os.write(out, data) :]
+                while not self.stopping and child.process.poll() is None:
+                    if select.select([pipe.fd], [], [], 0.1)[0]:
+                        data = os.read(pipe.fd, 65536)
+                        break
+        except OSError:  # the child is gone (EPIPE): its own verdict is what is reported
+            pass
+        finally:
+            child.process.stdin.close()
 
     def _probe(self) -> float | None:
         """Fails now, with ffmpeg's reason, on a file ffmpeg cannot decode or with no audio;
@@ -417,15 +564,32 @@ class FfmpegSource(Source):
             self._run_file(ring)
 
     def _run_file(self, ring: RingBuffer) -> None:
-        child = self._spawn(self._ffmpeg or "ffmpeg", self._args())
+        pipe = self._pipe
+        stdin = None if pipe is None else subprocess.PIPE if pipe.head else pipe.fd
+        child = self._spawn(self._ffmpeg or "ffmpeg", self._args(), stdin)
         if child is None:
             return
-        total, _ = self._pump(child, ring, None, None)
+        feeder = None
+        if pipe is not None and pipe.head:
+            feeder = threading.Thread(
+                target=self._feed_child, args=(child, pipe), name=f"ffmpeg-stdin-{self.name}"
+            )
+            feeder.start()
+        try:
+            total, _ = self._pump(child, ring, None, None)
+        finally:
+            if feeder is not None:  # it ends within 0.1 s of the child's end or a stop
+                feeder.join(REAP_TIMEOUT_S)
         if self.stopping:
             return
         code = child.wait_exit(REAP_TIMEOUT_S)
         reason = child.last_problem or f"ffmpeg exited with code {code}"
         self._reap()
+        if child.errors_n and found_no_audio(total, child):
+            raise AudioSourceError(
+                f"it is not audio that ffmpeg can decode ({ffmpeg_verdict(child)}); give an "
+                "audio or video file"
+            )
         if total == 0:
             raise AudioSourceError(f"no audio decoded ({reason})")
         said = reason if child.last_problem or code != 0 else None
@@ -482,6 +646,8 @@ class FfmpegSource(Source):
                 # from its beginning, and its audio would be heard (and counted) twice.
                 self._notice("warning", f"{self.description}: {cut_short_message(child)}")
                 return
+            if not ever_connected and total == 0 and child.input_format is None:
+                self._refuse_if_not_audio(child)
             if stalled:
                 reason = f"no audio for {settings.stall_timeout_s:g} s (stalled)"
             elif code is not None and code < 0:  # not the server: ffmpeg itself was ended
@@ -528,16 +694,31 @@ class FfmpegSource(Source):
         ended_cleanly = code == 0 and not child.input_failed
         # A resource fetched whole that ffmpeg opened but got no audio from (an MP4 whose index
         # is at its end, from a server that cannot seek): ffmpeg stops on an error after it.
-        opened_but_silent = total == 0 and child.input_format is not None and bool(child.bytes_read)
+        opened_but_silent = (
+            found_no_audio(total, child)
+            and child.input_format is not None
+            and bool(child.bytes_read)
+        )
         if not (ended_cleanly or opened_but_silent):
             return False
         # A response that was cut short, then resumed, gave its length on the way.
         length = child.cut_short[1] if child.cut_short else self._resource_length()
         if length is None or not (ended_cleanly or (child.bytes_read or 0) >= length):
             return False
-        if total == 0:
+        if found_no_audio(total, child):
             raise AudioSourceError(no_audio_message(length, child))
         return True
+
+    def _refuse_if_not_audio(self, child: FfmpegChild) -> None:
+        """A URL that has never given audio, and whose first answer ffmpeg could not even
+        recognise as a format (a web page, random bytes), is the wrong URL: reconnecting to it
+        for ever would only say the same. A feed that once gave audio is waited for instead."""
+        if child.format_guessed or any(INVALID_DATA in problem for problem in child.problems):
+            raise AudioSourceError(
+                f"what the server sends is not audio that ffmpeg can decode "
+                f"({ffmpeg_verdict(child)}); check that the URL is the audio stream itself, "
+                "not a web page about it"
+            )
 
     def _resource_length(self) -> int | None:
         """The length in bytes the server gives the resource (its Content-Length); None for a

@@ -1,12 +1,15 @@
-"""Raw 16 kHz mono s16le PCM on standard input (`streamlid listen -`).
+"""Raw 16 kHz mono s16le PCM on standard input (`streamlid listen -`), or an audio file's bytes.
 
 For piping from other tools: `ffmpeg -i URL -f s16le -ac 1 -ar 16000 - | streamlid listen -`.
+A container piped in as it is (`cat talk.wav | streamlid listen -`) is recognised by its first
+bytes (sniff.py) and decoded by ffmpeg, as a file would be, rather than heard as noise.
 """
 
 from __future__ import annotations
 
 import os
 import select
+import shutil
 import sys
 import time
 
@@ -15,6 +18,7 @@ import numpy as np
 from ..errors import AudioSourceError
 from . import SAMPLE_RATE_HZ
 from .ring import RingBuffer
+from .sniff import SNIFF_BYTES, bytes_to_decide, container_of
 from .source import BLOCK_S, GAP_FILLED_S, GAP_SAID_S, Pacer, Source
 
 STDIN_RATE_HZ = SAMPLE_RATE_HZ  # the format is fixed: 16 kHz mono s16le
@@ -43,20 +47,38 @@ class StdinSource(Source):
         self.sample_rate_hz = STDIN_RATE_HZ
         self.live = realtime
         self._realtime = realtime
+        self._decoder: Source | None = None  # the ffmpeg reader of a container, once found
+
+    def stop(self) -> None:
+        super().stop()
+        if (decoder := self._decoder) is not None:
+            decoder.stop()  # kills its child, which a reader may be waiting on
+
+    def _read(self, max_bytes: int) -> bytes:
+        """Up to max_bytes; b"" at the end of input or on a stop."""
+        while not self.stopping:
+            # select() with a timeout so that stop() is noticed even when no data arrives.
+            if select.select([self._fd], [], [], 0.1)[0]:
+                return os.read(self._fd, max_bytes)
+        return b""
+
+    def _read_head(self) -> bytes:
+        """The first bytes, as many as tell a container from PCM (fewer at the end of input)."""
+        head = b""
+        while len(head) < bytes_to_decide(head) and (data := self._read(SNIFF_BYTES - len(head))):
+            head += data
+        return head
 
     def _run(self, ring: RingBuffer) -> None:
+        data = self._read_head()
+        if (container := container_of(data)) is not None:
+            self._decode(ring, data, container)
+            return
         block_bytes = 2 * int(STDIN_RATE_HZ * BLOCK_S)
         pacer = Pacer(STDIN_RATE_HZ, self._stop) if self._realtime else None
         carry = b""  # an odd byte left over from a read that split a sample
         last_read_at = None
-        while not self.stopping:
-            # select() with a timeout so that stop() is noticed even when no data arrives.
-            ready, _, _ = select.select([self._fd], [], [], 0.1)
-            if not ready:
-                continue
-            data = os.read(self._fd, block_bytes)
-            if not data:
-                return
+        while data and not self.stopping:
             data = carry + data
             usable = len(data) - len(data) % 2
             carry = data[usable:]
@@ -67,6 +89,30 @@ class StdinSource(Source):
                 pacer.wait_for(len(samples))
                 last_read_at = time.monotonic()
             ring.write(samples, block=not self.live, stop=self._stop)
+            data = self._read(block_bytes)
+
+    def _decode(self, ring: RingBuffer, head: bytes, container: str) -> None:
+        """A container's bytes on stdin: ffmpeg decodes them as it would the file, in this
+        thread, with this source's ring, notices and stop."""
+        if shutil.which("ffmpeg") is None:
+            raise AudioSourceError(
+                f"standard input carries {container} audio, not raw 16 kHz mono s16le, and "
+                "ffmpeg, which would decode it, is not installed; install ffmpeg (e.g. `apt "
+                "install ffmpeg`) or give the file's path instead of piping it."
+            )
+        from .files import FfmpegSource, PipeInput
+
+        self.description = f"standard input ({container}, decoded by ffmpeg)"
+        decoder = FfmpegSource(self.name, realtime=self._realtime, pipe=PipeInput(self._fd, head))
+        decoder.name, decoder.description = self.name, self.description
+        decoder.connect(ring, self._notice)
+        self._decoder = decoder
+        if self.stopping:  # a stop() that came before _decoder was set did not reach it
+            decoder.stop()
+        try:
+            decoder._run(ring)  # in this thread: the stdin source is its owner
+        finally:
+            decoder.close()
 
     def _close_gap(self, ring: RingBuffer, pacer: Pacer, quiet_s: float) -> None:
         """Live (--realtime), a writer that paused and went on: its audio of the pause never

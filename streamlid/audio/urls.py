@@ -27,6 +27,7 @@ FILE_PROTOCOLS = "file"  # a local file is only ever a file
 # Schemes whose files (responses with a length) ffmpeg resumes with a range request when their
 # connection drops (its http protocol's -reconnect; a response without a length is left alone).
 RESUMABLE_SCHEMES = ("http", "https")
+PIPE_PROTOCOLS = "pipe"  # a pipe (stdin, a FIFO) reaches ffmpeg as its own standard input
 URL_PREFIXES = tuple(f"{scheme}://" for scheme in PROTOCOLS_BY_SCHEME if scheme != "icecast")
 
 REDACTED = "***"

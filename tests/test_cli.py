@@ -584,3 +584,20 @@ def test_plain_lines_sent_to_a_file_still_say_a_failure_on_the_terminal(tiny_mod
     assert said[0] in result.stdout.splitlines()  # the log has it too
     assert "Summary" not in result.stderr  # only what went wrong is repeated
 
+
+def test_a_file_name_that_is_not_utf8_is_read_and_reported(
+    espeak, tiny_model_dir, tmp_path, run_cli
+):
+    """`bad\\xffname.wav` (a Latin-1 name on a UTF-8 system) is a file like any other: read
+    (libsndfile was handed a name it could not encode: a traceback), and named in the events
+    as its escape."""
+    wav = tmp_path / os.fsdecode(b"bad\xffname.wav")
+    wav.write_bytes(espeak.wav("en").read_bytes())
+    out = tmp_path / "events.jsonl"
+    result = run_cli("listen", wav, "--model", tiny_model_dir, "--ui", "none", "--jsonl", out)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    events = [json.loads(line) for line in out.read_bytes().decode("utf-8").splitlines()]
+    assert events[0]["source"] == str(wav)
+    assert events[-1]["type"] == "summary" and events[-1]["streams"][0]["duration_s"] > 1.0
+    assert any(e["type"] == "prediction" for e in events)

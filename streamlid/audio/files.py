@@ -213,7 +213,8 @@ class SoundFileSource(Source):
         import soundfile
 
         try:
-            self._file = soundfile.SoundFile(str(path))
+            # By its bytes: a name that is not UTF-8 ("caf\udce9.wav") is a file like any other.
+            self._file = soundfile.SoundFile(os.fsencode(path))
         except soundfile.LibsndfileError as exc:
             if path.suffix.lower() in (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif"):
                 # The extension says libsndfile should read it: it is damaged, not exotic.

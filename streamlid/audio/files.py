@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -104,6 +105,20 @@ def open_pipe_source(spec: str, *, realtime: bool) -> Source:
         )
     fd = os.open(spec, os.O_RDONLY)  # a named FIFO waits here for its writer, as `cat` would
     return FfmpegSource(spec, realtime=realtime, pipe=PipeInput(fd, owned=True))
+
+
+def _track_length_s(stream: dict[str, Any]) -> float | None:
+    """An audio track's length as ffprobe gives it: its own duration, or Matroska's DURATION
+    tag ("00:00:08.700000000"); None when the file does not say."""
+    try:
+        return float(stream["duration"])
+    except (KeyError, TypeError, ValueError):
+        pass
+    try:
+        h, m, sec = str((stream.get("tags") or {}).get("DURATION")).split(":")
+        return int(h) * 3600 + int(m) * 60 + float(sec)
+    except ValueError:
+        return None
 
 
 def decoded_all(decoded_s: float, promised_s: float) -> bool:
@@ -378,6 +393,8 @@ class FfmpegSource(Source):
         self._child_lock = threading.Lock()
         self._last_audio_at: float | None = None  # wall time of the last audio read
         self._promised_s: float | None = None
+        self._track: int | None = None  # which audio track of a file (ffmpeg's a:N) is heard
+        self._track_note: str | None = None  # ...said once the stream runs, if there is a choice
         if not self._url and pipe is None:
             self._promised_s = self._probe()
 
@@ -402,10 +419,12 @@ class FfmpegSource(Source):
             args += ["-protocol_whitelist", PIPE_PROTOCOLS if self._pipe else FILE_PROTOCOLS]
             if self._realtime:
                 args.append("-re")  # ffmpeg paces a local decode itself
+        chosen = [] if self._track is None else ["-map", f"0:a:{self._track}"]
         return [
             *args,
             "-i",
             self._input,
+            *chosen,
             "-vn",
             "-f",
             "s16le",
@@ -482,9 +501,9 @@ class FfmpegSource(Source):
                 "-protocol_whitelist",
                 FILE_PROTOCOLS,
                 "-select_streams",
-                "a:0",
+                "a",
                 "-show_entries",
-                "stream=codec_type,duration:format=duration",
+                "stream=codec_type,duration:stream_tags=DURATION:format=duration",
                 "-of",
                 "json",
                 self._input,
@@ -509,6 +528,8 @@ class FfmpegSource(Source):
             )
         if not any(s.get("codec_type") == "audio" for s in streams):
             raise AudioSourceError(f"{self._spec!r} has no audio stream; give a file with sound.")
+        if len(streams) > 1:
+            return self._choose_track(streams)
         if "Estimating duration" in result.stderr:  # a guess from the bit rate, not a promise
             return None
         for value in (streams[0].get("duration"), (info.get("format") or {}).get("duration")):
@@ -517,6 +538,19 @@ class FfmpegSource(Source):
             except (TypeError, ValueError):
                 continue
         return None
+
+    def _choose_track(self, streams: list[dict[str, Any]]) -> float | None:
+        """A file with several audio tracks (a film's dubs, a commentary): the longest is heard
+        (ffmpeg's own pick may be a one-second jingle), the first of equals; said once. Returns
+        that track's own length: the file's may be another track's, and a shorter track would
+        then look damaged."""
+        lengths = [_track_length_s(stream) for stream in streams]
+        known = [length for length in lengths if length is not None]
+        self._track = lengths.index(max(known)) if known else 0
+        length = lengths[self._track]
+        heard = f"track {self._track + 1}, the longest ({length:.1f} s)" if known else "the first"
+        self._track_note = f"{len(streams)} audio tracks; listening to {heard}"
+        return length
 
     # -- reading --------------------------------------------------------------------------
 
@@ -565,6 +599,8 @@ class FfmpegSource(Source):
             self._run_file(ring)
 
     def _run_file(self, ring: RingBuffer) -> None:
+        if self._track_note is not None:
+            self._notice("info", f"{self.description}: {self._track_note}")
         pipe = self._pipe
         stdin = None if pipe is None else subprocess.PIPE if pipe.head else pipe.fd
         child = self._spawn(self._ffmpeg or "ffmpeg", self._args(), stdin)

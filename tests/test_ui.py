@@ -400,6 +400,50 @@ def test_many_streams_on_a_small_screen_become_a_table(clock):
     assert len(text.splitlines()) == 24
 
 
+MARKUP_NAMES = ("News [/] FR", "show [live].mp3", "[bold]radio")
+
+
+def test_names_with_markup_are_text_in_the_panels_and_the_compact_table(clock):
+    """A stream named "News [/] FR" once raised rich's MarkupError at every frame of the table
+    (the picture froze) and lost "[live]" from a file name."""
+    state = ViewState(clock=clock)
+    for name in MARKUP_NAMES:
+        script = Script(state, clock, stream=name)
+        script.started()
+        script.speech(0.0, True)
+        script.talk(0.0, 3.0, "fra", FRENCH)
+        state.handle(Notice(name, 3.0, "warning", "feed [/] down: [red]timeout"))
+    for size in ((160, 40), (120, 5)):  # panels; one line per stream
+        text = screen(state, *size)
+        for name in MARKUP_NAMES:
+            assert name in text, (size, text)
+        assert "feed [/] down: [red]timeout" in text, text
+
+
+def test_summary_tables_print_names_and_the_model_as_text():
+    names = MARKUP_NAMES
+    summary = Summary(
+        streams=tuple(
+            StreamSummary(name, name, 6.0, 4.0, {"fra": 4.0}, 1, 4, 0, 0.0, 0.1, 0.2, ())
+            for name in names
+        ),
+        wall_s=7.0,
+        reason="end of input",
+        model="models/[v2]/tiny",
+        device="cpu",
+        dtype="float32",
+    )
+    history = [Notice(names[0], 3.0, "warning", "[/] odd [bold]message")]
+    console = Console(record=True, width=120, file=io.StringIO())
+    for renderable in summary_renderables(summary, history):
+        console.print(renderable)
+    text = console.export_text()
+    for name in names:
+        assert text.count(name) == 2, text  # the speech table and the health table
+    assert "model models/[v2]/tiny on cpu/float32" in text
+    assert "warning: [/] odd [bold]message" in text
+
+
 # -- pieces -----------------------------------------------------------------------------------
 
 
@@ -724,6 +768,21 @@ def test_a_broken_event_does_not_break_the_display_or_the_exit(clock):
     view.close()
     assert "view" not in [t.name for t in threading.enumerate()]
     assert "The live view failed" in out.getvalue()
+
+
+def test_a_drawing_failure_is_reported_as_text_at_exit(clock):
+    """The failure's traceback quotes what broke (a name with "[/]"): printed as markup, it
+    raised again in close() and the summary never came."""
+    from streamlid.ui.live import LiveView
+
+    out = io.StringIO()
+    console = Console(file=out, width=80, height=24, force_terminal=True, color_system=None)
+    view = LiveView(ViewState(clock=clock), console, screen=False, redirect_stdout=False)
+    view.render_error = "rich.errors.MarkupError: closing tag '[/]' at position 5"
+    view.handle(Summary((), 1.0, "interrupted"))
+    view.close()
+    assert "streamlid · interrupted after 1.0 s" in out.getvalue()
+    assert "closing tag '[/]' at position 5" in out.getvalue()
 
 
 def test_headless_lines_are_a_streams_troubles_only():

@@ -353,7 +353,7 @@ def streams_table(streams: tuple[StreamSnapshot, ...], rows: int) -> Table:
         else:
             now = Text(s.language_name, f"bold {s.language_colour}")
         table.add_row(
-            s.name,
+            Text(s.name),  # names are text, never markup ("News [/] FR")
             now,
             pct(s.confidence) if s.speech and s.language else "",
             "–" if s.level_dbfs is None else f"{s.level_dbfs:.0f} dB",
@@ -449,7 +449,9 @@ def summary_renderables(
         title=Text(title, style="bold red" if failed else "bold"),
         title_justify="left",
         caption=(
-            f"model {summary.model} on {summary.device}/{summary.dtype}" if summary.model else None
+            Text(f"model {summary.model} on {summary.device}/{summary.dtype}")
+            if summary.model
+            else None
         ),
         caption_justify="left",
     )
@@ -464,9 +466,9 @@ def summary_renderables(
         for i, (code, seconds) in enumerate(items):
             known = code not in ("", UNKNOWN_CODE)
             speech.add_row(
-                s.stream if i == 0 else "",
-                language_name(code) if known else (code or "no speech"),
-                code if known else "–" if code else "",
+                Text(s.stream if i == 0 else ""),  # names are text, never markup
+                Text(language_name(code) if known else (code or "no speech")),
+                Text(code if known else "–" if code else ""),
                 fmt_time(seconds) if code else "",
                 pct(seconds / total) if code else "",
                 end_section=i == len(items) - 1,
@@ -496,7 +498,7 @@ def summary_renderables(
             else f"{1000 * s.latency_median_s:.0f}/{1000 * (s.latency_p95_s or 0):.0f} ms"
         )
         health.add_row(
-            s.stream,
+            Text(s.stream),
             fmt_time(s.duration_s),
             str(s.changes),
             str(s.windows),

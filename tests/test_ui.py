@@ -32,6 +32,7 @@ from streamlid.events import (
     SpeechChange,
     Status,
     StreamAlert,
+    StreamEnded,
     StreamStarted,
     StreamSummary,
     Summary,
@@ -442,6 +443,38 @@ def test_summary_tables_print_names_and_the_model_as_text():
         assert text.count(name) == 2, text  # the speech table and the health table
     assert "model models/[v2]/tiny on cpu/float32" in text
     assert "warning: [/] odd [bold]message" in text
+
+
+def test_an_ended_file_says_it_ended_and_a_reset_does_not_make_it_listen(clock):
+    """A --realtime run of two files: the shorter one ends while the other still talks. It
+    once showed "listening…" and "last heard French, 0.0 s ago" for good."""
+    state = ViewState(clock=clock)
+    short = Script(state, clock, stream="short.wav")
+    short.started()
+    short.speech(0.5, True)
+    short.talk(0.5, 7.0, "fra", FRENCH)
+    short.speech(7.5, False)
+    short.quiet(7.5, 8.5)
+    state.handle(StreamEnded("short.wav", 8.7))
+    long = Script(state, clock, stream="long.wav")
+    long.started()
+    long.speech(0.0, True)
+    long.talk(0.0, 20.0, "deu", GERMAN)
+    listening = big_lines("listening…", 80)[0]
+
+    text = screen(state, 80, 50)
+    assert "ended at 8.7 s   last heard French, 1.2 s before the end" in text
+    assert "ended · 8.7 s" in text and "live · 20.0 s" in text
+    assert "listening" not in text and listening not in text
+    assert "no signal" not in text  # an ended input is not a fault
+    assert big_lines("ended", 80)[0] in text
+
+    state.reset()
+    text = screen(state, 80, 50)
+    assert "ended at 8.7 s" in text and "last heard" not in text
+    assert "listening" not in text and listening not in text
+    table = screen(state, 80, 4)  # one line per stream
+    assert re.search(r"short\.wav\s+ended", table), table
 
 
 # -- pieces -----------------------------------------------------------------------------------

@@ -88,7 +88,17 @@ class Section:
 
 def _now_sections(s: StreamSnapshot, width: int) -> list[Section]:
     """The big answer and its caption; silence is shown as silence, never as a language."""
-    if not s.speech:
+    if not s.speech and s.ended_at_s is not None:
+        # An ended file listens to nothing: say so, and what it said last (its clock has
+        # stopped, so "ago" would stay at its last value for good).
+        big, big_style = "ended", f"bold {DIM}"
+        caption = _line(("ended", "bold grey70"), (f" at {fmt_time(s.ended_at_s)}", DIM))
+        heard = s.language_name if s.language else s.last_language_name
+        if heard:
+            caption.append(f"   last heard {heard}", DIM)
+            if s.silent_for_s is not None and s.silent_for_s >= 0.05:
+                caption.append(f", {fmt_time(s.silent_for_s)} before the end", DIM)
+    elif not s.speech:
         big, big_style = "listening…", "bold grey58"
         caption = _line(("no speech", "bold grey70"), (" · listening…", DIM))
         if s.last_language_name and s.silent_for_s is not None:
@@ -227,6 +237,8 @@ def _input_line(s: StreamSnapshot, width: int) -> Text:
     gate = ("● speech", "bold green") if s.speech else ("○ no speech", "grey62")
     if s.speech_prob is not None:  # how sure the speech detector is, right now
         gate = (f"{gate[0]} {s.speech_prob:.2f}", gate[1])
+    if s.ended_at_s is not None and s.level_dbfs is None:  # no signal, as expected
+        return _line(("input ", DIM), ("ended", DIM))
     if s.level_dbfs is None:
         return _line(("input ", DIM), ("no signal", "bold yellow"), "   ", gate)
     meter_w = max(8, min(30, width - 32))
@@ -325,7 +337,7 @@ def stream_panel(s: StreamSnapshot, width: int, rows: int) -> tuple[Panel, int]:
     inner = max(10, width - 4)
     lines = fit_sections(stream_sections(s, inner), rows)
     title = Text.assemble((f" {s.name} ", "bold"))
-    where = "live" if s.live else "file"
+    where = "ended" if s.ended_at_s is not None else "live" if s.live else "file"
     subtitle = Text(f" {where} · {fmt_time(s.t_s)} ", style=DIM)
     panel = Panel(
         Group(*lines),
@@ -346,7 +358,9 @@ def streams_table(streams: tuple[StreamSnapshot, ...], rows: int) -> Table:
     for column in ("stream", "now", "", "input", "lag", "lost", "note"):
         table.add_column(column, no_wrap=True, overflow="ellipsis")
     for s in streams[: max(0, rows - 1)]:
-        if not s.speech:
+        if not s.speech and s.ended_at_s is not None:
+            now = Text("ended", DIM)
+        elif not s.speech:
             now = Text("listening…", DIM)
         elif s.language is None:
             now = Text("unclear", "bold grey70")

@@ -28,6 +28,7 @@ from ..events import (
     Prediction,
     SpeechChange,
     Status,
+    StreamEnded,
     StreamStarted,
     Summary,
 )
@@ -155,6 +156,7 @@ class StreamSnapshot:
     skipped_windows: int
     warnings: tuple[Alert, ...]
     hop_s: float | None = None  # effective hop: speech between the last few answers
+    ended_at_s: float | None = None  # the input ended here (a file read to its end)
 
 
 @dataclass(frozen=True)
@@ -216,6 +218,7 @@ class _Stream:
     losses: deque[tuple[float, float, int]] = field(default_factory=deque)  # (wall, s, windows)
     notices: deque[tuple[float, str, str]] = field(default_factory=lambda: deque(maxlen=20))
     feed_down: str | None = None  # a network feed's state while it is down
+    ended_at_s: float | None = None
 
 
 class ViewState:
@@ -281,6 +284,9 @@ class ViewState:
                 # While a feed is down its state heads the stream's warnings; gone once it is up.
                 down = event.state in ("disconnected", "retrying")
                 s.feed_down = f"feed {feed_state_text(event)}" if down else None
+            elif isinstance(event, StreamEnded):
+                self._advance(s, event.t_s)
+                s.ended_at_s = event.t_s
             elif isinstance(event, StreamStarted):
                 s.source, s.live, s.model = event.source, event.live, event.model
                 s.device, s.dtype = event.device, event.dtype
@@ -488,6 +494,7 @@ class ViewState:
             skipped_windows=s.skipped,
             warnings=self._warnings(s, figures, now),
             hop_s=s.hop_s,
+            ended_at_s=s.ended_at_s,
         )
 
     def _warnings(self, s: _Stream, figures: StreamFigures | None, now: float) -> tuple[Alert, ...]:

@@ -789,6 +789,15 @@ def test_a_change_right_after_a_reset_is_marked_at_the_start(state, clock):
     assert markers.startswith("▲deu")
 
 
+def test_after_a_reset_the_same_language_is_still_there_since_it_began(state, clock):
+    """`r` starts the picture afresh; the next answer naming German again (no change event)
+    says German is spoken since it began, not since the reset."""
+    script = french_then_german(state, clock)
+    state.reset()
+    script.talk(18.5, 22.0, "deu", GERMAN)
+    assert "German · deu · 77% confidence · since 10.2 s" in screen(state)
+
+
 def test_a_broken_event_does_not_break_the_display_or_the_exit(clock):
     from streamlid.ui.live import LiveView
 

@@ -201,7 +201,6 @@ class _Stream:
     language: str | None = None
     language_name: str = "unknown"
     confidence: float = 0.0
-    since_s: float | None = None
     last_language_name: str | None = None
     smoothed: tuple[LanguageScore, ...] = ()
     bar_order: list[str] = field(default_factory=list)
@@ -301,7 +300,7 @@ class ViewState:
             for s in self._streams.values():
                 s.origin_s = s.t_s
                 s.language, s.language_name, s.confidence = None, "unknown", 0.0
-                s.since_s, s.last_language_name = None, None
+                s.last_language_name = None
                 s.smoothed, s.bar_order = (), []
                 s.speech_buckets.clear()
                 s.codes.clear()
@@ -369,8 +368,6 @@ class ViewState:
         s.predicted_to_s = max(s.predicted_to_s, event.t_end_s)
         if event.language is not None:
             self._colours.colour(event.language)
-        if event.language != s.language:
-            s.since_s = None if event.language is None else event.t_start_s
         s.language, s.language_name, s.confidence = (
             event.language,
             event.language_name,
@@ -393,7 +390,6 @@ class ViewState:
                 s.codes[i] = value
         if event.language is not None:
             s.changes.append((since, event.language))
-            s.since_s = since
             self._colours.colour(event.language)
 
     def _status(self, s: _Stream, event: Status, now: float) -> None:
@@ -472,7 +468,8 @@ class ViewState:
             language_name=s.language_name,
             confidence=s.confidence,
             language_colour=colours.peek(s.language) if s.language else UNKNOWN_COLOUR,
-            since_s=s.since_s,
+            # the run's figures: a reset of the view does not move when the language began
+            since_s=figures.since_s if figures else None,
             last_language_name=s.last_language_name,
             silent_for_s=None if s.silent_since_s is None else s.t_s - s.silent_since_s,
             bars=tuple(bars),

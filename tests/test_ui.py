@@ -477,6 +477,25 @@ def test_an_ended_file_says_it_ended_and_a_reset_does_not_make_it_listen(clock):
     assert re.search(r"short\.wav\s+ended", table), table
 
 
+def test_the_compact_table_cuts_long_names_before_the_language(clock):
+    state = ViewState(clock=clock)
+    for i in range(8):
+        script = Script(state, clock, stream=f"international-news-channel-{i}.mp3")
+        script.started()
+        script.speech(0.0, True)
+        script.talk(0.0, 3.0, "fra", FRENCH)
+        if i % 2:
+            script.speech(3.0, False)
+    state.handle(Notice("international-news-channel-3.mp3", 3.0, "warning", "audio dropped"))
+    lines = screen(state, 60, 20).splitlines()
+    rows = [line for line in lines if line.startswith("internat")]
+    assert len(rows) == 8 and max(len(line) for line in lines) <= 60
+    for row in rows:
+        assert "…" in row.split()[0]  # the name gave way...
+        assert re.search(r"…\s+(French\s+82%|listening…)\s", row), row  # ...the language not
+    assert "audio dr" in rows[3]
+
+
 # -- pieces -----------------------------------------------------------------------------------
 
 

@@ -29,6 +29,7 @@ METER_MIN_DBFS = -60.0
 METER_WARN_DBFS = -9.0  # yellow from here (speech peaks near clipping)
 METER_CLIP_DBFS = -3.0  # red from here
 PANEL_MIN_WIDTH = 60  # below this two panels do not go side by side
+NAME_MIN_WIDTH = 8  # the compact table cuts stream names no shorter than this
 SPEECH_GLYPH = "█"
 UNCLEAR_GLYPH = "▒"
 SILENCE_GLYPH = "·"
@@ -353,11 +354,22 @@ def stream_panel(s: StreamSnapshot, width: int, rows: int) -> tuple[Panel, int]:
 
 
 def streams_table(streams: tuple[StreamSnapshot, ...], rows: int) -> Table:
-    """Many streams on a small screen: one line each."""
+    """Many streams on a small screen: one line each. The figures keep their width; the
+    name (and the note, when there is one) share what is left, so a long name is cut short
+    before the language is."""
+    shown = streams[: max(0, rows - 1)]
+    notes = any(s.warnings for s in shown)
     table = Table(box=None, expand=True, pad_edge=False, header_style=DIM)
-    for column in ("stream", "now", "", "input", "lag", "lost", "note"):
-        table.add_column(column, no_wrap=True, overflow="ellipsis")
-    for s in streams[: max(0, rows - 1)]:
+    for column in ("stream", "now", "", "input", "lag", "lost", "note")[: 7 if notes else 6]:
+        flexible = column in ("stream", "note")
+        table.add_column(
+            column,
+            no_wrap=True,
+            overflow="ellipsis",
+            ratio=1 if flexible else None,
+            width=NAME_MIN_WIDTH if column == "stream" else None,
+        )
+    for s in shown:
         if not s.speech and s.ended_at_s is not None:
             now = Text("ended", DIM)
         elif not s.speech:
@@ -373,7 +385,7 @@ def streams_table(streams: tuple[StreamSnapshot, ...], rows: int) -> Table:
             "–" if s.level_dbfs is None else f"{s.level_dbfs:.0f} dB",
             "–" if s.lag_s is None else f"{s.lag_s:.1f} s",
             f"{s.overflow_s:.1f} s",
-            Text(s.warnings[0].message, "yellow") if s.warnings else "",
+            *([Text(s.warnings[0].message, "yellow") if s.warnings else ""] if notes else []),
         )
     return table
 

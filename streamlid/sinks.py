@@ -438,11 +438,16 @@ def feed_state_text(event: FeedState) -> str:
     if event.state == "connected":
         return "connected"
     if event.state == "recovered":
-        tries = f"{event.attempt} attempt{'s' if event.attempt != 1 else ''}"
+        tries = count_of(event.attempt, "attempt")
         return f"recovered after {event.outage_s:.1f} s without audio ({tries})"
     if event.state == "retrying":
         return f"down {event.outage_s:.1f} s, reconnecting: {event.reason}"
     return f"down: {event.reason}"
+
+
+def count_of(n: int, noun: str) -> str:
+    """ "1 change", "2 changes"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def summary_lines(summary: Summary) -> list[str]:
@@ -450,7 +455,7 @@ def summary_lines(summary: Summary) -> list[str]:
     for s in summary.streams:
         lines.append(
             f"  {s.stream}: {s.duration_s:.1f} s audio, {s.speech_s:.1f} s speech, "
-            f"{s.windows} windows, {s.changes} changes"
+            f"{count_of(s.windows, 'window')}, {count_of(s.changes, 'change')}"
         )
         for code, seconds in s.speech_s_by_language.items():
             lines.append(f"    {code:<8} {seconds:7.1f} s")
@@ -460,14 +465,16 @@ def summary_lines(summary: Summary) -> list[str]:
                 f"p95 {1000 * (s.latency_p95_s or 0):.0f} ms"
             )
         if s.hop_mean_s is not None:
-            lines.append(f"    {s.windows} windows, hop {s.hop_mean_s:.2f} s on average")
+            lines.append(
+                f"    {count_of(s.windows, 'window')}, hop {s.hop_mean_s:.2f} s on average"
+            )
         if s.reconnects or s.outage_s:
             lines.append(
-                f"    feed: {s.reconnects} reconnect{'s' if s.reconnects != 1 else ''}, "
-                f"{s.outage_s:.1f} s without audio"
+                f"    feed: {count_of(s.reconnects, 'reconnect')}, {s.outage_s:.1f} s without audio"
             )
         if s.skipped_windows or s.overflow_s:
             lines.append(
-                f"    skipped {s.skipped_windows} windows, lost {s.overflow_s:.1f} s of audio"
+                f"    skipped {count_of(s.skipped_windows, 'window')}, "
+                f"lost {s.overflow_s:.1f} s of audio"
             )
     return lines

@@ -37,7 +37,7 @@ from streamlid.events import (
     StreamSummary,
     Summary,
 )
-from streamlid.sinks import PlainPrinter, WarningPrinter
+from streamlid.sinks import PlainPrinter, WarningPrinter, summary_lines
 from streamlid.ui import make_view
 from streamlid.ui.bigtext import big_lines, big_width
 from streamlid.ui.render import ViewRenderable, summary_renderables
@@ -558,6 +558,34 @@ def test_summary_tables_name_languages_and_give_the_health_figures():
     assert re.search(r"mic\s+1:00\s+3\s+40\s+1\.50 s\s+250/600 ms\s+2\s+0\.8 s", text)
     assert "warning: audio dropped: 0.8 s (×2)" in text
     assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_summary_captions_wrap_at_the_terminal_not_at_the_table():
+    """A narrow table ("mic") wrapped its caption "model …/tiny-lid on⏎cpu/bfloat16" in a
+    terminal wide enough for it."""
+    summary = Summary(
+        streams=(StreamSummary("mic", "mic", 6.0, 4.0, {"eng": 4.0}, 1, 4, 0, 0.0, 0.1, 0.2, ()),),
+        wall_s=7.0,
+        reason="end of input",
+        model="tests/assets/tiny-lid",
+        device="cpu",
+        dtype="bfloat16",
+    )
+    console = Console(record=True, width=100, file=io.StringIO())
+    for renderable in summary_renderables(summary):
+        console.print(renderable)
+    lines = console.export_text().splitlines()
+    assert "model tests/assets/tiny-lid on cpu/bfloat16" in lines
+    assert any(line.endswith("lost: audio dropped by lagging") for line in lines), lines
+
+
+def test_plain_summary_counts_in_the_singular_and_the_plural():
+    one = StreamSummary("mic", "mic", 6.0, 4.0, {"eng": 4.0}, 1, 1, 1, 0.5, 0.1, 0.2, ())
+    two = StreamSummary("mic", "mic", 6.0, 4.0, {"eng": 4.0}, 2, 2, 2, 0.5, 0.1, 0.2, ())
+    text = "\n".join(summary_lines(Summary((one,), 7.0, "end of input")))
+    assert "1 window, 1 change" in text and "skipped 1 window," in text
+    text = "\n".join(summary_lines(Summary((two,), 7.0, "end of input")))
+    assert "2 windows, 2 changes" in text and "skipped 2 windows," in text
 
 
 # -- choosing the view ------------------------------------------------------------------------

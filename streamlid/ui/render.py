@@ -36,6 +36,11 @@ SILENCE_GLYPH = "·"
 SILENCE_STYLE = "grey35"
 DIM = "grey50"
 EIGHTHS = " ▏▎▍▌▋▊▉"
+CAPTION = "table.caption"  # rich's style for a table's caption
+HEALTH_CAPTION = (
+    "hop: mean speech between answers · latency: median/95th percentile · "
+    "lost: audio dropped by lagging"
+)
 
 
 def fmt_time(t_s: float) -> str:
@@ -474,12 +479,6 @@ def summary_renderables(
         box=box.SIMPLE_HEAD,
         title=Text(title, style="bold red" if failed else "bold"),
         title_justify="left",
-        caption=(
-            Text(f"model {summary.model} on {summary.device}/{summary.dtype}")
-            if summary.model
-            else None
-        ),
-        caption_justify="left",
     )
     speech.add_column("stream", overflow="ellipsis", max_width=24)
     speech.add_column("language")
@@ -504,9 +503,6 @@ def summary_renderables(
         title=Text("health", style="bold"),
         title_justify="left",
         box=box.SIMPLE_HEAD,
-        caption="hop: mean speech between answers · latency: median/95th percentile · "
-        "lost: audio dropped by lagging",
-        caption_justify="left",
     )
     names = [s.stream for s in summary.streams]
     health.add_column(
@@ -538,7 +534,12 @@ def summary_renderables(
                 else []
             ),
         )
-    out: list = [speech, health]
+    # Captions under the tables, not in them: a table's caption wraps at the table's width,
+    # which is narrower than the terminal.
+    out: list = [speech]
+    if summary.model:
+        out.append(Text(f"model {summary.model} on {summary.device}/{summary.dtype}", CAPTION))
+    out += [health, Text(HEALTH_CAPTION, CAPTION)]
     if history:
         counts = Counter((n.severity, n.message) for n in history)
         total = len(history) if total_notices is None else total_notices

@@ -71,6 +71,15 @@ class SpeechChange:
 
 
 @dataclass(frozen=True)
+class StreamEnded:
+    """The stream's input ended (a file read to its end): no audio after `t_s`. Answers for its
+    last windows may still follow. Not sent when the run is stopped."""
+
+    stream: str
+    t_s: float
+
+
+@dataclass(frozen=True)
 class Level:
     """Input level for meters; frequent and transient, so sinks may ignore it."""
 
@@ -175,6 +184,7 @@ Event = (
     | Prediction
     | LanguageChange
     | SpeechChange
+    | StreamEnded
     | Level
     | Status
     | Notice
@@ -188,6 +198,7 @@ EVENT_TYPES: dict[type, str] = {
     Prediction: "prediction",
     LanguageChange: "change",
     SpeechChange: "speech",
+    StreamEnded: "ended",
     Level: "level",
     Status: "status",
     Notice: "notice",

@@ -21,7 +21,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE_HZ
 from .config import Config
-from .events import Event, Level, Notice, SpeechChange
+from .events import Event, Level, Notice, SpeechChange, StreamEnded
 from .gate import GatedFrame, SpeechTrack, build_gate, gate_settings
 from .scheduler import hop_settings, on_file_schedule
 from .stream import StreamState
@@ -105,15 +105,19 @@ class StreamFrontend:
         return join_thread(self._thread, timeout_s)
 
     def _main(self) -> None:
+        input_ended = False
         try:
-            self._run()
+            input_ended = self._run()
         finally:
             self._queues.close_stream(self.state.name)
             self.state.ended_at_s = self._index / SAMPLE_RATE_HZ
             if self._speech:
                 self._publish(SpeechChange(self.state.name, self.state.ended_at_s, False))
+            if input_ended:  # views show an ended stream as ended, not as listening
+                self._publish(StreamEnded(self.state.name, self.state.ended_at_s))
 
-    def _run(self) -> None:
+    def _run(self) -> bool:
+        """True when the input ended; False when the run stopped it."""
         ring = self.state.ring
         block = max(1, int(self._rate * READ_BLOCK_S))
         while not self._stop.is_set():
@@ -123,11 +127,12 @@ class StreamFrontend:
                 self._on_frames(self._gate.flush())
                 for window in self._windower.flush():
                     self._queue(window)
-                return
+                return True
             if chunk.lost_before:
                 self._on_overflow(chunk.lost_before)
             if len(chunk.samples):
                 self._process(self._resample(self._sanitize(chunk.samples)))
+        return False
 
     def _sanitize(self, samples: np.ndarray) -> np.ndarray:
         """NaN/Inf would poison the resampler and the model: silence them, and say so once."""

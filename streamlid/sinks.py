@@ -439,7 +439,7 @@ def is_warning(event: Event) -> bool:
 
 def feed_state_text(event: FeedState) -> str:
     """A feed's state in words, for the plain log and the live view."""
-    tries = f"{event.attempt} attempt{'s' if event.attempt != 1 else ''}"
+    tries = count_of(event.attempt, "attempt")
     if event.state == "connected":
         if event.outage_s:  # its first attempts failed: it was down from its start until now
             return f"connected after {event.outage_s:.1f} s without audio ({tries})"
@@ -451,12 +451,17 @@ def feed_state_text(event: FeedState) -> str:
     return f"down: {event.reason}"
 
 
+def count_of(n: int, noun: str) -> str:
+    """ "1 change", "2 changes"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def summary_lines(summary: Summary) -> list[str]:
     lines = [f"Summary ({summary.reason}, {summary.wall_s:.1f} s wall time)"]
     for s in summary.streams:
         lines.append(
             f"  {s.stream}: {s.duration_s:.1f} s audio, {s.speech_s:.1f} s speech, "
-            f"{s.windows} windows, {s.changes} changes"
+            f"{count_of(s.windows, 'window')}, {count_of(s.changes, 'change')}"
         )
         for code, seconds in s.speech_s_by_language.items():
             lines.append(f"    {code:<8} {seconds:7.1f} s")
@@ -466,14 +471,16 @@ def summary_lines(summary: Summary) -> list[str]:
                 f"p95 {1000 * (s.latency_p95_s or 0):.0f} ms"
             )
         if s.hop_mean_s is not None:
-            lines.append(f"    {s.windows} windows, hop {s.hop_mean_s:.2f} s on average")
+            lines.append(
+                f"    {count_of(s.windows, 'window')}, hop {s.hop_mean_s:.2f} s on average"
+            )
         if s.reconnects or s.outage_s:
             lines.append(
-                f"    feed: {s.reconnects} reconnect{'s' if s.reconnects != 1 else ''}, "
-                f"{s.outage_s:.1f} s without audio"
+                f"    feed: {count_of(s.reconnects, 'reconnect')}, {s.outage_s:.1f} s without audio"
             )
         if s.skipped_windows or s.overflow_s:
             lines.append(
-                f"    skipped {s.skipped_windows} windows, lost {s.overflow_s:.1f} s of audio"
+                f"    skipped {count_of(s.skipped_windows, 'window')}, "
+                f"lost {s.overflow_s:.1f} s of audio"
             )
     return lines

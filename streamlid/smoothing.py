@@ -93,9 +93,16 @@ class Smoother:
     def __init__(self, n_labels: int, settings: SmootherSettings | None = None) -> None:
         self.n_labels = n_labels
         self.settings = settings or SmootherSettings()
+        self.current: int | None = None
+        self._named_before_reset: int | None = None
         self.reset()
 
     def reset(self) -> None:
+        """Starts smoothing afresh (the `r` key): the evidence so far is forgotten. The language
+        named before is not: the first answer after the reset that names it again is no change,
+        and one that names another is a change from it."""
+        if self.current is not None:  # (`r` twice before an answer: still the one before)
+            self._named_before_reset = self.current
         self._smoothed = np.full(self.n_labels, 1.0 / self.n_labels)
         self._t_last_s: float | None = None
         self._t_start_last_s: float | None = None
@@ -252,6 +259,12 @@ class Smoother:
         ):
             self._weak_updates = 0
 
+        if change is not None and self._named_before_reset is not None:
+            before, self._named_before_reset = self._named_before_reset, None
+            if change.current == before:
+                self.current, change = before, None
+            else:
+                change = Change(before, change.current, change.since_s)
         if change is not None:
             self.current = change.current
             self._changed_at_s = t_end_s

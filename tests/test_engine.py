@@ -70,6 +70,9 @@ def test_run_to_end_of_input_finishes_by_itself(espeak, classifier, tmp_path):
     lines = read_jsonl(jsonl)
     assert lines[-1]["type"] == "summary"
     assert lines[-1]["reason"] == "end of input"
+    # the file's end is an event (views show the stream as ended), once, where the audio ended
+    (ended,) = [line for line in lines if line["type"] == "ended"]
+    assert ended["t_s"] == pytest.approx(summary.streams[0].duration_s, abs=0.05)
     assert engine_threads_alive() == []
     assert [t.name for t in set(threading.enumerate()) - before if not t.daemon] == []
 
@@ -92,6 +95,7 @@ def test_stop_mid_run_on_a_live_file(espeak, classifier, tmp_path):
     assert lines[-1]["type"] == "summary"
     assert lines[-1]["reason"] == "interrupted"
     assert sum(line["type"] == "summary" for line in lines) == 1
+    assert "ended" not in [line["type"] for line in lines]  # stopped, not ended
     summary = sink.summary
     assert summary.streams[0].duration_s < 12.0  # it really was stopped early
     assert any(line["type"] == "prediction" for line in lines)

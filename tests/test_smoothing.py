@@ -387,6 +387,29 @@ def test_reset_forgets_everything():
     assert not wants_tail_check(smoother.current, 5, 48000, 24000)
 
 
+def test_a_reset_is_no_change_of_language():
+    """After `r` the first answer naming the language heard before is no change (it was counted
+    as one, from None); naming another is a change from the one before the reset."""
+    smoother = Smoother(N_LABELS)
+    first = smoother.update(1.0, pure(3), window_s=1.0, segment_start_s=0.0)
+    assert first.change is not None and first.change.previous is None  # a first answer
+    smoother.reset()
+    decisions = [
+        smoother.update(t, pure(3), window_s=3.0, segment_start_s=0.0) for t in (4.0, 5.0, 6.0)
+    ]
+    assert [d.change for d in decisions] == [None, None, None]
+    assert decisions[0].current == 3 and smoother.current == 3
+
+    smoother.reset()
+    decision = smoother.update(7.0, pure(5), window_s=3.0, segment_start_s=7.0 - 3.0)
+    assert decision.change is not None
+    assert (decision.change.previous, decision.change.current) == (3, 5)
+    smoother.reset()
+    smoother.reset()  # twice before an answer: the language before still counts
+    decision = smoother.update(8.0, pure(6), window_s=3.0, segment_start_s=5.0)
+    assert decision.change is not None and decision.change.previous == 5
+
+
 # -- the real worker, with a stand-in model -----------------------------------------------------
 
 

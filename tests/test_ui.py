@@ -32,11 +32,12 @@ from streamlid.events import (
     SpeechChange,
     Status,
     StreamAlert,
+    StreamEnded,
     StreamStarted,
     StreamSummary,
     Summary,
 )
-from streamlid.sinks import PlainPrinter, WarningPrinter
+from streamlid.sinks import PlainPrinter, WarningPrinter, summary_lines
 from streamlid.ui import make_view
 from streamlid.ui.bigtext import big_lines, big_width
 from streamlid.ui.render import ViewRenderable, summary_renderables
@@ -400,6 +401,101 @@ def test_many_streams_on_a_small_screen_become_a_table(clock):
     assert len(text.splitlines()) == 24
 
 
+MARKUP_NAMES = ("News [/] FR", "show [live].mp3", "[bold]radio")
+
+
+def test_names_with_markup_are_text_in_the_panels_and_the_compact_table(clock):
+    """A stream named "News [/] FR" once raised rich's MarkupError at every frame of the table
+    (the picture froze) and lost "[live]" from a file name."""
+    state = ViewState(clock=clock)
+    for name in MARKUP_NAMES:
+        script = Script(state, clock, stream=name)
+        script.started()
+        script.speech(0.0, True)
+        script.talk(0.0, 3.0, "fra", FRENCH)
+        state.handle(Notice(name, 3.0, "warning", "feed [/] down: [red]timeout"))
+    for size in ((160, 40), (120, 5)):  # panels; one line per stream
+        text = screen(state, *size)
+        for name in MARKUP_NAMES:
+            assert name in text, (size, text)
+        assert "feed [/] down: [red]timeout" in text, text
+
+
+def test_summary_tables_print_names_and_the_model_as_text():
+    names = MARKUP_NAMES
+    summary = Summary(
+        streams=tuple(
+            StreamSummary(name, name, 6.0, 4.0, {"fra": 4.0}, 1, 4, 0, 0.0, 0.1, 0.2, ())
+            for name in names
+        ),
+        wall_s=7.0,
+        reason="end of input",
+        model="models/[v2]/tiny",
+        device="cpu",
+        dtype="float32",
+    )
+    history = [Notice(names[0], 3.0, "warning", "[/] odd [bold]message")]
+    console = Console(record=True, width=120, file=io.StringIO())
+    for renderable in summary_renderables(summary, history):
+        console.print(renderable)
+    text = console.export_text()
+    for name in names:
+        assert text.count(name) == 2, text  # the speech table and the health table
+    assert "model models/[v2]/tiny on cpu/float32" in text
+    assert "warning: [/] odd [bold]message" in text
+
+
+def test_an_ended_file_says_it_ended_and_a_reset_does_not_make_it_listen(clock):
+    """A --realtime run of two files: the shorter one ends while the other still talks. It
+    once showed "listening…" and "last heard French, 0.0 s ago" for good."""
+    state = ViewState(clock=clock)
+    short = Script(state, clock, stream="short.wav")
+    short.started()
+    short.speech(0.5, True)
+    short.talk(0.5, 7.0, "fra", FRENCH)
+    short.speech(7.5, False)
+    short.quiet(7.5, 8.5)
+    state.handle(StreamEnded("short.wav", 8.7))
+    long = Script(state, clock, stream="long.wav")
+    long.started()
+    long.speech(0.0, True)
+    long.talk(0.0, 20.0, "deu", GERMAN)
+    listening = big_lines("listening…", 80)[0]
+
+    text = screen(state, 80, 50)
+    assert "ended at 8.7 s   last heard French, 1.2 s before the end" in text
+    assert "ended · 8.7 s" in text and "live · 20.0 s" in text
+    assert "listening" not in text and listening not in text
+    assert "no signal" not in text  # an ended input is not a fault
+    assert big_lines("ended", 80)[0] in text
+
+    state.reset()
+    text = screen(state, 80, 50)
+    assert "ended at 8.7 s" in text and "last heard" not in text
+    assert "listening" not in text and listening not in text
+    table = screen(state, 80, 4)  # one line per stream
+    assert re.search(r"short\.wav\s+ended", table), table
+
+
+def test_the_compact_table_cuts_long_names_before_the_language(clock):
+    state = ViewState(clock=clock)
+    for i in range(8):
+        script = Script(state, clock, stream=f"international-news-channel-{i}.mp3")
+        script.started()
+        script.speech(0.0, True)
+        script.talk(0.0, 3.0, "fra", FRENCH)
+        if i % 2:
+            script.speech(3.0, False)
+    state.handle(Notice("international-news-channel-3.mp3", 3.0, "warning", "audio dropped"))
+    lines = screen(state, 60, 20).splitlines()
+    rows = [line for line in lines if line.startswith("internat")]
+    assert len(rows) == 8 and max(len(line) for line in lines) <= 60
+    for row in rows:
+        assert "…" in row.split()[0]  # the name gave way...
+        assert re.search(r"…\s+(French\s+82%|listening…)\s", row), row  # ...the language not
+    assert "audio dr" in rows[3]
+
+
 # -- pieces -----------------------------------------------------------------------------------
 
 
@@ -462,6 +558,34 @@ def test_summary_tables_name_languages_and_give_the_health_figures():
     assert re.search(r"mic\s+1:00\s+3\s+40\s+1\.50 s\s+250/600 ms\s+2\s+0\.8 s", text)
     assert "warning: audio dropped: 0.8 s (×2)" in text
     assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_summary_captions_wrap_at_the_terminal_not_at_the_table():
+    """A narrow table ("mic") wrapped its caption "model …/tiny-lid on⏎cpu/bfloat16" in a
+    terminal wide enough for it."""
+    summary = Summary(
+        streams=(StreamSummary("mic", "mic", 6.0, 4.0, {"eng": 4.0}, 1, 4, 0, 0.0, 0.1, 0.2, ()),),
+        wall_s=7.0,
+        reason="end of input",
+        model="tests/assets/tiny-lid",
+        device="cpu",
+        dtype="bfloat16",
+    )
+    console = Console(record=True, width=100, file=io.StringIO())
+    for renderable in summary_renderables(summary):
+        console.print(renderable)
+    lines = console.export_text().splitlines()
+    assert "model tests/assets/tiny-lid on cpu/bfloat16" in lines
+    assert any(line.endswith("lost: audio dropped by lagging") for line in lines), lines
+
+
+def test_plain_summary_counts_in_the_singular_and_the_plural():
+    one = StreamSummary("mic", "mic", 6.0, 4.0, {"eng": 4.0}, 1, 1, 1, 0.5, 0.1, 0.2, ())
+    two = StreamSummary("mic", "mic", 6.0, 4.0, {"eng": 4.0}, 2, 2, 2, 0.5, 0.1, 0.2, ())
+    text = "\n".join(summary_lines(Summary((one,), 7.0, "end of input")))
+    assert "1 window, 1 change" in text and "skipped 1 window," in text
+    text = "\n".join(summary_lines(Summary((two,), 7.0, "end of input")))
+    assert "2 windows, 2 changes" in text and "skipped 2 windows," in text
 
 
 # -- choosing the view ------------------------------------------------------------------------
@@ -712,6 +836,15 @@ def test_a_change_right_after_a_reset_is_marked_at_the_start(state, clock):
     assert markers.startswith("▲deu")
 
 
+def test_after_a_reset_the_same_language_is_still_there_since_it_began(state, clock):
+    """`r` starts the picture afresh; the next answer naming German again (no change event)
+    says German is spoken since it began, not since the reset."""
+    script = french_then_german(state, clock)
+    state.reset()
+    script.talk(18.5, 22.0, "deu", GERMAN)
+    assert "German · deu · 77% confidence · since 10.2 s" in screen(state)
+
+
 def test_a_broken_event_does_not_break_the_display_or_the_exit(clock):
     from streamlid.ui.live import LiveView
 
@@ -724,6 +857,21 @@ def test_a_broken_event_does_not_break_the_display_or_the_exit(clock):
     view.close()
     assert "view" not in [t.name for t in threading.enumerate()]
     assert "The live view failed" in out.getvalue()
+
+
+def test_a_drawing_failure_is_reported_as_text_at_exit(clock):
+    """The failure's traceback quotes what broke (a name with "[/]"): printed as markup, it
+    raised again in close() and the summary never came."""
+    from streamlid.ui.live import LiveView
+
+    out = io.StringIO()
+    console = Console(file=out, width=80, height=24, force_terminal=True, color_system=None)
+    view = LiveView(ViewState(clock=clock), console, screen=False, redirect_stdout=False)
+    view.render_error = "rich.errors.MarkupError: closing tag '[/]' at position 5"
+    view.handle(Summary((), 1.0, "interrupted"))
+    view.close()
+    assert "streamlid · interrupted after 1.0 s" in out.getvalue()
+    assert "closing tag '[/]' at position 5" in out.getvalue()
 
 
 def test_headless_lines_are_a_streams_troubles_only():

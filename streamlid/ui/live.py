@@ -16,6 +16,7 @@ import traceback
 
 from rich.console import Console
 from rich.live import Live
+from rich.text import Text
 
 from ..events import Event, Summary
 from .render import ViewRenderable, summary_renderables
@@ -85,7 +86,9 @@ class LiveView:
             for renderable in summary_renderables(summary, history, self.state.notices_total):
                 self.console.print(renderable)
         if self.render_error:
-            self.console.print(f"[red]The live view failed:[/]\n{self.render_error}")
+            # the traceback quotes data (a stream name, a message): text, never markup
+            self.console.print(Text("The live view failed:", "red"))
+            self.console.print(self.render_error, markup=False, highlight=False)
 
     # -- controls (any thread) ------------------------------------------------------------------
 

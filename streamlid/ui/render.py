@@ -29,12 +29,18 @@ METER_MIN_DBFS = -60.0
 METER_WARN_DBFS = -9.0  # yellow from here (speech peaks near clipping)
 METER_CLIP_DBFS = -3.0  # red from here
 PANEL_MIN_WIDTH = 60  # below this two panels do not go side by side
+NAME_MIN_WIDTH = 8  # the compact table cuts stream names no shorter than this
 SPEECH_GLYPH = "█"
 UNCLEAR_GLYPH = "▒"
 SILENCE_GLYPH = "·"
 SILENCE_STYLE = "grey35"
 DIM = "grey50"
 EIGHTHS = " ▏▎▍▌▋▊▉"
+CAPTION = "table.caption"  # rich's style for a table's caption
+HEALTH_CAPTION = (
+    "hop: mean speech between answers · latency: median/95th percentile · "
+    "lost: audio dropped by lagging"
+)
 
 
 def fmt_time(t_s: float) -> str:
@@ -88,7 +94,17 @@ class Section:
 
 def _now_sections(s: StreamSnapshot, width: int) -> list[Section]:
     """The big answer and its caption; silence is shown as silence, never as a language."""
-    if not s.speech:
+    if not s.speech and s.ended_at_s is not None:
+        # An ended file listens to nothing: say so, and what it said last (its clock has
+        # stopped, so "ago" would stay at its last value for good).
+        big, big_style = "ended", f"bold {DIM}"
+        caption = _line(("ended", "bold grey70"), (f" at {fmt_time(s.ended_at_s)}", DIM))
+        heard = s.language_name if s.language else s.last_language_name
+        if heard:
+            caption.append(f"   last heard {heard}", DIM)
+            if s.silent_for_s is not None and s.silent_for_s >= 0.05:
+                caption.append(f", {fmt_time(s.silent_for_s)} before the end", DIM)
+    elif not s.speech:
         big, big_style = "listening…", "bold grey58"
         caption = _line(("no speech", "bold grey70"), (" · listening…", DIM))
         if s.last_language_name and s.silent_for_s is not None:
@@ -227,6 +243,8 @@ def _input_line(s: StreamSnapshot, width: int) -> Text:
     gate = ("● speech", "bold green") if s.speech else ("○ no speech", "grey62")
     if s.speech_prob is not None:  # how sure the speech detector is, right now
         gate = (f"{gate[0]} {s.speech_prob:.2f}", gate[1])
+    if s.ended_at_s is not None and s.level_dbfs is None:  # no signal, as expected
+        return _line(("input ", DIM), ("ended", DIM))
     if s.level_dbfs is None:
         return _line(("input ", DIM), ("no signal", "bold yellow"), "   ", gate)
     meter_w = max(8, min(30, width - 32))
@@ -325,7 +343,7 @@ def stream_panel(s: StreamSnapshot, width: int, rows: int) -> tuple[Panel, int]:
     inner = max(10, width - 4)
     lines = fit_sections(stream_sections(s, inner), rows)
     title = Text.assemble((f" {s.name} ", "bold"))
-    where = "live" if s.live else "file"
+    where = "ended" if s.ended_at_s is not None else "live" if s.live else "file"
     subtitle = Text(f" {where} · {fmt_time(s.t_s)} ", style=DIM)
     panel = Panel(
         Group(*lines),
@@ -341,25 +359,38 @@ def stream_panel(s: StreamSnapshot, width: int, rows: int) -> tuple[Panel, int]:
 
 
 def streams_table(streams: tuple[StreamSnapshot, ...], rows: int) -> Table:
-    """Many streams on a small screen: one line each."""
+    """Many streams on a small screen: one line each. The figures keep their width; the
+    name (and the note, when there is one) share what is left, so a long name is cut short
+    before the language is."""
+    shown = streams[: max(0, rows - 1)]
+    notes = any(s.warnings for s in shown)
     table = Table(box=None, expand=True, pad_edge=False, header_style=DIM)
-    for column in ("stream", "now", "", "input", "lag", "lost", "note"):
-        table.add_column(column, no_wrap=True, overflow="ellipsis")
-    for s in streams[: max(0, rows - 1)]:
-        if not s.speech:
+    for column in ("stream", "now", "", "input", "lag", "lost", "note")[: 7 if notes else 6]:
+        flexible = column in ("stream", "note")
+        table.add_column(
+            column,
+            no_wrap=True,
+            overflow="ellipsis",
+            ratio=1 if flexible else None,
+            width=NAME_MIN_WIDTH if column == "stream" else None,
+        )
+    for s in shown:
+        if not s.speech and s.ended_at_s is not None:
+            now = Text("ended", DIM)
+        elif not s.speech:
             now = Text("listening…", DIM)
         elif s.language is None:
             now = Text("unclear", "bold grey70")
         else:
             now = Text(s.language_name, f"bold {s.language_colour}")
         table.add_row(
-            s.name,
+            Text(s.name),  # names are text, never markup ("News [/] FR")
             now,
             pct(s.confidence) if s.speech and s.language else "",
             "–" if s.level_dbfs is None else f"{s.level_dbfs:.0f} dB",
             "–" if s.lag_s is None else f"{s.lag_s:.1f} s",
             f"{s.overflow_s:.1f} s",
-            Text(s.warnings[0].message, "yellow") if s.warnings else "",
+            *([Text(s.warnings[0].message, "yellow") if s.warnings else ""] if notes else []),
         )
     return table
 
@@ -448,10 +479,6 @@ def summary_renderables(
         box=box.SIMPLE_HEAD,
         title=Text(title, style="bold red" if failed else "bold"),
         title_justify="left",
-        caption=(
-            f"model {summary.model} on {summary.device}/{summary.dtype}" if summary.model else None
-        ),
-        caption_justify="left",
     )
     speech.add_column("stream", overflow="ellipsis", max_width=24)
     speech.add_column("language")
@@ -464,9 +491,9 @@ def summary_renderables(
         for i, (code, seconds) in enumerate(items):
             known = code not in ("", UNKNOWN_CODE)
             speech.add_row(
-                s.stream if i == 0 else "",
-                language_name(code) if known else (code or "no speech"),
-                code if known else "–" if code else "",
+                Text(s.stream if i == 0 else ""),  # names are text, never markup
+                Text(language_name(code) if known else (code or "no speech")),
+                Text(code if known else "–" if code else ""),
                 fmt_time(seconds) if code else "",
                 pct(seconds / total) if code else "",
                 end_section=i == len(items) - 1,
@@ -476,9 +503,6 @@ def summary_renderables(
         title=Text("health", style="bold"),
         title_justify="left",
         box=box.SIMPLE_HEAD,
-        caption="hop: mean speech between answers · latency: median/95th percentile · "
-        "lost: audio dropped by lagging",
-        caption_justify="left",
     )
     names = [s.stream for s in summary.streams]
     health.add_column(
@@ -496,7 +520,7 @@ def summary_renderables(
             else f"{1000 * s.latency_median_s:.0f}/{1000 * (s.latency_p95_s or 0):.0f} ms"
         )
         health.add_row(
-            s.stream,
+            Text(s.stream),
             fmt_time(s.duration_s),
             str(s.changes),
             str(s.windows),
@@ -510,7 +534,12 @@ def summary_renderables(
                 else []
             ),
         )
-    out: list = [speech, health]
+    # Captions under the tables, not in them: a table's caption wraps at the table's width,
+    # which is narrower than the terminal.
+    out: list = [speech]
+    if summary.model:
+        out.append(Text(f"model {summary.model} on {summary.device}/{summary.dtype}", CAPTION))
+    out += [health, Text(HEALTH_CAPTION, CAPTION)]
     if history:
         counts = Counter((n.severity, n.message) for n in history)
         total = len(history) if total_notices is None else total_notices

@@ -28,6 +28,7 @@ from ..events import (
     Prediction,
     SpeechChange,
     Status,
+    StreamEnded,
     StreamStarted,
     Summary,
 )
@@ -155,6 +156,7 @@ class StreamSnapshot:
     skipped_windows: int
     warnings: tuple[Alert, ...]
     hop_s: float | None = None  # effective hop: speech between the last few answers
+    ended_at_s: float | None = None  # the input ended here (a file read to its end)
 
 
 @dataclass(frozen=True)
@@ -199,7 +201,6 @@ class _Stream:
     language: str | None = None
     language_name: str = "unknown"
     confidence: float = 0.0
-    since_s: float | None = None
     last_language_name: str | None = None
     smoothed: tuple[LanguageScore, ...] = ()
     bar_order: list[str] = field(default_factory=list)
@@ -216,6 +217,7 @@ class _Stream:
     losses: deque[tuple[float, float, int]] = field(default_factory=deque)  # (wall, s, windows)
     notices: deque[tuple[float, str, str]] = field(default_factory=lambda: deque(maxlen=20))
     feed_down: str | None = None  # a network feed's state while it is down
+    ended_at_s: float | None = None
 
 
 class ViewState:
@@ -281,6 +283,9 @@ class ViewState:
                 # While a feed is down its state heads the stream's warnings; gone once it is up.
                 down = event.state in ("disconnected", "retrying")
                 s.feed_down = f"feed {feed_state_text(event)}" if down else None
+            elif isinstance(event, StreamEnded):
+                self._advance(s, event.t_s)
+                s.ended_at_s = event.t_s
             elif isinstance(event, StreamStarted):
                 s.source, s.live, s.model = event.source, event.live, event.model
                 s.device, s.dtype = event.device, event.dtype
@@ -295,7 +300,7 @@ class ViewState:
             for s in self._streams.values():
                 s.origin_s = s.t_s
                 s.language, s.language_name, s.confidence = None, "unknown", 0.0
-                s.since_s, s.last_language_name = None, None
+                s.last_language_name = None
                 s.smoothed, s.bar_order = (), []
                 s.speech_buckets.clear()
                 s.codes.clear()
@@ -363,8 +368,6 @@ class ViewState:
         s.predicted_to_s = max(s.predicted_to_s, event.t_end_s)
         if event.language is not None:
             self._colours.colour(event.language)
-        if event.language != s.language:
-            s.since_s = None if event.language is None else event.t_start_s
         s.language, s.language_name, s.confidence = (
             event.language,
             event.language_name,
@@ -387,7 +390,6 @@ class ViewState:
                 s.codes[i] = value
         if event.language is not None:
             s.changes.append((since, event.language))
-            s.since_s = since
             self._colours.colour(event.language)
 
     def _status(self, s: _Stream, event: Status, now: float) -> None:
@@ -466,7 +468,8 @@ class ViewState:
             language_name=s.language_name,
             confidence=s.confidence,
             language_colour=colours.peek(s.language) if s.language else UNKNOWN_COLOUR,
-            since_s=s.since_s,
+            # the run's figures: a reset of the view does not move when the language began
+            since_s=figures.since_s if figures else None,
             last_language_name=s.last_language_name,
             silent_for_s=None if s.silent_since_s is None else s.t_s - s.silent_since_s,
             bars=tuple(bars),
@@ -488,6 +491,7 @@ class ViewState:
             skipped_windows=s.skipped,
             warnings=self._warnings(s, figures, now),
             hop_s=s.hop_s,
+            ended_at_s=s.ended_at_s,
         )
 
     def _warnings(self, s: _Stream, figures: StreamFigures | None, now: float) -> tuple[Alert, ...]:

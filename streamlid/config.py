@@ -11,6 +11,7 @@ import difflib
 import math
 import re
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -165,7 +166,8 @@ HELP: dict[str, str] = {
     "min_confidence": "smoothed probability needed to name a language",
     "min_margin": "lead over the runner-up needed to name or switch a language",
     "min_dwell": "seconds a language is kept before another switch is allowed",
-    "realtime": "treat files and stdin as live feeds: pace at real time, drop rather than lag",
+    "realtime": "treat files, URLs and stdin as live feeds: pace at real time, drop rather than "
+    "lag",
     "ring_seconds": "capacity of each stream's ring buffer, seconds",
     "stall_timeout": "URLs: seconds without audio after which a feed counts as stalled and is "
     "reconnected",
@@ -383,9 +385,11 @@ def _parse_streams(value: Any) -> tuple[StreamConfig, ...]:
     return tuple(streams)
 
 
-def _check_range(cfg: Config) -> None:
+def _check_range(cfg: Config, keys: Collection[str] | None = None) -> None:
+    """Every value in range; with `keys`, only those (a command that reads only them)."""
+
     def need(ok: bool, key: str, allowed: str) -> None:
-        if not ok:
+        if not ok and (keys is None or key in keys):
             value = getattr(cfg, key)
             raise ConfigError(f"{option_name(key)} = {value!r} is not allowed: {allowed}.")
 
@@ -530,8 +534,9 @@ def _unknown_key(name: str) -> ConfigError:
     return ConfigError(f"Unknown setting {name!r}.{hint}")
 
 
-def apply(cfg: Config, values: dict[str, Any]) -> Config:
-    """A new Config with `values` (keyed by CLI/TOML names or field names) applied and checked."""
+def apply(cfg: Config, values: dict[str, Any], keys: Collection[str] | None = None) -> Config:
+    """A new Config with `values` (keyed by CLI/TOML names or field names) applied and checked
+    (with `keys`, only the settings a command reads: `load_config`)."""
     field_names = {f.name for f in fields(Config)}
     changes: dict[str, Any] = {}
     for name, value in values.items():
@@ -540,7 +545,7 @@ def apply(cfg: Config, values: dict[str, Any]) -> Config:
             raise _unknown_key(name)
         changes[key] = _coerce(key, value)
     result = replace(cfg, **changes)
-    _check_range(result)
+    _check_range(result, keys)
     return result
 
 
@@ -589,17 +594,37 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     return flat
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """Defaults, then the TOML file at `path`, then `overrides` (the command line)."""
-    cfg = Config()
+def load_config(
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    keys: Collection[str] | None = None,
+    defaults: dict[str, Any] | None = None,
+) -> Config:
+    """Defaults, then the TOML file at `path`, then `overrides` (the command line).
+
+    A command that reads only some settings (`identify`) names them in `keys`: the file's
+    other settings are ignored (a config written for `listen` still serves it; an unknown key
+    is still an error), and the rest keep their defaults unchecked against them (`--window 1`
+    is not refused for a `--confirm-window` the command has not got). `defaults`: that
+    command's own defaults, which the file and the command line override."""
+    cfg = apply(Config(), defaults, keys) if defaults else Config()
     if path is not None:
         try:
-            cfg = apply(cfg, load_toml(path))
+            values = load_toml(path)
+            if keys is not None:
+                known = {f.name for f in fields(Config)}
+                values = {
+                    name: value
+                    for name, value in values.items()
+                    if name.replace("-", "_") in keys or name.replace("-", "_") not in known
+                }
+            cfg = apply(cfg, values, keys)
         except ConfigError as exc:
             if str(path) in str(exc):
                 raise
             raise ConfigError(f"Config file {str(path)!r}: {exc}") from None
     if overrides:
-        cfg = apply(cfg, overrides)
-    _check_range(cfg)
+        cfg = apply(cfg, overrides, keys)
+    _check_range(cfg, keys)
     return cfg

@@ -52,7 +52,7 @@ BENCH_SKIPS = tuple(f.name for f in fields(Config) if f.name not in BENCH_OPTION
 BENCH_HELP = {
     "hop": "seconds of speech between windows of a live stream: how many streams the machine "
     "sustains is counted at this hop",
-    "max_lag": "a batch whose forward pass takes longer than this sustains no live stream",
+    "max_lag": "seconds: a batch whose forward pass takes longer sustains no live stream",
 }
 # What `identify` reads (one answer per file, from side-by-side windows): the model, the speech
 # gate and windows, the decision, the feeds. A live run's hop, smoothing, outputs and alerts

@@ -48,50 +48,74 @@ from .run import err_console as _err_console
 COMMANDS = ("listen", "identify", "bench", "devices", "download", "cluster")
 BENCH_OPTIONS = ("model", "device", "dtype", "window", "hop", "max_lag")
 BENCH_SKIPS = tuple(f.name for f in fields(Config) if f.name not in BENCH_OPTIONS)
-# Options of a live run that mean nothing for `identify` (one answer per file).
-IDENTIFY_SKIPS = (
-    "realtime",
-    "live_schedule",
-    "file_max_hop",
-    "ui",
-    "timeline",
-    "jsonl",
-    "overwrite",
-    "jsonl_append",
-    "expect",
-    "alert_unexpected_after",
-    "alert_silence_after",
-    "alert_down_after",
-    "on_alert",
-    "on_alert_interval",
-    "timeline_csv",
-    "metrics_port",
-    "metrics_host",
-    "cluster",
-    "ingest_actors",
-    "replicas",
-    "serve_batch",
-    "serve_batch_wait_ms",
-    "replica_cpus",
+# Where bench reads a setting otherwise than a run does (it has no adaptive hop).
+BENCH_HELP = {
+    "hop": "seconds of speech between windows of a live stream: how many streams the machine "
+    "sustains is counted at this hop",
+    "max_lag": "seconds: a batch whose forward pass takes longer sustains no live stream",
+}
+# What `identify` reads (one answer per file, from side-by-side windows): the model, the speech
+# gate and windows, the decision, the feeds. A live run's hop, smoothing, outputs and alerts
+# would do nothing there, so it does not offer them (and a config file's are ignored).
+IDENTIFY_OPTIONS = (
+    "model",
+    "device",
+    "dtype",
+    "languages",
+    "batch",
+    "window",
+    "min_speech",
+    "vad_engine",
+    "vad",
+    "vad_frame_ms",
+    "hangover",
+    "pause",
+    "energy_floor",
+    "speech_threshold",
+    "min_speech_share",
+    "min_confidence",
+    "min_margin",
+    "stall_timeout",
+    "reconnect_min",
+    "reconnect_max",
+    "reconnect_attempts",
+    "top",
 )
+IDENTIFY_SKIPS = tuple(f.name for f in fields(Config) if f.name not in IDENTIFY_OPTIONS)
+# A one-shot command gives up on a URL it cannot reach (listen, a monitor, retries forever).
+IDENTIFY_DEFAULTS = {"reconnect_attempts": 3}
+IDENTIFY_HELP = {
+    "min_speech": "shortest run of speech that is classified, seconds",
+    "min_confidence": "mean probability a file's best language needs to be confident",
+    "min_margin": "lead of a file's best language over the runner-up needed to be confident",
+    "top": "number of languages listed per file",
+}
 
 
-def _add_config_options(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
+def _add_config_options(
+    parser: argparse.ArgumentParser,
+    skip: Sequence[str] = (),
+    defaults: dict[str, Any] | None = None,
+    helps: dict[str, str] | None = None,
+) -> None:
+    """The Config's options, less `skip`; `defaults` and `helps`: a command's own, where it
+    differs from a run's."""
     parser.add_argument("--config", metavar="FILE", help="TOML file with any of these options")
     for f in fields(Config):
         if f.name in ("sources", "streams", *skip):
             continue
         flag = "--" + option_name(f.name)
-        default = f.default
+        default = (defaults or {}).get(f.name, f.default)
+        text = (helps or {}).get(f.name, HELP[f.name])
         kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "dest": f.name}
         if isinstance(default, bool):
             kwargs["action"] = argparse.BooleanOptionalAction
-            kwargs["help"] = HELP[f.name]
+            kwargs["help"] = text
         else:
             kwargs["metavar"] = option_name(f.name).upper().replace("-", "_")
             shown = ",".join(default) if isinstance(default, tuple) else default
             shown = DEFAULT_SHOWN.get(f.name, shown)
-            kwargs["help"] = f"{HELP[f.name]} (default: {shown if shown != '' else 'all'})"
+            kwargs["help"] = f"{text} (default: {shown if shown != '' else 'all'})"
         parser.add_argument(flag, **kwargs)
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
 
@@ -128,11 +152,21 @@ def build_parser() -> argparse.ArgumentParser:
         "identify",
         help="one language per file",
         description="Classify whole files: the language of each, from the mean probabilities "
-        "of all its speech, in windows side by side (--hop applies to listen only).",
+        "of all its speech, in windows side by side. A URL that cannot be read is retried "
+        f"--reconnect-attempts times ({IDENTIFY_DEFAULTS['reconnect_attempts']} by default), "
+        "then gets its error; the other files still get their answer.",
     )
-    identify.add_argument("files", nargs="+", metavar="FILE")
+    identify.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="audio files (WAV/FLAC/OGG, others through ffmpeg), URLs (through ffmpeg) or - "
+        "for raw 16 kHz mono s16le on stdin",
+    )
     identify.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    _add_config_options(identify, skip=IDENTIFY_SKIPS)
+    _add_config_options(
+        identify, skip=IDENTIFY_SKIPS, defaults=IDENTIFY_DEFAULTS, helps=IDENTIFY_HELP
+    )
 
     bench = sub.add_parser(
         "bench",
@@ -153,9 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batches", default="1,4", help="batch sizes, e.g. 1,8,32 (default: 1,4)")
     bench.add_argument("--runs", type=int, default=5, help="timed passes per row (default: 5)")
     bench.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    _add_config_options(bench, skip=BENCH_SKIPS)
+    _add_config_options(bench, skip=BENCH_SKIPS, helps=BENCH_HELP)
 
-    devices = sub.add_parser("devices", help="list audio input devices")
+    devices = sub.add_parser(
+        "devices",
+        help="list audio input devices",
+        description="List the audio input devices, for `listen mic:NAME_OR_INDEX`; the "
+        "default one is marked.",
+    )
     devices.add_argument("--debug", action="store_true", help="show tracebacks for errors")
 
     cluster = sub.add_parser(
@@ -176,9 +215,18 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
     status.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     download = sub.add_parser(
-        "download", help="download a model into the Hugging Face cache for offline use"
+        "download",
+        help="download a model into the Hugging Face cache for offline use",
+        description="Download a model into the Hugging Face cache and check it as a run "
+        "would; later runs with --model MODEL then work offline. Prints its folder.",
     )
-    download.add_argument("model", nargs="?", default=DEFAULT_MODEL)
+    download.add_argument(
+        "model",
+        nargs="?",
+        default=DEFAULT_MODEL,
+        metavar="MODEL",
+        help=f"hub id of an audio-classification LID checkpoint (default: {DEFAULT_MODEL})",
+    )
     download.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     return parser
 
@@ -197,7 +245,10 @@ def _config_from(args: argparse.Namespace) -> Config:
     # override, an empty list would wipe out a config file's `sources`.
     names = {f.name for f in fields(Config)} - {"sources"}
     overrides = {k: v for k, v in vars(args).items() if k in names}
-    return load_config(args.config, overrides)
+    # identify and bench read some settings only: a config file's others are ignored there.
+    keys = {"identify": IDENTIFY_OPTIONS, "bench": BENCH_OPTIONS}.get(args.command)
+    defaults = IDENTIFY_DEFAULTS if args.command == "identify" else None
+    return load_config(args.config, overrides, keys=keys, defaults=defaults)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -376,7 +427,8 @@ def cmd_bench(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
     """One language per file (see identify.py). `confident` is false when the file's mean
-    probability is below --min-confidence: its best guess is then shown as uncertain."""
+    probability is below --min-confidence or leads the runner-up by less than --min-margin:
+    its best guess is then shown as uncertain."""
     from rich.markup import escape
 
     from .audio.open import check_one_stdin
@@ -389,12 +441,20 @@ def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
     nothing = all(isinstance(source, AudioSourceError) for source in opened)
     classifier = None if nothing else load_classifier(config)
     shown = [redact(spec) for spec in files]  # credentials stay out of the table and JSON
-    with _err_console().status("Identifying…") as status:
+    console = _err_console()
+    with console.status("Identifying…") as status:
 
         def on_file(number: int, spec: str) -> None:
             status.update(f"[{number}/{len(files)}] {escape(printable(spec))}…")
 
-        results = identify_files(classifier, opened, shown, config, on_file=on_file)
+        def on_retry(spec: str, message: str) -> None:  # one line each, above the status
+            with contextlib.suppress(OSError):
+                text = escape(printable(f"{spec}: {message}"))
+                console.print(f"[yellow]{text}[/]", soft_wrap=True)
+
+        results = identify_files(
+            classifier, opened, shown, config, on_file=on_file, on_retry=on_retry
+        )
     if as_json:
         text = json.dumps(results, indent=2, ensure_ascii=False) + "\n"
     else:
@@ -431,7 +491,7 @@ def _results_table(results: Sequence[dict], model: str) -> str:
             escape(printable(r["file"])),
             name,
             r["language"] or "-",
-            f"{100 * r['probability']:.0f}%",
+            "-" if r["probability"] is None else f"{100 * r['probability']:.0f}%",
             f"{r['speech_s']:.1f} s",
         )
     stdout = Console()  # what stdout is: its width, and colours only on a terminal

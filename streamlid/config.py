@@ -166,7 +166,8 @@ HELP: dict[str, str] = {
     "min_confidence": "smoothed probability needed to name a language",
     "min_margin": "lead over the runner-up needed to name or switch a language",
     "min_dwell": "seconds a language is kept before another switch is allowed",
-    "realtime": "treat files and stdin as live feeds: pace at real time, drop rather than lag",
+    "realtime": "treat files, URLs and stdin as live feeds: pace at real time, drop rather than "
+    "lag",
     "ring_seconds": "capacity of each stream's ring buffer, seconds",
     "stall_timeout": "URLs: seconds without audio after which a feed counts as stalled and is "
     "reconnected",
@@ -384,11 +385,14 @@ def _parse_streams(value: Any) -> tuple[StreamConfig, ...]:
     return tuple(streams)
 
 
-def _check_range(cfg: Config, given: Collection[str] = ()) -> None:
-    """`given`: the keys just set; a relation they break is said of them, not of the others."""
+def _check_range(
+    cfg: Config, keys: Collection[str] | None = None, given: Collection[str] = ()
+) -> None:
+    """Every value in range; with `keys`, only those (a command that reads only them).
+    `given`: the keys just set; a relation they break is said of them, not of the others."""
 
     def need(ok: bool, key: str, allowed: str) -> None:
-        if not ok:
+        if not ok and (keys is None or key in keys):
             value = getattr(cfg, key)
             raise ConfigError(f"{option_name(key)} = {value!r} is not allowed: {allowed}.")
 
@@ -407,8 +411,8 @@ def _check_range(cfg: Config, given: Collection[str] = ()) -> None:
     need(bool(cfg.model.strip()), "model", "give a hub id or a folder")
     need(1 <= cfg.batch <= 256, "batch", "use 1 to 256")
     need(0.5 <= cfg.window <= 30.0, "window", "use 0.5 to 30 seconds")
-    if "window" in given:
-        _check_window_fits(cfg, given)
+    if "window" in given and (keys is None or "window" in keys):
+        _check_window_fits(cfg, given, keys)
     need(0.1 <= cfg.hop <= cfg.window, "hop", f"use 0.1 s up to the window ({cfg.window} s)")
     # Relative to the hop they are clamped where used (a min-hop above the hop is the hop),
     # so changing --hop alone never makes them invalid.
@@ -490,12 +494,15 @@ def _check_range(cfg: Config, given: Collection[str] = ()) -> None:
 FIT_IN_WINDOW = ("hop", "min_hop", "min_speech", "confirm_window")
 
 
-def _check_window_fits(cfg: Config, given: Collection[str]) -> None:
+def _check_window_fits(
+    cfg: Config, given: Collection[str], keys: Collection[str] | None = None
+) -> None:
     """A window that the settings left as they were (the defaults, or the file's) do not fit:
     the window is at fault, not they, so the sentence names it and what would fit (`--window
     0.7` alone meets the default hop of 1 s)."""
     window = cfg.window
-    misfits = [k for k in FIT_IN_WINDOW if k not in given and getattr(cfg, k) > window]
+    read = [k for k in FIT_IN_WINDOW if keys is None or k in keys]  # what the command uses
+    misfits = [k for k in read if k not in given and getattr(cfg, k) > window]
     if misfits:
         shown = [f"{option_name(k)} = {getattr(cfg, k)!r}" for k in misfits]
         names = [option_name(k) for k in misfits]
@@ -504,7 +511,8 @@ def _check_window_fits(cfg: Config, given: Collection[str]) -> None:
             f"window: use a window of at least {max(getattr(cfg, k) for k in misfits)} s, or "
             f"also set {_and(names)} to at most {window} s."
         )
-    if "ring_seconds" not in given and cfg.ring_seconds < window + 1.0:
+    ring_read = keys is None or "ring_seconds" in keys
+    if ring_read and "ring_seconds" not in given and cfg.ring_seconds < window + 1.0:
         raise ConfigError(
             f"window = {window!r} is not allowed with ring-seconds = {cfg.ring_seconds!r}, "
             f"which must hold the window + 1 s: use a window of at most "
@@ -565,8 +573,9 @@ def _unknown_key(name: str) -> ConfigError:
     return ConfigError(f"Unknown setting {name!r}.{hint}")
 
 
-def apply(cfg: Config, values: dict[str, Any]) -> Config:
-    """A new Config with `values` (keyed by CLI/TOML names or field names) applied and checked."""
+def apply(cfg: Config, values: dict[str, Any], keys: Collection[str] | None = None) -> Config:
+    """A new Config with `values` (keyed by CLI/TOML names or field names) applied and checked
+    (with `keys`, only the settings a command reads: `load_config`)."""
     field_names = {f.name for f in fields(Config)}
     changes: dict[str, Any] = {}
     for name, value in values.items():
@@ -575,7 +584,7 @@ def apply(cfg: Config, values: dict[str, Any]) -> Config:
             raise _unknown_key(name)
         changes[key] = _coerce(key, value)
     result = replace(cfg, **changes)
-    _check_range(result, given=changes)
+    _check_range(result, keys, given=changes)
     return result
 
 
@@ -624,17 +633,37 @@ def load_toml(path: str | Path) -> dict[str, Any]:
     return flat
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """Defaults, then the TOML file at `path`, then `overrides` (the command line)."""
-    cfg = Config()
+def load_config(
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    keys: Collection[str] | None = None,
+    defaults: dict[str, Any] | None = None,
+) -> Config:
+    """Defaults, then the TOML file at `path`, then `overrides` (the command line).
+
+    A command that reads only some settings (`identify`) names them in `keys`: the file's
+    other settings are ignored (a config written for `listen` still serves it; an unknown key
+    is still an error), and the rest keep their defaults unchecked against them (`--window 1`
+    is not refused for a `--confirm-window` the command has not got). `defaults`: that
+    command's own defaults, which the file and the command line override."""
+    cfg = apply(Config(), defaults, keys) if defaults else Config()
     if path is not None:
         try:
-            cfg = apply(cfg, load_toml(path))
+            values = load_toml(path)
+            if keys is not None:
+                known = {f.name for f in fields(Config)}
+                values = {
+                    name: value
+                    for name, value in values.items()
+                    if name.replace("-", "_") in keys or name.replace("-", "_") not in known
+                }
+            cfg = apply(cfg, values, keys)
         except ConfigError as exc:
             if str(path) in str(exc):
                 raise
             raise ConfigError(f"Config file {str(path)!r}: {exc}") from None
     if overrides:
-        cfg = apply(cfg, overrides)
-    _check_range(cfg)
+        cfg = apply(cfg, overrides, keys)
+    _check_range(cfg, keys)
     return cfg

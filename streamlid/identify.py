@@ -11,6 +11,7 @@ forward passes up to `--batch`.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ from .errors import AudioSourceError
 from .frontend import Resampler
 from .gate import SpeechTrack, admitted, build_gate, gate_settings
 from .languages import language_name
+from .smoothing import clear_lead
 from .windows import Windower
 
 READ_BLOCK_S = 0.5  # no live view to feed: large reads, little Python per second of audio
@@ -60,10 +62,15 @@ def open_files(specs: Sequence[str], feed: FeedSettings) -> list[Source | AudioS
 
 
 def speech_windows(
-    source: Source, config: Config, hop_s: float, tally: FileTally
+    source: Source,
+    config: Config,
+    hop_s: float,
+    tally: FileTally,
+    on_retry: Callable[[str], None] = lambda message: None,
 ) -> Iterator[np.ndarray]:
     """The windows of a file's speech, in order; counts its speech, errors and warnings into
-    `tally`.
+    `tally`. A URL's retries are said through `on_retry` as they come (from the source's
+    thread): it may take a while before one gives up.
 
     Runs the source's own thread; whoever stops iterating early still ends it (finally)."""
     ring = RingBuffer(round(RING_S * source.sample_rate_hz))
@@ -84,8 +91,15 @@ def speech_windows(
             # The file's row already names it.
             tally.warnings.append(message.removeprefix(f"{source.description}: "))
 
+    def feed(state: str, reason: str, attempt: int, outage_s: float) -> None:
+        if state == "retrying":  # reason: why, and the attempt's number and wait
+            tries = config.reconnect_attempts
+            most = f"; at most {tries}" if tries >= 0 else ""
+            on_retry(f"retrying ({reason}{most})")
+
     index = 0
-    source.start(ring, notice)
+    source.connect(ring, notice, feed)
+    source.start()
     try:
         block_n = max(1, round(source.sample_rate_hz * READ_BLOCK_S))
         while True:
@@ -118,10 +132,12 @@ def identify_files(
     *,
     hop_s: float | None = None,
     on_file: Callable[[int, str], None] = lambda number, spec: None,
+    on_retry: Callable[[str, str], None] = lambda spec, message: None,
 ) -> list[dict]:
     """One result per file, in order (the JSON of `streamlid identify --json`). A file that
     could not be opened (`open_files`) gets its error; `model` may be None when no file could
-    be, as there is nothing to classify. `hop_s` defaults to the window: windows side by side."""
+    be, as there is nothing to classify. `hop_s` defaults to the window: windows side by side.
+    `on_retry(spec, message)`: a URL that cannot be read is being retried."""
     hop = config.window if hop_s is None else hop_s
     labels = () if model is None else model.labels
     tallies = [FileTally(spec, np.zeros(len(labels), np.float64)) for spec in specs]
@@ -142,7 +158,9 @@ def identify_files(
             tallies[number].errors.append(str(source))
             continue
         # closing(): an interrupt in the model still ends the file's source thread at once.
-        with contextlib.closing(speech_windows(source, config, hop, tallies[number])) as windows:
+        retry = functools.partial(on_retry, spec)
+        windows = speech_windows(source, config, hop, tallies[number], retry)
+        with contextlib.closing(windows):
             for samples in windows:
                 pending.append((number, samples))
                 if len(pending) >= config.batch:
@@ -152,7 +170,9 @@ def identify_files(
 
 
 def result(tally: FileTally, labels: Sequence[str], config: Config) -> dict:
-    """A file's answer: the best label of the mean probability vector, and the top few."""
+    """A file's answer: the best label of the mean probability vector, and the top few. It is
+    confident as `listen` names a language: with --min-confidence and a lead of --min-margin
+    over the runner-up, both of the whole vector."""
     mean = tally.prob_sum / tally.windows if tally.windows else tally.prob_sum
     order = np.argsort(-mean, kind="stable")[: config.top] if tally.windows else []
     top = [
@@ -164,15 +184,35 @@ def result(tally: FileTally, labels: Sequence[str], config: Config) -> dict:
         for i in order
     ]
     best = top[0] if top else None
+    error = tally.errors[0] if tally.errors else None
+    if best:
+        name = best["name"]
+    else:  # an error says why in its own field; a file read whole says what it held
+        name = None if error else no_answer(tally.speech_n / SAMPLE_RATE_HZ, config.min_speech)
     return {
         "file": tally.spec,
         "language": best["code"] if best else None,
-        "name": best["name"] if best else "no speech found",
-        "probability": best["probability"] if best else 0.0,
-        "confident": bool(best and best["probability"] >= config.min_confidence),
+        "name": name,
+        "probability": best["probability"] if best else None,
+        "confident": bool(
+            best and clear_lead(mean, config.min_confidence, config.min_margin) is not None
+        ),
         "speech_s": round(tally.speech_n / SAMPLE_RATE_HZ, 3),
         "windows": tally.windows,
         "top": top,
-        "error": tally.errors[0] if tally.errors else None,
+        "error": error,
         "warning": "; ".join(tally.warnings) or None,
     }
+
+
+def no_answer(speech_s: float, min_speech_s: float) -> str:
+    """Why a file read whole has no language: no speech, or too little to classify (its
+    stretches of speech shorter than --min-speech, or mostly silence within a window)."""
+    if speech_s <= 0:
+        return "no speech found"
+    if speech_s < min_speech_s:
+        return f"too little speech ({speech_s:.1f} s; --min-speech is {min_speech_s:g} s)"
+    return (
+        f"too little speech in one stretch ({speech_s:.1f} s in all; --min-speech is "
+        f"{min_speech_s:g} s)"
+    )

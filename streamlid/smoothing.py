@@ -89,6 +89,13 @@ def _lead(probs: np.ndarray) -> tuple[int, float, float]:
     return int(first), float(probs[first]), float(probs[first] - probs[second])
 
 
+def clear_lead(probs: np.ndarray, min_confidence: float, min_margin: float) -> int | None:
+    """The label `probs` name clearly (at least `min_confidence`, with `min_margin` over the
+    runner-up), or None. The smoother and `identify` both decide by it."""
+    top, p, margin = _lead(np.asarray(probs, np.float64))
+    return top if p >= min_confidence and margin >= min_margin else None
+
+
 class Smoother:
     def __init__(self, n_labels: int, settings: SmootherSettings | None = None) -> None:
         self.n_labels = n_labels
@@ -120,9 +127,7 @@ class Smoother:
     def _clear_lead(self, probs: np.ndarray) -> int | None:
         """The label `probs` name clearly (`min_confidence`, with `min_margin` over the
         runner-up), or None."""
-        top, p, margin = _lead(np.asarray(probs, np.float64))
-        clear = p >= self.settings.min_confidence and margin >= self.settings.min_margin
-        return top if clear else None
+        return clear_lead(probs, self.settings.min_confidence, self.settings.min_margin)
 
     @property
     def confidence(self) -> float:

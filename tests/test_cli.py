@@ -601,3 +601,62 @@ def test_a_file_name_that_is_not_utf8_is_read_and_reported(
     assert events[0]["source"] == str(wav)
     assert events[-1]["type"] == "summary" and events[-1]["streams"][0]["duration_s"] > 1.0
     assert any(e["type"] == "prediction" for e in events)
+
+
+def test_identify_offers_only_the_options_it_uses(capsys):
+    """Options of a live run would do nothing there: they are refused, not silently ignored;
+    its help shows its own default for --reconnect-attempts."""
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["identify", "--help"])
+    shown = capsys.readouterr().out
+    for used in ("--min-margin", "--min-confidence", "--window", "--reconnect-attempts"):
+        assert used in shown
+    live_only = ("--hop", "--smoothing", "--min-dwell", "--max-lag", "--ring-seconds")
+    live_only += ("--min-hop", "--max-hop", "--adaptive-hop", "--confirm-below", "--realtime")
+    for option in live_only:
+        assert f"{option} " not in shown and f"{option}\n" not in shown, option
+        with pytest.raises(SystemExit) as refused:
+            cli.build_parser().parse_args(["identify", "a.wav", option, "1"])
+        assert refused.value.code == 2
+    assert "(default: 3)" in " ".join(shown.split())
+    assert "FILE " in shown and "URLs" in shown  # FILE is described
+
+
+def test_a_config_file_for_listen_serves_identify(tmp_path):
+    """Keys identify does not read are ignored there, and never checked against its own
+    (--window 1 with the default --confirm-window 1.5); an unknown key is still an error."""
+    from streamlid.errors import ConfigError
+
+    config = tmp_path / "listen.toml"
+    config.write_text(
+        'hop = 0.5\nsmoothing = 2.0\njsonl = "events.jsonl"\nrealtime = true\n'
+        'min-margin = 0.3\n[alerts]\nexpect = ["eng"]\n'
+    )
+
+    def identify(*argv: str):
+        args = cli.build_parser().parse_args(["identify", "a.wav", *argv])
+        return cli._config_from(args)
+
+    loaded = identify("--config", str(config), "--window", "1")
+    assert (loaded.min_margin, loaded.window, loaded.reconnect_attempts) == (0.3, 1.0, 3)
+    assert loaded.jsonl is None and loaded.realtime is False and loaded.hop == 1.0
+    assert identify("--reconnect-attempts", "-1").reconnect_attempts == -1
+    bench = cli.build_parser().parse_args(["bench", "--window", "1"])
+    assert cli._config_from(bench).window == 1.0  # bench too reads its own settings only
+    config.write_text("min-margn = 0.3\n")
+    with pytest.raises(ConfigError, match="min-margin"):
+        identify("--config", str(config))
+
+
+def test_help_texts_describe_every_argument(capsys):
+    def help_of(*command: str) -> str:
+        with pytest.raises(SystemExit):
+            cli.build_parser().parse_args([*command, "--help"])
+        return " ".join(capsys.readouterr().out.split())
+
+    bench = help_of("bench")
+    assert "--hop" in bench and "adaptive" not in bench
+    download = help_of("download")
+    assert "MODEL hub id" in download and "(default: facebook/mms-lid-256)" in download
+    assert "List the audio input devices" in help_of("devices")
+    assert "files, URLs and stdin" in help_of("listen")

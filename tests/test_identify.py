@@ -301,3 +301,94 @@ def test_a_reader_that_has_left_ends_it_quietly_as_listen_does(as_json, german_a
         os.close(write_end)
     assert result.returncode == 128 + signal.SIGPIPE, result.stderr
     assert "Traceback" not in result.stderr and "error:" not in result.stderr
+
+
+@needs_ffmpeg
+def test_an_unreachable_url_gives_up_by_default_and_says_so_while_it_retries(
+    run_cli, tiny_model_dir, espeak, tmp_path
+):
+    """A one-shot command: a URL nothing answers is retried identify's few times (not
+    forever, as a live monitor does), each retry a line on stderr, and the file after it still
+    gets its answer. A config file's --reconnect-attempts overrides that default."""
+    from feed_servers import free_port
+
+    refused = f"http://127.0.0.1:{free_port()}/x.mp3"
+    english = espeak.wav("en")
+    args = ["identify", refused, english, "--json", "--model", tiny_model_dir]
+    result = run_cli(*args, "--reconnect-min", "0.1", timeout_s=60)
+    assert result.returncode == 1, result.stderr
+    feed, spoken = json.loads(result.stdout)
+    assert "gave up after 3 reconnect attempts" in feed["error"], feed
+    assert spoken["error"] is None and spoken["windows"] > 0
+    retries = [line for line in result.stderr.splitlines() if "retrying" in line]
+    assert len(retries) == 3 and all(line.startswith(refused) for line in retries), retries
+
+    config = tmp_path / "once.toml"
+    config.write_text("reconnect-attempts = 1\nreconnect-min = 0.1\n")
+    once = run_cli(*args, "--config", config, timeout_s=60)
+    assert once.returncode == 1, once.stderr
+    assert "gave up after 1 reconnect attempt;" in json.loads(once.stdout)[0]["error"] + ";"
+
+
+def test_confident_needs_the_margin_over_the_runner_up_too(tmp_path, espeak):
+    """0.5 against 0.4 is no answer at the default --min-margin 0.2, as `listen` would not
+    name it either; the margin is that of the whole mean vector, not of the listed top."""
+    from streamlid.audio.open import open_source
+    from streamlid.config import Config
+    from streamlid.identify import identify_files
+
+    class Close:
+        labels = ("eng", "fra", "deu")
+
+        def classify(self, windows):
+            return np.tile(np.array([[0.5, 0.4, 0.1]], np.float32), (len(windows), 1))
+
+    path = str(espeak.wav("en"))
+
+    def confident(**settings) -> bool:
+        config = Config(**settings)
+        (row,) = identify_files(Close(), [open_source(path, realtime=False)], [path], config)
+        assert row["language"] == "eng" and row["probability"] == pytest.approx(0.5)
+        return row["confident"]
+
+    assert confident() is False
+    assert confident(top=1) is False  # the runner-up counts though it is not listed
+    assert confident(min_margin=0.05) is True
+    assert confident(min_margin=0.05, min_confidence=0.6) is False
+
+
+def test_min_margin_on_the_command_line_makes_a_clear_answer_uncertain(run_cli, espeak):
+    if not (TINY_LID / "model.safetensors").exists():
+        pytest.skip("tests/assets/tiny-lid is missing; run tools/train_test_model.py")
+    english = espeak.wav("en")
+    args = ["identify", english, "--json", "--model", TINY_LID]
+    clear, strict = (run_cli(*args, *extra) for extra in ([], ["--min-margin", "0.99"]))
+    assert clear.returncode == strict.returncode == 0, strict.stderr
+    (clear_row,), (strict_row,) = json.loads(clear.stdout), json.loads(strict.stdout)
+    assert clear_row["language"] == strict_row["language"] == "eng"
+    assert clear_row["confident"] is True and strict_row["confident"] is False
+
+
+def test_too_little_speech_says_so_and_errors_have_no_answer(
+    run_cli, tiny_model_dir, espeak, tmp_path, cli_env
+):
+    """Speech shorter than --min-speech is not "no speech found"; a file that cannot be read
+    has no name or probability (null, `-` in the table), only its error."""
+    short = tmp_path / "hi.wav"
+    write_wav(short, espeak.samples("en", "hi"))
+    missing = tmp_path / "missing.wav"
+    args = ["identify", short, missing, "--model", tiny_model_dir]
+    result = run_cli(*args, "--json")
+    assert result.returncode == 1, result.stderr
+    little, error = json.loads(result.stdout)
+    assert 0 < little["speech_s"] < 1.0 and little["windows"] == 0, little
+    assert little["name"] == f"too little speech ({little['speech_s']:.1f} s; --min-speech is 1 s)"
+    assert little["language"] is None and little["probability"] is None
+    assert little["confident"] is False and little["error"] is None
+    assert error["error"] and error["name"] is None and error["probability"] is None
+
+    table = run_cli(*args, env={**cli_env, "COLUMNS": "400"})  # each row on one line
+    (row,) = [line for line in table.stdout.splitlines() if "missing.wav" in line]
+    assert "does not exist" in row and "0%" not in row
+    assert row.split("│")[4].strip() == "-"  # the probability column
+    assert "too little speech" in table.stdout and "no speech found" not in table.stdout

@@ -31,7 +31,7 @@ from .config import (
     option_name,
 )
 from .errors import AudioSourceError, StreamlidError
-from .printable import printable
+from .printable import json_utf8, printable
 from .run import (
     EXIT_FAILED,
     EXIT_OK,
@@ -456,7 +456,8 @@ def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
             classifier, opened, shown, config, on_file=on_file, on_retry=on_retry
         )
     if as_json:
-        text = json.dumps(results, indent=2, ensure_ascii=False) + "\n"
+        # Valid UTF-8 whatever the file names are (see json_utf8).
+        text = json_utf8(json.dumps(results, indent=2, ensure_ascii=False) + "\n").decode()
     else:
         text = _results_table(results, config.model)
     written = _write_results(text)

@@ -14,3 +14,10 @@ def printable(text: str) -> str:
 
 def _escaped(char: str) -> str:
     return char.encode("unicode_escape").decode("ascii")
+
+
+def json_utf8(text: str) -> bytes:
+    """JSON text as UTF-8. A file name that is not UTF-8 reaches Python with lone surrogates
+    (b"caf\\xe9" is "caf\\udce9"), which UTF-8 cannot hold; each is written as "\\udce9", which
+    inside a JSON string is its own escape: valid UTF-8, and a JSON reader gets the very name."""
+    return text.encode("utf-8", "backslashreplace")

@@ -27,7 +27,7 @@ from .events import (
     Summary,
     event_to_dict,
 )
-from .printable import printable
+from .printable import json_utf8, printable
 
 
 def _open_pipe_with_word(target: str) -> int | None:
@@ -134,10 +134,7 @@ class JsonlSink:
         if self._busy_s() > STUCK_S:
             raise self._given_up(STUCK_S)
         line = json.dumps(_compact(event_to_dict(event)), ensure_ascii=False) + "\n"
-        # A file name that is not UTF-8 reaches us with lone surrogates (b"\xe9" is "\udce9");
-        # written as "\udce9", inside a JSON string that is its own escape: valid UTF-8, and
-        # json.loads gives back the very name.
-        self._put(line.encode("utf-8", "backslashreplace"), STUCK_S)
+        self._put(json_utf8(line), STUCK_S)
 
     def _put(self, item: bytes | None, timeout_s: float) -> None:
         try:

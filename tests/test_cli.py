@@ -601,6 +601,10 @@ def test_a_file_name_that_is_not_utf8_is_read_and_reported(
     assert events[0]["source"] == str(wav)
     assert events[-1]["type"] == "summary" and events[-1]["streams"][0]["duration_s"] > 1.0
     assert any(e["type"] == "prediction" for e in events)
+    found = run_cli("identify", "--json", wav, "--model", tiny_model_dir)
+    assert found.returncode == 0, found.stderr
+    (row,) = json.loads(found.stdout)  # run_cli decodes UTF-8: a raw byte would not give the name
+    assert row["file"] == str(wav) and row["error"] is None
 
 
 def test_identify_offers_only_the_options_it_uses(capsys):

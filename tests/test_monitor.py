@@ -5,6 +5,7 @@ every output; `--jsonl-append`."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import signal
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,6 +43,24 @@ def recorder(tmp_path: Path) -> str:
         f"open({str(tmp_path / 'calls.jsonl')!r}, 'a').write(sys.stdin.read().strip() + '\\n')\n"
     )
     return f"{sys.executable} {path}"
+
+
+@contextlib.contextmanager
+def listening(cli_env: dict[str, str], args: list[str]) -> Iterator[subprocess.Popen]:
+    """`streamlid listen ARGS` as a child process, killed if the test leaves it running."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "streamlid", "listen", *args],
+        env=cli_env,
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        yield child
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -145,14 +165,7 @@ def test_metrics_csv_on_sigusr1_and_sigterm_flushing_everything(cli_env, french,
     args = [str(french), "--model", str(TINY_LID), "--ui", "none", "--realtime"]
     args += ["--jsonl", str(events), "--timeline-csv", str(timeline)]
     args += ["--metrics-port", str(port), "--expect", "eng", "--alert-unexpected-after", "3"]
-    child = subprocess.Popen(
-        [sys.executable, "-m", "streamlid", "listen", *args],
-        env=cli_env,
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
+    with listening(cli_env, args) as child:
         deadline = time.monotonic() + 90
         text = ""
         while time.monotonic() < deadline:  # until the model has answered a few windows
@@ -183,10 +196,6 @@ def test_metrics_csv_on_sigusr1_and_sigterm_flushing_everything(cli_env, french,
         time.sleep(2.0)
         child.send_signal(signal.SIGTERM)
         _, err = child.communicate(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.communicate()
     assert child.returncode == 128 + signal.SIGTERM, err.decode()
     assert f"Metrics at http://127.0.0.1:{port}/metrics" in err.decode()  # where to scrape
     log = read_jsonl(events)
@@ -213,14 +222,7 @@ def test_a_second_signal_cuts_short_an_on_alert_command_the_end_waits_for(cli_en
     args = [str(quiet), "--model", str(TINY_LID), "--ui", "none", "--realtime"]
     args += ["--jsonl", str(events), "--alert-silence-after", "1"]
     args += ["--on-alert", f"{sys.executable} {hang}"]
-    child = subprocess.Popen(
-        [sys.executable, "-m", "streamlid", "listen", *args],
-        env=cli_env,
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
+    with listening(cli_env, args) as child:
         deadline = time.monotonic() + 90
         while not started.exists() and time.monotonic() < deadline:
             assert child.poll() is None, child.communicate()[1].decode()
@@ -230,10 +232,6 @@ def test_a_second_signal_cuts_short_an_on_alert_command_the_end_waits_for(cli_en
         time.sleep(1.0)  # the end is waiting for the command now
         child.send_signal(signal.SIGTERM)
         _, err = child.communicate(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.communicate()
     assert child.returncode == 128 + signal.SIGTERM, err.decode()
     log = read_jsonl(events)
     assert log[-1]["type"] == "summary" and log[-1]["reason"] == "interrupted"

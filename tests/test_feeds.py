@@ -26,6 +26,7 @@ from harness import REPO_ROOT, ListSink, make_engine
 
 from streamlid.audio.feeds import BURST_ALLOWANCE_S, Backoff, FeedPacer
 from streamlid.audio.urls import protocol_whitelist, redact
+from streamlid.engine import Engine
 from streamlid.events import FeedState, Notice, Prediction, StreamAlert
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
@@ -286,15 +287,20 @@ def test_a_burst_at_connect_is_paced_and_no_window_is_skipped(classifier, feed_m
 def run_to_end(specs, classifier, timeout_s: float = 60.0, **overrides) -> ListSink:
     """Runs an engine on `specs` in fast mode until its input ends (failing after timeout_s);
     it is stopped and joined whatever happens."""
+    return run_engine(specs, classifier, timeout_s, **overrides)[1]
+
+
+def run_engine(specs, classifier, timeout_s: float = 60.0, **overrides) -> tuple[Engine, ListSink]:
+    """`run_to_end`, with the engine too (its errors)."""
     sink = ListSink()
     engine = make_engine(specs, classifier, [sink], **overrides)
     engine.start()
     try:
-        assert engine.wait(timeout_s), "the run did not end"
+        assert engine.wait(timeout_s), "the run did not end (a feed still being retried?)"
     finally:
         engine.stop()
         engine.wait(10.0)
-    return sink
+    return engine, sink
 
 
 @needs_ffmpeg
@@ -356,14 +362,7 @@ def test_an_m4a_that_needs_seeking_from_a_server_that_cannot_ends_with_the_fix(
     ffmpeg reads all of it and cannot go back for the audio. Fetching it again cannot help:
     the stream ends at once with one error that says what to do, instead of retrying forever."""
     with LoopbackFeed(served_files["m4a"].read_bytes(), mode="file") as feed:
-        sink = ListSink()
-        engine = make_engine([feed.url], classifier, [sink], **FAST_RETRY)
-        engine.start()
-        try:
-            assert engine.wait(30.0), "the feed is still being retried"
-        finally:
-            engine.stop()
-            engine.wait(10.0)
+        engine, sink = run_engine([feed.url], classifier, 30.0, **FAST_RETRY)
     (error,) = engine.errors
     assert "decoded no audio" in error and "range requests" in error and "faststart" in error
     assert sink.summary.reason.startswith("error:")
@@ -389,14 +388,7 @@ def test_a_url_that_serves_no_audio_ends_with_ffmpegs_verdict_not_retries(classi
     at once with one error saying so, instead of being reconnected for ever (the frame or two
     ffmpeg found in the random bytes made every fetch a "recovery")."""
     with LoopbackFeed(body, mode="file") as feed:
-        sink = ListSink()
-        engine = make_engine([feed.url], classifier, [sink], **FAST_RETRY)
-        engine.start()
-        try:
-            assert engine.wait(30.0), "the feed is still being retried"
-        finally:
-            engine.stop()
-            engine.wait(10.0)
+        engine, sink = run_engine([feed.url], classifier, 30.0, **FAST_RETRY)
     (error,) = engine.errors
     for word in words:
         assert word in error

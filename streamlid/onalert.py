@@ -13,9 +13,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import queue
 import shlex
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -28,6 +30,7 @@ from .threads import join_thread
 log = logging.getLogger(__name__)
 COMMAND_TIMEOUT_S = 10.0  # a command that takes longer is killed and reported
 STOP_GRACE_S = 1.5  # on stop, queued and running commands get this long together
+REAP_S = 2.0  # a killed command's group closes its pipes at once: this bounds the unexpected
 QUEUE_ALERTS = 32
 POLL_S = 0.1
 _END = object()
@@ -208,17 +211,25 @@ class AlertCommand:
             except subprocess.TimeoutExpired:
                 given = None  # already handed over; communicate() goes on from where it was
                 if time.monotonic() >= limit:
-                    child.kill()
-                    child.communicate()
+                    _end_all(child)
                     if limit < deadline:
                         return "was stopped unfinished, as the run ended"
                     return f"took longer than {self._timeout_s:g} s and was stopped"
             except OSError as exc:  # it closed its stdin early, or died at once
-                child.kill()
-                child.communicate()
+                _end_all(child)
                 return f"failed ({exc.strerror or exc})"
         if child.returncode != 0:
             lines = err.decode("utf-8", errors="replace").strip().splitlines()
             said = f": {lines[-1][:200]}" if lines else ""
             return f"failed with exit status {child.returncode}{said}"
         return None
+
+
+def _end_all(child: subprocess.Popen) -> None:
+    """Kills the command and everything it started (its own session: a shell script's
+    `sleep` holds the output pipes, and killing the shell alone would leave it running and
+    the wait for the pipes' end hanging), then reaps it, within a bound."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        child.communicate(timeout=REAP_S)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -244,6 +245,31 @@ def test_a_command_that_hangs_is_stopped_after_its_timeout(tmp_path):
     assert command.join(5.0)
     assert "took longer than 0.5 s" in published[0].message
     assert time.monotonic() - started < 5
+
+
+def test_a_command_that_hangs_in_a_child_of_its_own_is_stopped_whole(tmp_path):
+    """A shell script whose `sleep` outlives the shell: killing the shell alone left the sleep
+    holding the output pipes, the wait hung for its whole length, and later alerts' commands
+    never ran. The command's whole process group goes."""
+    script = tmp_path / "hang.sh"
+    script.write_text(
+        f"echo ran >> {tmp_path / 'ran.log'}\nsleep 60 &\necho $! >> {tmp_path / 'pids'}\nwait\n"
+    )
+    published = []
+    command = AlertCommand(["/bin/sh", str(script)], published.append, 0.0, timeout_s=0.5)
+    command.start()
+    try:
+        command.handle(alert())
+        command.handle(alert(kind=SILENCE))
+        assert command.drain(30.0)  # the old wait lasted the sleep's 60 s
+    finally:
+        command.stop()
+        assert command.join(10.0)
+    assert (tmp_path / "ran.log").read_text().count("ran") == 2  # the second one ran too
+    assert len(published) == 2 and all("took longer than 0.5 s" in n.message for n in published)
+    for pid in (tmp_path / "pids").read_text().split():
+        status = Path(f"/proc/{pid}/status")
+        assert not status.exists() or "State:\tZ" in status.read_text()  # gone, or a zombie
 
 
 def test_hurry_stops_a_running_command_at_once_and_says_so(tmp_path):

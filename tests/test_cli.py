@@ -175,6 +175,19 @@ def test_a_file_piped_into_stdin_is_decoded_not_heard_as_raw_pcm(kind, espeak, t
 
 
 @needs_ffmpeg
+def test_an_m4a_with_its_index_at_the_end_piped_in_is_told_apart_from_not_audio(tmp_path, run_cli):
+    """ffmpeg's default M4A keeps its index at its end, which a pipe cannot seek to; ffmpeg
+    says "invalid data", and the run said it was not audio at all."""
+    m4a = tmp_path / "tone.m4a"
+    tone = ["-f", "lavfi", "-i", "sine=f=300:d=20:r=16000"]
+    subprocess.run(["ffmpeg", "-loglevel", "error", *tone, "-c:a", "aac", m4a], check=True)
+    result = run_cli("-", "--model", TINY_LID, "--ui", "none", stdin=m4a.read_bytes())
+    assert result.returncode == 1, result.stderr
+    (error,) = [line for line in result.stderr.splitlines() if "] error: " in line]
+    assert "index is at its end" in error and "give its path" in error and "+faststart" in error
+
+
+@needs_ffmpeg
 @pytest.mark.parametrize("command", ["listen", "identify"])
 def test_a_pipe_named_as_a_file_is_read_as_a_stream(command, espeak, tmp_path, cli_env):
     """`streamlid listen <(cat talk.wav)`: /dev/fd/63 is a pipe, whose size of 0 said nothing

@@ -623,6 +623,14 @@ class FfmpegSource(Source):
         reason = child.last_problem or f"ffmpeg exited with code {code}"
         self._reap()
         if child.errors_n and found_no_audio(total, child):
+            if pipe is not None and "mp4" in (child.input_format or "").split(","):
+                # An MP4 (the default M4A too) keeps its index at its end unless made with
+                # +faststart; a pipe cannot seek there, and ffmpeg calls that "invalid data".
+                raise AudioSourceError(
+                    "it is an MP4/M4A whose index is at its end, which cannot be read from a "
+                    "pipe: give its path instead, or move the index to the front "
+                    "(ffmpeg -i IN -c copy -movflags +faststart OUT)"
+                )
             raise AudioSourceError(
                 f"it is not audio that ffmpeg can decode ({ffmpeg_verdict(child)}); give an "
                 "audio or video file"

@@ -138,6 +138,16 @@ def test_stdin_raw_s16le(espeak, tiny_model_dir, tmp_path, run_cli):
     assert stream["duration_s"] == pytest.approx(len(audio) / 16000, abs=0.01)
 
 
+@pytest.mark.parametrize("given", [b"", b"\x01"], ids=["nothing", "one-byte"])
+def test_stdin_that_ends_without_audio_is_an_error(given, tiny_model_dir, run_cli):
+    """A producer that failed (`bad-command | streamlid listen -`) left a run that heard
+    0.0 s and exited 0, as if a recording had been heard."""
+    result = run_cli("-", "--model", tiny_model_dir, "--ui", "none", stdin=given)
+    assert result.returncode == 1, result.stderr
+    (error,) = [line for line in result.stderr.splitlines() if "] error: " in line]
+    assert "ended before any audio came" in error
+
+
 TINY_LID = Path(__file__).parent / "assets" / "tiny-lid"  # trained: it knows the language
 needs_ffmpeg = pytest.mark.skipif(
     shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (apt install ffmpeg)"

@@ -74,6 +74,10 @@ class StdinSource(Source):
         if (container := container_of(data)) is not None:
             self._decode(ring, data, container)
             return
+        if len(data) < 2 and not self.stopping:  # not one sample: the producer gave nothing
+            raise AudioSourceError(
+                "it ended before any audio came; check the command that writes into it"
+            )
         block_bytes = 2 * int(STDIN_RATE_HZ * BLOCK_S)
         pacer = Pacer(STDIN_RATE_HZ, self._stop) if self._realtime else None
         carry = b""  # an odd byte left over from a read that split a sample

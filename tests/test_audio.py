@@ -184,24 +184,26 @@ def test_random_bytes_named_mp3_are_not_audio_in_one_sentence_and_exit_1(
 
 @needs_ffmpeg
 @pytest.mark.parametrize("suffix", ["mka", "mp4"])
-def test_a_file_with_two_audio_tracks_is_heard_on_its_longest_and_not_called_damaged(
+def test_a_file_with_two_audio_tracks_is_heard_on_its_default_and_not_called_damaged(
     suffix, espeak, tiny_model_dir, tmp_path, run_cli
 ):
-    """A one-second jingle as the first track and speech as the second: ffmpeg's own pick was
-    the jingle ("no speech found"), and the file's length, the speech's, made it 'damaged'."""
+    """A one-second jingle as the first track and speech, marked as the default, as the
+    second: ffmpeg's own pick was the jingle ("no speech found"), and the file's length, the
+    speech's, made it 'damaged'. Piped in, ffmpeg takes the default: the same answer."""
     jingle = tmp_path / "jingle.wav"
     write_wav(jingle, 0.3 * np.sin(np.arange(SAMPLE_RATE_HZ) * 2 * np.pi * 440 / SAMPLE_RATE_HZ))
     speech = espeak.wav("en")
     both = tmp_path / f"two.{suffix}"
     codec = "libvorbis" if suffix == "mka" else "aac"
     tracks = ["-map", "0:a", "-map", "1:a", "-c:a", codec]
+    tracks += ["-disposition:a:0", "0", "-disposition:a:1", "default"]
     subprocess.run(
         ["ffmpeg", "-loglevel", "error", "-y", "-i", jingle, "-i", speech, *tracks, both],
         check=True,
     )
     result = run_cli(both, "--model", tiny_model_dir, "--ui", "plain")
     assert result.returncode == 0, result.stderr
-    assert "listening to track 2, the longest" in result.stdout
+    assert "2 audio tracks; listening to track 2 (the default)" in result.stdout
     assert "damaged" not in result.stdout + result.stderr
     heard_s = float(result.stdout.split(f"two.{suffix}: ")[-1].split(" s audio")[0])
     assert heard_s > 2.0  # the speech, not the one-second jingle

@@ -107,6 +107,10 @@ def open_pipe_source(spec: str, *, realtime: bool) -> Source:
     return FfmpegSource(spec, realtime=realtime, pipe=PipeInput(fd, owned=True))
 
 
+def _disposition(stream: dict[str, Any], flag: str) -> bool:
+    return bool((stream.get("disposition") or {}).get(flag))
+
+
 def _track_length_s(stream: dict[str, Any]) -> float | None:
     """An audio track's length as ffprobe gives it: its own duration, or Matroska's DURATION
     tag ("00:00:08.700000000"); None when the file does not say."""
@@ -503,7 +507,8 @@ class FfmpegSource(Source):
                 "-select_streams",
                 "a",
                 "-show_entries",
-                "stream=codec_type,duration:stream_tags=DURATION:format=duration",
+                "stream=codec_type,duration:stream_tags=DURATION:stream_disposition=default"
+                ":format=duration",
                 "-of",
                 "json",
                 self._input,
@@ -540,17 +545,18 @@ class FfmpegSource(Source):
         return None
 
     def _choose_track(self, streams: list[dict[str, Any]]) -> float | None:
-        """A file with several audio tracks (a film's dubs, a commentary): the longest is heard
-        (ffmpeg's own pick may be a one-second jingle), the first of equals; said once. Returns
-        that track's own length: the file's may be another track's, and a shorter track would
-        then look damaged."""
-        lengths = [_track_length_s(stream) for stream in streams]
-        known = [length for length in lengths if length is not None]
-        self._track = lengths.index(max(known)) if known else 0
-        length = lengths[self._track]
-        heard = f"track {self._track + 1}, the longest ({length:.1f} s)" if known else "the first"
-        self._track_note = f"{len(streams)} audio tracks; listening to {heard}"
-        return length
+        """A file with several audio tracks (a film's dubs, a commentary): the one marked as
+        the default is heard, as a player plays it and as ffmpeg picks it from a pipe (so a
+        file gives the same answer by its path and piped in), else the first; said once.
+        Returns that track's own length: the file's may be another track's, and a shorter
+        track would then look damaged."""
+        marked = [i for i, stream in enumerate(streams) if _disposition(stream, "default")]
+        self._track = marked[0] if marked else 0
+        why = "the default" if marked else "none is marked as the default"
+        self._track_note = (
+            f"{len(streams)} audio tracks; listening to track {self._track + 1} ({why})"
+        )
+        return _track_length_s(streams[self._track])
 
     # -- reading --------------------------------------------------------------------------
 

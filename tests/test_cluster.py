@@ -536,11 +536,17 @@ def test_a_run_through_ray_client_tells_the_local_story_and_no_ray_traceback(
     _, env = ray_cluster
     feed = feeds[0]
     jsonl = tmp_path / "client.jsonl"
-    result = _cli(
-        env,
-        *("listen", "--cluster", f"ray://127.0.0.1:{ray_client_port}", feed),
-        *("--model", TINY_LID, "--dtype", "float32", "--ui", "none", "--jsonl", jsonl),
-    )
+    for _ in range(2):
+        result = _cli(
+            env,
+            *("listen", "--cluster", f"ray://127.0.0.1:{ray_client_port}", feed),
+            *("--model", TINY_LID, "--dtype", "float32", "--ui", "none", "--jsonl", jsonl),
+            "--overwrite",
+        )
+        # Ray's proxy starts a server process per client; on a loaded machine (CI running
+        # beside other work) that start sometimes fails, in Ray, before any of our code runs.
+        if "Starting Ray client server failed" not in result.stderr:
+            break
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr and "Error" not in result.stderr, result.stderr
     assert _story(_events(jsonl), feed.name) == _story(_local_events(lid, [feed]), feed.name)

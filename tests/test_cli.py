@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -225,6 +226,30 @@ def test_a_pipe_named_as_a_file_is_read_as_a_stream(command, espeak, tmp_path, c
     else:
         (row,) = json.loads(result.stdout)
         assert row["error"] is None and row["language"] == "fra", row
+
+
+@needs_ffmpeg
+def test_a_named_fifo_whose_writer_is_late_is_said_to_wait_for_it(
+    espeak, tiny_model_dir, tmp_path, run_cli
+):
+    """The open of a FIFO waits for its writer before the model even loads: the run said
+    nothing at all meanwhile, and looked hung."""
+    path, _ = _container("wav", espeak.samples("en"), tmp_path)
+    fifo = tmp_path / "late.fifo"
+    os.mkfifo(fifo)
+
+    def late_writer() -> None:
+        time.sleep(2.0)  # well past the half second after which the wait is said
+        with fifo.open("wb") as handle:
+            handle.write(path.read_bytes())
+
+    thread = threading.Thread(target=late_writer, daemon=True)
+    thread.start()
+    result = run_cli(fifo, "--model", tiny_model_dir, "--ui", "none")
+    thread.join(10)
+    assert result.returncode == 0, result.stderr
+    waiting = [line for line in result.stderr.splitlines() if "waiting for one" in line]
+    assert len(waiting) == 1 and "late.fifo" in waiting[0] and "no writer yet" in waiting[0]
 
 
 @needs_ffmpeg

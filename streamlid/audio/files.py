@@ -15,6 +15,7 @@ import select
 import shutil
 import stat
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import AudioSourceError
+from ..printable import printable
 from . import SAMPLE_RATE_HZ
 from .feeds import Backoff, FeedPacer, FeedSettings
 from .ffmpeg import REAP_TIMEOUT_S, FfmpegChild
@@ -58,6 +60,7 @@ FEED_PROBE_BYTES = 32768  # enough for ffmpeg to recognise any audio stream form
 # errors (and too little to tell a language from, whatever it is).
 NOT_AUDIO_S = 0.5
 INVALID_DATA = "Invalid data found when processing input"  # ffmpeg's verdict on non-audio
+WRITER_WAIT_SAID_S = 0.5  # a named pipe without a writer this long is said to be waiting
 
 
 def open_file_source(spec: str, *, realtime: bool, feed: FeedSettings | None = None) -> Source:
@@ -103,7 +106,24 @@ def open_pipe_source(spec: str, *, realtime: bool) -> Source:
             f"{spec!r} is a pipe, which only ffmpeg can decode as it comes, and ffmpeg is not "
             "installed; install ffmpeg (e.g. `apt install ffmpeg`) or give the file itself."
         )
-    fd = os.open(spec, os.O_RDONLY)  # a named FIFO waits here for its writer, as `cat` would
+    # A named FIFO waits here for its writer, as `cat` would; a wait that lasts is said, so
+    # the run does not look hung before the model has even loaded (`<(cat x)` never waits).
+    said = threading.Timer(
+        WRITER_WAIT_SAID_S,
+        lambda: print(
+            f"{printable(spec)!r} is a named pipe with no writer yet; waiting for one "
+            "(Ctrl-C stops).",
+            file=sys.stderr,
+            flush=True,
+        ),
+    )
+    said.daemon = True  # it only ever prints one line; cancelled and joined below
+    said.start()
+    try:
+        fd = os.open(spec, os.O_RDONLY)
+    finally:
+        said.cancel()
+        said.join()
     return FfmpegSource(spec, realtime=realtime, pipe=PipeInput(fd, owned=True))
 
 

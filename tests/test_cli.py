@@ -223,6 +223,7 @@ def test_a_pipe_named_as_a_file_is_read_as_a_stream(command, espeak, tmp_path, c
     if command == "listen":
         (stream,) = read_jsonl(out)[-1]["streams"]
         assert stream["duration_s"] == pytest.approx(duration_s, abs=0.1)
+        assert stream["stream"].startswith("/dev/fd/")  # not "63", which names nothing
     else:
         (row,) = json.loads(result.stdout)
         assert row["error"] is None and row["language"] == "fra", row

@@ -200,13 +200,15 @@ def found_no_audio(total: int, child: FfmpegChild) -> bool:
     return total == 0 or (total < NOT_AUDIO_S * FFMPEG_RATE_HZ and child.errors_n > 0)
 
 
-def ffmpeg_verdict(child: FfmpegChild) -> str:
+def ffmpeg_verdict(child: FfmpegChild, *, named: bool = True) -> str:
     """ffmpeg's word on why it decoded nothing: its first "invalid data" line (later lines
-    are knock-on errors, such as a filter graph with no input to configure), else its first."""
+    are knock-on errors, such as a filter graph with no input to configure), else its first.
+    `named`: the input has a name ffmpeg could guess from (a pipe has none)."""
     said = next((p for p in child.problems if INVALID_DATA in p), None)
     first = child.problems[0] if child.problems else "no error given"
     if said is None and child.format_guessed:
-        return f"no format in its bytes, only a guess from its name; then: {first}"
+        guess = "only a guess from its name" if named else "only a guess"
+        return f"no format in its bytes, {guess}; then: {first}"
     return said or first
 
 
@@ -406,7 +408,9 @@ class FfmpegSource(Source):
             self._input = for_ffmpeg(spec)
         else:
             self._input = "file:" + str(Path(spec).absolute())
-        self.name = shown if self._url else Path(spec).name
+        # A pipe from `<(cmd)` is /dev/fd/63: "63" alone would name nothing.
+        by_fd = pipe is not None and Path(spec).parent.name == "fd"
+        self.name = shown if self._url or by_fd else Path(spec).name
         self.description = shown
         self.sample_rate_hz = FFMPEG_RATE_HZ
         # Like a file: live (paced, dropped rather than waited for) only with --realtime.
@@ -658,7 +662,8 @@ class FfmpegSource(Source):
                     "(ffmpeg -i IN -c copy -movflags +faststart OUT)"
                 )
             raise AudioSourceError(
-                f"it is not audio that ffmpeg can decode ({ffmpeg_verdict(child)}); give an "
+                f"it is not audio that ffmpeg can decode "
+                f"({ffmpeg_verdict(child, named=pipe is None)}); give an "
                 "audio or video file"
             )
         if total == 0:

@@ -61,6 +61,9 @@ FEED_PROBE_BYTES = 32768  # enough for ffmpeg to recognise any audio stream form
 NOT_AUDIO_S = 0.5
 INVALID_DATA = "Invalid data found when processing input"  # ffmpeg's verdict on non-audio
 WRITER_WAIT_SAID_S = 0.5  # a named pipe without a writer this long is said to be waiting
+# An MP4 (the default M4A too) keeps its index at its end unless made with +faststart; what
+# cannot seek (a pipe, a server without range requests) never reaches it.
+FASTSTART_FIX = "move the index to the front (ffmpeg -i IN -c copy -movflags +faststart OUT)"
 
 
 def open_file_source(spec: str, *, realtime: bool, feed: FeedSettings | None = None) -> Source:
@@ -218,13 +221,16 @@ def no_audio_message(length: int, child: FfmpegChild) -> str:
         f"the server sent all {length} bytes of it, but ffmpeg decoded no audio from them "
         f"({ffmpeg_verdict(child)})"
     )
-    if "mp4" in (child.input_format or "").split(","):
+    if is_mp4(child):
         message += (
             "; an MP4/M4A whose index is at its end can only be read from a server that "
-            "answers range requests: serve it from one, or move the index to the front "
-            "(ffmpeg -i IN -c copy -movflags +faststart OUT)"
+            f"answers range requests: serve it from one, or {FASTSTART_FIX}"
         )
     return message
+
+
+def is_mp4(child: FfmpegChild) -> bool:
+    return "mp4" in (child.input_format or "").split(",")
 
 
 def cut_short_message(child: FfmpegChild) -> str:
@@ -653,13 +659,10 @@ class FfmpegSource(Source):
         reason = child.last_problem or f"ffmpeg exited with code {code}"
         self._reap()
         if child.errors_n and found_no_audio(total, child):
-            if pipe is not None and "mp4" in (child.input_format or "").split(","):
-                # An MP4 (the default M4A too) keeps its index at its end unless made with
-                # +faststart; a pipe cannot seek there, and ffmpeg calls that "invalid data".
+            if pipe is not None and is_mp4(child):  # ffmpeg calls it "invalid data"
                 raise AudioSourceError(
                     "it is an MP4/M4A whose index is at its end, which cannot be read from a "
-                    "pipe: give its path instead, or move the index to the front "
-                    "(ffmpeg -i IN -c copy -movflags +faststart OUT)"
+                    f"pipe: give its path instead, or {FASTSTART_FIX}"
                 )
             raise AudioSourceError(
                 f"it is not audio that ffmpeg can decode "

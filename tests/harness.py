@@ -3,6 +3,7 @@ CLI builds them (validated config, sources opened by spec)."""
 
 from __future__ import annotations
 
+import subprocess
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -64,3 +65,21 @@ def non_daemon_threads() -> list[str]:
     """Names of live non-daemon threads other than the main thread."""
     main = threading.main_thread()
     return [t.name for t in threading.enumerate() if t is not main and not t.daemon]
+
+
+def run_to_its_end(
+    argv: list[str], env: dict[str, str], *, stdout=subprocess.PIPE, **options
+) -> subprocess.CompletedProcess:
+    """A command to its end (two minutes at most) in the repository, its standard error (and,
+    unless `stdout` sends it elsewhere, its standard output) captured as text."""
+    return subprocess.run(
+        argv,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+        timeout=120,
+        check=False,
+        **options,
+    )

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import soundfile
 from audio_helpers import write_wav
-from harness import REPO_ROOT, ListSink, make_config
+from harness import REPO_ROOT, ListSink, make_config, run_to_its_end
 
 from streamlid.audio.ring import RingBuffer
 from streamlid.audio.source import Source
@@ -315,26 +315,14 @@ def _listen(wav: Path, model: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "streamlid", "listen", str(wav), "--model", str(model), *args]
 
 
-def _run(argv: list[str], cli_env: dict[str, str], **options) -> subprocess.CompletedProcess:
-    """The command to its end (two minutes at most), its output captured as text."""
-    return subprocess.run(
-        argv,
-        capture_output=True,
-        text=True,
-        env=cli_env,
-        cwd=REPO_ROOT,
-        timeout=120,
-        check=False,
-        **options,
-    )
-
-
 def test_a_full_disk_is_reported_at_once_and_the_run_goes_on(
     tiny_model_dir, espeak, tmp_path, cli_env
 ):
     wav = tmp_path / "talk.wav"
     write_wav(wav, _speech(espeak, 6.0))
-    result = _run(_listen(wav, tiny_model_dir, "--jsonl", "/dev/full", "--ui", "plain"), cli_env)
+    result = run_to_its_end(
+        _listen(wav, tiny_model_dir, "--jsonl", "/dev/full", "--ui", "plain"), cli_env
+    )
     assert result.returncode == 3, result.stderr  # an output failed
     assert "Traceback" not in result.stderr
     (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
@@ -362,7 +350,7 @@ def test_a_file_cut_short_by_a_write_error_keeps_whole_lines_and_says_so(
     wav = tmp_path / "talk.wav"
     write_wav(wav, _speech(espeak, 6.0))
     jsonl = tmp_path / "events.jsonl"
-    result = _run(
+    result = run_to_its_end(
         _listen(wav, tiny_model_dir, "--jsonl", str(jsonl), "--ui", "none"),
         cli_env,
         preexec_fn=_limit_file_size(3000),
@@ -418,15 +406,10 @@ def test_plain_lines_on_a_full_stdout_say_so_in_one_line(tiny_model_dir, espeak,
     write_wav(wav, _speech(espeak, 4.0))
     jsonl = tmp_path / "events.jsonl"
     with open("/dev/full", "wb") as full:
-        result = subprocess.run(
+        result = run_to_its_end(
             _listen(wav, tiny_model_dir, "--ui", "plain", "--jsonl", str(jsonl)),
+            cli_env,
             stdout=full,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=cli_env,
-            cwd=REPO_ROOT,
-            timeout=120,
-            check=False,
         )
     assert result.returncode == 3, result.stderr
     (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
@@ -457,7 +440,9 @@ def test_an_output_nobody_reads_is_given_up_and_the_others_go_on(
     pipe = tmp_path / "events.pipe"
     reader = _unread_pipe(pipe)
     try:
-        result = _run(_listen(wav, tiny_model_dir, "--jsonl", str(pipe), "--ui", "plain"), cli_env)
+        result = run_to_its_end(
+            _listen(wav, tiny_model_dir, "--jsonl", str(pipe), "--ui", "plain"), cli_env
+        )
     finally:
         os.close(reader)
     assert result.returncode == 3, result.stderr  # an output failed

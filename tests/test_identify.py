@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from audio_helpers import write_wav
-from harness import REPO_ROOT
+from harness import run_to_its_end
 
 TINY_LID = Path(__file__).parent / "assets" / "tiny-lid"
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
@@ -264,17 +264,8 @@ def test_one_bad_file_does_not_stop_the_batch(run_cli, german_and_french, tmp_pa
 
 
 def _identify_into(stdout, cli_env, *args) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "streamlid", "identify", *map(str, args)],
-        stdin=subprocess.DEVNULL,
-        stdout=stdout,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env,
-        cwd=REPO_ROOT,
-        timeout=120,
-        check=False,
-    )
+    argv = [sys.executable, "-m", "streamlid", "identify", *map(str, args)]
+    return run_to_its_end(argv, cli_env, stdout=stdout, stdin=subprocess.DEVNULL)
 
 
 @pytest.mark.parametrize("as_json", [False, True], ids=["table", "json"])

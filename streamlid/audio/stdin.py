@@ -106,6 +106,10 @@ class StdinSource(Source):
             )
         from .files import FfmpegSource, PipeInput
 
+        # The run said "16 kHz mono s16le" when it started, before any byte had come: put it right.
+        self._notice(
+            "info", f"standard input carries a {container} file, not raw PCM: ffmpeg decodes it"
+        )
         self.description = f"standard input ({container}, decoded by ffmpeg)"
         decoder = FfmpegSource(self.name, realtime=self._realtime, pipe=PipeInput(self._fd, head))
         decoder.name, decoder.description = self.name, self.description

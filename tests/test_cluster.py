@@ -552,6 +552,43 @@ def test_a_run_through_ray_client_tells_the_local_story_and_no_ray_traceback(
     assert _story(_events(jsonl), feed.name) == _story(_local_events(lid, [feed]), feed.name)
 
 
+RELAY_PROBE = """
+import logging, sys
+from streamlid.cluster.connection import join
+join(sys.argv[1])
+from ray.util.client import ray as client_ray
+relay = client_ray.worker.log_client  # how the server-side driver's log reaches this process
+relay.log(logging.WARNING, "SIGTERM handler is not set because current thread is not main.")
+relay.log(logging.ERROR, "an error of the server-side driver")
+"""
+
+
+@pytest.mark.slow
+def test_ray_clients_relay_of_rays_own_warnings_stays_off_standard_error(
+    ray_cluster, ray_client_port
+):
+    """`cluster status --address ray://...` printed "SIGTERM handler is not set because current
+    thread is not the main thread." now and then: Ray Client relays its server-side driver's
+    log at INFO whatever log_to_driver says. Its errors still come through."""
+    _, env = ray_cluster
+    address = f"ray://127.0.0.1:{ray_client_port}"
+    for _ in range(2):
+        result = subprocess.run(
+            [sys.executable, "-c", RELAY_PROBE, address],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=CLI_TIMEOUT_S,
+            cwd=REPO_ROOT,
+            check=False,
+        )
+        if "Starting Ray client server failed" not in result.stderr:  # Ray, under load
+            break
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "SIGTERM" not in result.stderr
+    assert "an error of the server-side driver" in result.stderr
+
+
 @pytest.fixture
 def token_head():
     """(address, env): a one-node cluster on 127.0.0.1 that asks for a token (what `ray start`

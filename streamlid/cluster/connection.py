@@ -29,6 +29,8 @@ LOCAL_OBJECT_STORE_BYTES = 200_000_000  # windows are small; the default takes 3
 # Ray raises its own errors too (AuthenticationError: RAY_AUTH_MODE=token without a token).
 JOIN_ERRORS = (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError)
 REFUSED_MARKS = ("InvalidAuthToken", "Unauthenticated", "UNAUTHENTICATED")
+CLIENT_LOG_RELAY = "ray.util.client.logsclient"  # Ray Client's logger for the server's log
+CLIENT_CHATTER = ("SIGTERM handler is not set",)  # the server-side driver's, relayed while joining
 TOKEN_FIX = (
     "set RAY_AUTH_MODE=token and the cluster's token in RAY_AUTH_TOKEN (`ray get-auth-token` "
     "on the head prints it)"
@@ -85,7 +87,12 @@ def _join(address: str | None, where: str, fix: str, console: Any) -> None:
             error = exc
     if error is not None:
         raise ClusterError(unreachable_message(where, error, "".join(held), fix)) from None
-    native_stderr.pass_on(held, chatter=())  # a join that worked: what Ray said is the user's
+    if address is not None and address.startswith("ray://"):
+        # Ray Client relays the log of its server-side driver to this process at INFO (set while
+        # joining, whatever log_to_driver says): Ray's own warnings there, such as "SIGTERM
+        # handler is not set because current thread is not the main thread", are not the user's.
+        logging.getLogger(CLIENT_LOG_RELAY).setLevel(logging.ERROR)
+    native_stderr.pass_on(held, chatter=CLIENT_CHATTER)  # a join that worked: the rest is theirs
 
 
 def connect(address: str, cpus_n: float = 0.0, console: Any = None) -> bool:

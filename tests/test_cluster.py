@@ -589,6 +589,33 @@ def test_ray_clients_relay_of_rays_own_warnings_stays_off_standard_error(
     assert "an error of the server-side driver" in result.stderr
 
 
+@pytest.mark.slow
+def test_a_local_cluster_run_says_only_streamlids_own_lines_and_ends_its_cluster(feeds, tmp_path):
+    """`listen --cluster auto` starts a cluster of its own on 127.0.0.1, token-protected by
+    Ray's default: Ray's warning about that ("Set RAY_AUTH_MODE=disabled to opt out") was the
+    run's first line. And the cluster it started ends with it."""
+    temp_dir = tempfile.mkdtemp(prefix="slauto", dir="/tmp")  # short: Ray's socket paths
+    env = dict(os.environ, RAY_TMPDIR=temp_dir, RAY_USAGE_STATS_ENABLED="0")
+    env.update(PYTHONPATH=str(REPO_ROOT), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    for name in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN"):
+        env.pop(name, None)
+    jsonl = tmp_path / "auto.jsonl"
+    try:
+        result = _cli(
+            env,
+            *("listen", "--cluster", "auto", feeds[0], "--model", TINY_LID),
+            *("--ui", "none", "--jsonl", jsonl),
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "Token authentication" not in result.stderr, result.stderr
+        assert any(event["type"] == "prediction" for event in _events(jsonl))
+        assert not our_pids(temp_dir), "the run left its local cluster running"
+    finally:
+        left = end_processes(temp_dir)
+        if not left:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+
 @pytest.fixture
 def token_head():
     """(address, env): a one-node cluster on 127.0.0.1 that asks for a token (what `ray start`

@@ -31,6 +31,10 @@ JOIN_ERRORS = (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayErro
 REFUSED_MARKS = ("InvalidAuthToken", "Unauthenticated", "UNAUTHENTICATED")
 CLIENT_LOG_RELAY = "ray.util.client.logsclient"  # Ray Client's logger for the server's log
 CLIENT_CHATTER = ("SIGTERM handler is not set",)  # the server-side driver's, relayed while joining
+# The local cluster we start is ours alone, on 127.0.0.1, and Ray protects it with a token by
+# default; its warning saying so ends "Set RAY_AUTH_MODE=disabled to opt out", advice we don't give.
+AUTH_LOG = "ray._private.authentication.authentication_token_setup"
+TOKEN_ON_BY_DEFAULT = "Token authentication is enabled for this Ray cluster"
 TOKEN_FIX = (
     "set RAY_AUTH_MODE=token and the cluster's token in RAY_AUTH_TOKEN (`ray get-auth-token` "
     "on the head prints it)"
@@ -48,6 +52,27 @@ def _our_sigterm() -> Iterator[None]:
     finally:
         if main and previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+class _DropStartingWith(logging.Filter):
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self._prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self._prefix)
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str, prefix: str) -> Iterator[None]:
+    """Drops one of Ray's log lines while a block runs."""
+    logger = logging.getLogger(logger_name)
+    dropper = _DropStartingWith(prefix)
+    logger.addFilter(dropper)
+    try:
+        yield
+    finally:
+        logger.removeFilter(dropper)
 
 
 def unreachable_message(where: str, exc: BaseException, said: str, fix: str) -> str:
@@ -106,7 +131,7 @@ def connect(address: str, cpus_n: float = 0.0, console: Any = None) -> bool:
         return False
     if address == "auto" and not os.environ.get("RAY_ADDRESS"):
         try:
-            with _our_sigterm():
+            with _our_sigterm(), _quiet(AUTH_LOG, TOKEN_ON_BY_DEFAULT):
                 ray.init(
                     address="local",  # a new one: never someone else's `ray start` here
                     num_cpus=max(os.cpu_count() or 1, math.ceil(cpus_n)),

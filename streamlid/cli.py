@@ -79,6 +79,7 @@ IDENTIFY_OPTIONS = (
     "reconnect_min",
     "reconnect_max",
     "reconnect_attempts",
+    "track",
     "top",
 )
 IDENTIFY_SKIPS = tuple(f.name for f in fields(Config) if f.name not in IDENTIFY_OPTIONS)
@@ -436,7 +437,7 @@ def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
     from .identify import identify_files, open_files
 
     check_one_stdin(files)
-    opened = open_files(files, feed_settings(config))
+    opened = open_files(files, feed_settings(config), config.track)
     # When no file opens there is nothing to classify: no model to load, or to download.
     nothing = all(isinstance(source, AudioSourceError) for source in opened)
     classifier = None if nothing else load_classifier(config)

@@ -34,14 +34,9 @@ MAX_ALERT_AFTER_S = 30 * 24 * 3600.0
 
 
 # A [[streams]] table's keys (TOML spelling). The alert keys are read by the alerts.
-STREAM_KEYS = (
-    "name",
-    "source",
-    "languages",
-    "alert-unexpected-after",
-    "alert-silence-after",
-    "alert-down-after",
-)
+STREAM_ALERT_KEYS = ("alert-unexpected-after", "alert-silence-after", "alert-down-after")
+STREAM_KEYS = ("name", "source", "languages", "track", *STREAM_ALERT_KEYS)
+TRACK_MAX = 99
 STREAM_NAME_MAX = 64
 ALERT_AFTER_MAX_S = 7 * 24 * 3600.0
 _ISO_639_3 = re.compile(r"^[a-z]{3}$")
@@ -54,6 +49,7 @@ class StreamConfig:
     source: str
     name: str | None = None  # None: the source's own name (a file name, the redacted URL)
     languages: tuple[str, ...] = ()  # expected ISO 639-3 codes (empty: anything goes)
+    track: int | None = None  # None: the run's --track
     alert_unexpected_after: float | None = None  # seconds of an unexpected language
     alert_silence_after: float | None = None  # seconds without speech
     alert_down_after: float | None = None  # seconds of a feed being down
@@ -101,6 +97,7 @@ class Config:
     reconnect_min: float = 0.5
     reconnect_max: float = 30.0
     reconnect_attempts: int = -1
+    track: int = 0  # of a file or feed with several audio tracks: 1 = the first; 0: the default
     # output
     top: int = 5
     jsonl: str | None = None
@@ -174,6 +171,9 @@ HELP: dict[str, str] = {
     "reconnect_min": "URLs: seconds before the first reconnect attempt (doubling each time)",
     "reconnect_max": "URLs: longest wait between reconnect attempts, seconds",
     "reconnect_attempts": "URLs: reconnect attempts in a row before giving up (-1: forever)",
+    "track": "of a file, URL or pipe with several audio tracks (a film's dubs, a broadcast's "
+    "languages), hear this one: 1 is the first audio track; 0 (the default) hears the one marked "
+    "as the default, as players do",
     "max_lag": "live streams: skip windows older than this many seconds",
     "top": "number of languages listed per prediction",
     "jsonl": "write every event as one JSON line to this file ('-' for stdout)",
@@ -367,7 +367,15 @@ def _parse_streams(value: Any) -> tuple[StreamConfig, ...]:
                     'letters such as "eng", "fra", "deu".'
                 )
         fields_["languages"] = codes
-        for key in STREAM_KEYS[3:]:
+        track = table.get("track")
+        if track is not None:
+            if isinstance(track, bool) or not isinstance(track, int) or not 0 <= track <= TRACK_MAX:
+                raise ConfigError(
+                    f"{where}: track = {track!r} is not allowed: use 1 to {TRACK_MAX} (1 is the "
+                    "first audio track; 0: the one marked as the default)."
+                )
+            fields_["track"] = track
+        for key in STREAM_ALERT_KEYS:
             raw = table.get(key, table.get(key.replace("-", "_")))
             if raw is None:
                 continue
@@ -453,6 +461,7 @@ def _check_range(
         f"use reconnect-min ({cfg.reconnect_min} s) up to 86400 s",
     )
     need(cfg.reconnect_attempts >= -1, "reconnect_attempts", "use -1 (forever), 0 or more")
+    need(0 <= cfg.track <= TRACK_MAX, "track", f"use 1 to {TRACK_MAX} (0: the default track)")
     need(1 <= cfg.top <= 50, "top", "use 1 to 50")
     need(cfg.ui in UI_MODES, "ui", "use " + ", ".join(UI_MODES))
     need(5.0 <= cfg.timeline <= 3600.0, "timeline", "use 5 to 3600 seconds")

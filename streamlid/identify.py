@@ -46,7 +46,9 @@ class FileTally:
     warnings: list[str] = field(default_factory=list)  # a damaged file: its answer rests on less
 
 
-def open_files(specs: Sequence[str], feed: FeedSettings) -> list[Source | AudioSourceError]:
+def open_files(
+    specs: Sequence[str], feed: FeedSettings, track: int = 0
+) -> list[Source | AudioSourceError]:
     """Each file or URL opened and checked now, before the model loads, read as fast as the
     model allows. One that cannot be opened is kept as its error: that file's row says why,
     and the others are still identified."""
@@ -55,7 +57,7 @@ def open_files(specs: Sequence[str], feed: FeedSettings) -> list[Source | AudioS
     opened: list[Source | AudioSourceError] = []
     for spec in specs:
         try:
-            opened.append(open_source(spec, realtime=False, feed=feed))
+            opened.append(open_source(spec, realtime=False, feed=feed, track=track))
         except AudioSourceError as exc:
             opened.append(exc)
     return opened

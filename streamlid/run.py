@@ -330,7 +330,8 @@ def listen(
     if config.cluster is not None:
         _check_cluster_specs(specs, config.cluster)  # the ingest actors open the feeds
     for spec, stream in named if config.cluster is None else ():
-        source = open_source(spec, realtime=config.realtime, feed=feed)
+        track = config.track if stream is None or stream.track is None else stream.track
+        source = open_source(spec, realtime=config.realtime, feed=feed, track=track)
         if stream is not None:
             if stream.name is not None:
                 source.name = stream.name  # events carry the [[streams]] name

@@ -209,6 +209,58 @@ def test_a_file_with_two_audio_tracks_is_heard_on_its_default_and_not_called_dam
     assert heard_s > 2.0  # the speech, not the one-second jingle
 
 
+@pytest.fixture
+def jingle_then_speech(espeak, tmp_path) -> Path:
+    """An .mka whose first track, the default, is a one-second jingle, and whose second is
+    speech (a dub, a broadcast's second language)."""
+    jingle = tmp_path / "jingle.wav"
+    write_wav(jingle, 0.3 * np.sin(np.arange(SAMPLE_RATE_HZ) * 2 * np.pi * 440 / SAMPLE_RATE_HZ))
+    both = tmp_path / "dub.mka"
+    tracks = ["-map", "0:a", "-map", "1:a", "-c:a", "libvorbis"]
+    tracks += ["-disposition:a:0", "default", "-disposition:a:1", "0"]
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-y", "-i", jingle, "-i", espeak.wav("en"), *tracks, both],
+        check=True,
+    )
+    return both
+
+
+def _heard_s(stdout: str, name: str) -> float:
+    return float(stdout.split(f"{name}: ")[-1].split(" s audio")[0])
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("piped", [False, True], ids=["path", "stdin"])
+def test_track_hears_the_audio_track_asked_for_not_the_default(
+    piped, jingle_then_speech, tiny_model_dir, run_cli
+):
+    """Only the default track could be heard: the second language of a broadcast or a film's
+    dub was out of reach. `--track 2` hears it, by path or piped in."""
+    source, stdin = ("-", jingle_then_speech.read_bytes()) if piped else (jingle_then_speech, None)
+    result = run_cli(
+        source, "--track", "2", "--model", tiny_model_dir, "--ui", "plain", stdin=stdin
+    )
+    assert result.returncode == 0, result.stderr
+    assert _heard_s(result.stdout, "stdin" if piped else "dub.mka") > 2.0  # the speech
+    if not piped:  # a pipe cannot be probed for its tracks first
+        assert "2 audio tracks; listening to track 2 (as asked)" in result.stdout
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("piped", [False, True], ids=["path", "stdin"])
+def test_a_track_the_file_does_not_have_is_one_sentence_naming_what_it_has(
+    piped, jingle_then_speech, tiny_model_dir, run_cli
+):
+    source, stdin = ("-", jingle_then_speech.read_bytes()) if piped else (jingle_then_speech, None)
+    result = run_cli(source, "--track", "3", "--model", tiny_model_dir, "--ui", "none", stdin=stdin)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    if piped:  # found when ffmpeg reads it
+        assert "it has no audio track 3; give a smaller --track" in result.stderr
+    else:  # found before the model loads
+        assert result.returncode == 2
+        assert "has 2 audio tracks, so no track 3; give --track 1 to 2" in result.stderr
+
+
 @needs_ffmpeg
 def test_only_a_container_is_told_apart_from_raw_pcm(source_audio, tmp_path):
     """Raw PCM that opens on a sample of -1 begins with 0xFF 0xFF, an MPEG frame's sync word:
@@ -419,3 +471,16 @@ def test_a_length_ffprobe_only_estimates_is_no_promise(tmp_path):
     source.start(ring, lambda severity, message: notices.append((severity, message)))
     assert source.join(30.0)
     assert notices == []
+
+
+@needs_ffmpeg
+def test_a_streams_table_picks_its_own_track(jingle_then_speech, tiny_model_dir, tmp_path, run_cli):
+    """One file, two [[streams]]: the original (default) track and the dub (track = 2)."""
+    config = tmp_path / "tracks.toml"
+    config.write_text(
+        f'[[streams]]\nname = "orig"\nsource = "{jingle_then_speech}"\n'
+        f'[[streams]]\nname = "dub"\nsource = "{jingle_then_speech}"\ntrack = 2\n'
+    )
+    result = run_cli("--config", config, "--model", tiny_model_dir, "--ui", "plain")
+    assert result.returncode == 0, result.stderr
+    assert _heard_s(result.stdout, "orig") < 1.5 < 2.0 < _heard_s(result.stdout, "dub")

@@ -51,6 +51,7 @@ NON_DEFAULT: dict[str, object] = {
     "reconnect_min": 1.0,
     "reconnect_max": 60.0,
     "reconnect_attempts": 3,
+    "track": 2,
     "top": 3,
     "jsonl": "out.jsonl",
     "overwrite": True,
@@ -248,6 +249,7 @@ alert-down-after = 60
 
 [[streams]]
 source = "b.wav"
+track = 2
 """
 
 
@@ -262,6 +264,7 @@ def test_streams_are_named_sources_with_expectations(tmp_path):
         60.0,
     )
     assert second.name is None and second.languages == () and second.alert_down_after is None
+    assert (first.track, second.track) == (None, 2)  # None: the run's --track
     assert config.realtime is True  # the other keys still apply
 
 
@@ -275,6 +278,8 @@ def test_streams_are_named_sources_with_expectations(tmp_path):
         ('source = "a.wav"\nalert-silence-after = "soon"', ["alert-silence-after", "seconds"]),
         ('source = "a.wav"\nname = ""', ["name must be a non-empty string"]),
         ('source = "a.wav"\nname = "a\\u0007b"', ["printable"]),
+        ('source = "a.wav"\ntrack = "2"', ["track = '2'", "1 is the first audio track"]),
+        ('source = "a.wav"\ntrack = 100', ["track = 100", "use 1 to 99"]),
     ],
 )
 def test_a_bad_stream_table_is_one_sentence_naming_it(tmp_path, table, words):

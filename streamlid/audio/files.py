@@ -66,10 +66,13 @@ WRITER_WAIT_SAID_S = 0.5  # a named pipe without a writer this long is said to b
 FASTSTART_FIX = "move the index to the front (ffmpeg -i IN -c copy -movflags +faststart OUT)"
 
 
-def open_file_source(spec: str, *, realtime: bool, feed: FeedSettings | None = None) -> Source:
-    """A source for a path or URL, validated now so a bad input fails before the model loads."""
+def open_file_source(
+    spec: str, *, realtime: bool, feed: FeedSettings | None = None, track: int = 0
+) -> Source:
+    """A source for a path or URL, validated now so a bad input fails before the model loads.
+    `track`: which of several audio tracks is heard (1 = the first; 0: the default one)."""
     if is_url(spec):
-        return FfmpegSource(spec, realtime=realtime, feed=feed)
+        return FfmpegSource(spec, realtime=realtime, feed=feed, track=track)
     path = Path(spec)
     if not path.exists():
         raise AudioSourceError(f"Audio file {spec!r} does not exist; check the path.")
@@ -78,15 +81,21 @@ def open_file_source(spec: str, *, realtime: bool, feed: FeedSettings | None = N
     if not os.access(path, os.R_OK):
         raise AudioSourceError(f"Audio file {spec!r} is not readable; check its permissions.")
     if stat.S_ISFIFO(path.stat().st_mode):
-        return open_pipe_source(spec, realtime=realtime)
+        return open_pipe_source(spec, realtime=realtime, track=track)
     if path.stat().st_size == 0:
         raise AudioSourceError(f"Audio file {spec!r} is empty (0 bytes); give a recording.")
-    if path.suffix.lower() in SOUNDFILE_SUFFIXES or shutil.which("ffmpeg") is None:
+    if track > 1 and shutil.which("ffmpeg") is None:
+        raise AudioSourceError(
+            f"Choosing audio track {track} of {spec!r} needs ffmpeg, which is not installed; "
+            "install ffmpeg (e.g. `apt install ffmpeg`) or leave out --track."
+        )
+    # libsndfile reads a file's first track only: another one is ffmpeg's to find.
+    if track <= 1 and (path.suffix.lower() in SOUNDFILE_SUFFIXES or shutil.which("ffmpeg") is None):
         try:
             return SoundFileSource(path, realtime=realtime)
         except _NotForSoundFile:
             pass
-    return FfmpegSource(spec, realtime=realtime)
+    return FfmpegSource(spec, realtime=realtime, track=track)
 
 
 @dataclass(frozen=True)
@@ -100,7 +109,7 @@ class PipeInput:
     owned: bool = False
 
 
-def open_pipe_source(spec: str, *, realtime: bool) -> Source:
+def open_pipe_source(spec: str, *, realtime: bool, track: int = 0) -> Source:
     """A FIFO named as a path (`<(cat talk.wav)`, `mkfifo`): it has no size to judge and cannot
     be probed and then read again, so ffmpeg decodes it as it comes, telling the format from
     its bytes."""
@@ -127,7 +136,7 @@ def open_pipe_source(spec: str, *, realtime: bool) -> Source:
     finally:
         said.cancel()
         said.join()
-    return FfmpegSource(spec, realtime=realtime, pipe=PipeInput(fd, owned=True))
+    return FfmpegSource(spec, realtime=realtime, pipe=PipeInput(fd, owned=True), track=track)
 
 
 def _disposition(stream: dict[str, Any], flag: str) -> bool:
@@ -227,6 +236,26 @@ def no_audio_message(length: int, child: FfmpegChild) -> str:
             f"answers range requests: serve it from one, or {FASTSTART_FIX}"
         )
     return message
+
+
+def no_such_track_message(spec: str, track: int, tracks_n: int) -> str:
+    """A --track beyond a probed file's `tracks_n` audio tracks."""
+    if tracks_n == 1:
+        return f"{redact(spec)!r} has one audio track, so no track {track}; leave out --track."
+    return (
+        f"{redact(spec)!r} has {tracks_n} audio tracks, so no track {track}; give --track 1 to "
+        f"{tracks_n}, or 0 for the one marked as the default."
+    )
+
+
+NO_SUCH_TRACK = (  # of a feed or pipe, found only when ffmpeg reads it
+    "it has no audio track {track}; give a smaller --track, or 0 for the one marked as the default"
+)
+
+
+def missing_track(child: FfmpegChild) -> bool:
+    """ffmpeg refused the `-map 0:a:N` of a track the input does not have."""
+    return any("matches no streams" in problem for problem in child.problems)
 
 
 def is_mp4(child: FfmpegChild) -> bool:
@@ -396,6 +425,7 @@ class FfmpegSource(Source):
         realtime: bool,
         feed: FeedSettings | None = None,
         pipe: PipeInput | None = None,
+        track: int = 0,
     ) -> None:
         super().__init__()
         self._ffmpeg = shutil.which("ffmpeg")
@@ -427,7 +457,10 @@ class FfmpegSource(Source):
         self._child_lock = threading.Lock()
         self._last_audio_at: float | None = None  # wall time of the last audio read
         self._promised_s: float | None = None
-        self._track: int | None = None  # which audio track of a file (ffmpeg's a:N) is heard
+        self._asked_track = track  # 1 = the first audio track; 0: the one marked as the default
+        # Which audio track (ffmpeg's a:N) is heard: of a file, chosen when probed; of a feed or
+        # a pipe, which cannot be probed first, the one asked for (else ffmpeg's own pick).
+        self._track: int | None = track - 1 if track else None
         self._track_note: str | None = None  # ...said once the stream runs, if there is a choice
         if not self._url and pipe is None:
             self._promised_s = self._probe()
@@ -563,7 +596,7 @@ class FfmpegSource(Source):
             )
         if not any(s.get("codec_type") == "audio" for s in streams):
             raise AudioSourceError(f"{self._spec!r} has no audio stream; give a file with sound.")
-        if len(streams) > 1:
+        if len(streams) > 1 or self._asked_track:
             return self._choose_track(streams)
         if "Estimating duration" in result.stderr:  # a guess from the bit rate, not a promise
             return None
@@ -580,12 +613,20 @@ class FfmpegSource(Source):
         file gives the same answer by its path and piped in), else the first; said once.
         Returns that track's own length: the file's may be another track's, and a shorter
         track would then look damaged."""
-        marked = [i for i, stream in enumerate(streams) if _disposition(stream, "default")]
-        self._track = marked[0] if marked else 0
-        why = "the default" if marked else "none is marked as the default"
-        self._track_note = (
-            f"{len(streams)} audio tracks; listening to track {self._track + 1} ({why})"
-        )
+        if self._asked_track:
+            if self._asked_track > len(streams):
+                raise AudioSourceError(
+                    no_such_track_message(self._spec, self._asked_track, len(streams))
+                )
+            self._track, why = self._asked_track - 1, "as asked"
+        else:
+            marked = [i for i, stream in enumerate(streams) if _disposition(stream, "default")]
+            self._track = marked[0] if marked else 0
+            why = "the default" if marked else "none is marked as the default"
+        if len(streams) > 1:
+            self._track_note = (
+                f"{len(streams)} audio tracks; listening to track {self._track + 1} ({why})"
+            )
         return _track_length_s(streams[self._track])
 
     # -- reading --------------------------------------------------------------------------
@@ -658,6 +699,8 @@ class FfmpegSource(Source):
         code = child.wait_exit(REAP_TIMEOUT_S)
         reason = child.last_problem or f"ffmpeg exited with code {code}"
         self._reap()
+        if total == 0 and self._track is not None and missing_track(child):  # a pipe's
+            raise AudioSourceError(NO_SUCH_TRACK.format(track=self._track + 1))
         if child.errors_n and found_no_audio(total, child):
             if pipe is not None and is_mp4(child):  # ffmpeg calls it "invalid data"
                 raise AudioSourceError(
@@ -727,6 +770,9 @@ class FfmpegSource(Source):
                 return
             if not ever_connected and total == 0 and child.input_format is None:
                 self._refuse_if_not_audio(child)
+            if total == 0 and self._track is not None and missing_track(child):
+                # What the server sends has fewer tracks: asking again gets the same answer.
+                raise AudioSourceError(NO_SUCH_TRACK.format(track=self._track + 1))
             if stalled:
                 reason = f"no audio for {settings.stall_timeout_s:g} s (stalled)"
             elif code is not None and code < 0:  # not the server: ffmpeg itself was ended

@@ -9,19 +9,22 @@ from .feeds import FeedSettings
 from .source import Source
 
 
-def open_source(spec: str, *, realtime: bool, feed: FeedSettings | None = None) -> Source:
-    """`mic`, `mic:NAME_OR_INDEX`, `-` (stdin), a file path or a URL."""
+def open_source(
+    spec: str, *, realtime: bool, feed: FeedSettings | None = None, track: int = 0
+) -> Source:
+    """`mic`, `mic:NAME_OR_INDEX`, `-` (stdin), a file path or a URL. `track`: which audio
+    track of a file or feed with several is heard (1 = the first; 0: the default one)."""
     if spec == "-":
         from .stdin import StdinSource
 
-        return StdinSource(realtime=realtime)
+        return StdinSource(realtime=realtime, track=track)
     if spec == "mic" or spec.startswith("mic:"):
         from .mic import MicrophoneSource
 
         return MicrophoneSource(spec[4:] or None if spec.startswith("mic:") else None)
     from .files import open_file_source
 
-    return open_file_source(spec, realtime=realtime, feed=feed)
+    return open_file_source(spec, realtime=realtime, feed=feed, track=track)
 
 
 def check_one_stdin(specs: Sequence[str]) -> None:

@@ -39,7 +39,7 @@ def _stdin_fd() -> int:
 
 
 class StdinSource(Source):
-    def __init__(self, *, realtime: bool, fd: int | None = None) -> None:
+    def __init__(self, *, realtime: bool, fd: int | None = None, track: int = 0) -> None:
         super().__init__()
         self._fd = _stdin_fd() if fd is None else fd
         self.name = "stdin"
@@ -47,6 +47,7 @@ class StdinSource(Source):
         self.sample_rate_hz = STDIN_RATE_HZ
         self.live = realtime
         self._realtime = realtime
+        self._track = track  # of a container piped in (0: ffmpeg's pick, its default track)
         self._decoder: Source | None = None  # the ffmpeg reader of a container, once found
 
     def stop(self) -> None:
@@ -77,6 +78,11 @@ class StdinSource(Source):
         if len(data) < 2 and not self.stopping:  # not one sample: the producer gave nothing
             raise AudioSourceError(
                 "it ended before any audio came; check the command that writes into it"
+            )
+        if self._track > 1:
+            raise AudioSourceError(
+                f"it is raw PCM, one track, so no track {self._track}; leave out --track, or "
+                "pipe in the file itself so that its tracks can be told apart"
             )
         block_bytes = 2 * int(STDIN_RATE_HZ * BLOCK_S)
         pacer = Pacer(STDIN_RATE_HZ, self._stop) if self._realtime else None
@@ -111,7 +117,9 @@ class StdinSource(Source):
             "info", f"standard input carries a {container} file, not raw PCM: ffmpeg decodes it"
         )
         self.description = f"standard input ({container}, decoded by ffmpeg)"
-        decoder = FfmpegSource(self.name, realtime=self._realtime, pipe=PipeInput(self._fd, head))
+        decoder = FfmpegSource(
+            self.name, realtime=self._realtime, pipe=PipeInput(self._fd, head), track=self._track
+        )
         decoder.name, decoder.description = self.name, self.description
         decoder.connect(ring, self._notice)
         self._decoder = decoder

@@ -246,7 +246,9 @@ def feed_specs(config: Config, named: Sequence[tuple[str, Any]]) -> list[FeedSpe
     return [
         FeedSpec(local_or_as_is(spec))
         if stream is None
-        else FeedSpec(local_or_as_is(spec), stream.name, alert_settings(config, stream))
+        else FeedSpec(
+            local_or_as_is(spec), stream.name, alert_settings(config, stream), stream.track
+        )
         for spec, stream in named
     ]
 

@@ -34,6 +34,7 @@ class FeedSpec:
     spec: str
     name: str | None = None
     alerts: AlertSettings | None = None
+    track: int | None = None  # None: the run's --track
 
 
 class Outbox:
@@ -94,7 +95,10 @@ class IngestShard:
             sources = []
             settings = feed_settings(config)
             for feed in self._feeds:
-                source = open_source(feed.spec, realtime=config.realtime, feed=settings)
+                track = config.track if feed.track is None else feed.track
+                source = open_source(
+                    feed.spec, realtime=config.realtime, feed=settings, track=track
+                )
                 if feed.name is not None:
                     source.name = feed.name
                 sources.append(source)

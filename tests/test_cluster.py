@@ -302,8 +302,12 @@ def _read(path: Path) -> np.ndarray:
 
 
 def _cli(env: dict[str, str], *args: object, timeout_s: float = CLI_TIMEOUT_S):
+    return _python(env, "-m", "streamlid", *args, timeout_s=timeout_s)
+
+
+def _python(env: dict[str, str], *args: object, timeout_s: float = CLI_TIMEOUT_S):
     return subprocess.run(
-        [sys.executable, "-m", "streamlid", *map(str, args)],
+        [sys.executable, *map(str, args)],
         env=env,
         capture_output=True,
         text=True,
@@ -573,15 +577,7 @@ def test_ray_clients_relay_of_rays_own_warnings_stays_off_standard_error(
     _, env = ray_cluster
     address = f"ray://127.0.0.1:{ray_client_port}"
     for _ in range(2):
-        result = subprocess.run(
-            [sys.executable, "-c", RELAY_PROBE, address],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=CLI_TIMEOUT_S,
-            cwd=REPO_ROOT,
-            check=False,
-        )
+        result = _python(env, "-c", RELAY_PROBE, address)
         if "Starting Ray client server failed" not in result.stderr:  # Ray, under load
             break
     assert result.returncode == 0, result.stderr[-3000:]

@@ -32,6 +32,10 @@ RETRY_EVERY_S = 1.0
 # PortAudio's codes for a format the device refuses (paInvalidChannelCount,
 # paInvalidSampleRate, paSampleFormatNotSupported); any other error: the device does not open.
 FORMAT_REFUSED_CODES = (-9998, -9997, -9994)
+NO_INPUT_DEVICES = (  # `listen mic` and `devices` alike
+    "No audio input devices found; check that a microphone is connected and that PulseAudio "
+    "or PipeWire is running (`pactl info`), or listen to a file, a URL or - (stdin) instead."
+)
 _portaudio_lock = threading.Lock()  # PortAudio's device list is global; refresh it alone
 _open_streams = 0
 
@@ -89,9 +93,7 @@ def resolve_device(spec: str | None) -> InputDevice:
     """The input device named by `spec`: None for the default, an index, or part of a name."""
     devices = list_input_devices()
     if not devices:
-        raise AudioSourceError(
-            "No audio input device found; connect a microphone, or give a file or - (stdin)."
-        )
+        raise AudioSourceError(NO_INPUT_DEVICES)
     if spec is None or spec == "":
         for device in devices:
             if device.is_default:

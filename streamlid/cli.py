@@ -319,15 +319,11 @@ def cmd_devices() -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .audio.mic import list_input_devices
+    from .audio.mic import NO_INPUT_DEVICES, list_input_devices
 
     devices = list_input_devices()
     if not devices:
-        raise AudioSourceError(
-            "No audio input devices found; check that a microphone is connected and that "
-            "PulseAudio or PipeWire is running (`pactl info`), or listen to a file, a URL or "
-            "- (stdin) instead."
-        )
+        raise AudioSourceError(NO_INPUT_DEVICES)
     table = Table(title="Audio input devices")
     for column in ("index", "name", "channels", "default rate", "host API", "default"):
         table.add_column(column)

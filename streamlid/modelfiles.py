@@ -347,7 +347,13 @@ def resolve_model_folder(
     path = Path(model).expanduser()
     if path.is_dir():
         return path
-    if path.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1:
+    if path.exists():
+        # Often the weights file itself (model.safetensors): its folder is what loads.
+        raise ModelLoadError(
+            f"Model {model!r} is a file, not a folder; give the folder that holds config.json "
+            f"and model.safetensors (this file's folder: {str(path.parent)!r})."
+        )
+    if model.startswith((".", "/", "~")) or model.count("/") > 1:
         raise ModelLoadError(
             f"Model folder {model!r} does not exist; give a checkpoint folder or a hub id "
             "such as facebook/mms-lid-256."

@@ -177,6 +177,17 @@ def test_missing_folder_is_a_clear_load_error(tmp_path, monkeypatch, name):
         load(tmp_path / name if name == "does-not-exist" else name)
 
 
+def test_the_weights_file_given_as_the_model_names_its_folder(tiny_model_dir):
+    # A stranger passes the weights file itself; it exists, so "does not exist" would lie.
+    weights = tiny_model_dir / "model.safetensors"
+    with pytest.raises(ModelLoadError) as caught:
+        load(weights)
+    message = str(caught.value)
+    assert "does not exist" not in message
+    assert "is a file, not a folder" in message
+    assert repr(str(tiny_model_dir)) in message
+
+
 def test_hub_id_not_in_cache_while_offline_is_a_load_error(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelLoadError) as caught:

@@ -440,6 +440,7 @@ def test_no_input_device_at_all(monkeypatch, capsys):
     (line,) = [x for x in err.splitlines() if x.startswith("error:")]
     assert "No audio input device" in line
     assert "file" in line  # says what to use instead
+    assert "PipeWire" in line  # and what to check, as `streamlid devices` does
 
 
 def test_empty_wav_with_a_header_but_no_samples(tmp_path, run_cli):

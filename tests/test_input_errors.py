@@ -145,6 +145,40 @@ def test_devices_with_no_input_device_says_what_to_do(monkeypatch, capsys):
     assert "connected" in line and "PipeWire" in line and "file" in line
 
 
+class _PortAudioError(Exception):
+    """sounddevice.PortAudioError's shape: (text, PortAudio error code, host error)."""
+
+
+@pytest.mark.parametrize(
+    "code, said",
+    [
+        (-9999, "cannot be opened"),  # PulseAudio with no input source: ALSA error -5
+        (-9997, "accepts neither 16 kHz nor its own rate"),  # paInvalidSampleRate
+    ],
+)
+def test_a_microphone_that_does_not_open_is_not_said_to_refuse_its_rates(monkeypatch, code, said):
+    from streamlid.audio import mic
+    from streamlid.errors import AudioSourceError
+
+    class NoOpen:
+        PortAudioError = _PortAudioError
+
+        @staticmethod
+        def check_input_settings(**settings):
+            raise _PortAudioError("Unanticipated host error", code, (0, -5, "Input/output error"))
+
+    device = mic.InputDevice(1, "default", 32, 44100.0, "ALSA", True)
+    monkeypatch.setattr(mic, "import_sounddevice", lambda: NoOpen)
+    monkeypatch.setattr(mic, "list_input_devices", lambda: [device])
+    with pytest.raises(AudioSourceError) as caught:
+        mic.MicrophoneSource(None)
+    message = str(caught.value)
+    assert said in message
+    if code == -9999:
+        assert "accepts neither" not in message
+        assert "Unanticipated host error" in message and "pactl list short sources" in message
+
+
 def test_streamlid_download_offline_is_one_line_that_does_not_advise_itself(
     cli_env, tmp_path, run_cli
 ):

@@ -146,6 +146,27 @@ def test_device_that_vanishes_is_reported_and_reconnected(virtual_mic, tmp_path,
     assert "ALSA lib" not in chatter and chatter.count("Expression '") <= 3, chatter[-2000:]
 
 
+def test_no_input_source_left_is_one_clear_error_without_alsa_chatter(virtual_mic, capfd):
+    # PulseAudio runs but has no capture source (the sink is gone): the ALSA "default" device
+    # is still listed, and opening it fails whatever the rate.
+    from streamlid.audio.mic import MicrophoneSource
+    from streamlid.errors import AudioSourceError
+
+    if virtual_mic.other_sources():
+        pytest.skip("PulseAudio has other sources; the default device would open one of them")
+    virtual_mic.unplug()
+    try:
+        capfd.readouterr()
+        with pytest.raises(AudioSourceError) as caught:
+            MicrophoneSource(None)
+    finally:
+        virtual_mic.plug()
+    message = str(caught.value)
+    assert "cannot be opened" in message and "accepts neither" not in message
+    chatter = capfd.readouterr().err
+    assert "ALSA lib" not in chatter and "Expression '" not in chatter, chatter[-2000:]
+
+
 def _wav(folder):
     import soundfile
 

@@ -717,6 +717,33 @@ def test_keys_are_read_in_cbreak_mode_and_the_terminal_is_restored():
         os.close(slave)
 
 
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_keys_still_work_after_the_shell_took_the_terminal_back():
+    # Ctrl-Z then `fg`: the shell hands the terminal back cooked, where a key waits for Enter
+    # (and is echoed over the view) unless the reader puts cbreak mode back.
+    import termios
+
+    from streamlid.ui.keys import KeyReader
+
+    master, slave = os.openpty()
+    try:
+        before = termios.tcgetattr(slave)
+        got_p = threading.Event()
+        keys = KeyReader({"p": got_p.set}, stream=os.fdopen(slave, closefd=False))
+        assert keys.start()
+        termios.tcsetattr(slave, termios.TCSANOW, before)  # what the shell does on `fg`
+        time.sleep(0.3)
+        os.write(master, b"p")
+        assert got_p.wait(2), "p waited for Enter: the terminal stayed cooked"
+        during = termios.tcgetattr(slave)
+        assert not during[3] & termios.ICANON and not during[3] & termios.ECHO
+        assert keys.join(2.0)
+        assert termios.tcgetattr(slave) == before
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
 def test_key_reader_refuses_what_is_not_a_terminal():
     from streamlid.ui.keys import KeyReader
 

@@ -29,6 +29,13 @@ QUIET_DEVICE_S = 3.0
 QUIET_DEVICE_MAX_S = 60.0
 CLOSE_TIMEOUT_S = 1.0  # a wedged PortAudio stream may never return from abort()
 RETRY_EVERY_S = 1.0
+# PortAudio's codes for a format the device refuses (paInvalidChannelCount,
+# paInvalidSampleRate, paSampleFormatNotSupported); any other error: the device does not open.
+FORMAT_REFUSED_CODES = (-9998, -9997, -9994)
+NO_INPUT_DEVICES = (  # `listen mic` and `devices` alike
+    "No audio input devices found; check that a microphone is connected and that PulseAudio "
+    "or PipeWire is running (`pactl info`), or listen to a file, a URL or - (stdin) instead."
+)
 _portaudio_lock = threading.Lock()  # PortAudio's device list is global; refresh it alone
 _open_streams = 0
 
@@ -86,9 +93,7 @@ def resolve_device(spec: str | None) -> InputDevice:
     """The input device named by `spec`: None for the default, an index, or part of a name."""
     devices = list_input_devices()
     if not devices:
-        raise AudioSourceError(
-            "No audio input device found; connect a microphone, or give a file or - (stdin)."
-        )
+        raise AudioSourceError(NO_INPUT_DEVICES)
     if spec is None or spec == "":
         for device in devices:
             if device.is_default:
@@ -119,6 +124,12 @@ def resolve_device(spec: str | None) -> InputDevice:
     )
 
 
+def _refuses_format(error: Exception) -> bool:
+    """Whether a PortAudioError(text, code, …) says the format, not the device, was refused."""
+    args = getattr(error, "args", ())
+    return len(args) > 1 and args[1] in FORMAT_REFUSED_CODES
+
+
 class MicrophoneSource(Source):
     def __init__(self, device_spec: str | None = None) -> None:
         super().__init__()
@@ -136,20 +147,37 @@ class MicrophoneSource(Source):
 
     def _choose_format(self, device: InputDevice) -> tuple[int, int]:
         """16 kHz mono if the device takes it (no resampling), else its native rate."""
-        sd = self._sd
-        for rate in (TARGET_RATE_HZ, int(device.default_rate_hz)):
-            for channels in (1, min(2, device.channels)):
-                try:
-                    sd.check_input_settings(
-                        device=device.index, channels=channels, samplerate=rate, dtype="float32"
-                    )
-                    return rate, channels
-                except Exception:
-                    continue
+        with native_stderr.held() as said:  # ALSA and PortAudio print lines for each refusal
+            chosen, refusal = self._probe_formats(device)
+        native_stderr.pass_on(said)
+        if chosen is not None:
+            return chosen
+        if not _refuses_format(refusal):
+            # Not a format it refuses: the device does not open at all (PulseAudio with no
+            # input source left, a microphone switched off), whatever the format.
+            raise AudioSourceError(
+                f"Input device {device.name!r} cannot be opened ({refusal}); check that the "
+                "microphone is connected and switched on (PulseAudio or PipeWire: `pactl list "
+                "short sources`), or choose another with mic:INDEX (`streamlid devices`)."
+            )
         raise AudioSourceError(
             f"Input device {device.name!r} accepts neither 16 kHz nor its own rate "
             f"({device.default_rate_hz:.0f} Hz) as float32; choose another with mic:INDEX."
         )
+
+    def _probe_formats(self, device: InputDevice) -> tuple[tuple[int, int] | None, Exception]:
+        """The first (rate, channels) the device takes, else None and its last refusal."""
+        refusal: Exception = AudioSourceError("no format tried")
+        for rate in (TARGET_RATE_HZ, int(device.default_rate_hz)):
+            for channels in (1, min(2, device.channels)):
+                try:
+                    self._sd.check_input_settings(
+                        device=device.index, channels=channels, samplerate=rate, dtype="float32"
+                    )
+                    return (rate, channels), refusal
+                except Exception as exc:
+                    refusal = exc
+        return None, refusal
 
     def _callback(self, indata: Any, frames: int, time_info: Any, status: Any) -> None:
         # Real-time thread: copy and return. No logging, no locks held while waiting.

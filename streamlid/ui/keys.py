@@ -2,8 +2,10 @@
 
 The terminal is put in cbreak mode (keys arrive at once, unechoed; Ctrl-C still interrupts)
 and always put back: by `join()` (the supervisor's, run.py) and by the reading thread itself
-when it ends. Only for a terminal we are in the foreground of: changing the settings of a terminal
-from a background job would stop the process (SIGTTOU).
+when it ends. A shell that took the terminal back (Ctrl-Z, then `fg`) hands it back cooked, so
+the reader puts cbreak back whenever it finds it gone. Only for a terminal we are in the
+foreground of: changing the settings of a terminal from a background job would stop the
+process (SIGTTOU).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class KeyReader:
         self._fd: int | None = None
         self._saved: list | None = None
         self._lock = threading.Lock()
+        self._cbreak: list | None = None  # the settings start() made, kept while reading
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -50,6 +53,7 @@ class KeyReader:
             fd = self._stream.fileno()
             saved = termios.tcgetattr(fd)
             tty.setcbreak(fd, termios.TCSANOW)
+            self._cbreak = termios.tcgetattr(fd)
         except (ImportError, OSError, ValueError, AttributeError):
             return False
         with self._lock:
@@ -86,6 +90,22 @@ class KeyReader:
         except (ImportError, OSError):
             log.debug("could not restore the terminal settings", exc_info=True)
 
+    def _keep_cbreak(self, fd: int) -> None:
+        """After Ctrl-Z and `fg` the shell gives the terminal back in its own (cooked) mode:
+        keys would wait for Enter and echo over the view. Put cbreak back, but only in the
+        foreground (from the background that would stop us: SIGTTOU)."""
+        try:
+            import termios
+
+            with self._lock:
+                wanted = self._cbreak if self._saved is not None else None
+                if wanted is None or termios.tcgetattr(fd)[3] == wanted[3]:
+                    return
+                if not _in_background(fd):
+                    termios.tcsetattr(fd, termios.TCSANOW, wanted)
+        except (ImportError, OSError):
+            log.debug("could not put the terminal back in cbreak mode", exc_info=True)
+
     def _run(self) -> None:
         fd = self._fd
         assert fd is not None
@@ -93,6 +113,7 @@ class KeyReader:
             while not self._stop.is_set():
                 ready, _, _ = select.select([fd], [], [], POLL_S)
                 if not ready:
+                    self._keep_cbreak(fd)
                     continue
                 data = os.read(fd, 64)
                 if not data:  # end of input: nothing more to read

@@ -46,6 +46,16 @@ def _label_count(tiny: Path, root: Path) -> Path:
     return folder
 
 
+def _label_numbers(tiny: Path, root: Path) -> Path:
+    """id2label numbered from 100, not 0: the labels were looked up from 0 (a traceback)."""
+    folder = root / "model-label-numbers"
+    shutil.copytree(tiny, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["id2label"] = {str(100 + int(i)): code for i, code in config["id2label"].items()}
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
 def _not_a_model(tiny: Path, root: Path) -> Path:
     folder = root / "recordings"
     folder.mkdir()
@@ -58,6 +68,7 @@ BAD_MODELS: dict[str, tuple[Callable[[Path, Path], Path], list[str]]] = {
     "truncated-weights": (_damaged_weights("truncated"), ["model.safetensors", "truncated"]),
     "garbage-weights": (_damaged_weights("garbage"), ["model.safetensors", "not a safetensors"]),
     "label-count": (_label_count, ["5 labels", "8 outputs"]),
+    "label-numbers": (_label_numbers, ["id2label", "0 to 7", "'100'"]),
     "not-a-model": (_not_a_model, ["recordings", "config.json", "not a transformers checkpoint"]),
 }
 

@@ -383,3 +383,32 @@ def test_too_little_speech_says_so_and_errors_have_no_answer(
     assert "does not exist" in row and "0%" not in row
     assert row.split("│")[4].strip() == "-"  # the probability column
     assert "too little speech" in table.stdout and "no speech found" not in table.stdout
+
+
+def test_quiet_speech_says_it_is_quiet_and_what_to_change(run_cli, espeak, tmp_path):
+    """Speech peaking at -40 dBFS is a whole sentence under --energy-floor: "no speech found"
+    alone sent people looking for a broken file. The answer names the level and options, and
+    those options then hear the speech."""
+    speech = espeak.samples("en")
+    quiet = tmp_path / "quiet.wav"
+    write_wav(quiet, speech / np.abs(speech).max() * 10 ** (-40 / 20))
+    first = run_cli("identify", quiet, "--json", "--model", TINY_LID)
+    assert first.returncode == 0, first.stderr
+    (row,) = json.loads(first.stdout)
+    assert row["language"] is None, row
+    assert "the audio is quiet" in row["name"] and "--energy-floor is -50 dBFS" in row["name"]
+    advice = row["name"].split("try ")[1].split()
+    assert advice[0] == "--energy-floor" and float(advice[1]) < -50
+    second = run_cli("identify", quiet, "--json", "--model", TINY_LID, *advice)
+    (row,) = json.loads(second.stdout)
+    assert row["language"] == "eng", row
+
+
+def test_nan_samples_are_a_warning_as_in_listen(run_cli, espeak, tmp_path):
+    speech = espeak.samples("en").copy()
+    speech[1000:1100] = np.nan
+    path = tmp_path / "nan.wav"
+    write_wav(path, speech, subtype="FLOAT")
+    result = run_cli("identify", path, "--json", "--model", TINY_LID)
+    (row,) = json.loads(result.stdout)
+    assert row["language"] == "eng" and "NaN" in row["warning"], row

@@ -46,6 +46,9 @@ from .urls import (
 # Ask ffmpeg for exactly what the model wants: one resampling, done by it.
 FFMPEG_RATE_HZ = SAMPLE_RATE_HZ
 # What libsndfile reads itself; everything else (MP3 included) goes to ffmpeg when it exists.
+# Sample rates a recording may have: a header outside them is damaged (2**31 - 1 Hz asked the
+# reader for an 80 GB block). 768 kHz is the fastest converters'; 1 kHz is below any speech.
+MIN_RATE_HZ, MAX_RATE_HZ = 1_000, 768_000
 SOUNDFILE_SUFFIXES = (".wav", ".wave", ".flac", ".ogg", ".oga", ".aiff", ".aif")
 # Decoding may end this much short of the header's length without a word (encoder padding,
 # rounding in a container's duration field).
@@ -273,6 +276,13 @@ class SoundFileSource(Source):
         if self._file.frames == 0:
             self._file.close()
             raise AudioSourceError(f"Audio file {str(path)!r} contains no audio samples.")
+        if not MIN_RATE_HZ <= self._file.samplerate <= MAX_RATE_HZ:
+            self._file.close()
+            raise AudioSourceError(
+                f"Audio file {str(path)!r} says its sample rate is {self._file.samplerate} Hz, "
+                f"outside any recording's ({MIN_RATE_HZ} to {MAX_RATE_HZ} Hz); its header is "
+                "damaged: export the recording again."
+            )
         self.name = path.name
         self.description = str(path)
         self.sample_rate_hz = int(self._file.samplerate)

@@ -62,9 +62,12 @@ def open_files(specs: Sequence[str], feed: FeedSettings) -> list[Source | AudioS
     opened: list[Source | AudioSourceError] = []
     for spec in specs:
         try:
-            opened.append(open_source(spec, realtime=False, feed=feed))
+            source = open_source(spec, realtime=False, feed=feed)
         except AudioSourceError as exc:
             opened.append(exc)
+            continue
+        source.release()  # read one at a time: a thousand files open would run out of fds
+        opened.append(source)
     return opened
 
 

@@ -412,3 +412,35 @@ def test_nan_samples_are_a_warning_as_in_listen(run_cli, espeak, tmp_path):
     result = run_cli("identify", path, "--json", "--model", TINY_LID)
     (row,) = json.loads(result.stdout)
     assert row["language"] == "eng" and "NaN" in row["warning"], row
+
+
+@pytest.mark.slow
+def test_more_files_than_open_file_descriptors_are_all_identified(espeak, tmp_path, cli_env):
+    """`identify corpus/*.wav` opened every file before reading the first: past the limit of
+    open files (1024 on many systems) it was "Too many open files" and a traceback, and every
+    answer was lost."""
+    import resource
+
+    short = tmp_path / "short.wav"
+    write_wav(short, espeak.samples("fr")[: round(1.5 * 16000)])
+    links = []
+    for number in range(80):
+        links.append(tmp_path / f"take-{number}.wav")
+        links[-1].symlink_to(short)
+
+    def few_descriptors() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    args = ["identify", *map(str, links), "--json", "--model", str(TINY_LID)]
+    result = subprocess.run(
+        [sys.executable, "-m", "streamlid", *args],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        preexec_fn=few_descriptors,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    answers = json.loads(result.stdout)
+    assert len(answers) == 80 and all(a["language"] == "fra" for a in answers)

@@ -290,7 +290,8 @@ class SoundFileSource(Source):
         self._realtime = realtime
         # FLAC and OGG report the header's length; for WAV libsndfile reports only what is
         # there, so the header is read for its promise.
-        self._promised_frames = max(self._file.frames, wav_promised_frames(path) or 0)
+        self._frames = self._file.frames
+        self._promised_frames = max(self._frames, wav_promised_frames(path) or 0)
         self._start_frame = 0
         self._path = path
         self._child: FfmpegChild | None = None  # decoding on past damage (ffmpeg.py owns it)
@@ -299,17 +300,30 @@ class SoundFileSource(Source):
     def start_at(self, t_s: float) -> None:
         """Reads from `t_s` seconds into the file on (before `start()`): a reader restarted
         elsewhere (a cluster's ingest actor) resumes where the last one stopped."""
-        self._start_frame = min(self._file.frames, max(0, round(t_s * self.sample_rate_hz)))
-        self._file.seek(self._start_frame)
+        self._start_frame = min(self._frames, max(0, round(t_s * self.sample_rate_hz)))
+        self._opened().seek(self._start_frame)
+
+    def release(self) -> None:
+        self._file.close()
+
+    def _opened(self) -> Any:
+        """The file, opened again after `release()`, where it was left."""
+        if self._file.closed:
+            import soundfile
+
+            self._file = soundfile.SoundFile(os.fsencode(self._path))
+            self._file.seek(self._start_frame)
+        return self._file
 
     def _run(self, ring: RingBuffer) -> None:
         block = max(1, int(self.sample_rate_hz * BLOCK_S))
         pacer = Pacer(self.sample_rate_hz, self._stop) if self._realtime else None
         rate = self.sample_rate_hz
         decoded = self._start_frame
+        file = self._opened()
         while not self.stopping:
             try:
-                frames = self._file.read(block, dtype="float32", always_2d=True)
+                frames = file.read(block, dtype="float32", always_2d=True)
             except Exception as exc:  # damaged data surfaces here, mid-file
                 self._decode_past_damage(ring, pacer, decoded, str(exc))
                 return

@@ -118,7 +118,7 @@ def _load(model: str, folder: Path, files: ModelFiles, torch_dtype: Any) -> tupl
             "transformers checkpoint?"
         ) from None
     try:
-        loaded = load_model_lean(folder, files, config, torch_dtype)
+        loaded, loading_info = load_model_lean(folder, files, config, torch_dtype)
     except ValueError as exc:
         if "Unrecognized configuration class" in str(exc):
             raise ModelLoadError(
@@ -128,10 +128,21 @@ def _load(model: str, folder: Path, files: ModelFiles, torch_dtype: Any) -> tupl
         raise ModelLoadError(f"Model {model!r} cannot be loaded: {_first_line(exc)}.") from None
     except (RuntimeError, OSError, KeyError, TypeError, SafetensorError) as exc:
         # A size mismatch or a tensor the architecture does not have: the weights do not fit.
+        detail = _first_line(exc)
+        if "ignore_mismatched_sizes" in detail:  # it points at a report it logged, not shown
+            detail = "a tensor's shape is not the one config.json's sizes give"
         raise ModelLoadError(
-            f"Model {model!r}: its weights do not fit its config.json ({_first_line(exc)}); "
+            f"Model {model!r}: its weights do not fit its config.json ({detail}); "
             "use the files that came together with the checkpoint."
         ) from None
+    missing = sorted(loading_info["missing_keys"])
+    if missing:
+        # transformers fills them with random values, and the model answers noise.
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise ModelLoadError(
+            f"Model {model!r}: its weights lack {missing[0]}{more}, which the architecture in "
+            "config.json needs; use the complete weights that came with the checkpoint."
+        )
     if files.preprocessor_bytes is None:
         raise ModelLoadError(
             f"Model {model!r} has no preprocessor_config.json; copy the one of its base "
@@ -163,9 +174,12 @@ def _stored_dtype(handle: Any) -> Any:
     return None
 
 
-def load_model_lean(folder: Path, files: ModelFiles, config: Any, torch_dtype: Any) -> Any:
+def load_model_lean(
+    folder: Path, files: ModelFiles, config: Any, torch_dtype: Any
+) -> tuple[Any, dict[str, Any]]:
     """The audio classifier of `folder`, built in `torch_dtype` while holding little more memory
-    than the loaded model.
+    than the loaded model, and transformers' loading info (`missing_keys`: tensors the
+    architecture has and the weights lack, filled at random).
 
     `from_pretrained(folder)` memory-maps the safetensors file, and every page read stays in
     the process's resident memory until loading ends: loading the 3.9 GB fp32 mms-lid-256 into
@@ -194,11 +208,17 @@ def load_model_lean(folder: Path, files: ModelFiles, config: Any, torch_dtype: A
             # Nothing to cast: memory-mapped tensors are used in place, without a copy, and
             # their pages stay evictable page cache.
             return model_class.from_pretrained(
-                folder, use_safetensors=True, trust_remote_code=False, dtype=torch_dtype
+                folder,
+                use_safetensors=True,
+                trust_remote_code=False,
+                dtype=torch_dtype,
+                output_loading_info=True,
             )
         lazy = {key: handle.get_slice(key) for handle in handles for key in handle.keys()}  # noqa: SIM118
         # The concrete class: the Auto class deep-copies its arguments, which slices refuse.
-        return model_class.from_pretrained(None, config=config, state_dict=lazy, dtype=torch_dtype)
+        return model_class.from_pretrained(
+            None, config=config, state_dict=lazy, dtype=torch_dtype, output_loading_info=True
+        )
 
 
 def build_random_model(config: Any, torch_dtype: Any, device: str = "cpu") -> Any:

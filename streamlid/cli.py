@@ -30,7 +30,7 @@ from .config import (
     load_config,
     option_name,
 )
-from .errors import AudioSourceError, StreamlidError
+from .errors import AudioSourceError, ConfigError, StreamlidError
 from .printable import json_utf8, printable
 from .run import (
     EXIT_FAILED,
@@ -274,6 +274,12 @@ def _run_command(argv: list[str], watch: SignalWatch) -> int:
         if args.command == "cluster":
             return cmd_cluster(args)
         config = _config_from(args)
+        if STDOUT_CLOSED and (args.command != "listen" or config.jsonl == "-"):
+            what = "events" if args.command == "listen" else "results"
+            raise ConfigError(
+                f"Standard output is closed, so the {what} would be lost; send them to a file "
+                "(> out.txt), or to /dev/null if they are not wanted."
+            )
         if args.command == "bench":
             return cmd_bench(config, args)
         if args.command == "identify":
@@ -288,6 +294,31 @@ def _run_command(argv: list[str], watch: SignalWatch) -> int:
         return exc.exit_code
 
 
+# Whether standard output was closed when streamlid started (`>&-`); see `_open_closed_stdio`.
+STDOUT_CLOSED = False
+
+
+def _open_closed_stdio() -> None:
+    """Puts /dev/null on standard output and error where they were closed (`>&-`, `2>&-`), as
+    many Unix tools do: Python left them None (every print a crash), and the next file opened
+    would take their descriptor and receive whatever is written there. A command whose results
+    go to standard output then refuses to run (`_run_command`) rather than lose them."""
+    global STDOUT_CLOSED
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+            continue
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            if devnull != fd:
+                os.dup2(devnull, fd)
+                os.close(devnull)
+            setattr(sys, name, open(fd, "w", closefd=False))  # noqa: SIM115 - lives until exit
+            STDOUT_CLOSED = STDOUT_CLOSED or fd == 1
+
+
 def entry() -> None:
     """Console-script entry: `main`, then a prompt exit.
 
@@ -296,6 +327,7 @@ def entry() -> None:
     left is the interpreter tearing down torch, which takes seconds on a busy machine and can
     abort in its C++ destructors ("terminate called without an active exception"), turning a
     clean Ctrl-C into a crash. So flush the standard streams and leave."""
+    _open_closed_stdio()
     try:
         code = main()
     except SystemExit as exc:  # argparse: --help, --version, bad usage (2)
@@ -369,7 +401,6 @@ def cmd_download(model: str) -> int:
 def cmd_bench(config: Config, args: argparse.Namespace) -> int:
     """Times the configured model (or the random-weight architecture) and prints what it
     sustains; the measuring and the figures live in bench.py."""
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from . import bench
@@ -416,10 +447,8 @@ def cmd_bench(config: Config, args: argparse.Namespace) -> int:
             advance=advance,
         )
     if args.json:
-        print(json.dumps(report.as_dict(), indent=2))
-    else:
-        Console().print(bench.render_table(report))
-    return 0
+        return _write_results(json.dumps(report.as_dict(), indent=2) + "\n")
+    return _write_results(_rendered(bench.render_table(report)))
 
 
 def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
@@ -466,7 +495,6 @@ def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
 def _results_table(results: Sequence[dict], model: str) -> str:
     """`identify`'s table, rendered for this stdout (its width, colours or none) but not yet
     written: `_write_results` writes it."""
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
@@ -492,14 +520,22 @@ def _results_table(results: Sequence[dict], model: str) -> str:
             "-" if r["probability"] is None else f"{100 * r['probability']:.0f}%",
             f"{r['speech_s']:.1f} s",
         )
-    stdout = Console()  # what stdout is: its width, and colours only on a terminal
+    return _rendered(table)
+
+
+def _rendered(renderable: Any) -> str:
+    """`renderable` as Rich would print it on this stdout (its width, colours only on a
+    terminal), for `_write_results` to write."""
+    from rich.console import Console
+
+    stdout = Console()
     rendered = io.StringIO()
     Console(
         file=rendered,
         width=stdout.width,
         color_system=stdout.color_system,
         force_terminal=stdout.is_terminal,
-    ).print(table)
+    ).print(renderable)
     return rendered.getvalue()
 
 

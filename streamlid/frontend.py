@@ -32,6 +32,7 @@ from .windows import Window, Windower
 READ_BLOCK_S = 0.1
 LEVEL_EVERY_S = 0.1  # meter refresh, wall time
 NOTICE_EVERY_S = 5.0  # at most one overflow warning per stream this often
+NONFINITE = "input contains NaN/Inf samples; they are treated as silence"
 
 
 class Resampler:
@@ -140,7 +141,7 @@ class StreamFrontend:
             return samples
         if not self._nonfinite_warned:
             self._nonfinite_warned = True
-            self._notice("warning", "input contains NaN/Inf samples; they are treated as silence")
+            self._notice("warning", NONFINITE)
         return np.nan_to_num(samples, nan=0.0, posinf=0.0, neginf=0.0)
 
     def _on_overflow(self, lost: int) -> None:

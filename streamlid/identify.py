@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -23,8 +24,8 @@ from .audio.ring import RingBuffer
 from .audio.source import Source
 from .config import Config
 from .errors import AudioSourceError
-from .frontend import Resampler
-from .gate import SpeechTrack, admitted, build_gate, gate_settings
+from .frontend import NONFINITE, Resampler
+from .gate import SILENCE_DBFS, SpeechTrack, admitted, build_gate, gate_settings
 from .languages import language_name
 from .smoothing import clear_lead
 from .windows import Windower
@@ -32,6 +33,10 @@ from .windows import Windower
 READ_BLOCK_S = 0.5  # no live view to feed: large reads, little Python per second of audio
 RING_S = 10.0  # a file source waits for room, so this bounds memory, not what is kept
 SOURCE_JOIN_S = 2.0
+# A file whose loudest frame is this close to --energy-floor has its speech mostly below it:
+# speech peaks some 15 dB above its syllables' tails and the pauses between words.
+QUIET_MARGIN_DB = 15.0
+MIN_FLOOR_DBFS = -100  # the lowest --energy-floor allowed
 
 
 @dataclass
@@ -42,6 +47,8 @@ class FileTally:
     prob_sum: np.ndarray
     windows: int = 0
     speech_n: int = 0  # 16 kHz samples the gate called speech
+    cut: int = 0  # windows cut from the speech, admitted or not
+    loudest_dbfs: float = SILENCE_DBFS  # the loudest gate frame: says when a file is too quiet
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # a damaged file: its answer rests on less
 
@@ -57,9 +64,12 @@ def open_files(
     opened: list[Source | AudioSourceError] = []
     for spec in specs:
         try:
-            opened.append(open_source(spec, realtime=False, feed=feed, track=track))
+            source = open_source(spec, realtime=False, feed=feed, track=track)
         except AudioSourceError as exc:
             opened.append(exc)
+            continue
+        source.release()  # read one at a time: a thousand files open would run out of fds
+        opened.append(source)
     return opened
 
 
@@ -83,6 +93,7 @@ def speech_windows(
 
     def speech(windows) -> Iterator[np.ndarray]:
         for window in windows:
+            tally.cut += 1
             if admitted(track.measured(window), config.min_speech_share):
                 yield window.samples
 
@@ -108,13 +119,17 @@ def speech_windows(
             chunk = ring.read(block_n, timeout_s=0.5)
             last = chunk is None
             raw = np.zeros(0, np.float32) if last else chunk.samples
-            raw = np.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0)
+            if not np.isfinite(raw).all():
+                if NONFINITE not in tally.warnings:  # as `listen` says it, once
+                    tally.warnings.append(NONFINITE)
+                raw = np.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0)
             samples = resample(raw, last=last)
             frames = gate.feed(index, samples) if len(samples) else []
             if last:
                 frames += gate.flush()  # the gate holds its newest frames back
             for frame in frames:
                 tally.speech_n += len(frame.samples) if frame.speech else 0
+                tally.loudest_dbfs = max(tally.loudest_dbfs, frame.level_dbfs)
                 track.add(frame)
                 yield from speech(windower.feed(frame.start_index, frame.samples, frame.speech))
             index += len(samples)
@@ -187,10 +202,11 @@ def result(tally: FileTally, labels: Sequence[str], config: Config) -> dict:
     ]
     best = top[0] if top else None
     error = tally.errors[0] if tally.errors else None
-    if best:
-        name = best["name"]
-    else:  # an error says why in its own field; a file read whole says what it held
-        name = None if error else no_answer(tally.speech_n / SAMPLE_RATE_HZ, config.min_speech)
+    name = best["name"] if best else None
+    if (
+        not best and not error
+    ):  # an error says why in its own field; a file read whole, what it held
+        name = no_answer(tally, config)
     return {
         "file": tally.spec,
         "language": best["code"] if best else None,
@@ -207,14 +223,33 @@ def result(tally: FileTally, labels: Sequence[str], config: Config) -> dict:
     }
 
 
-def no_answer(speech_s: float, min_speech_s: float) -> str:
-    """Why a file read whole has no language: no speech, or too little to classify (its
-    stretches of speech shorter than --min-speech, or mostly silence within a window)."""
+def no_answer(tally: FileTally, config: Config) -> str:
+    """Why a file read whole has no language: no speech, too little, or none of its windows
+    mostly speech to the detector; and when the file is quiet next to --energy-floor (frames
+    below it are never speech), that it is, and what to change."""
+    speech_s, min_speech_s = tally.speech_n / SAMPLE_RATE_HZ, config.min_speech
     if speech_s <= 0:
-        return "no speech found"
-    if speech_s < min_speech_s:
-        return f"too little speech ({speech_s:.1f} s; --min-speech is {min_speech_s:g} s)"
-    return (
-        f"too little speech in one stretch ({speech_s:.1f} s in all; --min-speech is "
-        f"{min_speech_s:g} s)"
-    )
+        why = "no speech found"
+    elif speech_s < min_speech_s:
+        why = f"too little speech ({speech_s:.1f} s; --min-speech is {min_speech_s:g} s)"
+    elif tally.cut:
+        why = (
+            f"too little clear speech ({speech_s:.1f} s in all, but none of its {tally.cut} "
+            f"windows was at least {config.min_speech_share:.0%} speech to the detector, "
+            "as --min-speech-share asks)"
+        )
+    else:
+        why = (
+            f"too little speech in one stretch ({speech_s:.1f} s in all; --min-speech is "
+            f"{min_speech_s:g} s)"
+        )
+    if SILENCE_DBFS < tally.loudest_dbfs < config.energy_floor + QUIET_MARGIN_DB:
+        # A floor as far below the loudest frame as a normal recording's is below its own;
+        # webrtcvad has a floor of its own too (speech at -60 dBFS passed silero alone).
+        floor_dbfs = max(MIN_FLOOR_DBFS, 10 * math.floor((tally.loudest_dbfs - 30) / 10))
+        why += (
+            f"; the audio is quiet (its loudest is {tally.loudest_dbfs:.0f} dBFS, and "
+            f"--energy-floor is {config.energy_floor:g} dBFS): try --energy-floor "
+            f"{floor_dbfs} --vad-engine silero"
+        )
+    return why

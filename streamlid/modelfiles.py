@@ -14,6 +14,7 @@ import contextlib
 import fnmatch
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -36,6 +37,16 @@ HUB_PATTERNS = [CONFIG_NAME, PREPROCESSOR_NAME, WEIGHTS_NAME, INDEX_NAME, SHARD_
 JSON_CAP_BYTES = 16 * 1024 * 1024  # mms-lid-4017's config (4017 labels twice) is ~0.3 MB
 SAFETENSORS_HEADER_CAP_BYTES = 100 * 1024 * 1024  # the safetensors library's own limit
 LABEL_CAP_CHARS = 64  # a label is a language code or a name, never a paragraph
+# safetensors dtypes a weight may have; anything else is cast by the loader without a word.
+FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
+# Last name parts of learned tensors (weight norm's parts included); integer buffers such as
+# position ids or batch-norm counters keep their own names.
+PARAMETER_NAMES = ("weight", "bias", "weight_g", "weight_v", "original0", "original1")
+# config.json key -> the tensor names that number its layers (wav2vec2 and its siblings).
+LAYER_COUNT_KEYS = {
+    "num_hidden_layers": ("encoder layers", re.compile(r"(?:^|\.)encoder\.layers?\.(\d+)\.")),
+    "conv_dim": ("convolution layers", re.compile(r"(?:^|\.)conv_layers\.(\d+)\.")),
+}
 # Keys that make transformers import code or read weights from a file it chooses itself.
 FORBIDDEN_KEYS = {
     "auto_map": "asks to run Python code shipped with the model (auto_map)",
@@ -216,22 +227,78 @@ def check_model_folder(folder: Path, name: str | None = None) -> ModelFiles:
     tensors: dict[str, Any] = {}
     for weight in weights:
         tensors.update(safetensors_tensors(name, folder / weight))
-    _check_label_count(name, config, tensors)
+    _check_weight_dtypes(name, tensors)
+    _check_layer_counts(name, config, tensors)
+    _check_labels(name, config, tensors)
     return ModelFiles(folder, config_bytes, preprocessor_bytes, index_bytes, weights, config)
 
 
-def _check_label_count(name: str, config: dict[str, Any], tensors: dict[str, Any]) -> None:
+def _check_weight_dtypes(name: str, tensors: dict[str, Any]) -> None:
+    """A weight or bias stored as integers (a quantized or mangled file) would be cast to float
+    by the loader without a word, and the model would answer noise."""
+    for key, info in tensors.items():
+        if key.rsplit(".", 1)[-1] in PARAMETER_NAMES and info.get("dtype") not in FLOAT_DTYPES:
+            raise ModelLoadError(
+                f"Model {name!r}: its weights store {key} as {info.get('dtype')}, not as "
+                "floating point; use the float16, bfloat16 or float32 weights that "
+                "save_pretrained writes."
+            )
+
+
+def _check_layer_counts(name: str, config: dict[str, Any], tensors: dict[str, Any]) -> None:
+    """config.json's layer counts must be the weights' own. The loader builds every layer
+    config.json asks for before it reads a weight: 100 000 layers took minutes and gigabytes
+    before failing, while the file held three."""
+    for key, (what, pattern) in LAYER_COUNT_KEYS.items():
+        wanted = config.get(key)
+        if isinstance(wanted, list):  # conv_dim: one convolution per entry
+            wanted = len(wanted)
+        indices = {int(m.group(1)) for t in tensors if (m := pattern.search(t))}
+        if not indices or not isinstance(wanted, int):
+            continue  # another architecture's names: the loader checks what it builds
+        held = max(indices) + 1
+        if wanted != held:
+            raise ModelLoadError(
+                f"Model {name!r}: config.json asks for {wanted} {what} ({key}) but the weights "
+                f"hold {held}; use the config.json that came with these weights."
+            )
+
+
+def _check_labels(name: str, config: dict[str, Any], tensors: dict[str, Any]) -> None:
     """config.json's labels and the classifier head must agree, or every answer is misnamed."""
     id2label = config.get("id2label")
     head = tensors.get("classifier.weight")
-    if not isinstance(id2label, dict) or not isinstance(head, dict):
+    if not isinstance(head, dict):
         return  # not an audio classifier's files: the loader names that problem
+    if not isinstance(id2label, dict) or not id2label:
+        raise ModelLoadError(
+            f"Model {name!r}: config.json has no id2label, so the languages its outputs stand "
+            "for are unknown; use the config.json that came with these weights."
+        )
+    numbers = sorted(str(key) for key in id2label)
+    if numbers != sorted(str(i) for i in range(len(id2label))):
+        raise ModelLoadError(
+            f"Model {name!r}: config.json's id2label must number its labels 0 to "
+            f"{len(id2label) - 1}, one per output, but its keys are {_some(numbers)}; use the "
+            "config.json that came with these weights."
+        )
+    num_labels = config.get("num_labels")
+    if num_labels is not None and num_labels != len(id2label):
+        raise ModelLoadError(
+            f"Model {name!r}: config.json says num_labels = {num_labels!r} but its id2label "
+            f"names {len(id2label)} labels; use the config.json that came with these weights."
+        )
     shape = head.get("shape")
     if isinstance(shape, list) and shape and shape[0] != len(id2label):
         raise ModelLoadError(
             f"Model {name!r}: config.json names {len(id2label)} labels but the classifier "
             f"weights have {shape[0]} outputs; use the config.json that came with these weights."
         )
+
+
+def _some(items: list[str]) -> str:
+    shown = ", ".join(repr(clean_label(item)) for item in items[:3])
+    return shown + (" …" if len(items) > 3 else "")
 
 
 @contextlib.contextmanager

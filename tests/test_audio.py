@@ -484,3 +484,23 @@ def test_a_streams_table_picks_its_own_track(jingle_then_speech, tiny_model_dir,
     result = run_cli("--config", config, "--model", tiny_model_dir, "--ui", "plain")
     assert result.returncode == 0, result.stderr
     assert _heard_s(result.stdout, "orig") < 1.5 < 2.0 < _heard_s(result.stdout, "dub")
+
+
+@pytest.mark.parametrize("rate_hz", [2**31 - 1, 1])
+def test_a_wav_header_with_an_impossible_sample_rate_is_one_line(rate_hz, tmp_path):
+    """2**31 - 1 Hz made the reader ask for an 80 GB block (a MemoryError traceback); 1 Hz
+    turned 1000 samples into 17 minutes of "audio"."""
+    import struct
+
+    from streamlid.errors import AudioSourceError
+
+    data = np.zeros(2000, "<i2").tobytes()
+    fmt = struct.pack("<HHIIHH", 1, 1, rate_hz, (rate_hz * 2) % 2**32, 2, 16)
+    path = tmp_path / "odd-rate.wav"
+    path.write_bytes(
+        b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE"
+        + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+        + b"data" + struct.pack("<I", len(data)) + data
+    )  # fmt: skip
+    with pytest.raises(AudioSourceError, match=f"sample rate is {rate_hz} Hz"):
+        open_source(str(path), realtime=False)

@@ -383,3 +383,64 @@ def test_too_little_speech_says_so_and_errors_have_no_answer(
     assert "does not exist" in row and "0%" not in row
     assert row.split("│")[4].strip() == "-"  # the probability column
     assert "too little speech" in table.stdout and "no speech found" not in table.stdout
+
+
+def test_quiet_speech_says_it_is_quiet_and_what_to_change(run_cli, espeak, tmp_path):
+    """Speech peaking at -40 dBFS is a whole sentence under --energy-floor: "no speech found"
+    alone sent people looking for a broken file. The answer names the level and options, and
+    those options then hear the speech."""
+    speech = espeak.samples("en")
+    quiet = tmp_path / "quiet.wav"
+    write_wav(quiet, speech / np.abs(speech).max() * 10 ** (-40 / 20))
+    first = run_cli("identify", quiet, "--json", "--model", TINY_LID)
+    assert first.returncode == 0, first.stderr
+    (row,) = json.loads(first.stdout)
+    assert row["language"] is None, row
+    assert "the audio is quiet" in row["name"] and "--energy-floor is -50 dBFS" in row["name"]
+    advice = row["name"].split("try ")[1].split()
+    assert advice[0] == "--energy-floor" and float(advice[1]) < -50
+    second = run_cli("identify", quiet, "--json", "--model", TINY_LID, *advice)
+    (row,) = json.loads(second.stdout)
+    assert row["language"] == "eng", row
+
+
+def test_nan_samples_are_a_warning_as_in_listen(run_cli, espeak, tmp_path):
+    speech = espeak.samples("en").copy()
+    speech[1000:1100] = np.nan
+    path = tmp_path / "nan.wav"
+    write_wav(path, speech, subtype="FLOAT")
+    result = run_cli("identify", path, "--json", "--model", TINY_LID)
+    (row,) = json.loads(result.stdout)
+    assert row["language"] == "eng" and "NaN" in row["warning"], row
+
+
+@pytest.mark.slow
+def test_more_files_than_open_file_descriptors_are_all_identified(espeak, tmp_path, cli_env):
+    """`identify corpus/*.wav` opened every file before reading the first: past the limit of
+    open files (1024 on many systems) it was "Too many open files" and a traceback, and every
+    answer was lost."""
+    import resource
+
+    short = tmp_path / "short.wav"
+    write_wav(short, espeak.samples("fr")[: round(1.5 * 16000)])
+    links = []
+    for number in range(80):
+        links.append(tmp_path / f"take-{number}.wav")
+        links[-1].symlink_to(short)
+
+    def few_descriptors() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    args = ["identify", *map(str, links), "--json", "--model", str(TINY_LID)]
+    result = subprocess.run(
+        [sys.executable, "-m", "streamlid", *args],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        preexec_fn=few_descriptors,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    answers = json.loads(result.stdout)
+    assert len(answers) == 80 and all(a["language"] == "fra" for a in answers)

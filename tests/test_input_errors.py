@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -46,6 +47,16 @@ def _label_count(tiny: Path, root: Path) -> Path:
     return folder
 
 
+def _label_numbers(tiny: Path, root: Path) -> Path:
+    """id2label numbered from 100, not 0: the labels were looked up from 0 (a traceback)."""
+    folder = root / "model-label-numbers"
+    shutil.copytree(tiny, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["id2label"] = {str(100 + int(i)): code for i, code in config["id2label"].items()}
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
 def _not_a_model(tiny: Path, root: Path) -> Path:
     folder = root / "recordings"
     folder.mkdir()
@@ -58,6 +69,7 @@ BAD_MODELS: dict[str, tuple[Callable[[Path, Path], Path], list[str]]] = {
     "truncated-weights": (_damaged_weights("truncated"), ["model.safetensors", "truncated"]),
     "garbage-weights": (_damaged_weights("garbage"), ["model.safetensors", "not a safetensors"]),
     "label-count": (_label_count, ["5 labels", "8 outputs"]),
+    "label-numbers": (_label_numbers, ["id2label", "0 to 7", "'100'"]),
     "not-a-model": (_not_a_model, ["recordings", "config.json", "not a transformers checkpoint"]),
 }
 
@@ -189,3 +201,64 @@ def test_streamlid_download_offline_is_one_line_that_does_not_advise_itself(
     assert "streamlid download" not in line
     assert "Downloading" not in result.stderr
     assert result.stdout == ""
+
+
+def _with_stdout_closed(cli_env, *args: str) -> subprocess.CompletedProcess:
+    """`streamlid ARGS >&-`: started with no fd 1 at all (a service unit, a careless script)."""
+    line = " ".join(shlex.quote(str(arg)) for arg in args)
+    return subprocess.run(
+        ["sh", "-c", f'exec "{sys.executable}" -m streamlid {line} >&-'],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env,
+        cwd=REPO_ROOT,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "command", [["identify"], ["bench", "--windows", "1", "--batches", "1", "--runs", "1"]]
+)
+def test_results_for_a_closed_standard_output_are_refused_not_lost(
+    command, cli_env, tiny_model_dir, espeak
+):
+    """identify was a traceback and bench printed its figures into nothing and exited 0."""
+    files = [str(espeak.wav("en"))] if command[0] == "identify" else []
+    result = _with_stdout_closed(cli_env, *command, *files, "--model", str(tiny_model_dir))
+    line = one_error_line(result)
+    assert "Standard output is closed" in line and "> out.txt" in line
+    assert result.returncode == 2
+    assert "loaded in" not in result.stderr  # refused before the model loads
+
+
+def test_listen_runs_with_a_closed_standard_output(cli_env, tiny_model_dir, espeak, tmp_path):
+    """Its lines then go nowhere, as to /dev/null (it was a traceback); `--jsonl -` is refused
+    like identify's results, and a --jsonl file still gets every event."""
+    events = tmp_path / "events.jsonl"
+    wav, model = str(espeak.wav("en")), str(tiny_model_dir)
+    result = _with_stdout_closed(cli_env, "listen", wav, "--model", model, "--jsonl", events)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert json.loads(events.read_text().splitlines()[-1])["type"] == "summary"
+    refused = _with_stdout_closed(cli_env, "listen", wav, "--model", model, "--jsonl", "-")
+    assert "Standard output is closed" in one_error_line(refused)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full here")
+def test_bench_results_that_cannot_be_written_are_one_line(cli_env, tiny_model_dir):
+    """`streamlid bench > /dev/full` was a traceback."""
+    args = ["bench", "--model", str(tiny_model_dir), "--windows", "1", "--batches", "1"]
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "streamlid", *args, "--runs", "1", "--json"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env,
+            cwd=REPO_ROOT,
+            timeout=120,
+            check=False,
+        )
+    assert result.returncode == 3, result.stderr
+    assert "Cannot write the results" in one_error_line(result)

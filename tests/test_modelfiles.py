@@ -139,3 +139,70 @@ def test_no_writable_temp_folder_is_one_line(tiny_model_dir, tmp_path, monkeypat
     with pytest.raises(ModelLoadError, match="TMPDIR") as caught:
         load(tiny_model_dir)
     assert "\n" not in str(caught.value)
+
+
+def _copy_with_config(tiny: Path, folder: Path, **changes) -> Path:
+    """`tiny` copied to `folder`, its config.json changed (a value None removes the key)."""
+    folder.mkdir()
+    for source in tiny.iterdir():
+        (folder / source.name).write_bytes(source.read_bytes())
+    config = json.loads((folder / "config.json").read_text())
+    for key, value in changes.items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        # The loader would build all of them before reading a weight: minutes and gigabytes.
+        ({"num_hidden_layers": 100_000}, ["100000 encoder layers", "hold 2"]),
+        ({"conv_dim": [32] * 5000}, ["5000 convolution layers", "hold 7"]),
+        # Numbered from 100: the loaded labels would be looked up from 0 (a KeyError).
+        (
+            {"id2label": {str(100 + i): c for i, c in enumerate(TEST_LABELS)}},
+            ["0 to 7", "'100'"],
+        ),
+        ({"id2label": None, "label2id": None}, ["no id2label"]),
+        ({"num_labels": 5}, ["num_labels = 5", "8 labels"]),
+    ],
+)
+def test_a_config_that_does_not_describe_its_weights_is_refused_before_loading(
+    tiny_model_dir, tmp_path, changes, words
+):
+    folder = _copy_with_config(tiny_model_dir, tmp_path / "model", **changes)
+    with pytest.raises(ModelLoadError) as caught:
+        check_model_folder(folder)
+    for word in words:
+        assert word in str(caught.value)
+
+
+def test_weights_stored_as_integers_are_refused(tiny_model_dir, tmp_path):
+    """Cast to float by the loader without a word, they would make every answer noise."""
+    from safetensors.numpy import load_file, save_file
+
+    folder = _copy_with_config(tiny_model_dir, tmp_path / "model")
+    weights = load_file(folder / "model.safetensors")
+    weights["classifier.weight"] = weights["classifier.weight"].astype("int8")
+    save_file(weights, folder / "model.safetensors")
+    with pytest.raises(ModelLoadError, match=r"classifier\.weight as I8"):
+        check_model_folder(folder)
+
+
+def test_weights_that_lack_tensors_are_refused_not_filled_at_random(tiny_model_dir, tmp_path):
+    """transformers fills a missing tensor with random values: the model would still name a
+    language for every window, from noise."""
+    from safetensors.numpy import load_file, save_file
+
+    folder = _copy_with_config(tiny_model_dir, tmp_path / "model")
+    weights = load_file(folder / "model.safetensors")
+    del weights["projector.weight"]
+    save_file(weights, folder / "model.safetensors")
+    check_model_folder(folder)  # well-formed files: only the loader knows what is missing
+    for dtype in ("float32", "bfloat16"):  # loaded in place, and cast tensor by tensor
+        with pytest.raises(ModelLoadError, match=r"lack projector\.weight"):
+            Classifier(str(folder), device="cpu", dtype=dtype, announce=lambda m: None)

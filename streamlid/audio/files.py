@@ -46,6 +46,9 @@ from .urls import (
 # Ask ffmpeg for exactly what the model wants: one resampling, done by it.
 FFMPEG_RATE_HZ = SAMPLE_RATE_HZ
 # What libsndfile reads itself; everything else (MP3 included) goes to ffmpeg when it exists.
+# Sample rates a recording may have: a header outside them is damaged (2**31 - 1 Hz asked the
+# reader for an 80 GB block). 768 kHz is the fastest converters'; 1 kHz is below any speech.
+MIN_RATE_HZ, MAX_RATE_HZ = 1_000, 768_000
 SOUNDFILE_SUFFIXES = (".wav", ".wave", ".flac", ".ogg", ".oga", ".aiff", ".aif")
 # Decoding may end this much short of the header's length without a word (encoder padding,
 # rounding in a container's duration field).
@@ -302,6 +305,13 @@ class SoundFileSource(Source):
         if self._file.frames == 0:
             self._file.close()
             raise AudioSourceError(f"Audio file {str(path)!r} contains no audio samples.")
+        if not MIN_RATE_HZ <= self._file.samplerate <= MAX_RATE_HZ:
+            self._file.close()
+            raise AudioSourceError(
+                f"Audio file {str(path)!r} says its sample rate is {self._file.samplerate} Hz, "
+                f"outside any recording's ({MIN_RATE_HZ} to {MAX_RATE_HZ} Hz); its header is "
+                "damaged: export the recording again."
+            )
         self.name = path.name
         self.description = str(path)
         self.sample_rate_hz = int(self._file.samplerate)
@@ -309,7 +319,8 @@ class SoundFileSource(Source):
         self._realtime = realtime
         # FLAC and OGG report the header's length; for WAV libsndfile reports only what is
         # there, so the header is read for its promise.
-        self._promised_frames = max(self._file.frames, wav_promised_frames(path) or 0)
+        self._frames = self._file.frames
+        self._promised_frames = max(self._frames, wav_promised_frames(path) or 0)
         self._start_frame = 0
         self._path = path
         self._child: FfmpegChild | None = None  # decoding on past damage (ffmpeg.py owns it)
@@ -318,17 +329,30 @@ class SoundFileSource(Source):
     def start_at(self, t_s: float) -> None:
         """Reads from `t_s` seconds into the file on (before `start()`): a reader restarted
         elsewhere (a cluster's ingest actor) resumes where the last one stopped."""
-        self._start_frame = min(self._file.frames, max(0, round(t_s * self.sample_rate_hz)))
-        self._file.seek(self._start_frame)
+        self._start_frame = min(self._frames, max(0, round(t_s * self.sample_rate_hz)))
+        self._opened().seek(self._start_frame)
+
+    def release(self) -> None:
+        self._file.close()
+
+    def _opened(self) -> Any:
+        """The file, opened again after `release()`, where it was left."""
+        if self._file.closed:
+            import soundfile
+
+            self._file = soundfile.SoundFile(os.fsencode(self._path))
+            self._file.seek(self._start_frame)
+        return self._file
 
     def _run(self, ring: RingBuffer) -> None:
         block = max(1, int(self.sample_rate_hz * BLOCK_S))
         pacer = Pacer(self.sample_rate_hz, self._stop) if self._realtime else None
         rate = self.sample_rate_hz
         decoded = self._start_frame
+        file = self._opened()
         while not self.stopping:
             try:
-                frames = self._file.read(block, dtype="float32", always_2d=True)
+                frames = file.read(block, dtype="float32", always_2d=True)
             except Exception as exc:  # damaged data surfaces here, mid-file
                 self._decode_past_damage(ring, pacer, decoded, str(exc))
                 return

@@ -92,6 +92,11 @@ class Source(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook for sources holding OS resources
         """Releases files, processes or devices; called from the source's thread at its end."""
 
+    def release(self) -> None:  # noqa: B027 - optional hook for sources that can reopen
+        """Gives back what the source holds while it waits to start (an open file); it takes
+        it again when it starts. `identify` opens every file to check it, then reads one at a
+        time: a thousand open files would run out of descriptors."""
+
 
 class Pacer:
     """Sleeps so that audio is delivered no faster than real time (for --realtime)."""

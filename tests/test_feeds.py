@@ -81,6 +81,19 @@ def test_redaction_removes_credentials_and_tokens_from_any_text():
     assert redact("/music/a@b.mp3") == "/music/a@b.mp3"  # a path is no URL
 
 
+def test_redaction_covers_passwords_with_at_signs_and_the_secrets_of_other_schemes():
+    """ffmpeg takes the last "@" before the path as the end of user:password (a password may
+    hold a raw "@"); SRT's encryption key is its `passphrase`, Wowza's token `wmsAuthSign`, and
+    a token may ride in the fragment."""
+    shown = redact("http://user:p@ss@radio.example/live.mp3")
+    assert shown == "http://***@radio.example/live.mp3"
+    shown = redact("srt://radio.example:9000?passphrase=Secr3tKey&streamid=studio")
+    assert shown == "srt://radio.example:9000?passphrase=***&streamid=studio"
+    assert "W0wza" not in redact("https://h/live/playlist.m3u8?wmsAuthSign=W0wza")
+    assert "Fr4g" not in redact("https://h/live.mp3#access_token=Fr4g")
+    assert redact("mail admin@example.org: http://h/x") == "mail admin@example.org: http://h/x"
+
+
 def test_each_scheme_may_use_only_its_own_protocols():
     assert "file" not in protocol_whitelist("http://h/x").split(",")
     assert set(protocol_whitelist("https://h/x").split(",")) >= {"https", "tls", "tcp"}

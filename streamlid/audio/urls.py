@@ -38,21 +38,24 @@ SECRET_KEYS = (
     "key",
     "auth",
     "sig",
+    "sign",  # Wowza's wmsAuthSign
     "signature",
     "password",
     "passwd",
     "pass",
     "pwd",
+    "passphrase",  # SRT's encryption key
     "secret",
     "session",
     "credential",
     "credentials",
 )
-_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s?#]*@", re.IGNORECASE)
+# Up to the last "@" before the path, as ffmpeg splits it: a password may hold a raw "@".
+_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/\s?#]*@", re.IGNORECASE)
 _QUERY_SECRET = re.compile(
     # The value ends at the next parameter or a space; a ":" right before a space or the end is
     # the message's own ("...?token=abc: Connection refused"), not the secret's.
-    r"(?P<lead>[?&;])(?P<key>[^=&;#\s/?]*?(?:"
+    r"(?P<lead>[?&;#])(?P<key>[^=&;#\s/?]*?(?:"
     + "|".join(SECRET_KEYS)
     + r"))=[^&;#\s]*?(?=:?(?:[&;#\s]|$))",
     re.IGNORECASE,

@@ -421,6 +421,25 @@ def test_a_response_with_no_length_that_ends_is_reconnected(classifier, feed_mp3
     assert ffmpeg_children(os.getpid()) == []
 
 
+@needs_ffmpeg
+def test_a_live_stream_with_a_length_it_never_reaches_is_reconnected_at_once(classifier, feed_mp3):
+    """A stream server that gives its live stream a length of 2**31-1 and says it takes range
+    requests, which it ignores, drops the connection. ffmpeg asked for the rest with range
+    requests, refused one after another, until the stall timeout: 8 s without audio here,
+    where reconnecting takes a moment."""
+    with LoopbackFeed(feed_mp3.read_bytes(), mode="live-length", cut_after_s=3.0) as feed:
+        settings = {**FAST_RETRY, "stall_timeout": 8.0}
+        with Running(classifier, [feed.url], realtime=True, **settings) as run:
+            assert wait_until(lambda: "recovered" in run.states(), 20.0), run.states()
+        states = run.feed_states()
+        assert [s.state for s in states][:2] == ["connected", "disconnected"]
+        assert "stalled" not in states[1].reason
+        assert "signal" not in states[1].reason
+        (recovered, *_) = [s for s in states if s.state == "recovered"]
+        assert recovered.outage_s < 3.0, recovered
+    assert ffmpeg_children(os.getpid()) == []
+
+
 def _served(kind: str, served_files: dict[str, Path], feed_mp3: Path) -> Path:
     return feed_mp3 if kind == "mp3" else served_files[kind]
 

@@ -729,7 +729,7 @@ class FfmpegSource(Source):
                 self._refuse_if_not_audio(child)
             if stalled:
                 reason = f"no audio for {settings.stall_timeout_s:g} s (stalled)"
-            elif code is not None and code < 0:  # not the server: ffmpeg itself was ended
+            elif code is not None and code < 0 and not child.live_cut:  # ffmpeg was ended
                 reason = f"ffmpeg was ended by signal {-code}"
             elif child.last_problem:
                 reason = child.last_problem

@@ -110,13 +110,14 @@ def test_ffmpeg_gets_the_scheme_in_lower_case_and_the_rest_as_written():
     assert for_ffmpeg("Srt://h:1") == "srt://h:1"
 
 
-def ffmpeg_saying(*lines: str, input_url: str = "http://h/x.ogg"):
-    """An FfmpegChild whose "ffmpeg" (a shell) writes `lines` to stderr and ends, read whole."""
+def ffmpeg_saying(*lines: str, input_url: str = "http://h/x.ogg", killed: bool = False):
+    """An FfmpegChild whose "ffmpeg" (a shell) writes `lines` to stderr and ends, read whole.
+    `killed`: it waits after them instead, until what they say makes the child kill it."""
     from streamlid.audio.ffmpeg import FfmpegChild
 
-    script = "cat >&2 <<'END'\n" + "\n".join(lines) + "\nEND\n"
+    script = "cat >&2 <<'END'\n" + "\n".join(lines) + "\nEND\n" + ("sleep 10\n" if killed else "")
     child = FfmpegChild("sh", ["-c", script, "sh", "-i", input_url], "test")
-    assert child.wait_exit(5.0) == 0
+    assert child.wait_exit(5.0) == (-signal.SIGKILL if killed else 0)
     child.close()
     return child
 
@@ -158,13 +159,18 @@ def test_ffmpeg_says_whether_reading_its_input_ended_on_an_error():
     )
     assert not resumed.input_failed
     assert resumed.cut_short == (10, 20) and resumed.resumes_n == 1
-    # ffmpeg 5's words for the end of a response with no length (a live stream), and for a live
-    # stream given a length it never reaches: no file cut, so it is reconnected to.
-    for live_length in (18446744073709551615, 2147483647):
-        live = ffmpeg_saying(
-            f"[http @ 0x1] [error] Stream ends prematurely at 16000, should be {live_length}"
-        )
-        assert live.input_failed and live.cut_short is None
+    # ffmpeg 5's words for the end of a response with no length (a live stream): no file cut,
+    # so it is reconnected to.
+    live = ffmpeg_saying(
+        "[http @ 0x1] [error] Stream ends prematurely at 16000, should be 18446744073709551615"
+    )
+    assert live.input_failed and live.cut_short is None and not live.live_cut
+    # A live stream given a length it never reaches: no file cut either, and ffmpeg, which would
+    # ask for the rest of it with range requests until the stall timeout, is ended at once.
+    live = ffmpeg_saying(
+        "[http @ 0x1] [error] Stream ends prematurely at 16000, should be 2147483647", killed=True
+    )
+    assert live.input_failed and live.cut_short is None and live.live_cut
 
 
 def test_backoff_doubles_within_bounds_with_jitter():
@@ -437,6 +443,29 @@ def test_a_live_stream_with_a_length_it_never_reaches_is_reconnected_at_once(cla
         assert "signal" not in states[1].reason
         (recovered, *_) = [s for s in states if s.state == "recovered"]
         assert recovered.outage_s < 3.0, recovered
+    assert ffmpeg_children(os.getpid()) == []
+
+
+@needs_ffmpeg
+def test_a_feed_that_keeps_dropping_soon_after_it_comes_back_waits_longer_each_time(
+    classifier, feed_mp3
+):
+    """A server that cuts every connection 2 s in (a flapping server, or one that replays the
+    start of a recording): each drop was retried after --reconnect-min, as if the feed had
+    been steady, for ever; the wait now grows as it does while the feed stays down."""
+    with LoopbackFeed(feed_mp3.read_bytes(), cut_after_s=2.0) as feed:
+        settings = {**FAST_RETRY, "reconnect_min": 0.2, "reconnect_max": 4.0}
+        with Running(classifier, [feed.url], realtime=True, **settings) as run:
+
+            def waits_s() -> list[float]:
+                retries = [s for s in run.feed_states() if s.state == "retrying"]
+                return [float(s.reason.rsplit(" in ", 1)[1].split()[0]) for s in retries]
+
+            assert wait_until(lambda: len(waits_s()) >= 4, 40.0), run.states()
+        assert run.states().count("recovered") >= 3  # it came back each time
+        first, *_, fourth = waits_s()[:4]
+        assert first <= 0.2
+        assert fourth >= 0.2 * 2**3 * 0.75 - 0.05, waits_s()  # doubled, less the jitter
     assert ffmpeg_children(os.getpid()) == []
 
 

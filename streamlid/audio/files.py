@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import AudioSourceError
 from ..printable import printable
 from . import SAMPLE_RATE_HZ
-from .feeds import Backoff, FeedPacer, FeedSettings
+from .feeds import STEADY_S, Backoff, FeedPacer, FeedSettings
 from .ffmpeg import REAP_TIMEOUT_S, FfmpegChild
 from .ring import RingBuffer
 from .source import BLOCK_S, GAP_FILLED_S, GAP_SAID_S, Pacer, Source
@@ -691,13 +691,16 @@ class FfmpegSource(Source):
         backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
         pacer = FeedPacer(FFMPEG_RATE_HZ, self._stop) if self._realtime else None
         attempt = 0  # retries since the feed last delivered audio
+        flaps = 0  # spells in a row shorter than STEADY_S: each next wait twice as long
+        up_since: float | None = None  # wall time the audio came (back)
         ever_connected = False
         started = time.monotonic()  # a feed that never came up is down from here
         down_since: float | None = None  # wall time the audio stopped (None: up)
         reason = ""
 
         def on_audio() -> None:
-            nonlocal attempt, down_since, ever_connected
+            nonlocal attempt, down_since, ever_connected, up_since
+            up_since = time.monotonic()
             if not ever_connected:  # at last, if it was down from the start: that outage too
                 outage_s = 0.0 if down_since is None else time.monotonic() - down_since
                 self._feed("connected", reason, attempt, round(outage_s, 3))
@@ -741,6 +744,11 @@ class FfmpegSource(Source):
             if down_since is None:  # it was up until its last audio, or it never came up
                 down_since = (self._last_audio_at or now) if ever_connected else started
                 self._feed("disconnected", reason, attempt, round(now - down_since, 3))
+            # How long it was up this time, if it was (a steady spell starts the waits afresh).
+            spell_s = None if up_since is None else (self._last_audio_at or now) - up_since
+            up_since = None
+            if spell_s is not None and spell_s >= STEADY_S:
+                flaps = 0
             attempt += 1
             if 0 <= settings.reconnect_attempts < attempt:
                 tried = attempt - 1
@@ -748,7 +756,9 @@ class FfmpegSource(Source):
                     f"the feed is down ({reason}); gave up after {tried} "
                     f"reconnect attempt{'s' if tried != 1 else ''}"
                 )
-            delay_s = backoff.delay_s(attempt)
+            delay_s = backoff.delay_s(attempt + flaps)
+            if spell_s is not None and spell_s < STEADY_S:
+                flaps += 1  # the next drop this soon after coming back waits twice as long
             self._feed(
                 "retrying",
                 f"{reason}; attempt {attempt} in {delay_s:.1f} s",

@@ -27,6 +27,7 @@ from harness import REPO_ROOT, ListSink, make_engine
 from streamlid.audio.feeds import BURST_ALLOWANCE_S, Backoff, FeedPacer
 from streamlid.audio.urls import protocol_whitelist, redact
 from streamlid.engine import Engine
+from streamlid.errors import AudioSourceError
 from streamlid.events import FeedState, Notice, Prediction, StreamAlert
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
@@ -92,6 +93,19 @@ def test_redaction_covers_passwords_with_at_signs_and_the_secrets_of_other_schem
     assert "W0wza" not in redact("https://h/live/playlist.m3u8?wmsAuthSign=W0wza")
     assert "Fr4g" not in redact("https://h/live.mp3#access_token=Fr4g")
     assert redact("mail admin@example.org: http://h/x") == "mail admin@example.org: http://h/x"
+
+
+@pytest.mark.parametrize("url", ["ftp://ann:Pw0rd@h/x.mp3", "htps://h/x.mp3?token=Pw0rd"])
+def test_a_url_of_a_scheme_not_read_says_so_and_keeps_its_secrets(url):
+    """Not a file that is missing, printed whole with its password: a URL of a kind that is
+    not read (or a typo in its scheme), said so, redacted."""
+    from streamlid.audio.files import open_file_source
+
+    with pytest.raises(AudioSourceError) as raised:
+        open_file_source(url, realtime=True)
+    message = str(raised.value)
+    assert "Pw0rd" not in message and "does not exist" not in message
+    assert f"({url.split(':')[0]}://)" in message and "http://" in message
 
 
 def test_each_scheme_may_use_only_its_own_protocols():

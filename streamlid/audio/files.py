@@ -36,8 +36,10 @@ from .urls import (
     FILE_PROTOCOLS,
     PIPE_PROTOCOLS,
     RESUMABLE_SCHEMES,
+    URL_PREFIXES,
     for_ffmpeg,
     is_url,
+    looks_like_url,
     protocol_whitelist,
     redact,
     scheme_of,
@@ -72,6 +74,11 @@ def open_file_source(spec: str, *, realtime: bool, feed: FeedSettings | None = N
         return FfmpegSource(spec, realtime=realtime, feed=feed)
     path = Path(spec)
     if not path.exists():
+        if looks_like_url(spec):  # not a file but a URL of a scheme no feed is read over
+            raise AudioSourceError(
+                f"{redact(spec)!r} is a URL of a kind streamlid does not read "
+                f"({scheme_of(spec)}://); give one that starts with {', '.join(URL_PREFIXES)}"
+            )
         raise AudioSourceError(f"Audio file {spec!r} does not exist; check the path.")
     if path.is_dir():
         raise AudioSourceError(f"{spec!r} is a folder, not an audio file; name a file in it.")

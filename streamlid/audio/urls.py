@@ -51,6 +51,7 @@ SECRET_KEYS = (
     "credentials",
 )
 # Up to the last "@" before the path, as ffmpeg splits it: a password may hold a raw "@".
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/\s?#]*@", re.IGNORECASE)
 _QUERY_SECRET = re.compile(
     # The value ends at the next parameter or a space; a ":" right before a space or the end is
@@ -64,6 +65,11 @@ _QUERY_SECRET = re.compile(
 
 def is_url(spec: str) -> bool:
     return spec.lower().startswith(URL_PREFIXES)
+
+
+def looks_like_url(spec: str) -> bool:
+    """`scheme://…`, whether or not a feed is read over that scheme (ftp://, a typo)."""
+    return _SCHEME.match(spec) is not None
 
 
 def scheme_of(url: str) -> str:

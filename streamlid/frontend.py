@@ -123,6 +123,10 @@ class StreamFrontend:
         block = max(1, int(self._rate * READ_BLOCK_S))
         while not self._stop.is_set():
             chunk = ring.read(block, timeout_s=0.1)
+            if chunk is None and self.state.source.stopping:
+                # The run stopped the source (its ring closes before the run's stop reaches
+                # this thread): a stop, not the input's end.
+                return False
             if chunk is None:  # end of input: classify what is left
                 self._process(self._resample(np.zeros(0, np.float32), last=True))
                 self._on_frames(self._gate.flush())

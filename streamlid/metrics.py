@@ -62,7 +62,7 @@ class StreamsCollector:
             "streamlid_reconnects", "times a feed came back after dropping", labels=["stream"]
         )
         outage = CounterMetricFamily(
-            "streamlid_outage_seconds", "time feeds were down, recovered outages", labels=["stream"]
+            "streamlid_outage_seconds", "time feeds had no audio, so far", labels=["stream"]
         )
         active = GaugeMetricFamily(
             "streamlid_alert_active", "1 while an alert holds", labels=["stream", "kind"]

@@ -101,7 +101,9 @@ class JsonlSink:
             self._out: IO[str] = sys.stdout
             self._writer.start()
             return
-        flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+        # Always at the end: a file emptied under a running monitor (logrotate's copytruncate)
+        # goes on at its new start, not at the old offset behind a hole of NUL bytes.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (0 if append else os.O_TRUNC)
         try:
             pipe_fd = _open_pipe_with_word(target)
             self._fd = os.open(target, flags, 0o666) if pipe_fd is None else pipe_fd

@@ -132,7 +132,7 @@ class StreamFigures:
     feed_state: str  # "" (no feed events), "connected", "disconnected", "retrying", "recovered"
     feed_down_since_wall: float | None  # monotonic time the feed went down, while down
     reconnects: int
-    outage_s: float
+    outage_s: float  # the outage going on included: a feed down from its start counts too
     feed_reason: str
     alerts_active: tuple[str, ...]  # kinds
     alert_messages: tuple[str, ...]  # the active alerts' messages, oldest first
@@ -363,8 +363,9 @@ class StreamsReducer:
         else:
             if event.state == "recovered":
                 s.reconnects += 1
-            # The outage that ends here ("connected": a feed down from its start, or 0).
-            s.outage_s += max(0.0, event.outage_s)
+            # The outage that ends here ("connected": a feed down from its start, or 0); at
+            # least what the figures said of it while it went on, so their total never falls.
+            s.outage_s += max(0.0, event.outage_s, self._down_for_s(s))
             s.down_since_wall = None
         s.feed_state, s.feed_reason = event.state, event.reason
 
@@ -441,7 +442,7 @@ class StreamsReducer:
             feed_state=s.feed_state,
             feed_down_since_wall=s.down_since_wall,
             reconnects=s.reconnects,
-            outage_s=s.outage_s,
+            outage_s=s.outage_s + self._down_for_s(s),
             feed_reason=s.feed_reason,
             alerts_active=tuple(s.alerts_active),
             alert_messages=tuple(s.alerts_active.values()),

@@ -49,7 +49,10 @@ class LoopbackFeed:
     dropped download), "chunked" (the bytes once in chunked encoding, ended by its last chunk:
     no length), "cut-ranges" (the length of them all, then only the first half, from a server
     that answers a range request `bytes=N-` with 206 and the rest: a dropped download that can
-    be resumed; `ranges` lists each request's N, None for a request without one).
+    be resumed; `ranges` lists each request's N, None for a request without one),
+    "live-length" (live, but with a length it never reaches, 2147483647, and Accept-Ranges,
+    as some stream servers send; range requests are ignored, and each connection is cut after
+    `cut_after_s` of audio).
     `burst_s`: seconds of audio sent at once on connect (like Icecast's burst-on-connect);
     `pause`: (after_s, for_s): a live feed sends nothing for for_s once after_s of audio, then
     goes on where it was, at real time (a hiccup upstream, shorter than a stall)."""
@@ -61,11 +64,13 @@ class LoopbackFeed:
         mode: str = "live",
         burst_s: float = 0.0,
         pause: tuple[float, float] | None = None,
+        cut_after_s: float | None = None,
     ) -> None:
         self.data = data
         self.mode = mode
         self.burst_s = burst_s
         self.pause = pause
+        self.cut_after_s = cut_after_s
         self.port = 0
         self.connections = 0
         self.ranges: list[int | None] = []
@@ -142,6 +147,8 @@ class LoopbackFeed:
                 return
             sized = self.mode in ("file", "cut")
             length = f"Content-Length: {len(self.data)}\r\n" if sized else ""
+            if self.mode == "live-length":
+                length = "Content-Length: 2147483647\r\nAccept-Ranges: bytes\r\n"
             sock.sendall((f"HTTP/1.0 200 OK\r\nContent-Type: audio/mpeg\r\n{length}\r\n").encode())
             if self.mode == "silent":
                 while self._alive.wait(0.1) and self._alive.is_set():
@@ -197,6 +204,8 @@ class LoopbackFeed:
         sent_s = 0.0
         pause = self.pause
         while self._alive.is_set():
+            if self.cut_after_s is not None and sent_s >= self.cut_after_s:
+                return
             if pause is not None and sent_s >= pause[0]:
                 time.sleep(pause[1])
                 started += pause[1]  # then on at real time: the paused audio never comes

@@ -15,9 +15,18 @@ import soundfile
 from audio_helpers import SAMPLE_RATE_HZ, silence, speech_onset_s, to_s16le, write_wav
 from harness import ListSink, make_config, make_engine, non_daemon_threads
 
+from streamlid.audio.source import Source
 from streamlid.audio.stdin import StdinSource
 from streamlid.engine import Engine
-from streamlid.events import Notice, Prediction, SpeechChange, StreamStarted, Summary
+from streamlid.events import (
+    Level,
+    Notice,
+    Prediction,
+    SpeechChange,
+    StreamEnded,
+    StreamStarted,
+    Summary,
+)
 from streamlid.sinks import JsonlSink
 
 STOP_WITHIN_S = 5.0  # generous: the stop path promises well under this
@@ -99,6 +108,42 @@ def test_stop_mid_run_on_a_live_file(espeak, classifier, tmp_path):
     summary = sink.summary
     assert summary.streams[0].duration_s < 12.0  # it really was stopped early
     assert any(line["type"] == "prediction" for line in lines)
+
+
+class SlowToStop(Source):
+    """A live tone whose stop() returns only after its thread has ended and closed the ring,
+    and a while later: as a run's sources stop one by one, each killing and reaping its ffmpeg
+    child, the first rings close long before the last stop returns."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = self.description = name
+        self.sample_rate_hz = SAMPLE_RATE_HZ
+        self.live = True
+
+    def _run(self, ring) -> None:
+        block = 0.1 * np.sin(np.arange(SAMPLE_RATE_HZ // 20) * 0.1).astype(np.float32)
+        while not self.stopping:
+            ring.write(block, block=False)
+            self._stop.wait(0.05)
+
+    def stop(self) -> None:
+        super().stop()
+        self.join(STOP_WITHIN_S)
+        time.sleep(0.5)
+
+
+def test_streams_stopped_by_the_run_are_not_said_to_have_ended(classifier):
+    """`ended` means the input ended; a stop (Ctrl-C, SIGTERM) ends no stream's input, however
+    long the other sources take to stop after one source's ring has closed."""
+    sink = ListSink()
+    engine = Engine(make_config(), [SlowToStop("a"), SlowToStop("b")], classifier, [sink])
+    engine.start()
+    wait_for(lambda: any(isinstance(e, Level) for e in sink.events))
+    engine.stop("interrupted")
+    assert engine.wait(STOP_WITHIN_S * 2)
+    assert sink.summary.reason == "interrupted"
+    assert sink.of_type(StreamEnded) == []
 
 
 def test_stop_is_idempotent_and_wait_can_be_repeated(espeak, classifier):

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import soundfile
 from audio_helpers import write_wav
+from feed_servers import wait_until
 from harness import REPO_ROOT, ListSink, make_config, run_to_its_end
 
 from streamlid.audio.ring import RingBuffer
@@ -532,6 +533,24 @@ def test_a_named_pipe_without_a_reader_is_waited_for_with_a_word(tmp_path):
         if writer.poll() is None:
             writer.kill()
             writer.wait()
+
+
+def test_a_jsonl_file_rotated_by_copytruncate_goes_on_at_its_new_start(tmp_path):
+    """logrotate's copytruncate empties the file under a running monitor: the next lines
+    went on at the old offset, behind a hole of NUL bytes that no JSON reader parses."""
+    from streamlid import sinks
+
+    out = tmp_path / "events.jsonl"
+    sink = sinks.JsonlSink(str(out))
+    for i in range(5):
+        sink.handle(Notice("a", float(i), "info", "before the rotation"))
+    assert wait_until(lambda: sink.lines == 5, 5.0)
+    os.truncate(out, 0)  # what copytruncate does once it has copied the file
+    sink.handle(Notice("a", 5.0, "info", "after the rotation"))
+    sink.close()
+    data = out.read_bytes()
+    assert b"\0" not in data
+    assert [json.loads(line)["message"] for line in data.splitlines()] == ["after the rotation"]
 
 
 def test_a_quiet_spell_is_not_a_stuck_output(tmp_path, monkeypatch):

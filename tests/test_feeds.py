@@ -27,6 +27,7 @@ from harness import REPO_ROOT, ListSink, make_engine
 from streamlid.audio.feeds import BURST_ALLOWANCE_S, Backoff, FeedPacer
 from streamlid.audio.urls import protocol_whitelist, redact
 from streamlid.engine import Engine
+from streamlid.errors import AudioSourceError
 from streamlid.events import FeedState, Notice, Prediction, StreamAlert
 
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
@@ -81,6 +82,32 @@ def test_redaction_removes_credentials_and_tokens_from_any_text():
     assert redact("/music/a@b.mp3") == "/music/a@b.mp3"  # a path is no URL
 
 
+def test_redaction_covers_passwords_with_at_signs_and_the_secrets_of_other_schemes():
+    """ffmpeg takes the last "@" before the path as the end of user:password (a password may
+    hold a raw "@"); SRT's encryption key is its `passphrase`, Wowza's token `wmsAuthSign`, and
+    a token may ride in the fragment."""
+    shown = redact("http://user:p@ss@radio.example/live.mp3")
+    assert shown == "http://***@radio.example/live.mp3"
+    shown = redact("srt://radio.example:9000?passphrase=Secr3tKey&streamid=studio")
+    assert shown == "srt://radio.example:9000?passphrase=***&streamid=studio"
+    assert "W0wza" not in redact("https://h/live/playlist.m3u8?wmsAuthSign=W0wza")
+    assert "Fr4g" not in redact("https://h/live.mp3#access_token=Fr4g")
+    assert redact("mail admin@example.org: http://h/x") == "mail admin@example.org: http://h/x"
+
+
+@pytest.mark.parametrize("url", ["ftp://ann:Pw0rd@h/x.mp3", "htps://h/x.mp3?token=Pw0rd"])
+def test_a_url_of_a_scheme_not_read_says_so_and_keeps_its_secrets(url):
+    """Not a file that is missing, printed whole with its password: a URL of a kind that is
+    not read (or a typo in its scheme), said so, redacted."""
+    from streamlid.audio.files import open_file_source
+
+    with pytest.raises(AudioSourceError) as raised:
+        open_file_source(url, realtime=True)
+    message = str(raised.value)
+    assert "Pw0rd" not in message and "does not exist" not in message
+    assert f"({url.split(':')[0]}://)" in message and "http://" in message
+
+
 def test_each_scheme_may_use_only_its_own_protocols():
     assert "file" not in protocol_whitelist("http://h/x").split(",")
     assert set(protocol_whitelist("https://h/x").split(",")) >= {"https", "tls", "tcp"}
@@ -97,13 +124,14 @@ def test_ffmpeg_gets_the_scheme_in_lower_case_and_the_rest_as_written():
     assert for_ffmpeg("Srt://h:1") == "srt://h:1"
 
 
-def ffmpeg_saying(*lines: str, input_url: str = "http://h/x.ogg"):
-    """An FfmpegChild whose "ffmpeg" (a shell) writes `lines` to stderr and ends, read whole."""
+def ffmpeg_saying(*lines: str, input_url: str = "http://h/x.ogg", killed: bool = False):
+    """An FfmpegChild whose "ffmpeg" (a shell) writes `lines` to stderr and ends, read whole.
+    `killed`: it waits after them instead, until what they say makes the child kill it."""
     from streamlid.audio.ffmpeg import FfmpegChild
 
-    script = "cat >&2 <<'END'\n" + "\n".join(lines) + "\nEND\n"
+    script = "cat >&2 <<'END'\n" + "\n".join(lines) + "\nEND\n" + ("sleep 10\n" if killed else "")
     child = FfmpegChild("sh", ["-c", script, "sh", "-i", input_url], "test")
-    assert child.wait_exit(5.0) == 0
+    assert child.wait_exit(5.0) == (-signal.SIGKILL if killed else 0)
     child.close()
     return child
 
@@ -145,13 +173,18 @@ def test_ffmpeg_says_whether_reading_its_input_ended_on_an_error():
     )
     assert not resumed.input_failed
     assert resumed.cut_short == (10, 20) and resumed.resumes_n == 1
-    # ffmpeg 5's words for the end of a response with no length (a live stream), and for a live
-    # stream given a length it never reaches: no file cut, so it is reconnected to.
-    for live_length in (18446744073709551615, 2147483647):
-        live = ffmpeg_saying(
-            f"[http @ 0x1] [error] Stream ends prematurely at 16000, should be {live_length}"
-        )
-        assert live.input_failed and live.cut_short is None
+    # ffmpeg 5's words for the end of a response with no length (a live stream): no file cut,
+    # so it is reconnected to.
+    live = ffmpeg_saying(
+        "[http @ 0x1] [error] Stream ends prematurely at 16000, should be 18446744073709551615"
+    )
+    assert live.input_failed and live.cut_short is None and not live.live_cut
+    # A live stream given a length it never reaches: no file cut either, and ffmpeg, which would
+    # ask for the rest of it with range requests until the stall timeout, is ended at once.
+    live = ffmpeg_saying(
+        "[http @ 0x1] [error] Stream ends prematurely at 16000, should be 2147483647", killed=True
+    )
+    assert live.input_failed and live.cut_short is None and live.live_cut
 
 
 def test_backoff_doubles_within_bounds_with_jitter():
@@ -405,6 +438,48 @@ def test_a_response_with_no_length_that_ends_is_reconnected(classifier, feed_mp3
         with Running(classifier, [feed.url], **FAST_RETRY) as run:
             assert wait_until(lambda: "recovered" in run.states(), 30.0), run.states()
         assert run.states()[:3] == ["connected", "disconnected", "retrying"]
+    assert ffmpeg_children(os.getpid()) == []
+
+
+@needs_ffmpeg
+def test_a_live_stream_with_a_length_it_never_reaches_is_reconnected_at_once(classifier, feed_mp3):
+    """A stream server that gives its live stream a length of 2**31-1 and says it takes range
+    requests, which it ignores, drops the connection. ffmpeg asked for the rest with range
+    requests, refused one after another, until the stall timeout: 8 s without audio here,
+    where reconnecting takes a moment."""
+    with LoopbackFeed(feed_mp3.read_bytes(), mode="live-length", cut_after_s=3.0) as feed:
+        settings = {**FAST_RETRY, "stall_timeout": 8.0}
+        with Running(classifier, [feed.url], realtime=True, **settings) as run:
+            assert wait_until(lambda: "recovered" in run.states(), 20.0), run.states()
+        states = run.feed_states()
+        assert [s.state for s in states][:2] == ["connected", "disconnected"]
+        assert "stalled" not in states[1].reason
+        assert "signal" not in states[1].reason
+        (recovered, *_) = [s for s in states if s.state == "recovered"]
+        assert recovered.outage_s < 3.0, recovered
+    assert ffmpeg_children(os.getpid()) == []
+
+
+@needs_ffmpeg
+def test_a_feed_that_keeps_dropping_soon_after_it_comes_back_waits_longer_each_time(
+    classifier, feed_mp3
+):
+    """A server that cuts every connection 2 s in (a flapping server, or one that replays the
+    start of a recording): each drop was retried after --reconnect-min, as if the feed had
+    been steady, for ever; the wait now grows as it does while the feed stays down."""
+    with LoopbackFeed(feed_mp3.read_bytes(), cut_after_s=2.0) as feed:
+        settings = {**FAST_RETRY, "reconnect_min": 0.2, "reconnect_max": 4.0}
+        with Running(classifier, [feed.url], realtime=True, **settings) as run:
+
+            def waits_s() -> list[float]:
+                retries = [s for s in run.feed_states() if s.state == "retrying"]
+                return [float(s.reason.rsplit(" in ", 1)[1].split()[0]) for s in retries]
+
+            assert wait_until(lambda: len(waits_s()) >= 4, 40.0), run.states()
+        assert run.states().count("recovered") >= 3  # it came back each time
+        first, *_, fourth = waits_s()[:4]
+        assert first <= 0.2
+        assert fourth >= 0.2 * 2**3 * 0.75 - 0.05, waits_s()  # doubled, less the jitter
     assert ffmpeg_children(os.getpid()) == []
 
 

@@ -177,6 +177,23 @@ def test_a_million_answers_leave_the_reducer_the_same_size():
     assert figures.latency_p95_s == pytest.approx(0.95, abs=0.02)
 
 
+def test_outage_seconds_count_the_outage_going_on_and_never_fall():
+    """A scrape of streamlid_outage_seconds_total while a feed is down (one that never came up
+    above all) counts the outage so far, as the summary does; and the recovery's own figure,
+    measured a moment earlier by the source, does not take back what was already counted."""
+    now = [100.0]
+    r = StreamsReducer(clock=lambda: now[0])
+    r.handle(FeedState("a", 0.0, "disconnected", "Connection refused", 0, 0.5))
+    now[0] = 130.0
+    assert r.figures("a")[0].outage_s == pytest.approx(30.5)
+    now[0] = 131.0
+    down_s = r.figures("a")[0].outage_s
+    r.handle(FeedState("a", 0.0, "connected", "", 4, 30.9))  # measured before the last scrape
+    assert r.figures("a")[0].outage_s >= down_s
+    now[0] = 200.0
+    assert r.figures("a")[0].outage_s == pytest.approx(31.5)  # up again: no longer counting
+
+
 def test_feed_and_alert_events_count():
     r = StreamsReducer()
     r.handle(FeedState("a", 5.0, "disconnected", "server closed", 0, 0.0))

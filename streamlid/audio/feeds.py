@@ -21,6 +21,10 @@ from dataclasses import dataclass
 # -- settings ---------------------------------------------------------------------------------
 
 FOREVER = -1  # reconnect_attempts: never give up
+# A feed that comes back and drops again within this much audio (a flapping server, one that
+# replays the start of a recording) is retried after a growing wait, as if it had stayed down;
+# one that held this long starts again from reconnect_min.
+STEADY_S = 10.0
 # A feed that paces itself may run this much ahead of the wall clock (a server's burst is
 # delivered at real time, not dropped) and catches up at this speed when behind (clock drift,
 # a burst after a hiccup), so its backlog never grows without bound.

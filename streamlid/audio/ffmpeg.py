@@ -38,6 +38,7 @@ _INPUT_FAILED = re.compile(r"Stream ends prematurely|Error during demuxing")
 # long is not a file to resume but a stream to reconnect to.
 _CUT_SHORT = re.compile(r"Stream ends prematurely at (\d+), should be (\d+)")
 LIVE_LENGTH_MIN = 2**31 - 1
+NO_LENGTH = 2**64 - 1  # what ffmpeg says a response without a length "should be"
 # ffmpeg (-reconnect) asks for the rest of that response with a range request: reading goes on.
 _RESUMING = re.compile(r"Will reconnect at \d+")
 # ffmpeg's warning when nothing in the bytes named a format and it went by the name (.mp3).
@@ -62,6 +63,7 @@ class FfmpegChild:
         self.bytes_read: int | None = None  # what ffmpeg read of its input, once it is closed
         self.cut_short: tuple[int, int] | None = None  # (bytes, length): an HTTP response cut
         self.resumes_n = 0  # range requests ffmpeg made for the rest of a response cut short
+        self.live_cut = False  # a live stream with a length it never reaches dropped: killed
         self.format_guessed = False  # the input's format came from its name, not its bytes
         self.process = subprocess.Popen(
             [ffmpeg, *args],
@@ -114,8 +116,16 @@ class FfmpegChild:
                 self.input_format = found.group(1)
             if found := _BYTES_READ.search(line):
                 self.bytes_read = int(found.group(1))
-            if (found := _CUT_SHORT.search(line)) and int(found.group(2)) < LIVE_LENGTH_MIN:
-                self.cut_short = (int(found.group(1)), int(found.group(2)))
+            if found := _CUT_SHORT.search(line):
+                length = int(found.group(2))
+                if length < LIVE_LENGTH_MIN:
+                    self.cut_short = (int(found.group(1)), length)
+                elif length != NO_LENGTH and not self.live_cut:
+                    # ffmpeg would ask for the rest of it with range requests, which a live
+                    # stream's server ignores, until the stall timeout: its drop is the feed's
+                    # to reconnect at once, as a live stream without a length is.
+                    self.live_cut = True
+                    self.kill()
             if _RESUMING.search(line):  # the cut is not the input's end, unless this fails too
                 self.resumes_n += 1
                 self.input_failed = False

@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import AudioSourceError
 from ..printable import printable
 from . import SAMPLE_RATE_HZ
-from .feeds import Backoff, FeedPacer, FeedSettings
+from .feeds import STEADY_S, Backoff, FeedPacer, FeedSettings
 from .ffmpeg import REAP_TIMEOUT_S, FfmpegChild
 from .ring import RingBuffer
 from .source import BLOCK_S, GAP_FILLED_S, GAP_SAID_S, Pacer, Source
@@ -36,8 +36,10 @@ from .urls import (
     FILE_PROTOCOLS,
     PIPE_PROTOCOLS,
     RESUMABLE_SCHEMES,
+    URL_PREFIXES,
     for_ffmpeg,
     is_url,
+    looks_like_url,
     protocol_whitelist,
     redact,
     scheme_of,
@@ -78,6 +80,11 @@ def open_file_source(
         return FfmpegSource(spec, realtime=realtime, feed=feed, track=track)
     path = Path(spec)
     if not path.exists():
+        if looks_like_url(spec):  # not a file but a URL of a scheme no feed is read over
+            raise AudioSourceError(
+                f"{redact(spec)!r} is a URL of a kind streamlid does not read "
+                f"({scheme_of(spec)}://); give one that starts with {', '.join(URL_PREFIXES)}"
+            )
         raise AudioSourceError(f"Audio file {spec!r} does not exist; check the path.")
     if path.is_dir():
         raise AudioSourceError(f"{spec!r} is a folder, not an audio file; name a file in it.")
@@ -758,13 +765,16 @@ class FfmpegSource(Source):
         backoff = Backoff(settings.reconnect_min_s, settings.reconnect_max_s)
         pacer = FeedPacer(FFMPEG_RATE_HZ, self._stop) if self._realtime else None
         attempt = 0  # retries since the feed last delivered audio
+        flaps = 0  # spells in a row shorter than STEADY_S: each next wait twice as long
+        up_since: float | None = None  # wall time the audio came (back)
         ever_connected = False
         started = time.monotonic()  # a feed that never came up is down from here
         down_since: float | None = None  # wall time the audio stopped (None: up)
         reason = ""
 
         def on_audio() -> None:
-            nonlocal attempt, down_since, ever_connected
+            nonlocal attempt, down_since, ever_connected, up_since
+            up_since = time.monotonic()
             if not ever_connected:  # at last, if it was down from the start: that outage too
                 outage_s = 0.0 if down_since is None else time.monotonic() - down_since
                 self._feed("connected", reason, attempt, round(outage_s, 3))
@@ -799,7 +809,7 @@ class FfmpegSource(Source):
                 raise AudioSourceError(NO_SUCH_TRACK.format(track=self._track + 1))
             if stalled:
                 reason = f"no audio for {settings.stall_timeout_s:g} s (stalled)"
-            elif code is not None and code < 0:  # not the server: ffmpeg itself was ended
+            elif code is not None and code < 0 and not child.live_cut:  # ffmpeg was ended
                 reason = f"ffmpeg was ended by signal {-code}"
             elif child.last_problem:
                 reason = child.last_problem
@@ -811,6 +821,11 @@ class FfmpegSource(Source):
             if down_since is None:  # it was up until its last audio, or it never came up
                 down_since = (self._last_audio_at or now) if ever_connected else started
                 self._feed("disconnected", reason, attempt, round(now - down_since, 3))
+            # How long it was up this time, if it was (a steady spell starts the waits afresh).
+            spell_s = None if up_since is None else (self._last_audio_at or now) - up_since
+            up_since = None
+            if spell_s is not None and spell_s >= STEADY_S:
+                flaps = 0
             attempt += 1
             if 0 <= settings.reconnect_attempts < attempt:
                 tried = attempt - 1
@@ -818,7 +833,9 @@ class FfmpegSource(Source):
                     f"the feed is down ({reason}); gave up after {tried} "
                     f"reconnect attempt{'s' if tried != 1 else ''}"
                 )
-            delay_s = backoff.delay_s(attempt)
+            delay_s = backoff.delay_s(attempt + flaps)
+            if spell_s is not None and spell_s < STEADY_S:
+                flaps += 1  # the next drop this soon after coming back waits twice as long
             self._feed(
                 "retrying",
                 f"{reason}; attempt {attempt} in {delay_s:.1f} s",

@@ -38,21 +38,25 @@ SECRET_KEYS = (
     "key",
     "auth",
     "sig",
+    "sign",  # Wowza's wmsAuthSign
     "signature",
     "password",
     "passwd",
     "pass",
     "pwd",
+    "passphrase",  # SRT's encryption key
     "secret",
     "session",
     "credential",
     "credentials",
 )
-_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s?#]*@", re.IGNORECASE)
+# Up to the last "@" before the path, as ffmpeg splits it: a password may hold a raw "@".
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*://", re.IGNORECASE)
+_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/\s?#]*@", re.IGNORECASE)
 _QUERY_SECRET = re.compile(
     # The value ends at the next parameter or a space; a ":" right before a space or the end is
     # the message's own ("...?token=abc: Connection refused"), not the secret's.
-    r"(?P<lead>[?&;])(?P<key>[^=&;#\s/?]*?(?:"
+    r"(?P<lead>[?&;#])(?P<key>[^=&;#\s/?]*?(?:"
     + "|".join(SECRET_KEYS)
     + r"))=[^&;#\s]*?(?=:?(?:[&;#\s]|$))",
     re.IGNORECASE,
@@ -61,6 +65,11 @@ _QUERY_SECRET = re.compile(
 
 def is_url(spec: str) -> bool:
     return spec.lower().startswith(URL_PREFIXES)
+
+
+def looks_like_url(spec: str) -> bool:
+    """`scheme://…`, whether or not a feed is read over that scheme (ftp://, a typo)."""
+    return _SCHEME.match(spec) is not None
 
 
 def scheme_of(url: str) -> str:

@@ -471,15 +471,20 @@ def test_a_feed_that_keeps_dropping_soon_after_it_comes_back_waits_longer_each_t
         settings = {**FAST_RETRY, "reconnect_min": 0.2, "reconnect_max": 4.0}
         with Running(classifier, [feed.url], realtime=True, **settings) as run:
 
-            def waits_s() -> list[float]:
+            def first_waits_s() -> list[float]:
+                """The wait before the first attempt after each spell the feed was up (more
+                attempts, each failing, may follow a spell on a loaded machine)."""
                 retries = [s for s in run.feed_states() if s.state == "retrying"]
-                return [float(s.reason.rsplit(" in ", 1)[1].split()[0]) for s in retries]
+                return [
+                    float(s.reason.rsplit(" in ", 1)[1].split()[0])
+                    for s in retries
+                    if s.attempt == 1
+                ]
 
-            assert wait_until(lambda: len(waits_s()) >= 4, 40.0), run.states()
-        assert run.states().count("recovered") >= 3  # it came back each time
-        first, *_, fourth = waits_s()[:4]
+            assert wait_until(lambda: len(first_waits_s()) >= 3, 60.0), run.states()
+        first, _, third = first_waits_s()[:3]
         assert first <= 0.2
-        assert fourth >= 0.2 * 2**3 * 0.75 - 0.05, waits_s()  # doubled, less the jitter
+        assert third >= 0.2 * 2**2 * 0.75 - 0.05, first_waits_s()  # doubled twice, less jitter
     assert ffmpeg_children(os.getpid()) == []
 
 

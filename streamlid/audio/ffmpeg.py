@@ -26,6 +26,7 @@ _DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 # "[level] text", after the contexts that wrote it ("[AVIOContext @ 0x…] ", "[in#0/mp3 @ 0x…] ").
 _LEVEL = re.compile(r"^(?:\[[^\]\s]+ @ 0x[0-9a-f]+\] )*\[?(\w+)\]\s*")
 _INPUT_FORMAT = re.compile(r"^Input #0, (.+?), from ")
+_OUTPUT = re.compile(r"^Output #0, ")  # the input's header (its duration) is said before it
 # At -loglevel verbose each input closes with its byte count; the top-level input is the last.
 _BYTES_READ = re.compile(r"Statistics: (\d+) bytes read")
 # How ffmpeg says that reading its input ended on an error rather than at the input's end: an
@@ -64,6 +65,7 @@ class FfmpegChild:
         self.cut_short: tuple[int, int] | None = None  # (bytes, length): an HTTP response cut
         self.resumes_n = 0  # range requests ffmpeg made for the rest of a response cut short
         self.live_cut = False  # a live stream with a length it never reaches dropped: killed
+        self.header_read = threading.Event()  # the input's header is read: its duration known
         self.format_guessed = False  # the input's format came from its name, not its bytes
         self.process = subprocess.Popen(
             [ffmpeg, *args],
@@ -114,6 +116,8 @@ class FfmpegChild:
                 self.duration_s = int(h) * 3600 + int(m) * 60 + float(s)
             if self.input_format is None and (found := _INPUT_FORMAT.match(text)):
                 self.input_format = found.group(1)
+            if _OUTPUT.match(text):
+                self.header_read.set()
             if found := _BYTES_READ.search(line):
                 self.bytes_read = int(found.group(1))
             if found := _CUT_SHORT.search(line):
@@ -134,6 +138,7 @@ class FfmpegChild:
                 self.input_failed = self.input_failed or self._ends_input(text)
                 self.problems.append(redact(text))
                 self.errors_n += 1
+        self.header_read.set()  # no more to wait for
 
     def _ends_input(self, error: str) -> bool:
         """Whether an error line says reading the input stopped short (a drop, a reset, a

@@ -60,6 +60,10 @@ SHORT_TOLERANCE_FRACTION = 0.01
 # data size: not a promise.
 WAV_PLACEHOLDER_BYTES = 0x7FFF0000
 FEED_PROBE_BYTES = 32768  # enough for ffmpeg to recognise any audio stream format
+HEADER_WAIT_S = 2.0  # ffmpeg says its input's header before its first audio: a bound only
+# Feeds whose live form has no length but whose end gives them one (a live HLS playlist given
+# its end): a file without a length in its header (an Opus file) is no live stream.
+PLAYLISTS = ("hls", "dash")
 # Less audio than this from a whole input, amid decoding errors, is ffmpeg finding no audio in
 # bytes that are none: random bytes named .mp3 give a frame or two of noise among hundreds of
 # errors (and too little to tell a language from, whatever it is).
@@ -445,7 +449,8 @@ class FfmpegSource(Source):
     ffmpeg as `file:` plus its absolute path with only the file protocol allowed, so no name is
     ever a protocol; a URL gets its scheme's protocols (its scheme in lower case) and a read
     timeout. A URL is a live feed: its end, a drop or a stall is followed by reconnecting
-    (feeds.py), unless it was a finite resource the server delivered whole (`_read_whole`) or
+    (feeds.py), unless it was a finite resource the server delivered whole (`_read_whole`; never
+    one that was live, as a live HLS playlist given its end: it is down until it is live again) or
     one whose connection dropped short of its length: ffmpeg resumes that with a range request
     where the server accepts them, and otherwise it ends there with a warning."""
 
@@ -668,10 +673,11 @@ class FfmpegSource(Source):
         ring: RingBuffer,
         pacer: FeedPacer | None,
         stall_s: float | None,
-        on_audio: Callable[[], None] | None = None,
+        on_audio: Callable[[], bool] | None = None,
     ) -> tuple[int, bool]:
         """Copies the child's audio into the ring until its output ends or it stalls (nothing
-        for `stall_s`). Returns (samples delivered, stalled)."""
+        for `stall_s`), or `on_audio` (told of the first audio) refuses it. Returns (samples
+        delivered, stalled)."""
         block_bytes = 2 * int(FFMPEG_RATE_HZ * BLOCK_S)
         total = 0
         carry = b""  # an odd byte from a read that split a sample
@@ -690,7 +696,8 @@ class FfmpegSource(Source):
                 continue
             samples = np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / 32768.0
             if total == 0 and on_audio is not None:
-                on_audio()
+                if not on_audio():
+                    break
             elif pacer is not None and self._last_audio_at is not None:
                 self._close_gap(ring, pacer, time.monotonic() - self._last_audio_at)
             total += len(samples)
@@ -771,9 +778,17 @@ class FfmpegSource(Source):
         started = time.monotonic()  # a feed that never came up is down from here
         down_since: float | None = None  # wall time the audio stopped (None: up)
         reason = ""
+        was_live = False  # a playlist came without a length in time: not a recording
+        ended_live = False  # ...and now it is one
 
-        def on_audio() -> None:
-            nonlocal attempt, down_since, ever_connected, up_since
+        def on_audio() -> bool:
+            nonlocal attempt, down_since, ever_connected, up_since, was_live, ended_live
+            assert child is not None
+            child.header_read.wait(HEADER_WAIT_S)
+            if was_live and child.duration_s is not None:
+                ended_live = True  # its audio is the past (an HLS playlist ended): refused
+                return False
+            was_live = was_live or (child.duration_s is None and child.input_format in PLAYLISTS)
             up_since = time.monotonic()
             if not ever_connected:  # at last, if it was down from the start: that outage too
                 outage_s = 0.0 if down_since is None else time.monotonic() - down_since
@@ -783,17 +798,23 @@ class FfmpegSource(Source):
                 self._fill_silence(ring, pacer)  # the reconnecting itself took stream time
                 self._feed("recovered", reason, attempt, round(outage_s, 3))
             ever_connected, attempt, down_since = True, 0, None
+            return True
 
+        child: FfmpegChild | None = None
         while not self.stopping:
             child = self._spawn(self._ffmpeg or "ffmpeg", self._args())
             if child is None:
                 return
+            ended_live = False
             total, stalled = self._pump(child, ring, pacer, settings.stall_timeout_s, on_audio)
             if self.stopping:
                 return
-            code = None if stalled else child.wait_exit(1.0)
+            if ended_live:
+                child.kill()
+            code = None if stalled or ended_live else child.wait_exit(1.0)
             self._reap()
-            if not stalled and self._read_whole(child, code, total):
+            # A live feed's end is a drop however it ended (a live HLS playlist given its end).
+            if not (stalled or was_live) and self._read_whole(child, code, total):
                 return  # a finite resource (a file served over HTTP), read to its end
             if self.stopping:  # while the server was asked for the resource's length
                 return
@@ -807,7 +828,9 @@ class FfmpegSource(Source):
             if total == 0 and self._track is not None and missing_track(child):
                 # What the server sends has fewer tracks: asking again gets the same answer.
                 raise AudioSourceError(NO_SUCH_TRACK.format(track=self._track + 1))
-            if stalled:
+            if ended_live:
+                reason = "the live stream has ended: the server serves a finished recording"
+            elif stalled:
                 reason = f"no audio for {settings.stall_timeout_s:g} s (stalled)"
             elif code is not None and code < 0 and not child.live_cut:  # ffmpeg was ended
                 reason = f"ffmpeg was ended by signal {-code}"

@@ -91,7 +91,7 @@ class AlertWatch:
     ) -> None:
         """`now` and `onset` on the kind's clock; the event says `t_s` on that clock too (stream
         time for the audio's kinds, the gate's for a feed down)."""
-        t_s = now if kind == UNEXPECTED else f.heard_s
+        t_s = round(now if kind == UNEXPECTED else f.heard_s, 3)  # as the other events: to 1 ms
         key = (f.stream, kind)
         active = self._active.get(key)
         if holds and active is None and now - onset >= after_s:
@@ -99,7 +99,9 @@ class AlertWatch:
             self._active[key] = _Active(onset, f.language if kind == UNEXPECTED else None)
             message = _raised(f, kind, now - onset, self.settings(f.stream))
             language = self._active[key].language
-            self._publish(StreamAlert(f.stream, t_s, kind, True, message, language, now - onset))
+            self._publish(
+                StreamAlert(f.stream, t_s, kind, True, message, language, round(now - onset, 3))
+            )
         elif not holds and active is not None:
             del self._active[key]
             lasted_s = max(0.0, now - active.onset)
@@ -111,7 +113,7 @@ class AlertWatch:
                     False,
                     _recovered(kind, lasted_s),
                     active.language,
-                    lasted_s,
+                    round(lasted_s, 3),
                 )
             )
 

@@ -87,6 +87,18 @@ def test_unexpected_language_alerts_after_the_configured_time_and_recovers():
     assert figures.alerts_active == () and figures.alerts_total == 1
 
 
+def test_an_alerts_times_are_to_the_millisecond_like_every_other_events():
+    """--on-alert commands and JSONL readers got 4.773869356999057 where every other event
+    says 4.774."""
+    rig = Rig(AlertSettings(expected_languages=("eng",), unexpected_after_s=10.0))
+    rig.send(SpeechChange("a", 0.0, True))
+    rig.send(prediction(3.0, "fra"))
+    rig.send(LanguageChange("a", 3.0, 1.0000001, None, "fra", "French", 0.9))
+    rig.send(prediction(14.773869356999057, "fra"))
+    (alert,) = rig.alerts
+    assert (alert.t_s, alert.duration_s) == (14.774, 13.774)
+
+
 def test_no_expectation_means_no_unexpected_language():
     rig = Rig(AlertSettings(unexpected_after_s=1.0))
     rig.send(prediction(3.0, "fra"))

@@ -18,6 +18,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
+from .ring import RingBuffer
+
 # -- settings ---------------------------------------------------------------------------------
 
 FOREVER = -1  # reconnect_attempts: never give up
@@ -30,6 +34,11 @@ STEADY_S = 10.0
 # a burst after a hiccup), so its backlog never grows without bound.
 BURST_ALLOWANCE_S = 1.0
 CATCH_UP_SPEED = 1.25
+# A live producer quiet this long between two reads, then going on, left a gap in its audio
+# (reads come every 50 ms while it flows): with --realtime the gap is filled with silence, so
+# stream time stays on the wall clock, and said when it is this long or longer.
+GAP_FILLED_S = 1.0
+GAP_SAID_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -68,7 +77,9 @@ class FeedPacer:
 
     A server that sends 20 s at connect (Icecast's burst) is thus heard at real time: windows
     come at the pace the model was sized for, none is superseded. `fill_to_now()` returns how many
-    samples of silence keep the stream on the wall clock during an outage."""
+    samples of silence keep the stream on the wall clock during an outage; `fill_silence()`
+    writes them, `close_gap()` for a live producer that paused and went on (a network feed's
+    hiccup, a pipe's writer)."""
 
     def __init__(
         self,
@@ -111,3 +122,27 @@ class FeedPacer:
             return 0
         behind = round((self._clock() - self._t0) * self._rate) - self._delivered
         return max(0, behind)
+
+    def fill_silence(self, ring: RingBuffer) -> int:
+        """Silence up to the wall clock, for time the feed had no audio (the samples written).
+        Waits for room rather than overwrite: a long stall's silence is not audio lost."""
+        if not (n := self.fill_to_now()):
+            return 0
+        self.credit(n)
+        ring.write(np.zeros(n, np.float32), block=True, stop=self._stop)
+        return n
+
+    def close_gap(self, ring: RingBuffer, quiet_s: float) -> str | None:
+        """A live producer that sent nothing for `quiet_s` and then went on (shorter than a
+        stall): the audio of the gap never comes, so the gap is silence in stream time, as an
+        outage's is; else every later event would keep the delay, hiccup after hiccup. Returns
+        what to say of it, or None (short, or a producer's timely bursts, which are not behind)."""
+        if quiet_s < GAP_FILLED_S:
+            return None
+        filled_s = self.fill_silence(ring) / self._rate
+        if filled_s < GAP_SAID_S:
+            return None
+        return (
+            f"no audio for {quiet_s:.1f} s, then it went on; {filled_s:.1f} s of silence keep "
+            "stream time on the wall clock"
+        )

@@ -31,7 +31,7 @@ from . import SAMPLE_RATE_HZ
 from .feeds import STEADY_S, Backoff, FeedPacer, FeedSettings
 from .ffmpeg import REAP_TIMEOUT_S, FfmpegChild
 from .ring import RingBuffer
-from .source import BLOCK_S, GAP_FILLED_S, GAP_SAID_S, Pacer, Source
+from .source import BLOCK_S, Pacer, Source
 from .urls import (
     FILE_PROTOCOLS,
     PIPE_PROTOCOLS,
@@ -698,8 +698,12 @@ class FfmpegSource(Source):
             if total == 0 and on_audio is not None:
                 if not on_audio():
                     break
-            elif pacer is not None and self._last_audio_at is not None:
-                self._close_gap(ring, pacer, time.monotonic() - self._last_audio_at)
+            elif (
+                pacer is not None
+                and self._last_audio_at is not None
+                and (said := pacer.close_gap(ring, time.monotonic() - self._last_audio_at))
+            ):
+                self._notice("warning", f"{self.description}: {said}")
             total += len(samples)
             if pacer is not None:
                 pacer.wait_for(len(samples))
@@ -795,7 +799,8 @@ class FfmpegSource(Source):
                 self._feed("connected", reason, attempt, round(outage_s, 3))
             elif down_since is not None:
                 outage_s = time.monotonic() - down_since
-                self._fill_silence(ring, pacer)  # the reconnecting itself took stream time
+                if pacer is not None:  # the reconnecting itself took stream time
+                    pacer.fill_silence(ring)
                 self._feed("recovered", reason, attempt, round(outage_s, 3))
             ever_connected, attempt, down_since = True, 0, None
             return True
@@ -951,32 +956,9 @@ class FfmpegSource(Source):
         silence meanwhile (the outage is a gap of no speech in stream time)."""
         deadline = time.monotonic() + delay_s
         while not self.stopping:
-            self._fill_silence(ring, pacer)
+            if pacer is not None:
+                pacer.fill_silence(ring)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
             self._stop.wait(min(remaining, BLOCK_S * 2))
-
-    def _close_gap(self, ring: RingBuffer, pacer: FeedPacer, quiet_s: float) -> None:
-        """A live feed that sent nothing for a while and then went on (shorter than a stall):
-        the audio of the gap never comes, so with --realtime the gap is silence in stream time,
-        as an outage's is; else every later event would keep the delay, hiccup after hiccup."""
-        if quiet_s < GAP_FILLED_S:
-            return
-        filled = self._fill_silence(ring, pacer)
-        if filled >= GAP_SAID_S * FFMPEG_RATE_HZ:  # a server's timely bursts are not behind
-            self._notice(
-                "warning",
-                f"{self.description}: no audio for {quiet_s:.1f} s, then it went on; "
-                f"{filled / FFMPEG_RATE_HZ:.1f} s of silence keep stream time on the wall clock",
-            )
-
-    def _fill_silence(self, ring: RingBuffer, pacer: FeedPacer | None) -> int:
-        """With --realtime: silence up to the wall clock, for time the feed had no audio (the
-        samples written). Waits for room rather than overwrite: a long stall's silence is not
-        audio lost."""
-        if pacer is None or not (n := pacer.fill_to_now()):
-            return 0
-        pacer.credit(n)
-        ring.write(np.zeros(n, np.float32), block=True, stop=self._stop)
-        return n

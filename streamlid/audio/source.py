@@ -22,11 +22,6 @@ FeedFn = Callable[[str, str, int, float], None]
 # Sources write in blocks of this length: short enough for a responsive level meter and VAD,
 # long enough that Python overhead per block stays negligible.
 BLOCK_S = 0.05
-# A live source quiet this long between two reads, then going on, left a gap in its audio
-# (reads come every BLOCK_S while it flows): with --realtime the gap is filled with silence, so
-# stream time stays on the wall clock, and said when it is this long or longer.
-GAP_FILLED_S = 1.0
-GAP_SAID_S = 2.0
 
 
 class Source(ABC):
@@ -115,14 +110,3 @@ class Pacer:
         delay = due - time.monotonic()
         if delay > 0:
             self._stop.wait(delay)
-
-    def fill_to_now(self, at_most_s: float) -> int:
-        """Samples of silence, at most `at_most_s` of them, that bring the stream back to the
-        wall clock (0 when not behind or not started), counted as delivered: for a live
-        producer that paused, whose audio never comes."""
-        if self._t0 is None:
-            return 0
-        behind = round((time.monotonic() - self._t0) * self._rate) - self._samples
-        filled = max(0, min(behind, round(at_most_s * self._rate)))
-        self._samples += filled
-        return filled

@@ -17,9 +17,10 @@ import numpy as np
 
 from ..errors import AudioSourceError
 from . import SAMPLE_RATE_HZ
+from .feeds import FeedPacer
 from .ring import RingBuffer
 from .sniff import SNIFF_BYTES, bytes_to_decide, container_of
-from .source import BLOCK_S, GAP_FILLED_S, GAP_SAID_S, Pacer, Source
+from .source import BLOCK_S, Source
 
 STDIN_RATE_HZ = SAMPLE_RATE_HZ  # the format is fixed: 16 kHz mono s16le
 
@@ -85,7 +86,8 @@ class StdinSource(Source):
                 "pipe in the file itself so that its tracks can be told apart"
             )
         block_bytes = 2 * int(STDIN_RATE_HZ * BLOCK_S)
-        pacer = Pacer(STDIN_RATE_HZ, self._stop) if self._realtime else None
+        # A writer is a live producer, paced and kept on the wall clock as a network feed is.
+        pacer = FeedPacer(STDIN_RATE_HZ, self._stop) if self._realtime else None
         carry = b""  # an odd byte left over from a read that split a sample
         last_read_at = None
         while data and not self.stopping:
@@ -94,8 +96,9 @@ class StdinSource(Source):
             carry = data[usable:]
             samples = np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / 32768.0
             if pacer is not None:
-                if last_read_at is not None:
-                    self._close_gap(ring, pacer, time.monotonic() - last_read_at)
+                quiet_s = 0.0 if last_read_at is None else time.monotonic() - last_read_at
+                if said := pacer.close_gap(ring, quiet_s):
+                    self._notice("warning", f"{self.description}: {said}")
                 pacer.wait_for(len(samples))
                 last_read_at = time.monotonic()
             ring.write(samples, block=not self.live, stop=self._stop)
@@ -129,19 +132,3 @@ class StdinSource(Source):
             decoder._run(ring)  # in this thread: the stdin source is its owner
         finally:
             decoder.close()
-
-    def _close_gap(self, ring: RingBuffer, pacer: Pacer, quiet_s: float) -> None:
-        """Live (--realtime), a writer that paused and went on: its audio of the pause never
-        comes, so the pause is silence in stream time, which stays on the wall clock, as a
-        network feed's (files.py)."""
-        if quiet_s < GAP_FILLED_S:
-            return
-        if n := pacer.fill_to_now(at_most_s=quiet_s):
-            # Waits for room: silence must not overwrite audio not yet read.
-            ring.write(np.zeros(n, np.float32), block=True, stop=self._stop)
-        if n >= GAP_SAID_S * STDIN_RATE_HZ:  # a writer in big, timely chunks is not behind
-            self._notice(
-                "warning",
-                f"{self.description}: no audio for {quiet_s:.1f} s, then it went on; "
-                f"{n / STDIN_RATE_HZ:.1f} s of silence keep stream time on the wall clock",
-            )

@@ -32,6 +32,7 @@ from .modelfiles import (
 
 # Architectures without weights, shipped for `streamlid bench --random-weights`.
 RANDOM_SHAPES = {"mms-lid-256": Path(__file__).parent / "shapes" / "mms-lid-256"}
+LONG_REASON_CHARS = 200  # a library's reason longer than this is cut to its first sentence
 # Windows are padded to a multiple of this before the model (see `Classifier.input_length`).
 PAD_TO_S = 0.25
 
@@ -114,7 +115,7 @@ def _load(model: str, folder: Path, files: ModelFiles, torch_dtype: Any) -> tupl
         config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
     except Exception as exc:
         raise ModelLoadError(
-            f"Model {model!r} has no usable config.json ({_first_line(exc)}); is it a "
+            f"Model {model!r} has no usable config.json ({_first_line(exc, folder)}); is it a "
             "transformers checkpoint?"
         ) from None
     try:
@@ -125,10 +126,11 @@ def _load(model: str, folder: Path, files: ModelFiles, torch_dtype: Any) -> tupl
                 f"Model {model!r} ({config.model_type}) is not an audio classifier; use a "
                 "language-ID checkpoint such as facebook/mms-lid-256."
             ) from None
-        raise ModelLoadError(f"Model {model!r} cannot be loaded: {_first_line(exc)}.") from None
+        said = _first_line(exc, folder)
+        raise ModelLoadError(f"Model {model!r} cannot be loaded: {said}.") from None
     except (RuntimeError, OSError, KeyError, TypeError, SafetensorError) as exc:
         # A size mismatch or a tensor the architecture does not have: the weights do not fit.
-        detail = _first_line(exc)
+        detail = _first_line(exc, folder)
         if "ignore_mismatched_sizes" in detail:  # it points at a report it logged, not shown
             detail = "a tensor's shape is not the one config.json's sizes give"
         raise ModelLoadError(
@@ -151,15 +153,24 @@ def _load(model: str, folder: Path, files: ModelFiles, torch_dtype: Any) -> tupl
     try:
         extractor = AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=False)
     except Exception as exc:
+        said = _first_line(exc, folder)
         raise ModelLoadError(
-            f"Model {model!r}: preprocessor_config.json is not usable ({_first_line(exc)}); "
-            "copy the one of its base checkpoint into the folder."
+            f"Model {model!r}: preprocessor_config.json is not usable ({said}); copy the one "
+            "of its base checkpoint into the folder."
         ) from None
     return loaded, extractor
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+def _first_line(exc: BaseException, staged_folder: Path | None = None) -> str:
+    """transformers' word on a failure, short: its first line, and of a long line its first
+    sentence (an unknown feature extractor came with 1400 characters of model types). The
+    private folder it loaded from is gone by the time anyone reads this: not named."""
+    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if staged_folder is not None:
+        line = line.replace(f" in {staged_folder}", "").replace(str(staged_folder), "the folder")
+    if len(line) > LONG_REASON_CHARS and ". " in line:
+        line = line.split(". ")[0]
+    return line.rstrip(".")
 
 
 def _stored_dtype(handle: Any) -> Any:

@@ -32,6 +32,10 @@ from .modelfiles import (
 
 # Architectures without weights, shipped for `streamlid bench --random-weights`.
 RANDOM_SHAPES = {"mms-lid-256": Path(__file__).parent / "shapes" / "mms-lid-256"}
+# The architecture may ask for this many times the weights' numbers before loading is refused
+# unread (smaller differences are the loader's to name: a missing tensor, a shape).
+SIZE_SLACK = 1.5
+TRAINING_ONLY = "masked_spec_embed"  # a tensor inference never reads; a checkpoint may lack it
 LONG_REASON_CHARS = 200  # a library's reason longer than this is cut to its first sentence
 # Windows are padded to a multiple of this before the model (see `Classifier.input_length`).
 PAD_TO_S = 0.25
@@ -118,6 +122,7 @@ def _load(model: str, folder: Path, files: ModelFiles, torch_dtype: Any) -> tupl
             f"Model {model!r} has no usable config.json ({_first_line(exc, folder)}); is it a "
             "transformers checkpoint?"
         ) from None
+    _check_size(model, config, files)
     try:
         loaded, loading_info = load_model_lean(folder, files, config, torch_dtype)
     except ValueError as exc:
@@ -137,7 +142,8 @@ def _load(model: str, folder: Path, files: ModelFiles, torch_dtype: Any) -> tupl
             f"Model {model!r}: its weights do not fit its config.json ({detail}); "
             "use the files that came together with the checkpoint."
         ) from None
-    missing = sorted(loading_info["missing_keys"])
+    # masked_spec_embed is only read in training (SpecAugment); some conversions leave it out.
+    missing = sorted(k for k in loading_info["missing_keys"] if not k.endswith(TRAINING_ONLY))
     if missing:
         # transformers fills them with random values, and the model answers noise.
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
@@ -159,6 +165,28 @@ def _load(model: str, folder: Path, files: ModelFiles, torch_dtype: Any) -> tupl
             "of its base checkpoint into the folder."
         ) from None
     return loaded, extractor
+
+
+def _check_size(model: str, config: Any, files: ModelFiles) -> None:
+    """The architecture config.json describes, built on the meta device (no memory, a fraction
+    of a second), must not need more numbers than the weights hold: transformers allocates and
+    fills at random every tensor whose shape disagrees before it says so (a pos-conv kernel of
+    a million took 18 GB and minutes)."""
+    import torch
+    from transformers.models.auto.modeling_auto import MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING
+
+    try:
+        with torch.device("meta"):
+            skeleton = MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING[type(config)](config)
+    except Exception:  # not an audio classifier, or a config it refuses: the loader says which
+        return
+    wanted_n = sum(param.numel() for param in skeleton.parameters())
+    if wanted_n > SIZE_SLACK * files.elements_n:
+        raise ModelLoadError(
+            f"Model {model!r}: config.json describes a model of {wanted_n / 1e6:,.1f} M "
+            f"weights but its weights hold {files.elements_n / 1e6:,.1f} M; use the config.json "
+            "that came with these weights."
+        )
 
 
 def _first_line(exc: BaseException, staged_folder: Path | None = None) -> str:

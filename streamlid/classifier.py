@@ -32,6 +32,11 @@ from .modelfiles import (
 
 # Architectures without weights, shipped for `streamlid bench --random-weights`.
 RANDOM_SHAPES = {"mms-lid-256": Path(__file__).parent / "shapes" / "mms-lid-256"}
+# The architecture may ask for this many times the weights' numbers before loading is refused
+# unread (smaller differences are the loader's to name: a missing tensor, a shape).
+SIZE_SLACK = 1.5
+TRAINING_ONLY = "masked_spec_embed"  # a tensor inference never reads; a checkpoint may lack it
+LONG_REASON_CHARS = 200  # a library's reason longer than this is cut to its first sentence
 # Windows are padded to a multiple of this before the model (see `Classifier.input_length`).
 PAD_TO_S = 0.25
 
@@ -114,9 +119,10 @@ def _load(model: str, folder: Path, files: ModelFiles, torch_dtype: Any) -> tupl
         config = AutoConfig.from_pretrained(folder, trust_remote_code=False)
     except Exception as exc:
         raise ModelLoadError(
-            f"Model {model!r} has no usable config.json ({_first_line(exc)}); is it a "
+            f"Model {model!r} has no usable config.json ({_first_line(exc, folder)}); is it a "
             "transformers checkpoint?"
         ) from None
+    _check_size(model, config, files)
     try:
         loaded, loading_info = load_model_lean(folder, files, config, torch_dtype)
     except ValueError as exc:
@@ -125,17 +131,19 @@ def _load(model: str, folder: Path, files: ModelFiles, torch_dtype: Any) -> tupl
                 f"Model {model!r} ({config.model_type}) is not an audio classifier; use a "
                 "language-ID checkpoint such as facebook/mms-lid-256."
             ) from None
-        raise ModelLoadError(f"Model {model!r} cannot be loaded: {_first_line(exc)}.") from None
+        said = _first_line(exc, folder)
+        raise ModelLoadError(f"Model {model!r} cannot be loaded: {said}.") from None
     except (RuntimeError, OSError, KeyError, TypeError, SafetensorError) as exc:
         # A size mismatch or a tensor the architecture does not have: the weights do not fit.
-        detail = _first_line(exc)
+        detail = _first_line(exc, folder)
         if "ignore_mismatched_sizes" in detail:  # it points at a report it logged, not shown
             detail = "a tensor's shape is not the one config.json's sizes give"
         raise ModelLoadError(
             f"Model {model!r}: its weights do not fit its config.json ({detail}); "
             "use the files that came together with the checkpoint."
         ) from None
-    missing = sorted(loading_info["missing_keys"])
+    # masked_spec_embed is only read in training (SpecAugment); some conversions leave it out.
+    missing = sorted(k for k in loading_info["missing_keys"] if not k.endswith(TRAINING_ONLY))
     if missing:
         # transformers fills them with random values, and the model answers noise.
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
@@ -151,15 +159,46 @@ def _load(model: str, folder: Path, files: ModelFiles, torch_dtype: Any) -> tupl
     try:
         extractor = AutoFeatureExtractor.from_pretrained(folder, trust_remote_code=False)
     except Exception as exc:
+        said = _first_line(exc, folder)
         raise ModelLoadError(
-            f"Model {model!r}: preprocessor_config.json is not usable ({_first_line(exc)}); "
-            "copy the one of its base checkpoint into the folder."
+            f"Model {model!r}: preprocessor_config.json is not usable ({said}); copy the one "
+            "of its base checkpoint into the folder."
         ) from None
     return loaded, extractor
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+def _check_size(model: str, config: Any, files: ModelFiles) -> None:
+    """The architecture config.json describes, built on the meta device (no memory, a fraction
+    of a second), must not need more numbers than the weights hold: transformers allocates and
+    fills at random every tensor whose shape disagrees before it says so (a pos-conv kernel of
+    a million took 18 GB and minutes)."""
+    import torch
+    from transformers.models.auto.modeling_auto import MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING
+
+    try:
+        with torch.device("meta"):
+            skeleton = MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING[type(config)](config)
+    except Exception:  # not an audio classifier, or a config it refuses: the loader says which
+        return
+    wanted_n = sum(param.numel() for param in skeleton.parameters())
+    if wanted_n > SIZE_SLACK * files.elements_n:
+        raise ModelLoadError(
+            f"Model {model!r}: config.json describes a model of {wanted_n / 1e6:,.1f} M "
+            f"weights but its weights hold {files.elements_n / 1e6:,.1f} M; use the config.json "
+            "that came with these weights."
+        )
+
+
+def _first_line(exc: BaseException, staged_folder: Path | None = None) -> str:
+    """transformers' word on a failure, short: its first line, and of a long line its first
+    sentence (an unknown feature extractor came with 1400 characters of model types). The
+    private folder it loaded from is gone by the time anyone reads this: not named."""
+    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if staged_folder is not None:
+        line = line.replace(f" in {staged_folder}", "").replace(str(staged_folder), "the folder")
+    if len(line) > LONG_REASON_CHARS and ". " in line:
+        line = line.split(". ")[0]
+    return line.rstrip(".")
 
 
 def _stored_dtype(handle: Any) -> Any:

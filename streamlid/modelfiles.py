@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import json
+import math
 import os
 import re
 import shutil
@@ -64,6 +65,7 @@ class ModelFiles:
     index_bytes: bytes | None  # None: the weights are one model.safetensors
     weights: tuple[str, ...]  # file names inside `folder`, each a checked .safetensors file
     config: dict[str, Any]
+    elements_n: int = 0  # numbers the weights hold, all tensors together
 
 
 def say_on_stderr(message: str) -> None:
@@ -230,7 +232,10 @@ def check_model_folder(folder: Path, name: str | None = None) -> ModelFiles:
     _check_weight_dtypes(name, tensors)
     _check_layer_counts(name, config, tensors)
     _check_labels(name, config, tensors)
-    return ModelFiles(folder, config_bytes, preprocessor_bytes, index_bytes, weights, config)
+    elements_n = sum(math.prod(info.get("shape") or []) for info in tensors.values())
+    return ModelFiles(
+        folder, config_bytes, preprocessor_bytes, index_bytes, weights, config, elements_n
+    )
 
 
 def _check_weight_dtypes(name: str, tensors: dict[str, Any]) -> None:

@@ -57,6 +57,17 @@ def _label_numbers(tiny: Path, root: Path) -> Path:
     return folder
 
 
+def _unknown_extractor(tiny: Path, root: Path) -> Path:
+    """A feature extractor transformers does not know: its reason listed 50 model types and
+    named the private loading folder, gone by then."""
+    folder = root / "model-extractor"
+    shutil.copytree(tiny, folder)
+    settings = json.loads((folder / "preprocessor_config.json").read_text())
+    settings["feature_extractor_type"] = "HomemadeFeatureExtractor"
+    (folder / "preprocessor_config.json").write_text(json.dumps(settings))
+    return folder
+
+
 def _not_a_model(tiny: Path, root: Path) -> Path:
     folder = root / "recordings"
     folder.mkdir()
@@ -70,6 +81,7 @@ BAD_MODELS: dict[str, tuple[Callable[[Path, Path], Path], list[str]]] = {
     "garbage-weights": (_damaged_weights("garbage"), ["model.safetensors", "not a safetensors"]),
     "label-count": (_label_count, ["5 labels", "8 outputs"]),
     "label-numbers": (_label_numbers, ["id2label", "0 to 7", "'100'"]),
+    "unknown-extractor": (_unknown_extractor, ["preprocessor_config.json", "Unrecognized"]),
     "not-a-model": (_not_a_model, ["recordings", "config.json", "not a transformers checkpoint"]),
 }
 
@@ -94,6 +106,7 @@ def test_a_damaged_or_mismatched_model_is_one_clear_line(
     for word in words:
         assert word in line, f"{word!r} missing from {line!r}"
     assert "loaded in" not in result.stderr
+    assert len(line) < 400 and "streamlid-model-" not in line, line  # short; no private folder
 
 
 def test_a_closed_standard_input_is_one_clear_line(cli_env):

@@ -206,3 +206,15 @@ def test_weights_that_lack_tensors_are_refused_not_filled_at_random(tiny_model_d
     for dtype in ("float32", "bfloat16"):  # loaded in place, and cast tensor by tensor
         with pytest.raises(ModelLoadError, match=r"lack projector\.weight"):
             Classifier(str(folder), device="cpu", dtype=dtype, announce=lambda m: None)
+
+
+def test_a_config_far_larger_than_its_weights_is_refused_before_anything_is_allocated(
+    tiny_model_dir, tmp_path
+):
+    """transformers allocates, and fills at random, each tensor whose shape disagrees with the
+    weights before it says so: a position-convolution kernel of a million took 18 GB and
+    minutes. The architecture is measured on the meta device first."""
+    folder = _copy_with_config(tiny_model_dir, tmp_path / "model", num_conv_pos_embeddings=100_000)
+    with pytest.raises(ModelLoadError, match=r"config\.json describes a model of") as caught:
+        load(folder)
+    assert "came with these weights" in str(caught.value)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from modelfactory import TEST_LABELS, build_checkpoint
 
@@ -206,6 +207,32 @@ def test_weights_that_lack_tensors_are_refused_not_filled_at_random(tiny_model_d
     for dtype in ("float32", "bfloat16"):  # loaded in place, and cast tensor by tensor
         with pytest.raises(ModelLoadError, match=r"lack projector\.weight"):
             Classifier(str(folder), device="cpu", dtype=dtype, announce=lambda m: None)
+
+
+def test_weights_saved_by_an_older_transformers_load_without_a_missing_tensor(
+    tiny_model_dir, tmp_path
+):
+    """facebook/mms-lid-256 was saved before weight norm became a parametrization: its
+    position convolution is weight_g/weight_v, which the loader renames. The refusal of
+    missing tensors must not take those for missing, nor a lacking masked_spec_embed (read
+    only in training), or the real checkpoint would be refused."""
+    from safetensors.numpy import load_file, save_file
+
+    folder = _copy_with_config(tiny_model_dir, tmp_path / "model")
+    weights = load_file(folder / "model.safetensors")
+    renamed = {
+        key.replace("parametrizations.weight.original0", "weight_g").replace(
+            "parametrizations.weight.original1", "weight_v"
+        ): value
+        for key, value in weights.items()
+        if not key.endswith("masked_spec_embed")
+    }
+    assert "wav2vec2.encoder.pos_conv_embed.conv.weight_g" in renamed
+    save_file(renamed, folder / "model.safetensors", metadata={"format": "pt"})
+    reference = load(tiny_model_dir)
+    older = load(folder)
+    probe = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+    np.testing.assert_allclose(older.classify([probe]), reference.classify([probe]), atol=1e-5)
 
 
 def test_a_config_far_larger_than_its_weights_is_refused_before_anything_is_allocated(

@@ -68,10 +68,16 @@ def non_daemon_threads() -> list[str]:
 
 
 def run_to_its_end(
-    argv: list[str], env: dict[str, str], *, stdout=subprocess.PIPE, **options
+    argv: list[str],
+    env: dict[str, str],
+    *,
+    stdout=subprocess.PIPE,
+    timeout_s: float = 120.0,
+    **options,
 ) -> subprocess.CompletedProcess:
-    """A command to its end (two minutes at most) in the repository, its standard error (and,
-    unless `stdout` sends it elsewhere, its standard output) captured as text."""
+    """A command to its end (two minutes at most, unless `timeout_s` says otherwise) in the
+    repository, its standard error (and, unless `stdout` sends it elsewhere, its standard
+    output) captured as text."""
     return subprocess.run(
         argv,
         stdout=stdout,
@@ -79,7 +85,7 @@ def run_to_its_end(
         text=True,
         env=env,
         cwd=REPO_ROOT,
-        timeout=120,
+        timeout=timeout_s,
         check=False,
         **options,
     )

@@ -432,14 +432,11 @@ def test_more_files_than_open_file_descriptors_are_all_identified(espeak, tmp_pa
         resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
 
     args = ["identify", *map(str, links), "--json", "--model", str(TINY_LID)]
-    result = subprocess.run(
+    result = run_to_its_end(
         [sys.executable, "-m", "streamlid", *args],
-        capture_output=True,
-        text=True,
-        env=cli_env,
+        cli_env,
         preexec_fn=few_descriptors,
-        timeout=300,
-        check=False,
+        timeout_s=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     answers = json.loads(result.stdout)

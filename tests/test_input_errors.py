@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from harness import REPO_ROOT
+from harness import run_to_its_end
 
 from streamlid.config import CONFIG_CAP_BYTES, load_toml
 from streamlid.errors import ConfigError
@@ -111,14 +111,8 @@ def test_a_damaged_or_mismatched_model_is_one_clear_line(
 
 def test_a_closed_standard_input_is_one_clear_line(cli_env):
     """`streamlid listen - <&-`: the shell starts it with no fd 0 at all."""
-    result = subprocess.run(
-        ["sh", "-c", f'exec "{sys.executable}" -m streamlid listen - --ui none <&-'],
-        capture_output=True,
-        text=True,
-        env=cli_env,
-        cwd=REPO_ROOT,
-        timeout=60,
-        check=False,
+    result = run_to_its_end(
+        ["sh", "-c", f'exec "{sys.executable}" -m streamlid listen - --ui none <&-'], cli_env
     )
     line = one_error_line(result)
     assert "Standard input is closed" in line
@@ -219,14 +213,8 @@ def test_streamlid_download_offline_is_one_line_that_does_not_advise_itself(
 def _with_stdout_closed(cli_env, *args: str) -> subprocess.CompletedProcess:
     """`streamlid ARGS >&-`: started with no fd 1 at all (a service unit, a careless script)."""
     line = " ".join(shlex.quote(str(arg)) for arg in args)
-    return subprocess.run(
-        ["sh", "-c", f'exec "{sys.executable}" -m streamlid {line} >&-'],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env,
-        cwd=REPO_ROOT,
-        timeout=120,
-        check=False,
+    return run_to_its_end(
+        ["sh", "-c", f'exec "{sys.executable}" -m streamlid {line} >&-'], cli_env, stdout=None
     )
 
 
@@ -263,15 +251,10 @@ def test_bench_results_that_cannot_be_written_are_one_line(cli_env, tiny_model_d
     """`streamlid bench > /dev/full` was a traceback."""
     args = ["bench", "--model", str(tiny_model_dir), "--windows", "1", "--batches", "1"]
     with open("/dev/full", "w") as full:
-        result = subprocess.run(
+        result = run_to_its_end(
             [sys.executable, "-m", "streamlid", *args, "--runs", "1", "--json"],
+            cli_env,
             stdout=full,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=cli_env,
-            cwd=REPO_ROOT,
-            timeout=120,
-            check=False,
         )
     assert result.returncode == 3, result.stderr
     assert "Cannot write the results" in one_error_line(result)

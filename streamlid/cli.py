@@ -405,6 +405,11 @@ def cmd_bench(config: Config, args: argparse.Namespace) -> int:
 
     from . import bench
 
+    if args.random_weights and "model" in vars(args):  # given on the command line
+        raise ConfigError(
+            f"--random-weights builds mms-lid-256's architecture itself, so --model "
+            f"{args.model!r} would not be the model measured; give one or the other."
+        )
     windows_s = bench.parse_list(args.windows or f"{config.window:g}", "windows", float, 0.5, 30.0)
     batches = bench.parse_list(args.batches, "batches", int, 1, bench.MAX_BATCH)
     runs = bench.check_runs(args.runs)

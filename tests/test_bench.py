@@ -73,9 +73,11 @@ def test_a_pass_longer_than_the_max_lag_sustains_no_live_stream():
         (("--windows", ","), "--windows"),
         (("--runs", "0"), "--runs"),
         (("--hop", "5"), "hop"),
+        (("--random-weights",), "--random-weights builds mms-lid-256's architecture itself"),
     ],
 )
 def test_bad_options_fail_in_one_line_before_loading(run_cli, args, named):
+    """(--random-weights with --model measured mms-lid-256 and left the model given unsaid.)"""
     result = run_cli("bench", "--model", "/nonexistent/model", *args)
     assert result.returncode != 0
     assert result.stderr.startswith("error: ") and named in result.stderr

@@ -504,3 +504,13 @@ def test_a_wav_header_with_an_impossible_sample_rate_is_one_line(rate_hz, tmp_pa
     )  # fmt: skip
     with pytest.raises(AudioSourceError, match=f"sample rate is {rate_hz} Hz"):
         open_source(str(path), realtime=False)
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_a_device_named_as_a_file_is_one_sentence_not_silence_for_ever(device):
+    """/dev/zero reported as "empty (0 bytes)" (its size), as /dev/urandom: neither is a
+    recording, and a sound card is reached as mic:NAME."""
+    from streamlid.errors import AudioSourceError
+
+    with pytest.raises(AudioSourceError, match="is a device or special file, not an audio file"):
+        open_source(device, realtime=False)

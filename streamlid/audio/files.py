@@ -94,8 +94,14 @@ def open_file_source(
         raise AudioSourceError(f"{spec!r} is a folder, not an audio file; name a file in it.")
     if not os.access(path, os.R_OK):
         raise AudioSourceError(f"Audio file {spec!r} is not readable; check its permissions.")
-    if stat.S_ISFIFO(path.stat().st_mode):
+    mode = path.stat().st_mode
+    if stat.S_ISFIFO(mode):
         return open_pipe_source(spec, realtime=realtime, track=track)
+    if not stat.S_ISREG(mode):  # /dev/zero would be silence for ever; a socket, nothing
+        raise AudioSourceError(
+            f"{spec!r} is a device or special file, not an audio file; give a recording, or "
+            "for a sound card, mic:NAME."
+        )
     if path.stat().st_size == 0:
         raise AudioSourceError(f"Audio file {spec!r} is empty (0 bytes); give a recording.")
     if track > 1 and shutil.which("ffmpeg") is None:

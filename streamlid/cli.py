@@ -523,7 +523,7 @@ def _results_table(results: Sequence[dict], model: str) -> str:
             name,
             r["language"] or "-",
             "-" if r["probability"] is None else f"{100 * r['probability']:.0f}%",
-            f"{r['speech_s']:.1f} s",
+            "-" if r["error"] and not r["speech_s"] else f"{r['speech_s']:.1f} s",  # unread
         )
     return _rendered(table)
 

@@ -261,6 +261,8 @@ def test_one_bad_file_does_not_stop_the_batch(run_cli, german_and_french, tmp_pa
     for path, said in zip(files, ["German", *errors, "French"], strict=True):
         (row,) = [line for line in lines if f" {path} " in line]
         assert said in row
+        # A file that could not be read held no speech to speak of: "-", not "0.0 s".
+        assert row.rstrip(" │").endswith("-" if said in errors else " s"), row
 
 
 def _identify_into(stdout, cli_env, *args) -> subprocess.CompletedProcess:

@@ -575,7 +575,18 @@ def cluster_settings(cfg: Config) -> ClusterSettings:
     )
 
 
+# Options of the command line alone, and what a config file says instead.
+COMMAND_LINE_ONLY = {
+    "no-ui": 'write ui = "plain" (what --no-ui means)',
+    "debug": "give --debug on the command line",
+    "config": "a config file cannot name another; give --config on the command line",
+}
+
+
 def _unknown_key(name: str) -> ConfigError:
+    instead = COMMAND_LINE_ONLY.get(name.replace("_", "-").lstrip("-"))
+    if instead is not None:
+        return ConfigError(f"Setting {name!r} exists only on the command line; {instead}.")
     known = [option_name(f.name) for f in fields(Config)]
     close = difflib.get_close_matches(name, known, n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else " Run `streamlid listen --help`."

@@ -212,6 +212,12 @@ def test_unknown_key_suggests_the_near_miss(tmp_path):
     assert str(path) in str(caught.value)  # which file, when several configs are in play
 
 
+def test_a_command_line_only_option_in_the_file_says_what_to_write_instead(tmp_path):
+    # `listen --help` lists --no-ui, and the README says every option can live in the file.
+    with pytest.raises(ConfigError, match='only on the command line; write ui = "plain"'):
+        load_config(write(tmp_path, "no-ui = true\n"))
+
+
 def test_wrong_type_in_the_file_names_the_key(tmp_path):
     with pytest.raises(ConfigError, match="hop must be a number"):
         load_config(write(tmp_path, 'hop = "fast"\n'))

@@ -14,11 +14,12 @@ import sys
 from collections.abc import Collection
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .audio.feeds import FeedSettings
 from .errors import ConfigError
-from .gate import gate_settings
+
+if TYPE_CHECKING:
+    from .audio.feeds import FeedSettings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -212,6 +213,8 @@ DEFAULT_SHOWN: dict[str, str] = {"file_max_hop": "the window"}
 
 def feed_settings(cfg: Config) -> FeedSettings:
     """The network feeds' settings (audio/feeds.py), from the Config."""
+    from .audio.feeds import FeedSettings  # here: importing the package loads no numpy
+
     return FeedSettings(
         stall_timeout_s=cfg.stall_timeout,
         reconnect_min_s=cfg.reconnect_min,
@@ -439,6 +442,8 @@ def _check_range(
         f"use 0.2 s up to the window ({cfg.window} s)",
     )
     need(0.0 <= cfg.confirm_below <= 1.0, "confirm_below", "use 0 to 1")
+    from .gate import gate_settings  # here: importing the package loads no numpy
+
     gate_settings(cfg).check()
     need(0.0 <= cfg.hangover <= 5.0, "hangover", "use 0 to 5 seconds")
     need(0.0 <= cfg.pause <= 60.0, "pause", "use 0 to 60 seconds")

@@ -717,3 +717,12 @@ def test_help_texts_describe_every_argument(capsys):
     assert "MODEL hub id" in download and "(default: facebook/mms-lid-256)" in download
     assert "List the audio input devices" in help_of("devices")
     assert "files, URLs and stdin" in help_of("listen")
+
+
+def test_the_commands_first_import_loads_no_numpy_torch_or_rich():
+    """The console script imports streamlid.cli before our Ctrl-C handling exists: with numpy
+    behind config (the gate's and the feeds' settings), a Ctrl-C in the first half second was a
+    KeyboardInterrupt traceback out of numpy's import."""
+    code = "import sys, streamlid.cli; print(sorted({'numpy', 'torch', 'rich'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

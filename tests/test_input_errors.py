@@ -10,12 +10,14 @@ import shutil
 import subprocess
 import sys
 import threading
+import types
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from harness import run_to_its_end
 
+from streamlid.audio.ring import RingBuffer
 from streamlid.config import CONFIG_CAP_BYTES, load_toml
 from streamlid.errors import ConfigError
 
@@ -258,3 +260,60 @@ def test_bench_results_that_cannot_be_written_are_one_line(cli_env, tiny_model_d
         )
     assert result.returncode == 3, result.stderr
     assert "Cannot write the results" in one_error_line(result)
+
+
+class _RatesDevice:
+    """A sounddevice whose one input takes only the rates in `accepted` (changed at will, as a
+    replugged microphone's), and whose streams open."""
+
+    PortAudioError = _PortAudioError
+
+    def __init__(self, accepted: set[int]) -> None:
+        self.accepted = accepted
+        self.opened_at: list[int] = []
+
+    def check_input_settings(self, *, samplerate, **settings):
+        if samplerate not in self.accepted:
+            raise _PortAudioError("Invalid sample rate", -9997, None)
+
+    def InputStream(self, *, samplerate, **settings):
+        self.opened_at.append(samplerate)
+        return types.SimpleNamespace(
+            start=lambda: None, active=True, abort=lambda: None, close=lambda: None
+        )
+
+    def _terminate(self) -> None:
+        pass
+
+    def _initialize(self) -> None:
+        pass
+
+
+def test_a_microphone_back_at_another_rate_is_reopened_at_the_runs_rate_or_said(monkeypatch):
+    """A reconnection probed 16 kHz, then the device's own rate, and gave up silently unless it
+    got the run's rate: a microphone that took the run's 44.1 kHz but now preferred 48 kHz was
+    "still no microphone" for ever, as was one back at 48 kHz only."""
+    from streamlid.audio import mic
+
+    sd = _RatesDevice({44100})
+    device = mic.InputDevice(1, "USB mic", 1, 44100.0, "ALSA", True)
+    monkeypatch.setattr(mic, "import_sounddevice", lambda: sd)
+    monkeypatch.setattr(mic, "list_input_devices", lambda: [device])
+    source = mic.MicrophoneSource(None)
+    assert source.sample_rate_hz == 44100
+    notices: list[tuple[str, str]] = []
+    source.connect(
+        RingBuffer(44100 * 5), lambda severity, message: notices.append((severity, message))
+    )
+
+    replugged = mic.InputDevice(1, "USB mic", 1, 48000.0, "ALSA", True)
+    monkeypatch.setattr(mic, "list_input_devices", lambda: [replugged])
+    sd.accepted = {44100, 48000}  # prefers 48 kHz now, still takes the run's rate
+    assert source._reopen()
+    assert sd.opened_at[-1] == 44100 and notices == []
+    source._close_stream()
+
+    sd.accepted = {48000}  # only another rate: said once, not hidden behind "still no microphone"
+    assert not source._reopen() and not source._reopen()
+    (warning,) = notices
+    assert warning[0] == "warning" and "only at 48000 Hz, not the 44100 Hz" in warning[1]

@@ -144,11 +144,15 @@ class MicrophoneSource(Source):
         self._stream: Any = None
         self._last_callback = time.monotonic()
         self.callback_overflows = 0  # PortAudio's own input overflows (driver level)
+        self._said_other_rate = False  # a reconnection found the device at another rate
 
-    def _choose_format(self, device: InputDevice) -> tuple[int, int]:
-        """16 kHz mono if the device takes it (no resampling), else its native rate."""
+    def _choose_format(
+        self, device: InputDevice, first_rate_hz: int = TARGET_RATE_HZ
+    ) -> tuple[int, int]:
+        """`first_rate_hz` (16 kHz: no resampling) mono if the device takes it, else its native
+        rate."""
         with native_stderr.held() as said:  # ALSA and PortAudio print lines for each refusal
-            chosen, refusal = self._probe_formats(device)
+            chosen, refusal = self._probe_formats(device, first_rate_hz)
         native_stderr.pass_on(said)
         if chosen is not None:
             return chosen
@@ -165,10 +169,12 @@ class MicrophoneSource(Source):
             f"({device.default_rate_hz:.0f} Hz) as float32; choose another with mic:INDEX."
         )
 
-    def _probe_formats(self, device: InputDevice) -> tuple[tuple[int, int] | None, Exception]:
+    def _probe_formats(
+        self, device: InputDevice, first_rate_hz: int
+    ) -> tuple[tuple[int, int] | None, Exception]:
         """The first (rate, channels) the device takes, else None and its last refusal."""
         refusal: Exception = AudioSourceError("no format tried")
-        for rate in (TARGET_RATE_HZ, int(device.default_rate_hz)):
+        for rate in dict.fromkeys((first_rate_hz, TARGET_RATE_HZ, int(device.default_rate_hz))):
             for channels in (1, min(2, device.channels)):
                 try:
                     self._sd.check_input_settings(
@@ -256,11 +262,23 @@ class MicrophoneSource(Source):
                     pass
         try:
             device = resolve_device(self._spec if self._spec else self._device.name)
-            rate, channels = self._choose_format(device)
+            # The run's rate first: a device back through another path (a USB microphone
+            # replugged, PulseAudio's default moved) may take it though it prefers another.
+            rate, channels = self._choose_format(device, first_rate_hz=self.sample_rate_hz)
         except AudioSourceError:
             return False
         if rate != self.sample_rate_hz:
-            return False  # the front end's resampler is set for the old rate; keep trying
+            # The front end's resampler is set for the run's rate: keep trying, and say why
+            # once, or "still no microphone" would hide a microphone that is there.
+            if not self._said_other_rate:
+                self._said_other_rate = True
+                self._notice(
+                    "warning",
+                    f"Microphone {device.name!r} is back, but only at {rate} Hz, not the "
+                    f"{self.sample_rate_hz} Hz this run started with; restart streamlid to use "
+                    "it.",
+                )
+            return False
         self._device, self._channels = device, channels
         try:
             self._open()

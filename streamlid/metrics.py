@@ -58,6 +58,12 @@ class StreamsCollector:
         lag = GaugeMetricFamily(
             "streamlid_lag_seconds", "how far the answers are behind live", labels=["stream"]
         )
+        up = GaugeMetricFamily(
+            "streamlid_stream_up",
+            "1 while the stream's audio comes in; 0 while its feed is down, and once its input "
+            "has ended (a file read to its end, a feed given up on)",
+            labels=["stream"],
+        )
         reconnects = CounterMetricFamily(
             "streamlid_reconnects", "times a feed came back after dropping", labels=["stream"]
         )
@@ -86,6 +92,8 @@ class StreamsCollector:
             ratio.add_metric(s, f.speech_ratio)
             if f.lag_s is not None:
                 lag.add_metric(s, f.lag_s)
+            down = f.ended or f.feed_state in ("disconnected", "retrying")
+            up.add_metric(s, 0.0 if down else 1.0)
             reconnects.add_metric(s, f.reconnects)
             outage.add_metric(s, f.outage_s)
             for kind in KINDS:
@@ -97,7 +105,7 @@ class StreamsCollector:
             latency.add_metric(
                 s, list(zip(edges, f.latency_buckets, strict=True)), sum_value=f.latency_sum_s
             )
-        yield from (language, confidence, ratio, lag, reconnects, outage, active, alerts)
+        yield from (language, confidence, ratio, lag, up, reconnects, outage, active, alerts)
         yield from (classified, skipped, latency)
 
 

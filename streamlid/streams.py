@@ -36,6 +36,7 @@ from .events import (
     SpeechChange,
     Status,
     StreamAlert,
+    StreamEnded,
     StreamStarted,
     StreamSummary,
 )
@@ -131,6 +132,7 @@ class StreamFigures:
     latency_sum_s: float
     feed_state: str  # "" (no feed events), "connected", "disconnected", "retrying", "recovered"
     feed_down_since_wall: float | None  # monotonic time the feed went down, while down
+    ended: bool  # its input ended (read to its end, or failed for good): no audio will come
     reconnects: int
     outage_s: float  # the outage going on included: a feed down from its start counts too
     feed_reason: str
@@ -200,6 +202,7 @@ class _Stream:
     hop_sum_s: float = 0.0  # each window's own hop (not the first of a segment)
     hop_n: int = 0
     # feed and alerts
+    ended: bool = False
     feed_state: str = ""
     down_since_wall: float | None = None
     reconnects: int = 0
@@ -255,6 +258,8 @@ class StreamsReducer:
             elif isinstance(event, StreamStarted):
                 s.source, s.live = event.source, event.live
                 s.started_wall = self._clock()
+            elif isinstance(event, StreamEnded):
+                s.ended = True
 
     def close(self) -> None:
         pass
@@ -441,6 +446,7 @@ class StreamsReducer:
             latency_sum_s=s.latency_sum_s,
             feed_state=s.feed_state,
             feed_down_since_wall=s.down_since_wall,
+            ended=s.ended,
             reconnects=s.reconnects,
             outage_s=s.outage_s + self._down_for_s(s),
             feed_reason=s.feed_reason,

@@ -206,3 +206,28 @@ def test_feed_and_alert_events_count():
     r.handle(StreamAlert("a", 9.0, "silence", False, "speech again"))
     figures = r.figures("a")[0]
     assert figures.alerts_active == () and figures.alerts_total == 1
+
+
+def test_stream_up_is_0_while_its_feed_is_down_and_once_its_input_has_ended():
+    """An operator's first question of a monitor: which streams are coming in? A feed given up
+    on, or a file read to its end, still read as a stream with its last lag and language."""
+    from prometheus_client import CollectorRegistry
+
+    from streamlid.events import StreamEnded
+    from streamlid.metrics import StreamsCollector
+
+    r = StreamsReducer()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StreamsCollector(r))
+
+    def up(stream: str) -> float | None:
+        return registry.get_sample_value("streamlid_stream_up", {"stream": stream})
+
+    r.handle(SpeechChange("file", 0.0, True))
+    r.handle(FeedState("feed", 0.0, "connected", "", 0, 0.0))
+    assert (up("file"), up("feed")) == (1.0, 1.0)
+    r.handle(FeedState("feed", 9.0, "disconnected", "server closed", 0, 0.0))
+    r.handle(StreamEnded("file", 12.0))
+    assert (up("file"), up("feed")) == (0.0, 0.0)
+    r.handle(FeedState("feed", 11.0, "recovered", "", 1, 2.0))
+    assert up("feed") == 1.0

@@ -607,7 +607,14 @@ def test_a_silent_server_is_a_stall_and_a_signal_leaves_no_ffmpeg(signum, cli_en
     stalled after --stall-timeout and retried; a signal then ends the run within 2 s, and no
     ffmpeg is left anywhere (not even re-parented to init)."""
     events = tmp_path / "events.jsonl"
-    with LoopbackFeed(b"", mode="silent") as feed:
+    # Into files, not pipes: nothing reads a pipe while the test waits, and a full one would
+    # stop the run; and what it said is there to show when it does not do what is expected.
+    out_path, err_path = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with (
+        LoopbackFeed(b"", mode="silent") as feed,
+        out_path.open("wb") as out_file,
+        err_path.open("wb") as err_file,
+    ):
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -630,8 +637,8 @@ def test_a_silent_server_is_a_stall_and_a_signal_leaves_no_ffmpeg(signum, cli_en
                 "0.3",
             ],
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stdout=out_file,
+            stderr=err_file,
             env=cli_env,
             cwd=REPO_ROOT,
         )
@@ -645,7 +652,7 @@ def test_a_silent_server_is_a_stall_and_a_signal_leaves_no_ffmpeg(signum, cli_en
 
             assert wait_until(
                 lambda: sum(e["state"] == "retrying" for e in feed_events()) >= 3, 60.0
-            ), process.stdout
+            ), f"{feed_events()}, running: {process.poll() is None}, {err_path.read_text()[-3000:]}"
             # Signal while an ffmpeg is connected and waiting (between retries none runs).
             assert wait_until(lambda: ffmpeg_processes(str(feed.port)), 5.0)
             retries = [e for e in feed_events() if e["state"] == "retrying"]
@@ -655,15 +662,15 @@ def test_a_silent_server_is_a_stall_and_a_signal_leaves_no_ffmpeg(signum, cli_en
             assert 1.5 <= between_s <= 1.5 + 0.3 + 1.5  # (+1.5: a loaded machine)
             process.send_signal(signum)
             sent = time.monotonic()
-            out, err = process.communicate(timeout=10)
+            process.wait(timeout=10)
             assert time.monotonic() - sent < 2.0
         finally:
             if process.poll() is None:
                 process.kill()
                 process.wait()
-        assert process.returncode == 128 + signum, err.decode()
+        assert process.returncode == 128 + signum, err_path.read_text()
         assert ffmpeg_processes(str(feed.port)) == []
-        assert "stalled" in out.decode()  # the plain log shows the feed's state
+        assert "stalled" in out_path.read_text()  # the plain log shows the feed's state
 
 
 @needs_ffmpeg

@@ -94,23 +94,24 @@ def open_file_source(
         raise AudioSourceError(f"{spec!r} is a folder, not an audio file; name a file in it.")
     if not os.access(path, os.R_OK):
         raise AudioSourceError(f"Audio file {spec!r} is not readable; check its permissions.")
-    mode = path.stat().st_mode
-    if stat.S_ISFIFO(mode):
+    info = path.stat()
+    if stat.S_ISFIFO(info.st_mode):
         return open_pipe_source(spec, realtime=realtime, track=track)
-    if not stat.S_ISREG(mode):  # /dev/zero would be silence for ever; a socket, nothing
+    if not stat.S_ISREG(info.st_mode):  # /dev/zero would be silence for ever; a socket, nothing
         raise AudioSourceError(
             f"{spec!r} is a device or special file, not an audio file; give a recording, or "
             "for a sound card, mic:NAME."
         )
-    if path.stat().st_size == 0:
+    if info.st_size == 0:
         raise AudioSourceError(f"Audio file {spec!r} is empty (0 bytes); give a recording.")
-    if track > 1 and shutil.which("ffmpeg") is None:
+    has_ffmpeg = shutil.which("ffmpeg") is not None
+    if track > 1 and not has_ffmpeg:
         raise AudioSourceError(
             f"Choosing audio track {track} of {spec!r} needs ffmpeg, which is not installed; "
             "install ffmpeg (e.g. `apt install ffmpeg`) or leave out --track."
         )
     # libsndfile reads a file's first track only: another one is ffmpeg's to find.
-    if track <= 1 and (path.suffix.lower() in SOUNDFILE_SUFFIXES or shutil.which("ffmpeg") is None):
+    if track <= 1 and (path.suffix.lower() in SOUNDFILE_SUFFIXES or not has_ffmpeg):
         try:
             return SoundFileSource(path, realtime=realtime)
         except _NotForSoundFile:
@@ -747,8 +748,7 @@ class FfmpegSource(Source):
         code = child.wait_exit(REAP_TIMEOUT_S)
         reason = child.last_problem or f"ffmpeg exited with code {code}"
         self._reap()
-        if total == 0 and self._track is not None and missing_track(child):  # a pipe's
-            raise AudioSourceError(NO_SUCH_TRACK.format(track=self._track + 1))
+        self._refuse_if_no_such_track(child, total)  # a pipe's
         if child.errors_n and found_no_audio(total, child):
             if pipe is not None and is_mp4(child):  # ffmpeg calls it "invalid data"
                 raise AudioSourceError(
@@ -836,9 +836,8 @@ class FfmpegSource(Source):
                 return
             if not ever_connected and total == 0 and child.input_format is None:
                 self._refuse_if_not_audio(child)
-            if total == 0 and self._track is not None and missing_track(child):
-                # What the server sends has fewer tracks: asking again gets the same answer.
-                raise AudioSourceError(NO_SUCH_TRACK.format(track=self._track + 1))
+            # What the server sends has fewer tracks: asking again gets the same answer.
+            self._refuse_if_no_such_track(child, total)
             if ended_live:
                 reason = "the live stream has ended: the server serves a finished recording"
             elif stalled:
@@ -908,6 +907,12 @@ class FfmpegSource(Source):
         if found_no_audio(total, child):
             raise AudioSourceError(no_audio_message(length, child))
         return True
+
+    def _refuse_if_no_such_track(self, child: FfmpegChild, total: int) -> None:
+        """A feed or pipe (not probed first) that lacks the --track asked for: ffmpeg refused
+        its `-map 0:a:N` and decoded nothing."""
+        if total == 0 and self._track is not None and missing_track(child):
+            raise AudioSourceError(NO_SUCH_TRACK.format(track=self._track + 1))
 
     def _refuse_if_not_audio(self, child: FfmpegChild) -> None:
         """A URL that has never given audio, and whose first answer ffmpeg could not even

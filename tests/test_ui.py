@@ -388,13 +388,21 @@ def test_several_streams_get_one_panel_each(clock):
     del one
 
 
-def test_many_streams_on_a_small_screen_become_a_table(clock):
-    state = ViewState(clock=clock)
+def _eight_french_streams(state: ViewState, clock, name: str) -> list[Script]:
+    """Eight streams, `name` formatted with each one's number, each 3 s into French."""
+    scripts = []
     for i in range(8):
-        script = Script(state, clock, stream=f"feed{i}")
+        script = Script(state, clock, stream=name.format(i))
         script.started()
         script.speech(0.0, True)
         script.talk(0.0, 3.0, "fra", FRENCH)
+        scripts.append(script)
+    return scripts
+
+
+def test_many_streams_on_a_small_screen_become_a_table(clock):
+    state = ViewState(clock=clock)
+    _eight_french_streams(state, clock, "feed{}")
     text = screen(state, 80, 24)
     assert all(f"feed{i}" in text for i in range(8))
     assert text.count("French") >= 8
@@ -479,13 +487,9 @@ def test_an_ended_file_says_it_ended_and_a_reset_does_not_make_it_listen(clock):
 
 def test_the_compact_table_cuts_long_names_before_the_language(clock):
     state = ViewState(clock=clock)
-    for i in range(8):
-        script = Script(state, clock, stream=f"international-news-channel-{i}.mp3")
-        script.started()
-        script.speech(0.0, True)
-        script.talk(0.0, 3.0, "fra", FRENCH)
-        if i % 2:
-            script.speech(3.0, False)
+    scripts = _eight_french_streams(state, clock, "international-news-channel-{}.mp3")
+    for script in scripts[1::2]:
+        script.speech(3.0, False)
     state.handle(Notice("international-news-channel-3.mp3", 3.0, "warning", "audio dropped"))
     lines = screen(state, 60, 20).splitlines()
     rows = [line for line in lines if line.startswith("internat")]

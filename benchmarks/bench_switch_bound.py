@@ -32,6 +32,7 @@ AROUND_S = 3.5  # looks up to this long after a switch belong to it; later ones 
 WINDOW_S, TAIL_S = 3.0, 1.5
 CLEAR_P, CLEAR_MARGIN = 0.5, 0.2  # the smoother's defaults for naming a language clearly
 LEAN_P = 0.05  # "the window leans to it": gives the tail's language at least this
+SURE_P = 0.8  # `--sure-tail` at 0.8: one tail this sure of a newcomer switches alone
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,15 @@ def two_clear_tails_window_unsure(now: Look, before: Look | None, current: int) 
     return language if clear(now.window) != current else None
 
 
+def row_or_sure_tail(now: Look, before: Look | None, current: int) -> int | None:
+    """The smoother with `--sure-tail 0.8`: its row of tails, or one tail that names the
+    newcomer at least SURE_P (and clearly)."""
+    sure = _new(clear(now.tail), current)
+    if sure is not None and now.tail[sure] >= SURE_P:
+        return sure
+    return two_clear_tails_window_unsure(now, before, current)
+
+
 def clear_tail_then_top(now: Look, before: Look | None, current: int) -> int | None:
     language = None if before is None else _new(clear(before.tail), current)
     return language if language is not None and top(now.tail) == language else None
@@ -101,6 +111,7 @@ RULES: dict[str, Rule] = {
     "two clear windows 0.5 s apart": two_clear_windows,
     "two clear tails 0.5 s apart": two_clear_tails,
     "  ... window not naming old clearly": two_clear_tails_window_unsure,
+    "  ... or one tail >= 0.8 (--sure-tail)": row_or_sure_tail,
     "clear tail, then its top 0.5 s later": clear_tail_then_top,
 }
 

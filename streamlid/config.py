@@ -89,6 +89,7 @@ class Config:
     min_confidence: float = 0.5
     min_margin: float = 0.2
     min_dwell: float = 1.0
+    sure_tail: float = 1.0
     # input / engine
     realtime: bool = False
     ring_seconds: float = 30.0
@@ -164,6 +165,9 @@ HELP: dict[str, str] = {
     "min_confidence": "smoothed probability needed to name a language",
     "min_margin": "lead over the runner-up needed to name or switch a language",
     "min_dwell": "seconds a language is kept before another switch is allowed",
+    "sure_tail": "a re-checked window end that names another language at least this surely "
+    "switches to it at once, without waiting for a second look (1: always wait; 0.8 with "
+    "--confirm-below 0.85 hears switches sooner, for more passes and more wrong changes)",
     "realtime": "treat files, URLs and stdin as live feeds: pace at real time, drop rather than "
     "lag",
     "ring_seconds": "capacity of each stream's ring buffer, seconds",
@@ -451,6 +455,7 @@ def _check_range(
     need(0.0 < cfg.smoothing <= 60.0, "smoothing", "use more than 0 and at most 60 seconds")
     need(0.0 <= cfg.min_confidence <= 1.0, "min_confidence", "use 0 to 1")
     need(0.0 <= cfg.min_margin <= 1.0, "min_margin", "use 0 to 1")
+    need(cfg.min_confidence <= cfg.sure_tail <= 1.0, "sure_tail", "use min_confidence to 1")
     need(0.0 <= cfg.min_dwell <= 60.0, "min_dwell", "use 0 to 60 seconds")
     need(
         cfg.window + 1.0 <= cfg.ring_seconds <= 3600.0,

@@ -95,6 +95,7 @@ class Engine(RunToEnd):
             min_confidence=config.min_confidence,
             min_margin=config.min_margin,
             min_dwell_s=config.min_dwell,
+            sure_tail=config.sure_tail,
         )
         self.streams: dict[str, StreamState] = {}
         self._frontends: list[StreamFrontend] = []

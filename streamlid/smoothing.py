@@ -10,7 +10,8 @@ Two jobs, kept apart:
   the window's last `confirm_window` seconds (classified separately, see `wants_tail_check`)
   agree. Tails that each clearly hear the newcomer, `second_look_s` apart, also switch while
   the whole window still leans to the current language, unless it still names it clearly
-  (then the window, which holds more speech, outweighs its tails). A single odd full window can
+  (then the window, which holds more speech, outweighs its tails); one tail that names the
+  newcomer surely (`sure_tail`) switches on that look alone. A single odd full window can
   therefore never flip the answer, yet a real switch is confirmed by the first window in which
   the new language dominates (with 3 s windows and a 1 s hop, 1.5-2.5 s after the switch, where
   per-window argmax needs 2-3.5 s), or sooner by its tails. The growing first windows of a
@@ -38,6 +39,11 @@ class SmootherSettings:
     # Two windows count as two looks only this much new speech apart: with the adaptive hop,
     # windows a quarter second apart hear nearly the same audio and would agree by default.
     second_look_s: float = 0.5
+    # A tail (the window's end, classified on its own) that names a newcomer at least this
+    # surely switches on that one look, saving the half second of speech a second look waits
+    # for. Off (1.0) by default: with the test model a sure tail is wrong too often for the
+    # time it saves (docs/performance.md, "One sure tail"); for a model surer of short speech.
+    sure_tail: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,19 @@ class Smoother:
         runner-up), or None."""
         return clear_lead(probs, self.settings.min_confidence, self.settings.min_margin)
 
+    def _tail_switch(
+        self, sure_tail_top: int | None, look_s: float, holds_current: bool
+    ) -> int | None:
+        """The newcomer the tails alone switch to, or None: one tail that names it surely
+        (`sure_tail`), or tails that have heard it clearly twice, some speech apart, while the
+        whole window leans to the current language without naming it clearly any more."""
+        if sure_tail_top is not None and sure_tail_top != self.current:
+            return sure_tail_top
+        row = self._tail_top is not None and self._tail_top != self.current
+        if row and self._tail_span_s >= look_s and not holds_current:
+            return self._tail_top
+        return None
+
     @property
     def confidence(self) -> float:
         """Smoothed probability of the current language (0.0 when unknown), as it stands."""
@@ -205,6 +224,9 @@ class Smoother:
             self._tail_span_s += added_s
         else:
             self._tail_top, self._tail_span_s = clear_tail_top, 0.0
+        # (1.0 is off: a float32 softmax can round a sure answer up to exactly 1.0.)
+        sure = confirm is not None and s.sure_tail < 1.0
+        sure_tail_top = clear_lead(confirm, s.sure_tail, s.min_margin) if sure else None
         self._previous_top = top
         # The switch lies somewhere in the speech this window added: on average half a hop
         # before the point where the new language fills half the window.
@@ -234,18 +256,10 @@ class Smoother:
                 change = Change(self.current, candidate, since_s)
                 self._smoothed = evidence.copy()  # start the new language from fresh evidence
         elif (
-            self._tail_top is not None
-            and self._tail_top != self.current
-            and self._tail_span_s >= look_s
-            and not holds_current
-            and dwell_ok
-        ):
-            # The tails, all recent speech, have heard the newcomer clearly twice, some speech
-            # apart, while the whole window leans to the current language without naming it
-            # clearly any more: the switch lies within the tail.
-            change = Change(
-                self.current, self._tail_top, max(segment_start_s, t_end_s - window_s / 2)
-            )
+            tail_switch := self._tail_switch(sure_tail_top, look_s, holds_current)
+        ) is not None and dwell_ok:
+            # The switch lies within the tail.
+            change = Change(self.current, tail_switch, max(segment_start_s, t_end_s - window_s / 2))
             self._smoothed = np.asarray(confirm, np.float64).copy()
         # Unknown only when nothing else is clearly heard either (a strong challenger that is
         # not yet confirmed keeps the current language until it is), and, like a switch, only

@@ -44,6 +44,7 @@ NON_DEFAULT: dict[str, object] = {
     "min_confidence": 0.6,
     "min_margin": 0.3,
     "min_dwell": 2.0,
+    "sure_tail": 0.9,
     "realtime": True,
     "ring_seconds": 20.0,
     "max_lag": 2.0,

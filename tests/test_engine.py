@@ -28,6 +28,7 @@ from streamlid.events import (
     Summary,
 )
 from streamlid.sinks import JsonlSink
+from streamlid.smoothing import SmootherSettings
 
 STOP_WITHIN_S = 5.0  # generous: the stop path promises well under this
 ENGINE_THREADS = ("worker", "events", "frontend-", "source-")
@@ -305,3 +306,21 @@ def test_a_reader_leaving_stops_the_run(espeak, classifier):
     assert sink.summary.streams[0].duration_s < total_s - 15.0  # stopped, not run to the end
     assert engine.output_errors == []  # a reader leaving is not a failure of ours
     assert engine_threads_alive() == []
+
+
+def test_every_stream_smooths_with_the_configured_settings(espeak, classifier):
+    """The smoothing options reach each stream's smoother (a key the engine forgot to pass on
+    would silently run the default)."""
+    engine = make_engine(
+        [espeak.wav("en")],
+        classifier,
+        smoothing=2.0,
+        min_confidence=0.6,
+        min_margin=0.3,
+        min_dwell=2.5,
+        sure_tail=0.85,
+    )
+    (state,) = engine.streams.values()
+    assert state.smoother.settings == SmootherSettings(
+        time_constant_s=2.0, min_confidence=0.6, min_margin=0.3, min_dwell_s=2.5, sure_tail=0.85
+    )

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from streamlid.audio import SAMPLE_RATE_HZ
 from streamlid.audio.ring import RingBuffer
 from streamlid.events import LanguageChange, Prediction
-from streamlid.smoothing import Decision, Smoother, SmootherSettings, wants_tail_check
+from streamlid.smoothing import Change, Decision, Smoother, SmootherSettings, wants_tail_check
 from streamlid.stream import StreamState
 from streamlid.windowqueue import WindowQueues
 from streamlid.windows import Window, Windower
@@ -476,27 +476,32 @@ def test_worker_reports_a_clean_switch_within_bound(phase_s, batch):
     assert tails, "the switch was confirmed with a tail"
 
 
+# A tail that names language 2 clearly (0.7, well ahead of the rest) but not surely: it takes
+# two such looks to switch (with `sure_tail` off, the default, or at 0.8).
+CLEAR_TAIL_2 = pure(2, 0.7)
+
+
 def test_tails_that_hear_a_newcomer_twice_switch_before_the_whole_window_does():
     """A switch in the last second or two of a window: the window still leans to the current
-    language, but its tail, all new speech, hears the newcomer. One such tail is not enough (a
-    cough, a name); two, half a second of speech apart, are."""
+    language, but its tail, all new speech, hears the newcomer clearly, though not surely. One
+    such tail is not enough (a cough, a name); two, half a second of speech apart, are."""
     smoother = Smoother(N_LABELS)
     for t in (3.0, 4.0, 5.0):
         smoother.update(t, pure(0), window_s=3.0, segment_start_s=0.0, hop_s=1.0)
     leaning_a = 0.6 * pure(0) + 0.4 * pure(2)
     first = smoother.update(
-        5.25, leaning_a, window_s=3.0, segment_start_s=0.0, confirm=pure(2), hop_s=0.25
+        5.25, leaning_a, window_s=3.0, segment_start_s=0.0, confirm=CLEAR_TAIL_2, hop_s=0.25
     )
     assert first.change is None and smoother.current == 0
     second = smoother.update(
-        5.75, leaning_a, window_s=3.0, segment_start_s=0.0, confirm=pure(2), hop_s=0.5
+        5.75, leaning_a, window_s=3.0, segment_start_s=0.0, confirm=CLEAR_TAIL_2, hop_s=0.5
     )
     assert second.change is not None and (second.change.previous, second.current) == (0, 2)
     # A lone odd tail, then tails that hear the current language again: no switch.
     smoother = Smoother(N_LABELS)
     for t in (3.0, 4.0, 5.0):
         smoother.update(t, pure(0), window_s=3.0, segment_start_s=0.0, hop_s=1.0)
-    for t, tail in ((5.25, pure(2)), (5.75, pure(0)), (6.25, pure(2))):
+    for t, tail in ((5.25, CLEAR_TAIL_2), (5.75, pure(0)), (6.25, CLEAR_TAIL_2)):
         decision = smoother.update(
             t, leaning_a, window_s=3.0, segment_start_s=0.0, confirm=tail, hop_s=0.5
         )
@@ -526,11 +531,38 @@ def test_a_window_that_still_names_the_language_clearly_outweighs_a_row_of_tails
     changed = []
     for t in (5.25, 5.5, 5.75):
         decision = smoother.update(
-            t, window, window_s=3.0, segment_start_s=0.0, confirm=pure(2), hop_s=0.25
+            t, window, window_s=3.0, segment_start_s=0.0, confirm=CLEAR_TAIL_2, hop_s=0.25
         )
         if decision.change:
             changed.append((t, decision.change.previous, decision.change.current))
     assert changed == switched
+
+
+@pytest.mark.parametrize("window_share_of_newcomer", [0.4, 0.2])
+def test_one_tail_that_names_a_newcomer_surely_switches_at_once(window_share_of_newcomer):
+    """With `sure_tail` (0.8), a tail, all recent speech, that names a newcomer surely (0.9)
+    switches on that one look, even while the whole window, mostly older speech, still names
+    the current language: the second look would cost half a second of speech at every switch.
+    The switch is placed within the tail, not at the window's start."""
+    smoother = settled_on_language_0()
+    smoother.settings = SmootherSettings(sure_tail=0.8)
+    window = (1.0 - window_share_of_newcomer) * pure(0) + window_share_of_newcomer * pure(2)
+    decision = smoother.update(
+        5.25, window, window_s=3.0, segment_start_s=0.0, confirm=pure(2), hop_s=0.25
+    )
+    assert decision.change == Change(0, 2, 5.25 - 1.5)
+    assert decision.current == 2 and decision.confidence == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize(("sure_tail", "tail_p"), [(0.8, 0.7), (1.0, 1.0)])
+def test_a_tail_below_sure_tail_waits_for_a_second_look(sure_tail, tail_p):
+    smoother = settled_on_language_0()
+    smoother.settings = SmootherSettings(sure_tail=sure_tail)
+    window = 0.6 * pure(0) + 0.4 * pure(2)
+    decision = smoother.update(
+        5.25, window, window_s=3.0, segment_start_s=0.0, confirm=pure(2, tail_p), hop_s=0.25
+    )
+    assert decision.change is None and smoother.current == 0
 
 
 def test_tails_that_name_nobody_clearly_make_no_row():

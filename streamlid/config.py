@@ -455,7 +455,11 @@ def _check_range(
     need(0.0 < cfg.smoothing <= 60.0, "smoothing", "use more than 0 and at most 60 seconds")
     need(0.0 <= cfg.min_confidence <= 1.0, "min_confidence", "use 0 to 1")
     need(0.0 <= cfg.min_margin <= 1.0, "min_margin", "use 0 to 1")
-    need(cfg.min_confidence <= cfg.sure_tail <= 1.0, "sure_tail", "use min_confidence to 1")
+    need(
+        cfg.min_confidence <= cfg.sure_tail <= 1.0,
+        "sure_tail",
+        f"use min-confidence ({cfg.min_confidence}) up to 1 (1: off)",
+    )
     need(0.0 <= cfg.min_dwell <= 60.0, "min_dwell", "use 0 to 60 seconds")
     need(
         cfg.window + 1.0 <= cfg.ring_seconds <= 3600.0,

@@ -329,3 +329,13 @@ def test_a_window_the_ring_cannot_hold_is_said_of_the_window(tmp_path):
     config.write_text("ring-seconds = 10\n")
     with pytest.raises(ConfigError, match=r"window = 12.0 .*ring-seconds = 10.0.* at most 9.0 s"):
         load_config(config, {"window": 12.0})
+
+
+@pytest.mark.parametrize("sure_tail", [0.3, 1.5])
+def test_a_sure_tail_below_the_bar_for_naming_a_language_is_refused(sure_tail):
+    """A tail 'sure' at less than it takes to name a language at all would switch on murkier
+    evidence than a first answer needs: refused, with the range that follows the user's own
+    min-confidence."""
+    with pytest.raises(ConfigError, match=rf"^sure-tail = {sure_tail} .*min-confidence \(0.4\)"):
+        load_config(None, {"sure_tail": sure_tail, "min_confidence": 0.4})
+    assert load_config(None, {"sure_tail": 0.4, "min_confidence": 0.4}).sure_tail == 0.4

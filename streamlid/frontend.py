@@ -22,7 +22,7 @@ import numpy as np
 from .audio import SAMPLE_RATE_HZ
 from .config import Config
 from .events import Event, Level, Notice, SpeechChange, StreamEnded
-from .gate import GatedFrame, SpeechTrack, build_gate, gate_settings
+from .gate import SILENCE_DBFS, GatedFrame, SpeechTrack, build_gate, gate_settings, quiet_advice
 from .scheduler import hop_settings, on_file_schedule
 from .stream import StreamState
 from .threads import join_thread
@@ -33,6 +33,9 @@ READ_BLOCK_S = 0.1
 LEVEL_EVERY_S = 0.1  # meter refresh, wall time
 NOTICE_EVERY_S = 5.0  # at most one overflow warning per stream this often
 NONFINITE = "input contains NaN/Inf samples; they are treated as silence"
+# A stream with no speech this far in (stream time) is checked once for being too quiet: a
+# laptop mic with its gain down hears nothing, and the view shows only an idle meter.
+QUIET_CHECK_S = 10.0
 
 
 class Resampler:
@@ -93,6 +96,9 @@ class StreamFrontend:
         self._last_level_at = 0.0
         self._last_notice_at = -NOTICE_EVERY_S
         self._nonfinite_warned = False
+        self._loudest_dbfs = SILENCE_DBFS  # until the quiet check: the loudest frame so far
+        self._heard_speech = False
+        self._quiet_checked = False
         self._thread = threading.Thread(target=self._main, name=f"frontend-{state.name}")
 
     def start(self) -> None:
@@ -181,6 +187,8 @@ class StreamFrontend:
                 self._speech = frame.speech
                 self._publish(SpeechChange(name, frame.start_index / SAMPLE_RATE_HZ, frame.speech))
             self._level_frames.append(frame.level_dbfs)
+            self._loudest_dbfs = max(self._loudest_dbfs, frame.level_dbfs)
+            self._heard_speech = self._heard_speech or frame.speech
             self._track.add(frame)
             self._speech_prob = frame.speech_prob
             ready = True
@@ -191,6 +199,8 @@ class StreamFrontend:
             windows = self._windower.feed(frame.start_index, frame.samples, frame.speech, ready)
             for window in windows:
                 self._queue(window)
+        if not self._quiet_checked and self._index >= QUIET_CHECK_S * SAMPLE_RATE_HZ:
+            self._check_quiet()
         now = time.monotonic()
         if frames and now - self._last_level_at >= LEVEL_EVERY_S:
             self._last_level_at = now
@@ -200,6 +210,17 @@ class StreamFrontend:
             self._level_frames.clear()
         elif len(self._level_frames) > 100:
             del self._level_frames[:-10]
+
+    def _check_quiet(self) -> None:
+        """Once: a stream with no speech so far that is quiet next to the energy floor is said
+        to be, with what to change (`identify` says the same of a quiet file)."""
+        self._quiet_checked = True
+        advice = quiet_advice(self._loudest_dbfs, self._cfg.energy_floor)
+        if advice is not None and not self._heard_speech:
+            self._notice(
+                "warning",
+                f"no speech in the first {QUIET_CHECK_S:g} s, and {advice}, or turn the input up",
+            )
 
     def _queue(self, window: Window) -> None:
         window = self._track.measured(window)

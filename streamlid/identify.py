@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -25,7 +24,7 @@ from .audio.source import Source
 from .config import Config
 from .errors import AudioSourceError
 from .frontend import NONFINITE, Resampler
-from .gate import SILENCE_DBFS, SpeechTrack, admitted, build_gate, gate_settings
+from .gate import SILENCE_DBFS, SpeechTrack, admitted, build_gate, gate_settings, quiet_advice
 from .languages import language_name
 from .smoothing import clear_lead
 from .windows import Windower
@@ -33,10 +32,6 @@ from .windows import Windower
 READ_BLOCK_S = 0.5  # no live view to feed: large reads, little Python per second of audio
 RING_S = 10.0  # a file source waits for room, so this bounds memory, not what is kept
 SOURCE_JOIN_S = 2.0
-# A file whose loudest frame is this close to --energy-floor has its speech mostly below it:
-# speech peaks some 15 dB above its syllables' tails and the pauses between words.
-QUIET_MARGIN_DB = 15.0
-MIN_FLOOR_DBFS = -100  # the lowest --energy-floor allowed
 
 
 @dataclass
@@ -243,13 +238,5 @@ def no_answer(tally: FileTally, config: Config) -> str:
             f"too little speech in one stretch ({speech_s:.1f} s in all; --min-speech is "
             f"{min_speech_s:g} s)"
         )
-    if SILENCE_DBFS < tally.loudest_dbfs < config.energy_floor + QUIET_MARGIN_DB:
-        # A floor as far below the loudest frame as a normal recording's is below its own;
-        # webrtcvad has a floor of its own too (speech at -60 dBFS passed silero alone).
-        floor_dbfs = max(MIN_FLOOR_DBFS, 10 * math.floor((tally.loudest_dbfs - 30) / 10))
-        why += (
-            f"; the audio is quiet (its loudest is {tally.loudest_dbfs:.0f} dBFS, and "
-            f"--energy-floor is {config.energy_floor:g} dBFS): try --energy-floor "
-            f"{floor_dbfs} --vad-engine silero"
-        )
-    return why
+    advice = quiet_advice(tally.loudest_dbfs, config.energy_floor)
+    return why if advice is None else f"{why}; {advice}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import threading
 import time
@@ -27,6 +28,7 @@ from streamlid.events import (
     StreamStarted,
     Summary,
 )
+from streamlid.frontend import QUIET_CHECK_S
 from streamlid.sinks import JsonlSink
 from streamlid.smoothing import SmootherSettings
 
@@ -324,3 +326,39 @@ def test_every_stream_smooths_with_the_configured_settings(espeak, classifier):
     assert state.smoother.settings == SmootherSettings(
         time_constant_s=2.0, min_confidence=0.6, min_margin=0.3, min_dwell_s=2.5, sure_tail=0.85
     )
+
+
+@pytest.mark.parametrize("peak_dbfs", [-45.0, -10.0, None])
+def test_a_stream_too_quiet_for_the_gate_is_said_to_be_once(
+    espeak, classifier, tmp_path, peak_dbfs
+):
+    """Speech under --energy-floor is never speech: a laptop mic with its gain down showed an
+    idle meter and nothing else. Ten seconds in, a stream with no speech that is quiet next
+    to the floor gets one warning with the level and the options, and they then hear it;
+    loud speech, and digital silence (nothing to turn up), get none."""
+    speech = espeak.samples("en")
+    repeats = math.ceil(2 * QUIET_CHECK_S * SAMPLE_RATE_HZ / len(speech))
+    if peak_dbfs is None:
+        audio = np.zeros(repeats * len(speech), np.float32)
+    else:
+        audio = np.tile(speech / np.abs(speech).max() * 10 ** (peak_dbfs / 20), repeats)
+    path = tmp_path / "input.wav"
+    write_wav(path, audio)
+
+    def quiet_notices(**overrides: object) -> tuple[list[str], ListSink]:
+        sink = ListSink()
+        make_engine([path], classifier, [sink], **overrides).run()
+        notices = [n.message for n in sink.of_type(Notice) if "no speech in the first" in n.message]
+        return notices, sink
+
+    notices, sink = quiet_notices()
+    if peak_dbfs != -45.0:
+        assert notices == []
+        return
+    (notice,) = notices
+    assert "--energy-floor is -50 dBFS" in notice
+    assert not any(e.speech for e in sink.of_type(SpeechChange))
+    advice = notice.split("try ")[1].split(",")[0].split()
+    assert advice[:1] == ["--energy-floor"] and advice[2:3] == ["--vad-engine"]
+    notices, sink = quiet_notices(energy_floor=float(advice[1]), vad_engine=advice[3])
+    assert notices == [] and any(e.speech for e in sink.of_type(SpeechChange))

@@ -21,6 +21,7 @@ is the one rule for whether that is enough to classify it.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
@@ -49,10 +50,15 @@ __all__ = [
     "build_gate",
     "gate_settings",
     "level_dbfs",
+    "quiet_advice",
 ]
 
 SILENCE_DBFS = -120.0  # level reported for digital silence (log of zero)
 SILERO_ONSET_PAD_S = 0.06  # frames held back and let in when silero hears speech begin
+# Audio whose loudest frame is this close to --energy-floor has its speech mostly below it:
+# speech peaks some 15 dB above its syllables' tails and the pauses between words.
+QUIET_MARGIN_DB = 15.0
+MIN_FLOOR_DBFS = -100  # the lowest --energy-floor to suggest
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,21 @@ class GatedFrame:
     voiced: bool  # the detector's decision (with hysteresis) on this frame, no hangover
     level_dbfs: float
     speech_prob: float  # the detector's probability (0 below the energy floor)
+
+
+def quiet_advice(loudest_dbfs: float, energy_floor_dbfs: float) -> str | None:
+    """For audio whose loudest frame is `loudest_dbfs`: when it is quiet next to the energy
+    floor (frames below it are never speech), that it is and what to change; else None.
+    `identify` and the live front end both say it."""
+    if not SILENCE_DBFS < loudest_dbfs < energy_floor_dbfs + QUIET_MARGIN_DB:
+        return None
+    # A floor as far below the loudest frame as a normal recording's is below its own;
+    # webrtcvad has a floor of its own too (speech at -60 dBFS passed silero alone).
+    floor_dbfs = max(MIN_FLOOR_DBFS, 10 * math.floor((loudest_dbfs - 30) / 10))
+    return (
+        f"the audio is quiet (its loudest is {loudest_dbfs:.0f} dBFS, and --energy-floor is "
+        f"{energy_floor_dbfs:g} dBFS): try --energy-floor {floor_dbfs} --vad-engine silero"
+    )
 
 
 def level_dbfs(samples: np.ndarray) -> float:

@@ -72,8 +72,8 @@ class SpeechChange:
 
 @dataclass(frozen=True)
 class StreamEnded:
-    """The stream's input ended (a file read to its end): no audio after `t_s`. Answers for its
-    last windows may still follow. Not sent when the run is stopped."""
+    """The stream's input ended (a file read to its end, a feed given up on): no audio after
+    `t_s`, and the model has answered its last windows. Not sent when the run is stopped."""
 
     stream: str
     t_s: float

@@ -156,6 +156,7 @@ class StreamNow:
     feed_state: str
     feed_reason: str
     feed_down_since_wall: float | None
+    ended: bool
 
 
 @dataclass
@@ -260,6 +261,9 @@ class StreamsReducer:
                 s.started_wall = self._clock()
             elif isinstance(event, StreamEnded):
                 s.ended = True
+                # A feed given up on: its outage ends with it, not at the run's end.
+                s.outage_s += self._down_for_s(s)
+                s.down_since_wall = None
 
     def close(self) -> None:
         pass
@@ -406,6 +410,7 @@ class StreamsReducer:
                     feed_state=s.feed_state,
                     feed_reason=s.feed_reason,
                     feed_down_since_wall=s.down_since_wall,
+                    ended=s.ended,
                 )
                 for name, s in self._streams.items()
                 if stream is None or name == stream

@@ -164,6 +164,8 @@ class StreamSummary:
     hop_mean_s: float | None = None  # effective hop: mean speech between classified windows
     outage_s: float = 0.0  # network feeds: seconds without audio between drops and recoveries
     reconnects: int = 0  # network feeds: recoveries after a drop or stall
+    never_connected: bool = False  # network feeds: down from the start, no audio ever came
+    down_reason: str = ""  # network feeds: why it was last down ("" if it never was)
 
 
 @dataclass(frozen=True)

@@ -473,7 +473,10 @@ def summary_lines(summary: Summary) -> list[str]:
             lines.append(
                 f"    {count_of(s.windows, 'window')}, hop {s.hop_mean_s:.2f} s on average"
             )
-        if s.reconnects or s.outage_s:
+        if s.never_connected:
+            why = f" ({s.down_reason})" if s.down_reason else ""
+            lines.append(f"    feed: never connected{why}")
+        elif s.reconnects or s.outage_s:
             lines.append(
                 f"    feed: {count_of(s.reconnects, 'reconnect')}, {s.outage_s:.1f} s without audio"
             )

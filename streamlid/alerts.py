@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .config import AlertSettings
-from .events import Event, StreamAlert
+from .events import ALERT_ENDED, Event, StreamAlert
 from .languages import language_name
 from .streams import StreamNow, StreamsReducer
 
@@ -96,19 +96,13 @@ class AlertWatch:
             active = self._active.pop((f.stream, kind), None)
             if active is None:
                 continue
-            now = (
-                self._clock()
-                if kind == DOWN
-                else (f.answered_s if kind == UNEXPECTED else f.heard_s)
+            t_s = f.answered_s if kind == UNEXPECTED else f.heard_s  # as `_update` says it
+            lasted_s = max(0.0, (self._clock() if kind == DOWN else t_s) - active.onset)
+            message = f"{ALERT_ENDED} ({kind} for {lasted_s:.0f} s)"
+            alert = StreamAlert(
+                f.stream, round(t_s, 3), kind, False, message, active.language, round(lasted_s, 3)
             )
-            lasted_s = max(0.0, now - active.onset)
-            t_s = round(f.answered_s if kind == UNEXPECTED else f.heard_s, 3)
-            message = f"stream ended ({kind} for {lasted_s:.0f} s)"
-            self._publish(
-                StreamAlert(
-                    f.stream, t_s, kind, False, message, active.language, round(lasted_s, 3)
-                )
-            )
+            self._publish(alert)
 
     def _update(
         self, f: StreamNow, kind: str, holds: bool, onset: float, now: float, after_s: float

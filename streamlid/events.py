@@ -129,6 +129,9 @@ class FeedState:
     outage_s: float  # seconds without audio so far (recovered, connected: the whole outage)
 
 
+ALERT_ENDED = "stream ended"  # how a StreamAlert's message begins when the stream's end cleared it
+
+
 @dataclass(frozen=True)
 class StreamAlert:
     """An alert condition began (`active`) or ended (recovered) on one stream.

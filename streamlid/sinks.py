@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from .errors import ConfigError, OutputError
 from .events import (
+    ALERT_ENDED,
     Event,
     FeedState,
     LanguageChange,
@@ -393,6 +394,8 @@ class PlainPrinter:
             )
         elif isinstance(event, StreamAlert):
             what = "ALERT" if event.active else "recovered"
+            if not event.active and event.message.startswith(ALERT_ENDED):
+                what = "cleared"  # not recovered: the stream ended with it
             lines.append(
                 f"[{event.stream}] {event.t_s:7.1f}s  {what} {event.kind}: {event.message}"
             )

@@ -3,6 +3,7 @@ hears them (rate-limited, bounded, its failure a warning)."""
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import time
@@ -25,6 +26,7 @@ from streamlid.events import (
     StreamEnded,
 )
 from streamlid.onalert import AlertCommand, parse_command
+from streamlid.sinks import PlainPrinter
 from streamlid.streams import StreamsReducer
 
 
@@ -176,6 +178,9 @@ def test_an_ended_stream_clears_its_alerts_and_raises_none_after():
     assert scraped[("a", UNEXPECTED)] == 0.0 and scraped[("b", DOWN)] == 0.0
     # The given-up feed's outage ended with it: it does not grow with the run's wall time.
     assert rig.figures.figures("b")[0].outage_s == pytest.approx(6.0)
+    out = io.StringIO()
+    PlainPrinter(out).handle(cleared[1])  # the log says so: not "recovered", it never was
+    assert "cleared down: stream ended (down for 6 s)" in out.getvalue()
 
 
 def test_alerts_from_a_sink_reach_every_sink_through_the_bus():

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .config import AlertSettings
-from .events import Event, StreamAlert
+from .events import ALERT_ENDED, Event, StreamAlert
 from .languages import language_name
 from .streams import StreamNow, StreamsReducer
 
@@ -68,6 +68,9 @@ class AlertWatch:
         pass
 
     def _check(self, f: StreamNow) -> None:
+        if f.ended:
+            self._clear_ended(f)
+            return
         settings = self.settings(f.stream)
         if settings.expected_languages and settings.unexpected_after_s > 0:
             expected = {code.casefold() for code in settings.expected_languages}
@@ -85,6 +88,21 @@ class AlertWatch:
             down = f.feed_down_since_wall is not None
             onset = f.feed_down_since_wall if f.feed_down_since_wall is not None else 0.0
             self._update(f, DOWN, down, onset, self._clock(), settings.down_after_s)
+
+    def _clear_ended(self, f: StreamNow) -> None:
+        """A stream that ended (its last answer in) holds no alert: nothing it still measures
+        can end one, so each would read as active for ever (in the metrics, to Alertmanager)."""
+        for kind in KINDS:
+            active = self._active.pop((f.stream, kind), None)
+            if active is None:
+                continue
+            t_s = f.answered_s if kind == UNEXPECTED else f.heard_s  # as `_update` says it
+            lasted_s = max(0.0, (self._clock() if kind == DOWN else t_s) - active.onset)
+            message = f"{ALERT_ENDED} ({kind} for {lasted_s:.0f} s)"
+            alert = StreamAlert(
+                f.stream, round(t_s, 3), kind, False, message, active.language, round(lasted_s, 3)
+            )
+            self._publish(alert)
 
     def _update(
         self, f: StreamNow, kind: str, holds: bool, onset: float, now: float, after_s: float

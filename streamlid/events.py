@@ -72,8 +72,8 @@ class SpeechChange:
 
 @dataclass(frozen=True)
 class StreamEnded:
-    """The stream's input ended (a file read to its end): no audio after `t_s`. Answers for its
-    last windows may still follow. Not sent when the run is stopped."""
+    """The stream's input ended (a file read to its end, a feed given up on): no audio after
+    `t_s`, and the model has answered its last windows. Not sent when the run is stopped."""
 
     stream: str
     t_s: float
@@ -129,6 +129,9 @@ class FeedState:
     outage_s: float  # seconds without audio so far (recovered, connected: the whole outage)
 
 
+ALERT_ENDED = "stream ended"  # how a StreamAlert's message begins when the stream's end cleared it
+
+
 @dataclass(frozen=True)
 class StreamAlert:
     """An alert condition began (`active`) or ended (recovered) on one stream.
@@ -164,6 +167,8 @@ class StreamSummary:
     hop_mean_s: float | None = None  # effective hop: mean speech between classified windows
     outage_s: float = 0.0  # network feeds: seconds without audio between drops and recoveries
     reconnects: int = 0  # network feeds: recoveries after a drop or stall
+    never_connected: bool = False  # network feeds: down from the start, no audio ever came
+    down_reason: str = ""  # network feeds: why it was last down ("" if it never was)
 
 
 @dataclass(frozen=True)

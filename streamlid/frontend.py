@@ -121,6 +121,9 @@ class StreamFrontend:
             if self._speech:
                 self._publish(SpeechChange(self.state.name, self.state.ended_at_s, False))
             if input_ended:  # views show an ended stream as ended, not as listening
+                # After its last answer, so the end is final: the alerts clear on it, and no
+                # late answer raises one again on a stream nobody listens to any more.
+                self._queues.wait_idle(self.state.name, self._stop)
                 self._publish(StreamEnded(self.state.name, self.state.ended_at_s))
 
     def _run(self) -> bool:

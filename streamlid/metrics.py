@@ -9,7 +9,8 @@ loads) and serves on one thread that the supervisor starts and stops.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
@@ -28,6 +29,10 @@ from .streams import LATENCY_BUCKETS_S, StreamsReducer
 from .threads import join_thread
 
 POLL_S = 0.2  # how often the server thread looks at its stop flag
+METRICS_PATH = "/metrics"  # where Prometheus looks by default
+INDEX_HTML = b'<html><body><a href="/metrics">/metrics</a></body></html>\n'
+
+Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class _Quiet(WSGIRequestHandler):
@@ -109,13 +114,43 @@ class StreamsCollector:
         yield from (classified, skipped, latency)
 
 
+def routed(metrics_app: Wsgi) -> Wsgi:
+    """The library's app (content negotiation, gzip, `name[]` filters, its 405 to other
+    methods) on /metrics only: it answers every path with the metrics, for backwards
+    compatibility, so a typo in a scrape config or a scanner's probe read as a good target.
+    / lists /metrics, as exporters' landing pages do; any other path is 404. HEAD is answered
+    as GET without the body (the library refuses it), so health checks and `curl -I` work."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ["REQUEST_METHOD"] == "HEAD":
+            got: list[Any] = []
+            body = b"".join(app({**environ, "REQUEST_METHOD": "GET"}, lambda *a: got.extend(a)))
+            status, headers = got[0], list(got[1])
+            if not any(name.lower() == "content-length" for name, _ in headers):
+                headers.append(("Content-Length", str(len(body))))
+            start_response(status, headers)
+            return []
+        path = environ.get("PATH_INFO", "")
+        if path == METRICS_PATH:
+            return metrics_app(environ, start_response)
+        if path == "/" and environ["REQUEST_METHOD"] == "GET":
+            start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+            return [INDEX_HTML]
+        if path == "/":
+            return metrics_app(environ, start_response)  # its 405 to other methods, OPTIONS
+        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+        return [f"# HTTP 404: {path} not found; the metrics are at {METRICS_PATH}\n".encode()]
+
+    return app
+
+
 class MetricsServer:
     """ThreadOwner: serves /metrics until stopped."""
 
     def __init__(self, figures: StreamsReducer, host: str, port: int) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(StreamsCollector(figures))
-        app = make_wsgi_app(self.registry)
+        app = routed(make_wsgi_app(self.registry))
         server_class = ThreadingWSGIServer
         if ":" in host:  # an IPv6 address
             import socket

@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from .errors import ConfigError, OutputError
 from .events import (
+    ALERT_ENDED,
     Event,
     FeedState,
     LanguageChange,
@@ -393,6 +394,8 @@ class PlainPrinter:
             )
         elif isinstance(event, StreamAlert):
             what = "ALERT" if event.active else "recovered"
+            if not event.active and event.message.startswith(ALERT_ENDED):
+                what = "cleared"  # not recovered: the stream ended with it
             lines.append(
                 f"[{event.stream}] {event.t_s:7.1f}s  {what} {event.kind}: {event.message}"
             )
@@ -473,7 +476,10 @@ def summary_lines(summary: Summary) -> list[str]:
             lines.append(
                 f"    {count_of(s.windows, 'window')}, hop {s.hop_mean_s:.2f} s on average"
             )
-        if s.reconnects or s.outage_s:
+        if s.never_connected:
+            why = f" ({s.down_reason})" if s.down_reason else ""
+            lines.append(f"    feed: never connected{why}")
+        elif s.reconnects or s.outage_s:
             lines.append(
                 f"    feed: {count_of(s.reconnects, 'reconnect')}, {s.outage_s:.1f} s without audio"
             )

@@ -52,6 +52,15 @@ RECENT_MAX = 4096  # ... and at most this many answers
 LATENCY_BUCKETS_S = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+def short_reason(reason: str, names: tuple[str, ...]) -> str:
+    """A feed's reason without the URL that ffmpeg puts before it (the summary names the
+    stream already): "Server returned 404 Not Found"."""
+    for name in names:
+        if name and reason.startswith(name + ": "):
+            return reason[len(name) + 2 :]
+    return reason
+
+
 def percentile(sorted_values: list[float], q: float) -> float:
     """Linear interpolation between closest ranks (numpy's default), on a sorted list."""
     if len(sorted_values) == 1:
@@ -156,6 +165,7 @@ class StreamNow:
     feed_state: str
     feed_reason: str
     feed_down_since_wall: float | None
+    ended: bool
 
 
 @dataclass
@@ -205,6 +215,8 @@ class _Stream:
     ended: bool = False
     feed_state: str = ""
     down_since_wall: float | None = None
+    connected: bool = False  # a feed that delivered audio at least once
+    down_reason: str = ""  # why the feed last went down (its "disconnected" reason)
     reconnects: int = 0
     outage_s: float = 0.0  # closed outages (the one still going on: since down_since_wall)
     feed_reason: str = ""
@@ -260,6 +272,9 @@ class StreamsReducer:
                 s.started_wall = self._clock()
             elif isinstance(event, StreamEnded):
                 s.ended = True
+                # A feed given up on: its outage ends with it, not at the run's end.
+                s.outage_s += self._down_for_s(s)
+                s.down_since_wall = None
 
     def close(self) -> None:
         pass
@@ -360,6 +375,8 @@ class StreamsReducer:
 
     def _feed(self, s: _Stream, event: FeedState) -> None:
         self._advance(s, event.t_s)
+        if event.state == "disconnected":
+            s.down_reason = short_reason(event.reason, (s.name, s.source))
         if event.state in ("disconnected", "retrying"):
             if s.down_since_wall is None:
                 # Down since the audio stopped (a stall is seen only after stall_timeout; a
@@ -368,6 +385,7 @@ class StreamsReducer:
         else:
             if event.state == "recovered":
                 s.reconnects += 1
+            s.connected = True
             # The outage that ends here ("connected": a feed down from its start, or 0); at
             # least what the figures said of it while it went on, so their total never falls.
             s.outage_s += max(0.0, event.outage_s, self._down_for_s(s))
@@ -406,6 +424,7 @@ class StreamsReducer:
                     feed_state=s.feed_state,
                     feed_reason=s.feed_reason,
                     feed_down_since_wall=s.down_since_wall,
+                    ended=s.ended,
                 )
                 for name, s in self._streams.items()
                 if stream is None or name == stream
@@ -505,6 +524,8 @@ class StreamsReducer:
             hop_mean_s=round(s.hop_sum_s / s.hop_n, 3) if s.hop_n else None,
             outage_s=round(s.outage_s + self._down_for_s(s), 3),
             reconnects=s.reconnects,
+            never_connected=bool(s.feed_state) and not s.connected,
+            down_reason=s.down_reason,
         )
 
     def segments(self) -> list[Segment]:

@@ -50,6 +50,8 @@ class LoopbackFeed:
     no length), "cut-ranges" (the length of them all, then only the first half, from a server
     that answers a range request `bytes=N-` with 206 and the rest: a dropped download that can
     be resumed; `ranges` lists each request's N, None for a request without one),
+    "cut-wrong-ranges" (the same cut, from a server that advertises ranges but answers a
+    request for the rest with 200 and the whole file again),
     "live-length" (live, but with a length it never reaches, 2147483647, and Accept-Ranges,
     as some stream servers send; range requests are ignored, and each connection is cut after
     `cut_after_s` of audio).
@@ -142,7 +144,7 @@ class LoopbackFeed:
             if self.mode == "chunked":
                 self._send_chunked(sock)
                 return
-            if self.mode == "cut-ranges":
+            if self.mode in ("cut-ranges", "cut-wrong-ranges"):
                 self._send_range(sock, request)
                 return
             sized = self.mode in ("file", "cut")
@@ -174,7 +176,7 @@ class LoopbackFeed:
         length = len(self.data)
         with self._lock:
             self.ranges.append(start)
-        if start is None:
+        if start is None or (start and self.mode == "cut-wrong-ranges"):
             head = f"HTTP/1.1 200 OK\r\nContent-Length: {length}\r\n"
             start = 0
         else:

@@ -3,6 +3,7 @@ hears them (rate-limited, bounded, its failure a warning)."""
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import time
@@ -22,8 +23,10 @@ from streamlid.events import (
     Prediction,
     SpeechChange,
     StreamAlert,
+    StreamEnded,
 )
 from streamlid.onalert import AlertCommand, parse_command
+from streamlid.sinks import PlainPrinter
 from streamlid.streams import StreamsReducer
 
 
@@ -135,6 +138,49 @@ def test_a_feed_down_alerts_in_wall_time_on_the_tick():
     rig.clock.now += 5.0
     rig.send(FeedState("a", 10.0, "recovered", "", 3, 26.5))
     assert [(a.kind, a.active) for a in rig.alerts] == [(DOWN, True), (DOWN, False)]
+
+
+def test_an_ended_stream_clears_its_alerts_and_raises_none_after():
+    """A file that ended in French, a feed given up on while down: nothing they measure can
+    end their alerts, so each held for ever (in the metrics, for Alertmanager) while the run
+    went on with its other streams. They clear at the end, and no tick raises one again."""
+    from streamlid.metrics import StreamsCollector
+
+    rig = Rig(AlertSettings(expected_languages=("eng",), unexpected_after_s=5.0, down_after_s=5.0))
+    rig.send(prediction(10.0, "fra"))
+    rig.send(LanguageChange("a", 10.0, 2.0, None, "fra", "French", 0.9))
+    rig.send(FeedState("b", 0.0, "disconnected", "connection refused", 0, 0.0))
+    rig.clock.now += 6.0
+    rig.watch.tick()
+    assert [(a.stream, a.kind, a.active) for a in rig.alerts] == [
+        ("a", UNEXPECTED, True),
+        ("b", DOWN, True),
+    ]
+    rig.send(StreamEnded("a", 10.0))
+    rig.send(StreamEnded("b", 0.0))
+    cleared = rig.alerts[2:]
+    assert [(a.stream, a.kind, a.active) for a in cleared] == [
+        ("a", UNEXPECTED, False),
+        ("b", DOWN, False),
+    ]
+    assert all("stream ended" in a.message for a in cleared)
+    assert cleared[0].language == "fra" and cleared[0].duration_s == pytest.approx(8.0)
+    assert cleared[1].duration_s == pytest.approx(6.0)
+    rig.clock.now += 600.0
+    rig.watch.tick()
+    assert len(rig.alerts) == 4  # an ended feed is not down again
+    scraped = {
+        (sample.labels["stream"], sample.labels["kind"]): sample.value
+        for family in StreamsCollector(rig.figures).collect()
+        if family.name == "streamlid_alert_active"
+        for sample in family.samples
+    }
+    assert scraped[("a", UNEXPECTED)] == 0.0 and scraped[("b", DOWN)] == 0.0
+    # The given-up feed's outage ended with it: it does not grow with the run's wall time.
+    assert rig.figures.figures("b")[0].outage_s == pytest.approx(6.0)
+    out = io.StringIO()
+    PlainPrinter(out).handle(cleared[1])  # the log says so: not "recovered", it never was
+    assert "cleared down: stream ended (down for 6 s)" in out.getvalue()
 
 
 def test_alerts_from_a_sink_reach_every_sink_through_the_bus():

@@ -636,6 +636,9 @@ def test_plain_lines_sent_to_a_file_still_say_a_failure_on_the_terminal(tiny_mod
     assert len(said) == 1 and "gave up after 1 reconnect attempt" in said[0], result.stderr
     assert said[0] in result.stdout.splitlines()  # the log has it too
     assert "Summary" not in result.stderr  # only what went wrong is repeated
+    # Its summary says it never came up, and why: not "0 reconnects", as if it had run well.
+    assert "feed: never connected (Connection refused)" in result.stdout, result.stdout
+    assert "reconnect," not in result.stdout
 
 
 def test_a_file_name_that_is_not_utf8_is_read_and_reported(

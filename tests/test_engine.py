@@ -85,6 +85,9 @@ def test_run_to_end_of_input_finishes_by_itself(espeak, classifier, tmp_path):
     # the file's end is an event (views show the stream as ended), once, where the audio ended
     (ended,) = [line for line in lines if line["type"] == "ended"]
     assert ended["t_s"] == pytest.approx(summary.streams[0].duration_s, abs=0.05)
+    # ... after its last answer: the alerts clear on it for good (the reader runs ahead)
+    last_answer = max(i for i, line in enumerate(lines) if line["type"] == "prediction")
+    assert lines.index(ended) > last_answer
     assert engine_threads_alive() == []
     assert [t.name for t in set(threading.enumerate()) - before if not t.daemon] == []
 

@@ -587,6 +587,26 @@ def test_a_file_cut_short_by_a_server_without_ranges_ends_there_with_a_warning(
 
 
 @needs_ffmpeg
+def test_a_cut_file_whose_server_answers_ranges_wrongly_ends_without_waiting_for_a_stall(
+    classifier, feed_mp3
+):
+    """A server that advertises ranges but answers a request for the rest with the whole file
+    again: ffmpeg failed each try and tried again after 1, 3, 7 … s, so the feed sat through
+    the whole --stall-timeout (here 60 s) before the cut was said. It ends after two tries."""
+    data = feed_mp3.read_bytes()
+    whole_s = probe_duration_s(feed_mp3)
+    with LoopbackFeed(data, mode="cut-wrong-ranges") as feed:
+        overrides = {**FAST_RETRY, "stall_timeout": 60.0}
+        sink = run_to_end([feed.url], classifier, 30.0, **overrides)
+    assert sink.summary.reason == "end of input"
+    assert feed.ranges[1:] and set(feed.ranges[1:]) == {len(data) // 2}  # it did try
+    duration_s = sink.summary.streams[0].duration_s
+    assert 0.3 * whole_s < duration_s < 0.6 * whole_s, (duration_s, whole_s)  # heard once
+    (notice,) = sink.of_type(Notice)
+    assert "resuming it with a range request failed" in notice.message
+
+
+@needs_ffmpeg
 def test_an_upper_case_scheme_is_read_like_a_lower_case_one(classifier, feed_mp3):
     """URL schemes are case-insensitive: `HTTP://` is fetched like `http://`, not handed to
     ffmpeg as a file name that can never open (and then retried forever)."""

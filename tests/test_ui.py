@@ -583,6 +583,26 @@ def test_summary_captions_wrap_at_the_terminal_not_at_the_table():
     assert any(line.endswith("lost: audio dropped by lagging") for line in lines), lines
 
 
+def test_a_feed_that_never_connected_is_summed_up_as_such_not_as_zero_reconnects():
+    refused = StreamSummary(
+        "radio", "http://x/radio.mp3", 0.0, 0.0, {}, 0, 0, 0, 0.0, None, None, (),
+        outage_s=12.0, never_connected=True, down_reason="Server returned 404 Not Found",
+    )  # fmt: skip
+    fine = StreamSummary("mic", "mic", 6.0, 4.0, {"eng": 4.0}, 1, 4, 0, 0.0, 0.1, 0.2, ())
+    summary = Summary((refused, fine), 12.5, "interrupted")
+    text = "\n".join(summary_lines(summary))
+    assert "radio: 0.0 s audio" in text
+    assert "feed: never connected (Server returned 404 Not Found)" in text
+    assert "reconnect" not in text
+    console = Console(record=True, width=140, file=io.StringIO())
+    for renderable in summary_renderables(summary):
+        console.print(renderable)
+    text = console.export_text()
+    rows = [line for line in text.splitlines() if line.lstrip().startswith("radio ")]
+    assert any("never connected (Server returned 404 Not Found)" in row for row in rows), text
+    assert not any("0×" in row for row in rows), text
+
+
 def test_plain_summary_counts_in_the_singular_and_the_plural():
     one = StreamSummary("mic", "mic", 6.0, 4.0, {"eng": 4.0}, 1, 1, 1, 0.5, 0.1, 0.2, ())
     two = StreamSummary("mic", "mic", 6.0, 4.0, {"eng": 4.0}, 2, 2, 2, 0.5, 0.1, 0.2, ())

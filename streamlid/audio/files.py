@@ -60,6 +60,12 @@ SHORT_TOLERANCE_FRACTION = 0.01
 # data size: not a promise.
 WAV_PLACEHOLDER_BYTES = 0x7FFF0000
 FEED_PROBE_BYTES = 32768  # enough for ffmpeg to recognise any audio stream format
+# ffmpeg resumes a file cut short at once, then after 1 s, 3 s, 7 s … up to its
+# reconnect_delay_max (120 s by default): a server that advertises ranges but answers them
+# wrongly (the whole file again, a wrong Content-Range) failed every try, and the feed sat
+# through the whole --stall-timeout before the cut was said. Two tries (at once and after
+# 1 s) resume a real drop; then ffmpeg gives up itself and the cut is said at once.
+RESUME_DELAY_MAX_S = 1
 HEADER_WAIT_S = 2.0  # ffmpeg says its input's header before its first audio: a bound only
 # Feeds whose live form has no length but whose end gives them one (a live HLS playlist given
 # its end): a file without a length in its header (an Opus file) is no live stream.
@@ -524,7 +530,7 @@ class FfmpegSource(Source):
             if scheme_of(self._input) in RESUMABLE_SCHEMES:
                 # A response with a length (a file) that drops is resumed where it stopped with
                 # a range request, if the server accepts them; its decoding never notices.
-                args += ["-reconnect", "1"]
+                args += ["-reconnect", "1", "-reconnect_delay_max", str(RESUME_DELAY_MAX_S)]
         else:
             args += ["-protocol_whitelist", PIPE_PROTOCOLS if self._pipe else FILE_PROTOCOLS]
             if self._realtime:

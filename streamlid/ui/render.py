@@ -18,7 +18,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ..events import Notice, Summary
+from ..events import Notice, StreamSummary, Summary
 from ..languages import language_name
 from ..printable import printable
 from .bigtext import big_lines
@@ -468,6 +468,15 @@ class ViewRenderable:
 # -- exit summary ---------------------------------------------------------------------------
 
 
+def feed_down(s: StreamSummary) -> Text:
+    """The summary's "feed down" cell: reconnects and time without audio, or that it never
+    connected (a refused feed is not one that ran without a drop)."""
+    if s.never_connected:
+        why = f" ({s.down_reason})" if s.down_reason else ""
+        return Text(f"never connected{why}", style="bold red")
+    return Text(f"{s.reconnects}× {s.outage_s:.1f} s", style="yellow" if s.outage_s else "")
+
+
 def summary_renderables(
     summary: Summary, history: Sequence[Notice] = (), total_notices: int | None = None
 ) -> list:
@@ -508,7 +517,7 @@ def summary_renderables(
     health.add_column(
         "stream", overflow="ellipsis", min_width=min(16, max(map(len, names), default=6))
     )
-    feeds = any(s.reconnects or s.outage_s for s in summary.streams)
+    feeds = any(s.reconnects or s.outage_s or s.never_connected for s in summary.streams)
     for column in ("audio", "changes", "windows", "hop", "latency", "skipped", "lost"):
         health.add_column(column, justify="right", no_wrap=True)
     if feeds:  # network feeds that dropped: reconnects and time without audio
@@ -528,11 +537,7 @@ def summary_renderables(
             latency,
             Text(str(s.skipped_windows), style="bold red" if s.skipped_windows else ""),
             Text(f"{s.overflow_s:.1f} s", style="bold red" if s.overflow_s else ""),
-            *(
-                [Text(f"{s.reconnects}× {s.outage_s:.1f} s", style="yellow" if s.outage_s else "")]
-                if feeds
-                else []
-            ),
+            *([feed_down(s)] if feeds else []),
         )
     # Captions under the tables, not in them: a table's caption wraps at the table's width,
     # which is narrower than the terminal.

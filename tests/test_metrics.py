@@ -1,0 +1,70 @@
+"""The metrics server as a scraper, a browser and a health check meet it: /metrics, / and
+nothing else, HEAD as GET without its body."""
+
+from __future__ import annotations
+
+import http.client
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from streamlid.events import FeedState
+from streamlid.metrics import MetricsServer
+from streamlid.streams import StreamsReducer
+
+
+@pytest.fixture
+def server() -> Iterator[MetricsServer]:
+    figures = StreamsReducer()
+    figures.handle(FeedState("radio", 0.0, "disconnected", "connection refused", 0, 0.0))
+    served = MetricsServer(figures, "127.0.0.1", 0)
+    served.start()
+    try:
+        yield served
+    finally:
+        served.stop()
+        assert served.join(5.0)
+
+
+def ask(server: MetricsServer, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    try:
+        connection.request(method, path)
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+def test_metrics_are_at_metrics_and_listed_at_the_root(server):
+    status, headers, body = ask(server, "GET", "/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    assert b'streamlid_stream_up{stream="radio"} 0.0' in body
+    status, headers, body = ask(server, "GET", "/")
+    assert status == 200 and b'href="/metrics"' in body  # a landing page, not the metrics
+    assert b"streamlid_stream_up" not in body
+
+
+@pytest.mark.parametrize("path", ["/metricz", "/metrics/", "/favicon.ico", "/admin"])
+def test_any_other_path_is_not_found(server, path):
+    """The library answers every path with the metrics: a typo in a scrape config read as a
+    good target, and every scanner's probe cost a scrape."""
+    status, _, body = ask(server, "GET", path)
+    assert status == 404 and b"/metrics" in body and b"streamlid_" not in body
+
+
+def test_head_answers_as_get_without_the_body(server):
+    _, headers, body = ask(server, "GET", "/metrics")
+    head_status, head_headers, head_body = ask(server, "HEAD", "/metrics")
+    assert (head_status, head_body) == (200, b"")
+    assert head_headers["Content-Type"] == headers["Content-Type"]
+    assert int(head_headers["Content-Length"]) == len(body)
+    assert ask(server, "HEAD", "/nope")[0] == 404
+    with pytest.raises(urllib.error.HTTPError) as refused:  # other methods: still refused
+        urllib.request.urlopen(
+            urllib.request.Request(f"http://127.0.0.1:{server.port}/metrics", b"", method="POST"),
+            timeout=5,
+        )
+    assert refused.value.code == 405

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import queue
@@ -55,6 +56,24 @@ def _open_pipe_with_word(target: str) -> int | None:
     return os.open(target, os.O_WRONLY)
 
 
+def _claim(fd: int, target: str, *, append: bool) -> None:
+    """Locks a regular file for this run (flock, released when the file is closed or the
+    process ends): a second run replacing it would empty the first's events under it, and one
+    appending to a file being replaced would mix its lines into another run's. Runs that all
+    append share it (whole lines, O_APPEND). Devices and pipes (/dev/null) are not locked."""
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        return
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_SH if append else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise ConfigError(
+            f"--jsonl {target!r} is being written by another streamlid run; choose another "
+            "path, or stop that run first."
+        ) from None
+    except OSError:  # a file system without locks: written as before, unguarded
+        pass
+
+
 def _compact(value: Any) -> Any:
     """Rounds floats to 4 decimals: enough for seconds and probabilities, half the bytes."""
     if isinstance(value, float):
@@ -103,18 +122,25 @@ class JsonlSink:
             return
         # Always at the end: a file emptied under a running monitor (logrotate's copytruncate)
         # goes on at its new start, not at the old offset behind a hole of NUL bytes.
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (0 if append else os.O_TRUNC)
+        # Not O_TRUNC: a file another run is writing is emptied only once it is known not to be.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
         try:
             pipe_fd = _open_pipe_with_word(target)
             self._fd = os.open(target, flags, 0o666) if pipe_fd is None else pipe_fd
+            _claim(self._fd, target, append=append)
             if append:
                 self._whole_bytes = os.lseek(self._fd, 0, os.SEEK_END)
                 self._end_last_line()
+            elif stat.S_ISREG(os.fstat(self._fd).st_mode):
+                os.ftruncate(self._fd, 0)
         except OSError as exc:
             raise ConfigError(
                 f"Cannot write --jsonl file {target!r} ({exc.strerror}); check the folder "
                 "exists and is writable."
             ) from None
+        except ConfigError:
+            os.close(self._fd)
+            raise
         self._writer.start()
 
     def _end_last_line(self) -> None:

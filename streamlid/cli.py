@@ -93,6 +93,20 @@ IDENTIFY_HELP = {
 }
 
 
+class _OneConfig(argparse.Action):
+    """--config given once: a second one silently replaced the first, whose settings were
+    then all dropped, contradicting or not."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        earlier = getattr(namespace, self.dest, None)
+        if earlier is not None:
+            raise ConfigError(  # one sentence, not argparse's page of usage
+                f"--config given twice ({earlier!r}, then {values!r}); one config file is "
+                "read: put what both say in one file, or give the other settings as options."
+            )
+        setattr(namespace, self.dest, values)
+
+
 def _add_config_options(
     parser: argparse.ArgumentParser,
     skip: Sequence[str] = (),
@@ -101,7 +115,12 @@ def _add_config_options(
 ) -> None:
     """The Config's options, less `skip`; `defaults` and `helps`: a command's own, where it
     differs from a run's."""
-    parser.add_argument("--config", metavar="FILE", help="TOML file with any of these options")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        action=_OneConfig,
+        help="TOML file with any of these options",
+    )
     for f in fields(Config):
         if f.name in ("sources", "streams", *skip):
             continue
@@ -265,7 +284,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_command(argv: list[str], watch: SignalWatch) -> int:
-    args = build_parser().parse_args(_normalise_argv(argv))
+    try:
+        args = build_parser().parse_args(_normalise_argv(argv))
+    except ConfigError as exc:
+        print_error(str(exc))
+        return exc.exit_code
     try:
         if args.command == "devices":
             return cmd_devices()

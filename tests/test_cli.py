@@ -705,6 +705,18 @@ def test_a_config_file_for_listen_serves_identify(tmp_path):
         identify("--config", str(config))
 
 
+def test_a_second_config_file_is_refused_not_silently_preferred(tmp_path, capsys):
+    """`--config base.toml --config override.toml`: the first file was dropped whole, without
+    a word, whatever it set."""
+    for command in (["listen", "a.wav"], ["identify", "a.wav"], ["bench"]):
+        assert cli.main([*command, "--config", "a.toml", "--config", "b.toml"]) == 2
+        said = " ".join(capsys.readouterr().err.split())
+        assert said.startswith("error: --config given twice ('a.toml', then 'b.toml')")
+        assert "usage" not in said
+    args = cli.build_parser().parse_args(["listen", "--config", "a.toml"])
+    assert args.config == "a.toml"
+
+
 def test_help_texts_describe_every_argument(capsys):
     def help_of(*command: str) -> str:
         with pytest.raises(SystemExit):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import errno
 import io
 import json
@@ -257,6 +258,13 @@ def _normalise_argv(argv: list[str]) -> list[str]:
         return ["listen"]
     if argv[0] in COMMANDS or argv[0] in ("-h", "--help", "--version"):
         return argv
+    # `streamlid identfy a.wav` was "Audio file 'identfy' does not exist": a mistyped command
+    # is said as one, unless a file by that name is there to be heard.
+    close = difflib.get_close_matches(argv[0], COMMANDS, n=1, cutoff=0.75)
+    if close and not os.path.lexists(argv[0]):
+        raise ConfigError(
+            f"{argv[0]!r} is not a command (nor a file); did you mean `streamlid {close[0]}`?"
+        )
     return ["listen", *argv]
 
 

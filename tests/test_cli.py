@@ -717,6 +717,19 @@ def test_a_second_config_file_is_refused_not_silently_preferred(tmp_path, capsys
     assert args.config == "a.toml"
 
 
+def test_a_mistyped_command_is_said_as_one_not_as_a_missing_file(tmp_path, monkeypatch, capsys):
+    """`streamlid identfy a.wav` said "Audio file 'identfy' does not exist; check the path"."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["identfy", "a.wav"]) == 2
+    said = " ".join(capsys.readouterr().err.split())
+    assert said == (
+        "error: 'identfy' is not a command (nor a file); did you mean `streamlid identify`?"
+    )
+    assert cli._normalise_argv(["talk.wav"]) == ["listen", "talk.wav"]
+    (tmp_path / "lisen").write_bytes(b"")  # a file by that name is heard, not corrected
+    assert cli._normalise_argv(["lisen"]) == ["listen", "lisen"]
+
+
 def test_help_texts_describe_every_argument(capsys):
     def help_of(*command: str) -> str:
         with pytest.raises(SystemExit):

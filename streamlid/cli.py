@@ -495,7 +495,7 @@ def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
 
     from .audio.open import check_one_stdin
     from .audio.urls import redact
-    from .identify import identify_files, open_files
+    from .identify import IdentifyInterrupted, identify_files, open_files
 
     check_one_stdin(files)
     opened = open_files(files, feed_settings(config), config.track)
@@ -514,15 +514,25 @@ def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
                 text = escape(printable(f"{spec}: {message}"))
                 console.print(f"[yellow]{text}[/]", soft_wrap=True)
 
-        results = identify_files(
-            classifier, opened, shown, config, on_file=on_file, on_retry=on_retry
-        )
+        try:
+            results = identify_files(
+                classifier, opened, shown, config, on_file=on_file, on_retry=on_retry
+            )
+        except IdentifyInterrupted as exc:
+            interrupted = exc
+            results = exc.results
+        else:
+            interrupted = None
     if as_json:
         # Valid UTF-8 whatever the file names are (see json_utf8).
         text = json_utf8(json.dumps(results, indent=2, ensure_ascii=False) + "\n").decode()
     else:
         text = _results_table(results, config.model)
     written = _write_results(text)
+    if interrupted is not None:  # the files answered so far are shown, then it ends as stopped
+        with contextlib.suppress(OSError):
+            console.print("Interrupted.")
+        return EXIT_SIGNAL_BASE + interrupted.signum
     if written != EXIT_READER_LEFT and any(r["error"] for r in results):
         return EXIT_FAILED  # the README's table: 1 wins over 3
     return written

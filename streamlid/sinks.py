@@ -273,10 +273,12 @@ def check_output_path(
     option: str = "--jsonl",
     ours: Callable[[str], bool] | None = None,
     other_outputs: Mapping[str, str] | None = None,
+    append: bool = False,
 ) -> None:
     """Refuses, before anything is opened for writing, an output that would destroy something:
     one of the inputs (always, whatever the path or link that names it), another output of the
-    run (`other_outputs`, by option; neither need exist yet), or an existing file with content
+    run (`other_outputs`, by option; neither need exist yet), an --jsonl file another run is
+    writing (see `_claim`; `append`: this run would append), or an existing file with content
     unless `overwrite` or `ours` says it is an earlier run's output of this kind (default:
     streamlid events). Devices and pipes (/dev/null, a FIFO) are fine."""
     if target == "-":
@@ -315,6 +317,8 @@ def check_output_path(
         raise ConfigError(f"Cannot write {option} file {target!r} ({exc.strerror}).") from None
     if stat.S_ISDIR(info.st_mode):
         raise ConfigError(f"The {option} output {target!r} is a folder; give a file path.")
+    if option == "--jsonl" and stat.S_ISREG(info.st_mode):
+        _check_free(target, append=append)
     if overwrite or not stat.S_ISREG(info.st_mode) or info.st_size == 0:
         return
     if ours(target):
@@ -325,6 +329,19 @@ def check_output_path(
         "pass --overwrite (overwrite = true in a config file) to replace it, or choose "
         "another path."
     )
+
+
+def _check_free(target: str, *, append: bool) -> None:
+    """An --jsonl file another run is writing is refused now, before the model loads; the
+    sink claims it for good when it opens."""
+    try:
+        fd = os.open(target, os.O_WRONLY)
+    except OSError:
+        return  # not writable: the sink says why when it opens
+    try:
+        _claim(fd, target, append=append)
+    finally:
+        os.close(fd)
 
 
 def _is_event_file(path: str) -> bool:

@@ -566,11 +566,15 @@ def test_a_second_run_does_not_empty_the_jsonl_file_another_run_is_writing(tmp_p
     for append in (False, True):
         with pytest.raises(ConfigError, match="being written by another streamlid run"):
             sinks.JsonlSink(str(out), append=append)
+        # and before the model loads, where the outputs are checked
+        with pytest.raises(ConfigError, match="being written by another streamlid run"):
+            sinks.check_output_path(str(out), [], overwrite=False, append=append)
     first.close()
     assert [json.loads(line)["message"] for line in out.read_text().splitlines()] == [
         "the first run's"
     ]
-    again = sinks.JsonlSink(str(out))  # once the first has ended, the file is free
+    sinks.check_output_path(str(out), [], overwrite=False)  # once the first has ended, it is free
+    again = sinks.JsonlSink(str(out))
     again.close()
     assert out.read_text() == ""
 
@@ -581,7 +585,9 @@ def test_runs_that_append_share_the_jsonl_file_and_devices_are_not_locked(tmp_pa
     from streamlid import sinks
 
     out = tmp_path / "events.jsonl"
-    one, two = (sinks.JsonlSink(str(out), append=True) for _ in range(2))
+    one = sinks.JsonlSink(str(out), append=True)
+    sinks.check_output_path(str(out), [], overwrite=True, append=True)
+    two = sinks.JsonlSink(str(out), append=True)
     null_one, null_two = sinks.JsonlSink(os.devnull), sinks.JsonlSink(os.devnull)
     for sink in (one, two, null_one, null_two):
         sink.handle(Notice("a", 0.0, "info", "line"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import errno
 import io
 import json
@@ -93,6 +94,20 @@ IDENTIFY_HELP = {
 }
 
 
+class _OneConfig(argparse.Action):
+    """--config given once: a second one silently replaced the first, whose settings were
+    then all dropped, contradicting or not."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        earlier = getattr(namespace, self.dest, None)
+        if earlier is not None:
+            raise ConfigError(  # one sentence, not argparse's page of usage
+                f"--config given twice ({earlier!r}, then {values!r}); one config file is "
+                "read: put what both say in one file, or give the other settings as options."
+            )
+        setattr(namespace, self.dest, values)
+
+
 def _add_config_options(
     parser: argparse.ArgumentParser,
     skip: Sequence[str] = (),
@@ -101,7 +116,12 @@ def _add_config_options(
 ) -> None:
     """The Config's options, less `skip`; `defaults` and `helps`: a command's own, where it
     differs from a run's."""
-    parser.add_argument("--config", metavar="FILE", help="TOML file with any of these options")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        action=_OneConfig,
+        help="TOML file with any of these options",
+    )
     for f in fields(Config):
         if f.name in ("sources", "streams", *skip):
             continue
@@ -238,6 +258,13 @@ def _normalise_argv(argv: list[str]) -> list[str]:
         return ["listen"]
     if argv[0] in COMMANDS or argv[0] in ("-h", "--help", "--version"):
         return argv
+    # `streamlid identfy a.wav` was "Audio file 'identfy' does not exist": a mistyped command
+    # is said as one, unless a file by that name is there to be heard.
+    close = difflib.get_close_matches(argv[0], COMMANDS, n=1, cutoff=0.75)
+    if close and not os.path.lexists(argv[0]):
+        raise ConfigError(
+            f"{argv[0]!r} is not a command (nor a file); did you mean `streamlid {close[0]}`?"
+        )
     return ["listen", *argv]
 
 
@@ -265,7 +292,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_command(argv: list[str], watch: SignalWatch) -> int:
-    args = build_parser().parse_args(_normalise_argv(argv))
+    try:
+        args = build_parser().parse_args(_normalise_argv(argv))
+    except ConfigError as exc:
+        print_error(str(exc))
+        return exc.exit_code
     try:
         if args.command == "devices":
             return cmd_devices()
@@ -464,7 +495,7 @@ def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
 
     from .audio.open import check_one_stdin
     from .audio.urls import redact
-    from .identify import identify_files, open_files
+    from .identify import IdentifyInterrupted, identify_files, open_files
 
     check_one_stdin(files)
     opened = open_files(files, feed_settings(config), config.track)
@@ -483,15 +514,25 @@ def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
                 text = escape(printable(f"{spec}: {message}"))
                 console.print(f"[yellow]{text}[/]", soft_wrap=True)
 
-        results = identify_files(
-            classifier, opened, shown, config, on_file=on_file, on_retry=on_retry
-        )
+        try:
+            results = identify_files(
+                classifier, opened, shown, config, on_file=on_file, on_retry=on_retry
+            )
+        except IdentifyInterrupted as exc:
+            interrupted = exc
+            results = exc.results
+        else:
+            interrupted = None
     if as_json:
         # Valid UTF-8 whatever the file names are (see json_utf8).
         text = json_utf8(json.dumps(results, indent=2, ensure_ascii=False) + "\n").decode()
     else:
         text = _results_table(results, config.model)
     written = _write_results(text)
+    if interrupted is not None:  # the files answered so far are shown, then it ends as stopped
+        with contextlib.suppress(OSError):
+            console.print("Interrupted.")
+        return EXIT_SIGNAL_BASE + interrupted.signum
     if written != EXIT_READER_LEFT and any(r["error"] for r in results):
         return EXIT_FAILED  # the README's table: 1 wins over 3
     return written

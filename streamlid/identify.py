@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -155,6 +156,8 @@ def identify_files(
     tallies = [FileTally(spec, np.zeros(len(labels), np.float64)) for spec in specs]
     pending: list[tuple[int, np.ndarray]] = []
 
+    read_whole: list[int] = []  # files whose windows have all been cut
+
     def classify_pending() -> None:
         if not pending:
             return
@@ -164,21 +167,48 @@ def identify_files(
             tallies[number].windows += 1
         pending.clear()
 
-    for number, (spec, source) in enumerate(zip(specs, sources, strict=True)):
-        on_file(number + 1, spec)
-        if isinstance(source, AudioSourceError):
-            tallies[number].errors.append(str(source))
-            continue
-        # closing(): an interrupt in the model still ends the file's source thread at once.
-        retry = functools.partial(on_retry, spec)
-        windows = speech_windows(source, config, hop, tallies[number], retry)
-        with contextlib.closing(windows):
-            for samples in windows:
-                pending.append((number, samples))
-                if len(pending) >= config.batch:
-                    classify_pending()
-    classify_pending()
+    try:
+        for number, (spec, source) in enumerate(zip(specs, sources, strict=True)):
+            on_file(number + 1, spec)
+            if isinstance(source, AudioSourceError):
+                tallies[number].errors.append(str(source))
+                read_whole.append(number)
+                continue
+            # closing(): an interrupt in the model still ends the file's source thread at once.
+            retry = functools.partial(on_retry, spec)
+            windows = speech_windows(source, config, hop, tallies[number], retry)
+            with contextlib.closing(windows):
+                for samples in windows:
+                    pending.append((number, samples))
+                    if len(pending) >= config.batch:
+                        classify_pending()
+            read_whole.append(number)
+        classify_pending()
+    except KeyboardInterrupt as exc:  # Ctrl-C after an hour of files: keep what was answered
+        unanswered = {number for number, _ in pending}
+        done = set(read_whole) - unanswered
+        for number, tally in enumerate(tallies):
+            if number not in done:  # an answer from part of a file is none
+                tally.errors.append(INTERRUPTED)
+                tally.prob_sum[:], tally.windows = 0.0, 0
+        signum = getattr(exc, "signum", signal.SIGINT)
+        raise IdentifyInterrupted(
+            [result(tally, labels, config) for tally in tallies], signum
+        ) from exc
     return [result(tally, labels, config) for tally in tallies]
+
+
+INTERRUPTED = "not identified: the run was interrupted before this file's end"
+
+
+class IdentifyInterrupted(KeyboardInterrupt):
+    """A stop signal (Ctrl-C) while identifying: `results` has every file's row, those read
+    whole with their answer, the others with INTERRUPTED as their error."""
+
+    def __init__(self, results: list[dict], signum: int) -> None:
+        super().__init__(signum)
+        self.results = results
+        self.signum = signum
 
 
 def result(tally: FileTally, labels: Sequence[str], config: Config) -> dict:

@@ -342,7 +342,7 @@ def listen(
     if config.jsonl:
         # Appending destroys nothing, but an input is never an output.
         overwrite = config.overwrite or config.jsonl_append
-        check_output_path(config.jsonl, inputs, overwrite=overwrite)
+        check_output_path(config.jsonl, inputs, overwrite=overwrite, append=config.jsonl_append)
     if config.timeline_csv:
         check_output_path(
             config.timeline_csv,

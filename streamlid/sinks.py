@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import queue
@@ -56,6 +57,24 @@ def _open_pipe_with_word(target: str) -> int | None:
     return os.open(target, os.O_WRONLY)
 
 
+def _claim(fd: int, target: str, *, append: bool) -> None:
+    """Locks a regular file for this run (flock, released when the file is closed or the
+    process ends): a second run replacing it would empty the first's events under it, and one
+    appending to a file being replaced would mix its lines into another run's. Runs that all
+    append share it (whole lines, O_APPEND). Devices and pipes (/dev/null) are not locked."""
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        return
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_SH if append else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise ConfigError(
+            f"--jsonl {target!r} is being written by another streamlid run; choose another "
+            "path, or stop that run first."
+        ) from None
+    except OSError:  # a file system without locks: written as before, unguarded
+        pass
+
+
 def _compact(value: Any) -> Any:
     """Rounds floats to 4 decimals: enough for seconds and probabilities, half the bytes."""
     if isinstance(value, float):
@@ -104,18 +123,25 @@ class JsonlSink:
             return
         # Always at the end: a file emptied under a running monitor (logrotate's copytruncate)
         # goes on at its new start, not at the old offset behind a hole of NUL bytes.
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (0 if append else os.O_TRUNC)
+        # Not O_TRUNC: a file another run is writing is emptied only once it is known not to be.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
         try:
             pipe_fd = _open_pipe_with_word(target)
             self._fd = os.open(target, flags, 0o666) if pipe_fd is None else pipe_fd
+            _claim(self._fd, target, append=append)
             if append:
                 self._whole_bytes = os.lseek(self._fd, 0, os.SEEK_END)
                 self._end_last_line()
+            elif stat.S_ISREG(os.fstat(self._fd).st_mode):
+                os.ftruncate(self._fd, 0)
         except OSError as exc:
             raise ConfigError(
                 f"Cannot write --jsonl file {target!r} ({exc.strerror}); check the folder "
                 "exists and is writable."
             ) from None
+        except ConfigError:
+            os.close(self._fd)
+            raise
         self._writer.start()
 
     def _end_last_line(self) -> None:
@@ -248,10 +274,12 @@ def check_output_path(
     option: str = "--jsonl",
     ours: Callable[[str], bool] | None = None,
     other_outputs: Mapping[str, str] | None = None,
+    append: bool = False,
 ) -> None:
     """Refuses, before anything is opened for writing, an output that would destroy something:
     one of the inputs (always, whatever the path or link that names it), another output of the
-    run (`other_outputs`, by option; neither need exist yet), or an existing file with content
+    run (`other_outputs`, by option; neither need exist yet), an --jsonl file another run is
+    writing (see `_claim`; `append`: this run would append), or an existing file with content
     unless `overwrite` or `ours` says it is an earlier run's output of this kind (default:
     streamlid events). Devices and pipes (/dev/null, a FIFO) are fine."""
     if target == "-":
@@ -290,6 +318,8 @@ def check_output_path(
         raise ConfigError(f"Cannot write {option} file {target!r} ({exc.strerror}).") from None
     if stat.S_ISDIR(info.st_mode):
         raise ConfigError(f"The {option} output {target!r} is a folder; give a file path.")
+    if option == "--jsonl" and stat.S_ISREG(info.st_mode):
+        _check_free(target, append=append)
     if overwrite or not stat.S_ISREG(info.st_mode) or info.st_size == 0:
         return
     if ours(target):
@@ -300,6 +330,19 @@ def check_output_path(
         "pass --overwrite (overwrite = true in a config file) to replace it, or choose "
         "another path."
     )
+
+
+def _check_free(target: str, *, append: bool) -> None:
+    """An --jsonl file another run is writing is refused now, before the model loads; the
+    sink claims it for good when it opens."""
+    try:
+        fd = os.open(target, os.O_WRONLY)
+    except OSError:
+        return  # not writable: the sink says why when it opens
+    try:
+        _claim(fd, target, append=append)
+    finally:
+        os.close(fd)
 
 
 def _is_event_file(path: str) -> bool:

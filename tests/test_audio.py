@@ -506,6 +506,23 @@ def test_a_wav_header_with_an_impossible_sample_rate_is_one_line(rate_hz, tmp_pa
         open_source(str(path), realtime=False)
 
 
+def test_a_broken_or_looping_link_is_said_as_one_not_as_a_missing_file(tmp_path):
+    """`ls` shows the name, yet streamlid said it "does not exist; check the path"."""
+    from streamlid.errors import AudioSourceError
+
+    (tmp_path / "a").symlink_to("b")
+    (tmp_path / "b").symlink_to("a")
+    (tmp_path / "gone").symlink_to("talk.wav")
+    said = {}
+    for name in ("a", "gone", "nothing"):
+        with pytest.raises(AudioSourceError) as refused:
+            open_source(str(tmp_path / name), realtime=False)
+        said[name] = str(refused.value)
+    assert "a symbolic link in a loop of links" in said["a"]
+    assert "a symbolic link to 'talk.wav', which does not exist" in said["gone"]
+    assert said["nothing"].endswith("does not exist; check the path.")
+
+
 @pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
 def test_a_device_named_as_a_file_is_one_sentence_not_silence_for_ever(device):
     """/dev/zero reported as "empty (0 bytes)" (its size), as /dev/urandom: neither is a

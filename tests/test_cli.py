@@ -708,6 +708,31 @@ def test_a_config_file_for_listen_serves_identify(tmp_path):
         identify("--config", str(config))
 
 
+def test_a_second_config_file_is_refused_not_silently_preferred(tmp_path, capsys):
+    """`--config base.toml --config override.toml`: the first file was dropped whole, without
+    a word, whatever it set."""
+    for command in (["listen", "a.wav"], ["identify", "a.wav"], ["bench"]):
+        assert cli.main([*command, "--config", "a.toml", "--config", "b.toml"]) == 2
+        said = " ".join(capsys.readouterr().err.split())
+        assert said.startswith("error: --config given twice ('a.toml', then 'b.toml')")
+        assert "usage" not in said
+    args = cli.build_parser().parse_args(["listen", "--config", "a.toml"])
+    assert args.config == "a.toml"
+
+
+def test_a_mistyped_command_is_said_as_one_not_as_a_missing_file(tmp_path, monkeypatch, capsys):
+    """`streamlid identfy a.wav` said "Audio file 'identfy' does not exist; check the path"."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["identfy", "a.wav"]) == 2
+    said = " ".join(capsys.readouterr().err.split())
+    assert said == (
+        "error: 'identfy' is not a command (nor a file); did you mean `streamlid identify`?"
+    )
+    assert cli._normalise_argv(["talk.wav"]) == ["listen", "talk.wav"]
+    (tmp_path / "lisen").write_bytes(b"")  # a file by that name is heard, not corrected
+    assert cli._normalise_argv(["lisen"]) == ["listen", "lisen"]
+
+
 def test_help_texts_describe_every_argument(capsys):
     def help_of(*command: str) -> str:
         with pytest.raises(SystemExit):

@@ -553,6 +553,48 @@ def test_a_jsonl_file_rotated_by_copytruncate_goes_on_at_its_new_start(tmp_path)
     assert [json.loads(line)["message"] for line in data.splitlines()] == ["after the rotation"]
 
 
+def test_a_second_run_does_not_empty_the_jsonl_file_another_run_is_writing(tmp_path):
+    """Two runs given the same --jsonl: the second emptied the file under the first, whose
+    start and early answers were lost, and their lines ended up mixed, with nothing said."""
+    from streamlid import sinks
+    from streamlid.errors import ConfigError
+
+    out = tmp_path / "events.jsonl"
+    first = sinks.JsonlSink(str(out))
+    first.handle(Notice("a", 0.0, "info", "the first run's"))
+    assert wait_until(lambda: first.lines == 1, 5.0)
+    for append in (False, True):
+        with pytest.raises(ConfigError, match="being written by another streamlid run"):
+            sinks.JsonlSink(str(out), append=append)
+        # and before the model loads, where the outputs are checked
+        with pytest.raises(ConfigError, match="being written by another streamlid run"):
+            sinks.check_output_path(str(out), [], overwrite=False, append=append)
+    first.close()
+    assert [json.loads(line)["message"] for line in out.read_text().splitlines()] == [
+        "the first run's"
+    ]
+    sinks.check_output_path(str(out), [], overwrite=False)  # once the first has ended, it is free
+    again = sinks.JsonlSink(str(out))
+    again.close()
+    assert out.read_text() == ""
+
+
+def test_runs_that_append_share_the_jsonl_file_and_devices_are_not_locked(tmp_path):
+    """Appending runs write whole lines at the end (a service restarting while the old one
+    finishes); /dev/null takes any number of runs."""
+    from streamlid import sinks
+
+    out = tmp_path / "events.jsonl"
+    one = sinks.JsonlSink(str(out), append=True)
+    sinks.check_output_path(str(out), [], overwrite=True, append=True)
+    two = sinks.JsonlSink(str(out), append=True)
+    null_one, null_two = sinks.JsonlSink(os.devnull), sinks.JsonlSink(os.devnull)
+    for sink in (one, two, null_one, null_two):
+        sink.handle(Notice("a", 0.0, "info", "line"))
+        sink.close()
+    assert len(out.read_text().splitlines()) == 2
+
+
 def test_a_quiet_spell_is_not_a_stuck_output(tmp_path, monkeypatch):
     """Ten seconds without events, then a burst: the first line of the burst was still queued
     when the second came, and the output was given up though nothing was wrong."""

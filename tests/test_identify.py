@@ -172,6 +172,48 @@ def test_windows_of_several_files_share_forward_passes(tmp_path, espeak):
     assert results[0]["probability"] == pytest.approx(0.75)
 
 
+def test_an_interrupt_keeps_the_answers_of_the_files_read_whole(tmp_path, espeak):
+    """Ctrl-C in the tenth minute of a batch of files said "Interrupted." and nothing else:
+    every answer found so far was lost. The files answered keep their rows; the file being
+    read, one whose windows were still waiting for the model, and those not reached say so."""
+    from streamlid.audio.open import open_source
+    from streamlid.config import Config
+    from streamlid.identify import INTERRUPTED, IdentifyInterrupted, identify_files
+
+    class Interrupting:
+        labels = ("eng", "fra")
+
+        def __init__(self, calls_n: int | None = None):
+            self.calls_n, self.calls = calls_n, 0
+
+        def classify(self, windows):
+            self.calls += 1
+            if self.calls == self.calls_n:
+                raise KeyboardInterrupt
+            return np.tile(np.array([[0.75, 0.25]], np.float32), (len(windows), 1))
+
+    paths = [str(espeak.wav("en")), str(espeak.wav("fr")), str(espeak.wav("en"))]
+
+    def run(model, batch: int):
+        sources = [open_source(p, realtime=False) for p in paths]
+        return identify_files(model, sources, paths, Config(batch=batch))
+
+    first_n = run(Interrupting(), 1)[0]["windows"]  # the first file's forward passes
+    for second_file_passes_n in (0, 1):  # stopped in its first pass, or after one
+        with pytest.raises(IdentifyInterrupted) as stopped:
+            run(Interrupting(first_n + second_file_passes_n + 1), 1)
+        assert isinstance(stopped.value, KeyboardInterrupt)  # Ctrl-C still ends the command
+        results = stopped.value.results
+        assert (results[0]["language"], results[0]["error"]) == ("eng", None)
+        assert results[0]["windows"] == first_n
+        for row in results[1:]:  # no answer from part of a file
+            assert (row["language"], row["probability"]) == (None, None)
+            assert (row["error"], row["windows"]) == (INTERRUPTED, 0)
+    with pytest.raises(IdentifyInterrupted) as stopped:
+        run(Interrupting(1), 64)  # every window still waiting: no file was answered
+    assert [row["error"] for row in stopped.value.results] == [INTERRUPTED] * 3
+
+
 @needs_ffmpeg
 def test_urls_that_cannot_be_read_give_up_after_the_feed_options(run_cli, tiny_model_dir, espeak):
     """Refused, 404, and a server that accepts but never sends audio: each gives up after

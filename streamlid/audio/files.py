@@ -9,6 +9,7 @@ its header promised is reported, never passed off as a short recording.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import select
@@ -95,7 +96,7 @@ def open_file_source(
                 f"{redact(spec)!r} is a URL of a kind streamlid does not read "
                 f"({scheme_of(spec)}://); give one that starts with {', '.join(URL_PREFIXES)}"
             )
-        raise AudioSourceError(f"Audio file {spec!r} does not exist; check the path.")
+        raise AudioSourceError(_missing(spec, path))
     if path.is_dir():
         raise AudioSourceError(f"{spec!r} is a folder, not an audio file; name a file in it.")
     if not os.access(path, os.R_OK):
@@ -123,6 +124,23 @@ def open_file_source(
         except _NotForSoundFile:
             pass
     return FfmpegSource(spec, realtime=realtime, track=track)
+
+
+def _missing(spec: str, path: Path) -> str:
+    """Why a path names no file. A link is there, so "does not exist" sent the user looking
+    for a file they could see: a link whose target is gone, or a loop of links, is said as
+    such."""
+    if not path.is_symlink():
+        return f"Audio file {spec!r} does not exist; check the path."
+    try:
+        path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"{spec!r} is a symbolic link in a loop of links; point it at an audio file."
+    return (
+        f"{spec!r} is a symbolic link to {os.readlink(path)!r}, which does not exist; "
+        "point it at an audio file."
+    )
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,10 @@ READ_BLOCK_S = 0.1
 LEVEL_EVERY_S = 0.1  # meter refresh, wall time
 NOTICE_EVERY_S = 5.0  # at most one overflow warning per stream this often
 NONFINITE = "input contains NaN/Inf samples; they are treated as silence"
+INVERTED = (
+    "the input's channels cancel each other out (one is wired in reverse polarity): "
+    "it is mixed in inverted so that the audio is heard"
+)
 
 
 class Resampler:
@@ -93,6 +97,7 @@ class StreamFrontend:
         self._last_level_at = 0.0
         self._last_notice_at = -NOTICE_EVERY_S
         self._nonfinite_warned = False
+        self._inverted_said = False
         self._thread = threading.Thread(target=self._main, name=f"frontend-{state.name}")
 
     def start(self) -> None:
@@ -135,6 +140,9 @@ class StreamFrontend:
                 return True
             if chunk.lost_before:
                 self._on_overflow(chunk.lost_before)
+            if ring.channels_inverted and not self._inverted_said:
+                self._inverted_said = True
+                self._notice("warning", INVERTED)
             if len(chunk.samples):
                 self._process(self._resample(self._sanitize(chunk.samples)))
         return False

@@ -923,3 +923,20 @@ def test_headless_lines_are_a_streams_troubles_only():
     assert "reconnecting" in lines[1]
     assert "ALERT" in lines[2] and "radio down for 15 s" in lines[2]
     assert "[late]" in lines[3] and "9.0 s without audio" in lines[3]
+
+
+def test_plain_lines_say_the_held_language_is_challenged_not_that_it_is_at_3_percent():
+    """In the second or two before a switch is confirmed the held language's smoothed share
+    is low: "French (fra) 3%" read as an answer given at 3 %. The line says who challenges it."""
+    out = io.StringIO()
+    printer = PlainPrinter(out)
+    leading = scores([("deu", "German", 0.62), ("fra", "French", 0.03)])
+    window = scores([("deu", "German", 0.9), ("fra", "French", 0.02)])
+    printer.handle(Prediction("radio", 3.0, 6.0, window, leading, "fra", "French", 0.03, 0.1, 1.0))
+    french = scores(FRENCH)
+    printer.handle(Prediction("radio", 4.0, 7.0, french, french, "fra", "French", 0.8, 0.1, 1.0))
+    challenged, held = out.getvalue().splitlines()
+    now = challenged.split("now:")[1].split("window:")[0]
+    assert "French (fra)" in now and "challenged" in now and "deu 62%" in now
+    assert "3%" not in now
+    assert re.search(r"now: French \(fra\) 80%", held)

@@ -748,6 +748,36 @@ def test_keys_still_work_after_the_shell_took_the_terminal_back():
         os.close(slave)
 
 
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_the_terminal_is_held_unechoed_before_reading_and_keys_typed_meanwhile_are_dropped():
+    """The run takes the terminal before the model loads; a p typed then is neither echoed nor
+    a command once the reader starts; a p typed after is."""
+    import termios
+
+    from streamlid.ui.keys import KeyReader
+
+    master, slave = os.openpty()
+    try:
+        before = termios.tcgetattr(slave)
+        got_p = threading.Event()
+        keys = KeyReader({}, stream=os.fdopen(slave, closefd=False))
+        assert keys.hold() and keys.hold()  # idempotent
+        held = termios.tcgetattr(slave)
+        assert not held[3] & termios.ECHO and not held[3] & termios.ICANON
+        os.write(master, b"p")  # while the model loads
+        time.sleep(0.1)
+        keys.bind({"p": got_p.set})
+        assert keys.start()
+        assert not got_p.wait(0.5)
+        os.write(master, b"p")
+        assert got_p.wait(2)
+        assert keys.join(2.0)
+        assert termios.tcgetattr(slave) == before  # the settings from before hold(), not its own
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
 def test_key_reader_refuses_what_is_not_a_terminal():
     from streamlid.ui.keys import KeyReader
 

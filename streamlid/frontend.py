@@ -36,6 +36,10 @@ NONFINITE = "input contains NaN/Inf samples; they are treated as silence"
 # A stream with no speech this far in (stream time) is checked once for being too quiet: a
 # laptop mic with its gain down hears nothing, and the view shows only an idle meter.
 QUIET_CHECK_S = 10.0
+INVERTED = (
+    "the input's channels cancel each other out (one is wired in reverse polarity): "
+    "it is mixed in inverted so that the audio is heard"
+)
 
 
 class Resampler:
@@ -99,6 +103,7 @@ class StreamFrontend:
         self._loudest_dbfs = SILENCE_DBFS  # until the quiet check: the loudest frame so far
         self._heard_speech = False
         self._quiet_checked = False
+        self._inverted_said = False
         self._thread = threading.Thread(target=self._main, name=f"frontend-{state.name}")
 
     def start(self) -> None:
@@ -144,6 +149,9 @@ class StreamFrontend:
                 return True
             if chunk.lost_before:
                 self._on_overflow(chunk.lost_before)
+            if ring.channels_inverted and not self._inverted_said:
+                self._inverted_said = True
+                self._notice("warning", INVERTED)
             if len(chunk.samples):
                 self._process(self._resample(self._sanitize(chunk.samples)))
         return False

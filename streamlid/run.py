@@ -305,7 +305,47 @@ def listen(
     config: Config, specs: Sequence[str], watch: SignalWatch, *, config_file: str | None = None
 ) -> int:
     """`streamlid listen`: sources, outputs and model, then the engine to its end. `config_file`
-    (the `--config` file) is an input too: no output may replace it."""
+    (the `--config` file) is an input too: no output may replace it.
+
+    The live view's key reader takes the terminal first (keys typed while the model loads are
+    not echoed over its first frame), and it is given back however the run ends."""
+    keys = _hold_keys(config, [spec for spec, _ in _named_sources(config, specs)])
+    try:
+        return _listen(config, specs, watch, config_file=config_file, keys=keys)
+    finally:
+        if keys is not None:
+            keys.restore()
+
+
+def _named_sources(config: Config, specs: Sequence[str]) -> list[tuple[str, StreamConfig | None]]:
+    """Sources named on the command line replace those of the config file; else the mic."""
+    return (
+        [(spec, None) for spec in specs]
+        if specs
+        else [(spec, None) for spec in config.sources]
+        + [(stream.source, stream) for stream in config.streams]
+    ) or [("mic", None)]
+
+
+def _hold_keys(config: Config, specs: Sequence[str]):
+    """A key reader holding the terminal, where the live view will read keys; else None."""
+    from .ui import wants_live_view
+    from .ui.keys import KeyReader
+
+    if "-" in specs or not wants_live_view(config, stdout_taken=config.jsonl == "-"):
+        return None  # stdin is audio, or no live view
+    keys = KeyReader({})
+    return keys if keys.hold() else None
+
+
+def _listen(
+    config: Config,
+    specs: Sequence[str],
+    watch: SignalWatch,
+    *,
+    config_file: str | None,
+    keys,
+) -> int:
     from .audio.open import check_one_stdin, open_source
     from .engine import Engine
     from .onalert import AlertCommand, parse_command
@@ -314,13 +354,7 @@ def listen(
     from .timeline import is_timeline_file
     from .ui import make_view
 
-    # Sources named on the command line replace those of the config file.
-    named: list[tuple[str, StreamConfig | None]] = (
-        [(spec, None) for spec in specs]
-        if specs
-        else [(spec, None) for spec in config.sources]
-        + [(stream.source, stream) for stream in config.streams]
-    ) or [("mic", None)]
+    named = _named_sources(config, specs)
     specs = [spec for spec, _ in named]
     # Every refusal before the model loads and before anything is opened for writing.
     check_one_stdin(specs)
@@ -391,7 +425,7 @@ def listen(
 
         try:
             engine = ClusterRun(config, session, feed_specs(config, named), sinks, figures=figures)
-            return _supervised(engine, config, view, command, metrics, specs, watch)
+            return _supervised(engine, config, view, command, metrics, specs, watch, keys)
         finally:
             session.close()
     info = classifier.info
@@ -404,10 +438,10 @@ def listen(
         figures=figures,
         alerts=alerts,
     )
-    return _supervised(engine, config, view, command, metrics, specs, watch)
+    return _supervised(engine, config, view, command, metrics, specs, watch, keys)
 
 
-def _supervised(engine, config: Config, view, command, metrics, specs, watch) -> int:
+def _supervised(engine, config: Config, view, command, metrics, specs, watch, held) -> int:
     """The run's outputs beside the pipeline, then `supervise`: the same for a local engine
     and a cluster run."""
     from .timeline import TimelineCsv
@@ -423,7 +457,7 @@ def _supervised(engine, config: Config, view, command, metrics, specs, watch) ->
         engine.attach("live view", view)
         terminal.append(view)
         if "-" not in specs:  # stdin is audio, not keys
-            keys = _key_reader(view, engine, watch)
+            keys = _key_reader(view, engine, watch, held)
             if keys is not None:
                 engine.attach("key reader", keys)
                 terminal.append(keys)
@@ -529,16 +563,19 @@ def _export(timeline, engine: Engine, *, publish: bool = True) -> bool:
         return False
 
 
-def _key_reader(view, engine: Engine, watch: SignalWatch):
+def _key_reader(view, engine: Engine, watch: SignalWatch, held=None):
     """q quits (the signals' stop path), p pauses the picture, r starts the estimate afresh:
-    the view's bars and timeline here, the smoothing in the worker (on its own thread)."""
+    the view's bars and timeline here, the smoothing in the worker (on its own thread).
+    `held`: the reader that took the terminal when the run began (`_hold_keys`)."""
     from .ui.keys import KeyReader
 
     def reset() -> None:
         view.reset()
         engine.reset_smoothing()
 
-    keys = KeyReader({"q": watch.request_quit, "p": view.toggle_pause, "r": reset})
+    handlers = {"q": watch.request_quit, "p": view.toggle_pause, "r": reset}
+    keys = held if held is not None else KeyReader({})
+    keys.bind(handlers)
     if not keys.usable():
         return None
     view.keys = True

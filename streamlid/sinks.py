@@ -419,14 +419,10 @@ class PlainPrinter:
             )
         elif isinstance(event, Prediction) and self._show_predictions:
             heard = " · ".join(f"{s.code} {_pct(s.probability)}" for s in event.top[:3])
-            now = (
-                f"{event.language_name} ({event.language}) {_pct(event.confidence)}"
-                if event.language
-                else "unknown"
-            )
+            now = now_text(event)
             lines.append(
                 f"[{event.stream}] {event.t_start_s:7.1f}-{event.t_end_s:7.1f}s  "
-                f"now: {now:<28} window: {heard}"
+                f"now: {now:<32} window: {heard}"
             )
         elif isinstance(event, LanguageChange):
             before = event.previous or "unknown"
@@ -453,6 +449,20 @@ class PlainPrinter:
 
     def close(self) -> None:
         self._out.flush()
+
+
+def now_text(event: Prediction) -> str:
+    """The held language in words. While another leads the smoothed evidence (the second or
+    two before a switch is confirmed, or refused), the held one's own share is low, and
+    "French (fra) 16%" would read as an answer given at 16 %: it is said to be challenged,
+    by whom and how strongly, instead."""
+    if not event.language:
+        return "unknown"
+    held = f"{event.language_name} ({event.language})"
+    leader = event.smoothed[0] if event.smoothed else None
+    if leader is None or leader.code == event.language:
+        return f"{held} {_pct(event.confidence)}"
+    return f"{held} challenged: {leader.code} {_pct(leader.probability)}"
 
 
 class WarningPrinter(PlainPrinter):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 from audio_helpers import SAMPLE_RATE_HZ, encode_with_ffmpeg, silence, to_s16le, write_wav
 
 from streamlid.audio.files import FfmpegSource, SoundFileSource, wav_promised_frames
@@ -531,3 +532,61 @@ def test_a_device_named_as_a_file_is_one_sentence_not_silence_for_ever(device):
 
     with pytest.raises(AudioSourceError, match="is a device or special file, not an audio file"):
         open_source(device, realtime=False)
+
+
+def _inverted_stereo(folder: Path, audio: np.ndarray, suffix: str) -> Path:
+    """A stereo file whose right channel is the left one inverted (a miswired chain)."""
+    wav = folder / "inverted.wav"
+    soundfile.write(str(wav), np.stack([audio, -audio], axis=1), SAMPLE_RATE_HZ)
+    if suffix == ".wav":
+        return wav
+    path = folder / f"inverted{suffix}"
+    encode_with_ffmpeg(wav, path, "-c:a", "aac", "-b:a", "128k")
+    return path
+
+
+def _rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+
+
+@pytest.mark.parametrize("kind", ["soundfile", "ffmpeg", "stdin"])
+def test_a_channel_in_reverse_polarity_does_not_cancel_the_speech(kind, source_audio, tmp_path):
+    """A plain mean of L and -L is silence: the speech was never heard. Whichever reader
+    decodes it, it comes out at the channel's own level."""
+    if kind != "soundfile" and shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed (apt install ffmpeg)")
+    path = _inverted_stereo(tmp_path, source_audio, ".m4a" if kind == "ffmpeg" else ".wav")
+    if kind == "stdin":  # a WAV on standard input: ffmpeg decodes it
+        ring = RingBuffer(60 * SAMPLE_RATE_HZ)
+        _run_stdin(ring, lambda fd: os.write(fd, path.read_bytes()), realtime=False)
+        chunks = []
+        while (chunk := ring.read(1 << 20, timeout_s=0.0)) is not None:
+            chunks.append(chunk.samples)
+        samples = np.concatenate(chunks)
+    else:
+        samples, _ = read_all(open_source(str(path), realtime=False))
+    assert _rms(samples) == pytest.approx(_rms(source_audio), rel=0.1)
+
+
+@needs_ffmpeg
+def test_ffmpeg_keeps_a_mono_file_at_its_own_level(source_audio, tmp_path):
+    """ffmpeg hands on two channels now; its own mono-to-stereo upmix would lower the level
+    by 3 dB, and with it what the speech gate hears."""
+    wav = tmp_path / "mono.wav"
+    write_wav(wav, source_audio)
+    path = tmp_path / "mono.mka"
+    encode_with_ffmpeg(wav, path, "-c:a", "pcm_s16le")
+    samples, _ = read_all(open_source(str(path), realtime=False))
+    assert isinstance(open_source(str(path), realtime=False), FfmpegSource)
+    assert len(samples) == len(source_audio)
+    assert np.abs(samples - source_audio).max() < 2e-4
+
+
+def test_the_run_says_once_that_the_channels_cancel(source_audio, tmp_path, run_pipeline):
+    path = _inverted_stereo(tmp_path, np.tile(source_audio, 2), ".wav")
+    sink = run_pipeline([path])
+    said = [n for n in sink.of_type(Notice) if "cancel" in n.message]
+    assert len(said) == 1 and said[0].severity == "warning"
+    (stream,) = sink.summary.streams
+    assert stream.speech_s > 2.0
+    assert sink.predictions

@@ -646,21 +646,28 @@ def test_a_file_name_that_is_not_utf8_is_read_and_reported(
 ):
     """`bad\\xffname.wav` (a Latin-1 name on a UTF-8 system) is a file like any other: read
     (libsndfile was handed a name it could not encode: a traceback), and named in the events
-    as its escape."""
+    as its escape, the same in the `stream` and `source` fields and in `identify --json`: the
+    byte as \\xff, never a lone-surrogate escape ("\\udcff"), which is no valid Unicode and
+    which strict JSON readers refuse."""
     wav = tmp_path / os.fsdecode(b"bad\xffname.wav")
     wav.write_bytes(espeak.wav("en").read_bytes())
     out = tmp_path / "events.jsonl"
     result = run_cli("listen", wav, "--model", tiny_model_dir, "--ui", "none", "--jsonl", out)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
-    events = [json.loads(line) for line in out.read_bytes().decode("utf-8").splitlines()]
-    assert events[0]["source"] == str(wav)
+    raw = out.read_bytes().decode("utf-8")
+    assert "\\ud" not in raw.lower()
+    events = [json.loads(line) for line in raw.splitlines()]
+    shown = str(wav.parent / "bad\\xffname.wav")
+    assert events[0]["source"] == shown
+    assert {e["stream"] for e in events if "stream" in e} == {"bad\\xffname.wav"}
     assert events[-1]["type"] == "summary" and events[-1]["streams"][0]["duration_s"] > 1.0
     assert any(e["type"] == "prediction" for e in events)
     found = run_cli("identify", "--json", wav, "--model", tiny_model_dir)
     assert found.returncode == 0, found.stderr
+    assert "\\ud" not in found.stdout.lower()
     (row,) = json.loads(found.stdout)  # run_cli decodes UTF-8: a raw byte would not give the name
-    assert row["file"] == str(wav) and row["error"] is None
+    assert row["file"] == shown and row["error"] is None
 
 
 def test_identify_offers_only_the_options_it_uses(capsys):

@@ -650,9 +650,11 @@ def test_a_timeline_into_a_pipe_nobody_reads_fails_in_one_line_not_hangs(tmp_pat
 
 def test_a_file_name_that_is_not_utf8_is_written_into_jsonl_as_its_escape(tmp_path):
     """`café.mp3` named in Latin-1 reaches Python as "caf\\udce9.mp3"; the line must still be
-    written (it failed and stopped the output), as valid UTF-8 that gives the name back."""
+    written (it failed and stopped the output), as valid UTF-8 and valid Unicode, the byte
+    written as the stream's name writes it (printable): "caf\\xe9.mp3"."""
     from streamlid import sinks
     from streamlid.events import StreamStarted
+    from streamlid.printable import printable
 
     name = os.fsdecode(b"caf\xe9.mp3")
     out = tmp_path / "events.jsonl"
@@ -660,4 +662,6 @@ def test_a_file_name_that_is_not_utf8_is_written_into_jsonl_as_its_escape(tmp_pa
     sink.handle(StreamStarted(name, name, 16000, True, "m", "cpu", "float32"))
     sink.close()
     (line,) = out.read_bytes().decode("utf-8").splitlines()  # valid UTF-8
-    assert json.loads(line)["source"] == name
+    assert "\\ud" not in line.lower()  # no lone-surrogate escape
+    event = json.loads(line)
+    assert event["source"] == event["stream"] == printable(name) == "caf\\xe9.mp3"

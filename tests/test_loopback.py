@@ -102,6 +102,22 @@ def test_microphone_source_records_what_was_played(virtual_mic, tmp_path):
     assert abs(level) < 1.0
 
 
+def test_a_microphone_pair_in_reverse_polarity_is_heard(virtual_mic, tmp_path):
+    """A stereo capture whose right channel is the left one inverted: one channel asked of the
+    host API (its own mixdown) or a plain mean would be silence."""
+    played = speech("fra", tmp_path, seconds=3.0)
+    wav = tmp_path / "inverted.wav"
+    import soundfile
+
+    soundfile.write(str(wav), np.stack([played, -played], axis=1), RATE_HZ, subtype="PCM_16")
+    recorded, notices, ring = _record(virtual_mic, wav)
+    assert not [n for n in notices if n[0] == "error"], notices
+    reference, aligned = _align(played, recorded)
+    assert abs(np.corrcoef(reference, aligned)[0, 1]) > 0.95
+    assert abs(20 * np.log10(np.std(aligned) / np.std(reference))) < 1.0
+    assert ring.channels_inverted
+
+
 def test_device_that_vanishes_is_reported_and_reconnected(virtual_mic, tmp_path, capfd):
     from streamlid.audio.mic import MicrophoneSource
 

@@ -204,6 +204,45 @@ def test_multichannel_frames_are_mixed_down_to_mono():
     assert ring.write_index == 10
 
 
+def _mixed(ring: RingBuffer, blocks: list[np.ndarray]) -> np.ndarray:
+    for frames in blocks:
+        ring.write(frames)
+    return ring.read(ring.capacity_samples, timeout_s=0.0).samples
+
+
+def test_ordinary_stereo_is_the_mean_of_its_channels():
+    """Uncorrelated channels, one quieter, and an inverted one too quiet to cancel: the mean,
+    untouched, and nothing to say."""
+    rng = np.random.default_rng(1)
+    left, right = rng.normal(0, 0.1, (2, 4000)).astype(np.float32)
+    blocks = [np.stack([left, 0.5 * right], axis=1), np.stack([left, -0.3 * left], axis=1)]
+    ring = RingBuffer(8000)
+    expected = np.concatenate([(left + 0.5 * right) / 2, 0.35 * left])
+    np.testing.assert_allclose(
+        _mixed(ring, [b[i : i + 800] for b in blocks for i in range(0, 4000, 800)]),
+        expected,
+        atol=1e-6,
+    )
+    assert not ring.channels_inverted
+
+
+def test_a_channel_wired_in_reverse_polarity_is_heard_and_switched_in_without_a_click():
+    """A tone whose right channel becomes the left one inverted, mid-stream (and on a block
+    that is not the first): after the switch the mixdown is the tone itself, not silence,
+    and no step between two samples is larger than the tone's own."""
+    t = np.arange(16000) / 16000
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    right = tone.copy()
+    right[5000:] *= -1  # at a zero crossing: the rewiring itself makes no step
+    frames = np.stack([tone, right], axis=1)
+    ring = RingBuffer(16000)
+    mono = _mixed(ring, [frames[i : i + 512] for i in range(0, 16000, 512)])
+    np.testing.assert_allclose(mono[:5000], tone[:5000], atol=1e-6)
+    np.testing.assert_allclose(mono[6000:], tone[6000:], atol=1e-6)  # a block to fade in
+    assert np.abs(np.diff(mono)).max() <= np.abs(np.diff(tone)).max() + 0.01
+    assert ring.channels_inverted
+
+
 def test_capacity_must_be_positive():
     with pytest.raises(ValueError):
         RingBuffer(0)

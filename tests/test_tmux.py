@@ -253,3 +253,51 @@ def test_sighup_under_the_live_view_stops_cleanly_and_gives_the_terminal_back(
     assert re.search(r"streamlid · interrupted after \d", after), after
     shown = tmux("display", "-p", "-t", tmux.session, "#{alternate_on} #{cursor_flag}")
     assert shown.stdout.split() == ["0", "1"], shown.stdout  # normal screen, cursor visible
+
+
+@pytest.mark.tmux
+@pytest.mark.parametrize("then", ["view", "ctrl-c"])
+def test_keys_typed_while_the_model_loads_are_not_echoed_and_the_terminal_comes_back(
+    tmux, french_wav, model_args, then
+):
+    """The terminal is the key reader's from the start: keys typed while the model loads are
+    neither echoed (over the loading line and the first frame) nor taken as commands when the
+    view starts; and it is given back cooked and echoing however the run ends, a Ctrl-C
+    during the load included."""
+    _need("tmux")
+    args, _ = model_args
+    listen = shlex.join(
+        [sys.executable, "-m", "streamlid", "listen", str(french_wav), "--realtime", *args]
+    )
+    command = (
+        f"cd {shlex.quote(str(REPO_ROOT))} && {listen}; echo EXIT=$?; "
+        "stty -a | grep -qw -- -icanon && echo TTY=cbreak || echo TTY=cooked; "
+        "stty -a | grep -qw -- -echo && echo ECHO=off || echo ECHO=on; "
+        "tmux wait-for -S streamlid-done; sleep 600"
+    )
+    started = tmux(
+        "new-session", "-d", "-s", tmux.session, "-x", str(WIDTH), "-y", str(HEIGHT), command
+    )
+    assert started.returncode == 0, started.stderr
+    loading = tmux.wait_screen(lambda t: "Loading model" in t, SCREEN_TIMEOUT_S)
+    assert "Loading model" in loading, loading
+    tmux.keys("xyzzp")  # p would start the view paused
+    # An echo lasts until the spinner's next redraw (a tenth of a second): look at once.
+    during = [tmux.screen() for _ in range(3)]
+    if "Loading model" not in during[-1]:
+        pytest.skip("the model loaded before the keys were typed: nothing to check")
+    assert not [screen for screen in during if "xyzz" in screen], during
+    if then == "view":
+        text = tmux.wait_screen(lambda t: "q quit" in t, SCREEN_TIMEOUT_S)
+        assert "q quit" in text, text
+        time.sleep(1.0)  # the reader has started
+        text = tmux.screen()
+        assert "PAUSED" not in text and "xyzz" not in text, text
+        tmux.keys("q")
+    else:
+        tmux.keys("C-c")
+    done = tmux("wait-for", "streamlid-done", timeout_s=EXIT_TIMEOUT_S)
+    assert done.returncode == 0
+    after = tmux.history()
+    assert "TTY=cooked" in after and "ECHO=on" in after, after
+    assert "xyzz" not in after, after

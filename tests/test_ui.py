@@ -768,6 +768,36 @@ def test_keys_still_work_after_the_shell_took_the_terminal_back():
         os.close(slave)
 
 
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_the_terminal_is_held_unechoed_before_reading_and_keys_typed_meanwhile_are_dropped():
+    """The run takes the terminal before the model loads; a p typed then is neither echoed nor
+    a command once the reader starts; a p typed after is."""
+    import termios
+
+    from streamlid.ui.keys import KeyReader
+
+    master, slave = os.openpty()
+    try:
+        before = termios.tcgetattr(slave)
+        got_p = threading.Event()
+        keys = KeyReader({}, stream=os.fdopen(slave, closefd=False))
+        assert keys.hold() and keys.hold()  # idempotent
+        held = termios.tcgetattr(slave)
+        assert not held[3] & termios.ECHO and not held[3] & termios.ICANON
+        os.write(master, b"p")  # while the model loads
+        time.sleep(0.1)
+        keys.bind({"p": got_p.set})
+        assert keys.start()
+        assert not got_p.wait(0.5)
+        os.write(master, b"p")
+        assert got_p.wait(2)
+        assert keys.join(2.0)
+        assert termios.tcgetattr(slave) == before  # the settings from before hold(), not its own
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
 def test_key_reader_refuses_what_is_not_a_terminal():
     from streamlid.ui.keys import KeyReader
 
@@ -943,3 +973,20 @@ def test_headless_lines_are_a_streams_troubles_only():
     assert "reconnecting" in lines[1]
     assert "ALERT" in lines[2] and "radio down for 15 s" in lines[2]
     assert "[late]" in lines[3] and "9.0 s without audio" in lines[3]
+
+
+def test_plain_lines_say_the_held_language_is_challenged_not_that_it_is_at_3_percent():
+    """In the second or two before a switch is confirmed the held language's smoothed share
+    is low: "French (fra) 3%" read as an answer given at 3 %. The line says who challenges it."""
+    out = io.StringIO()
+    printer = PlainPrinter(out)
+    leading = scores([("deu", "German", 0.62), ("fra", "French", 0.03)])
+    window = scores([("deu", "German", 0.9), ("fra", "French", 0.02)])
+    printer.handle(Prediction("radio", 3.0, 6.0, window, leading, "fra", "French", 0.03, 0.1, 1.0))
+    french = scores(FRENCH)
+    printer.handle(Prediction("radio", 4.0, 7.0, french, french, "fra", "French", 0.8, 0.1, 1.0))
+    challenged, held = out.getvalue().splitlines()
+    now = challenged.split("now:")[1].split("window:")[0]
+    assert "French (fra)" in now and "challenged" in now and "deu 62%" in now
+    assert "3%" not in now
+    assert re.search(r"now: French \(fra\) 80%", held)

@@ -48,6 +48,12 @@ from .urls import (
 
 # Ask ffmpeg for exactly what the model wants: one resampling, done by it.
 FFMPEG_RATE_HZ = SAMPLE_RATE_HZ
+# ffmpeg hands on two channels, mixed to mono by the ring's mixdown (mixdown.py), which hears
+# a pair that cancels: `-ac 1` would make an inverted right channel silence. Mono comes out as
+# two equal channels at its own level (`-ac 2` would lower it by 3 dB); surround keeps its
+# front, centre and side or back channels.
+FFMPEG_STEREO = "pan=stereo|FL<FL+FC+SL+BL|FR<FR+FC+SR+BR"
+FFMPEG_CHANNELS_N = 2
 # What libsndfile reads itself; everything else (MP3 included) goes to ffmpeg when it exists.
 # Sample rates a recording may have: a header outside them is damaged (2**31 - 1 Hz asked the
 # reader for an 80 GB block). 768 kHz is the fastest converters'; 1 kHz is below any speech.
@@ -560,10 +566,10 @@ class FfmpegSource(Source):
             self._input,
             *chosen,
             "-vn",
+            "-af",
+            FFMPEG_STEREO,
             "-f",
             "s16le",
-            "-ac",
-            "1",
             "-ar",
             str(FFMPEG_RATE_HZ),
             "-",
@@ -709,9 +715,10 @@ class FfmpegSource(Source):
         """Copies the child's audio into the ring until its output ends or it stalls (nothing
         for `stall_s`), or `on_audio` (told of the first audio) refuses it. Returns (samples
         delivered, stalled)."""
-        block_bytes = 2 * int(FFMPEG_RATE_HZ * BLOCK_S)
-        total = 0
-        carry = b""  # an odd byte from a read that split a sample
+        frame_bytes = 2 * FFMPEG_CHANNELS_N
+        block_bytes = frame_bytes * int(FFMPEG_RATE_HZ * BLOCK_S)
+        total = 0  # frames
+        carry = b""  # part of a frame from a read that split one
         while not self.stopping:
             data = child.read(block_bytes, stall_s if stall_s is not None else 60.0)
             if data is None:
@@ -721,11 +728,12 @@ class FfmpegSource(Source):
             if not data:
                 break
             data = carry + data
-            usable = len(data) - len(data) % 2
+            usable = len(data) - len(data) % frame_bytes
             carry = data[usable:]
             if usable == 0:
                 continue
             samples = np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / 32768.0
+            samples = samples.reshape(-1, FFMPEG_CHANNELS_N)
             if total == 0 and on_audio is not None:
                 if not on_audio():
                     break

@@ -175,7 +175,9 @@ class MicrophoneSource(Source):
         """The first (rate, channels) the device takes, else None and its last refusal."""
         refusal: Exception = AudioSourceError("no format tried")
         for rate in dict.fromkeys((first_rate_hz, TARGET_RATE_HZ, int(device.default_rate_hz))):
-            for channels in (1, min(2, device.channels)):
+            # Two channels first: a host API's own mixdown to one cannot be undone when the
+            # pair cancels (a channel in reverse polarity); the ring's mixdown hears it.
+            for channels in dict.fromkeys((min(2, device.channels), 1)):
                 try:
                     self._sd.check_input_settings(
                         device=device.index, channels=channels, samplerate=rate, dtype="float32"

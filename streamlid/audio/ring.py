@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .mixdown import Mixdown
+
 
 @dataclass(frozen=True)
 class Chunk:
@@ -27,7 +29,7 @@ class RingBuffer:
             raise ValueError("capacity_samples must be positive")
         self.capacity_samples = capacity_samples
         self._data = np.zeros(capacity_samples, dtype=np.float32)
-        self._mix = np.zeros(0, dtype=np.float32)  # scratch for multichannel mixdown
+        self._mixdown = Mixdown()  # the producer's multichannel frames, to mono
         self._write_index = 0  # absolute index of the next sample written
         self._read_index = 0  # absolute index of the next sample read
         self._pending_lost = 0
@@ -40,9 +42,9 @@ class RingBuffer:
     def write(
         self, samples: np.ndarray, *, block: bool = False, stop: threading.Event | None = None
     ) -> int:
-        """Appends samples (1-D, or 2-D frames x channels, mixed down) and returns how many
-        were taken. With block=True waits for room (until `stop` is set); otherwise overwrites
-        the oldest unread audio and counts it as overflow."""
+        """Appends samples (1-D, or 2-D frames x channels, mixed down by mixdown.py) and
+        returns how many were taken. With block=True waits for room (until `stop` is set);
+        otherwise overwrites the oldest unread audio and counts it as overflow."""
         if samples.ndim == 2:
             samples = self._mixdown(samples)
         n = len(samples)
@@ -68,15 +70,6 @@ class RingBuffer:
                 taken += len(piece)
                 self._cond.notify_all()
         return taken
-
-    def _mixdown(self, frames: np.ndarray) -> np.ndarray:
-        if frames.shape[1] == 1:
-            return frames[:, 0]
-        if len(self._mix) < len(frames):
-            self._mix = np.zeros(len(frames), dtype=np.float32)
-        out = self._mix[: len(frames)]
-        np.mean(frames, axis=1, out=out)
-        return out
 
     def _put(self, samples: np.ndarray) -> None:
         n = len(samples)
@@ -141,6 +134,11 @@ class RingBuffer:
     @property
     def overflow_samples(self) -> int:
         return self._overflow_samples
+
+    @property
+    def channels_inverted(self) -> bool:
+        """Some channel cancelled the others and is mixed in inverted (the consumer says so)."""
+        return self._mixdown.inverted
 
     @property
     def closed(self) -> bool:

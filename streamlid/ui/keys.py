@@ -1,11 +1,12 @@
 """KeyReader: single-key commands (q, p, r) read from the terminal while the live view runs.
 
 The terminal is put in cbreak mode (keys arrive at once, unechoed; Ctrl-C still interrupts)
-and always put back: by `join()` (the supervisor's, run.py) and by the reading thread itself
-when it ends. A shell that took the terminal back (Ctrl-Z, then `fg`) hands it back cooked, so
-the reader puts cbreak back whenever it finds it gone. Only for a terminal we are in the
-foreground of: changing the settings of a terminal from a background job would stop the
-process (SIGTTOU).
+from the start of the session (`hold()`, before the model loads: a key typed meanwhile would
+be echoed over the view's first frame), and always put back: by `join()` (the supervisor's,
+run.py), by the reading thread itself when it ends, and by `listen` whichever way it ends. A
+shell that took the terminal back (Ctrl-Z, then `fg`) hands it back cooked, so the reader puts
+cbreak back whenever it finds it gone. Only for a terminal we are in the foreground of:
+changing the settings of a terminal from a background job would stop the process (SIGTTOU).
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ JOIN_TIMEOUT_S = 1.0
 
 class KeyReader:
     def __init__(self, handlers: dict[str, Callable[[], None]], stream: IO[str] | None = None):
-        self._handlers = {key.lower(): fn for key, fn in handlers.items()}
+        self.bind(handlers)
         self._stream = stream if stream is not None else sys.stdin
         self._fd: int | None = None
         self._saved: list | None = None
         self._lock = threading.Lock()
-        self._cbreak: list | None = None  # the settings start() made, kept while reading
+        self._cbreak: list | None = None  # the settings hold() made, kept while reading
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -42,8 +43,16 @@ class KeyReader:
         except (OSError, ValueError, AttributeError):
             return False
 
-    def start(self) -> bool:
-        """Starts reading; False (and nothing changed) when there is no terminal to read."""
+    def bind(self, handlers: dict[str, Callable[[], None]]) -> None:
+        """The commands, once what they act on exists (the terminal may be held before)."""
+        self._handlers = {key.lower(): fn for key, fn in handlers.items()}
+
+    def hold(self) -> bool:
+        """Takes the terminal (cbreak: typed keys are not echoed) without reading it yet;
+        `restore()` or `join()` gives it back. False (nothing changed) without a terminal."""
+        with self._lock:
+            if self._saved is not None:
+                return True
         if not self.usable():
             return False
         try:
@@ -53,11 +62,25 @@ class KeyReader:
             fd = self._stream.fileno()
             saved = termios.tcgetattr(fd)
             tty.setcbreak(fd, termios.TCSANOW)
-            self._cbreak = termios.tcgetattr(fd)
+            cbreak = termios.tcgetattr(fd)
         except (ImportError, OSError, ValueError, AttributeError):
             return False
         with self._lock:
-            self._fd, self._saved = fd, saved
+            self._fd, self._saved, self._cbreak = fd, saved, cbreak
+        return True
+
+    def start(self) -> bool:
+        """Starts reading; False (and nothing changed) when there is no terminal to read.
+        Keys typed before (while the model loaded) are dropped: they were typed before the
+        view said what the keys do, and a stray p would start it paused."""
+        if not self.hold():
+            return False
+        try:
+            import termios
+
+            termios.tcflush(self._fd, termios.TCIFLUSH)
+        except (ImportError, OSError):
+            log.debug("could not drop the keys typed ahead", exc_info=True)
         # A daemon: it holds nothing to flush, and a missed stop() must not keep the process
         # alive waiting for a key.
         self._thread = threading.Thread(target=self._run, name="keys", daemon=True)

@@ -380,9 +380,13 @@ class PlainPrinter:
         out: IO[str] | None = None,
         show_predictions: bool = True,
         warnings_also_to: IO[str] | None = None,
+        run_errors_said_there: bool = False,
     ) -> None:
         self._out = out or sys.stdout
         self._show_predictions = show_predictions
+        # The command line says an error of the whole run (an output that cannot be written) on
+        # standard error; where these lines go there too (the terminal), they leave it out.
+        self._run_errors_said_there = run_errors_said_there
         # Where lines go to a file or pipe (`> log`), a stream's warnings and errors are said on
         # the terminal too: a run that ends with exit code 1 must not end in silence there.
         self._warnings_also_to = warnings_also_to
@@ -439,8 +443,10 @@ class PlainPrinter:
                 f"[{event.stream}] {event.t_s:7.1f}s  {what} {event.kind}: {event.message}"
             )
         elif isinstance(event, Notice):
-            where = f"[{event.stream}] " if event.stream else ""
-            lines.append(f"{where}{event.severity}: {event.message}")
+            run_error = not event.stream and event.severity == "error"
+            if not (run_error and self._run_errors_said_there):
+                where = f"[{event.stream}] " if event.stream else ""
+                lines.append(f"{where}{event.severity}: {event.message}")
         elif isinstance(event, FeedState):
             lines.append(f"[{event.stream}] {event.t_s:7.1f}s  feed {feed_state_text(event)}")
         elif isinstance(event, Summary):

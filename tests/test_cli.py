@@ -641,6 +641,30 @@ def test_plain_lines_sent_to_a_file_still_say_a_failure_on_the_terminal(tiny_mod
     assert "reconnect," not in result.stdout
 
 
+@pytest.mark.parametrize("jsonl_to_stdout", [False, True])
+def test_an_output_that_fails_is_said_once_where_plain_lines_share_the_terminal(
+    espeak, tiny_model_dir, cli_env, jsonl_to_stdout
+):
+    """`--ui plain` on a terminal (plain lines and errors in one place, as `2>&1` makes them
+    here), or on standard error beside JSONL on standard output: an output that cannot be
+    written was said twice, once by the plain lines and once by the command line."""
+    argv = [sys.executable, "-m", "streamlid", "listen", str(espeak.wav("en"))]
+    argv += ["--model", str(tiny_model_dir), "--ui", "plain"]
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [*argv, "--jsonl", "-" if jsonl_to_stdout else "/dev/full"],
+            stdout=full if jsonl_to_stdout else subprocess.PIPE,
+            stderr=subprocess.PIPE if jsonl_to_stdout else subprocess.STDOUT,
+            env=cli_env,
+            timeout=120,
+            check=False,
+            text=True,
+        )
+    said = result.stderr if jsonl_to_stdout else result.stdout
+    assert result.returncode == 3, said
+    assert len([line for line in said.splitlines() if "Cannot write" in line]) == 1, said
+
+
 def test_a_file_name_that_is_not_utf8_is_read_and_reported(
     espeak, tiny_model_dir, tmp_path, run_cli
 ):

@@ -46,10 +46,12 @@ def make_view(
         return WarningPrinter(sys.stderr)
     if not wants_live_view(config, stdout_taken=stdout_taken):
         if stdout_taken:
-            return PlainPrinter(sys.stderr)
+            return PlainPrinter(sys.stderr, run_errors_said_there=True)
         # `> log`: the lines go to the file, and the terminal still hears of what went wrong.
-        elsewhere = None if _same_file(sys.stdout, sys.stderr) else sys.stderr
-        return PlainPrinter(sys.stdout, warnings_also_to=elsewhere)
+        same = _same_file(sys.stdout, sys.stderr)
+        return PlainPrinter(
+            sys.stdout, warnings_also_to=None if same else sys.stderr, run_errors_said_there=same
+        )
     from rich.console import Console
 
     from .live import LiveView

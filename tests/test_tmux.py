@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -137,24 +138,36 @@ def _showing_an_answer(text: str, expected: str | None) -> bool:
     return expected is None or match.group(1) == expected
 
 
-@pytest.mark.tmux
-def test_live_view_in_a_real_terminal_then_q_exits_with_the_summary(tmux, french_wav, model_args):
-    _need("tmux")
-    args, expected = model_args
+# After the program: its exit status, whether the terminal is back in cooked mode and echoing,
+# then a signal for the test; the pane stays open so the test can read it.
+AFTER_LISTEN = (
+    "echo EXIT=$?; "
+    "stty -a | grep -qw -- -icanon && echo TTY=cbreak || echo TTY=cooked; "
+    "stty -a | grep -qw -- -echo && echo ECHO=off || echo ECHO=on; "
+    "tmux wait-for -S streamlid-done; sleep 600"
+)
+
+
+def _start_listen(
+    tmux, wav: Path, args: list[str], wrap: Callable[[str], str] = lambda listen: listen
+) -> None:
+    """`streamlid listen WAV --realtime ARGS` (as `wrap` runs it) in a new pane, AFTER_LISTEN
+    after it."""
     listen = shlex.join(
-        [sys.executable, "-m", "streamlid", "listen", str(french_wav), "--realtime", *args]
+        [sys.executable, "-m", "streamlid", "listen", str(wav), "--realtime", *args]
     )
-    # After the program: its exit status, whether the terminal is back in cooked mode, then a
-    # signal for the test; the pane stays open so the test can read it.
-    command = (
-        f"cd {shlex.quote(str(REPO_ROOT))} && {listen}; echo EXIT=$?; "
-        "stty -a | grep -qw -- -icanon && echo TTY=cbreak || echo TTY=cooked; "
-        "tmux wait-for -S streamlid-done; sleep 600"
-    )
+    command = f"cd {shlex.quote(str(REPO_ROOT))} && {wrap(listen)}; {AFTER_LISTEN}"
     started = tmux(
         "new-session", "-d", "-s", tmux.session, "-x", str(WIDTH), "-y", str(HEIGHT), command
     )
     assert started.returncode == 0, started.stderr
+
+
+@pytest.mark.tmux
+def test_live_view_in_a_real_terminal_then_q_exits_with_the_summary(tmux, french_wav, model_args):
+    _need("tmux")
+    args, expected = model_args
+    _start_listen(tmux, french_wav, args)
 
     text = tmux.wait_screen(lambda t: _showing_an_answer(t, expected), SCREEN_TIMEOUT_S)
     assert _showing_an_answer(text, expected), f"no language and bars on screen:\n{text}"
@@ -226,20 +239,14 @@ def test_sighup_under_the_live_view_stops_cleanly_and_gives_the_terminal_back(
     _need("tmux")
     args, _ = model_args
     pid_file = tmp_path / "streamlid.pid"
-    listen = shlex.join(
-        [sys.executable, "-m", "streamlid", "listen", str(french_wav), "--realtime", *args]
+    _start_listen(
+        tmux,
+        french_wav,
+        args,
+        lambda listen: (
+            f"sh -c {shlex.quote(f'echo $$ > {shlex.quote(str(pid_file))}; exec {listen}')}"
+        ),
     )
-    command = (
-        f"cd {shlex.quote(str(REPO_ROOT))} && "
-        f"sh -c {shlex.quote(f'echo $$ > {shlex.quote(str(pid_file))}; exec {listen}')}; "
-        "echo EXIT=$?; "
-        "stty -a | grep -qw -- -icanon && echo TTY=cbreak || echo TTY=cooked; "
-        "tmux wait-for -S streamlid-done; sleep 600"
-    )
-    started = tmux(
-        "new-session", "-d", "-s", tmux.session, "-x", str(WIDTH), "-y", str(HEIGHT), command
-    )
-    assert started.returncode == 0, started.stderr
     text = tmux.wait_screen(lambda t: "q quit" in t and "win/s" in t, SCREEN_TIMEOUT_S)
     assert "q quit" in text, text  # the live view is up, keys in cbreak mode
     assert tmux("display", "-p", "-t", tmux.session, "#{alternate_on}").stdout.strip() == "1"
@@ -266,19 +273,7 @@ def test_keys_typed_while_the_model_loads_are_not_echoed_and_the_terminal_comes_
     during the load included."""
     _need("tmux")
     args, _ = model_args
-    listen = shlex.join(
-        [sys.executable, "-m", "streamlid", "listen", str(french_wav), "--realtime", *args]
-    )
-    command = (
-        f"cd {shlex.quote(str(REPO_ROOT))} && {listen}; echo EXIT=$?; "
-        "stty -a | grep -qw -- -icanon && echo TTY=cbreak || echo TTY=cooked; "
-        "stty -a | grep -qw -- -echo && echo ECHO=off || echo ECHO=on; "
-        "tmux wait-for -S streamlid-done; sleep 600"
-    )
-    started = tmux(
-        "new-session", "-d", "-s", tmux.session, "-x", str(WIDTH), "-y", str(HEIGHT), command
-    )
-    assert started.returncode == 0, started.stderr
+    _start_listen(tmux, french_wav, args)
     loading = tmux.wait_screen(lambda t: "Loading model" in t, SCREEN_TIMEOUT_S)
     assert "Loading model" in loading, loading
     tmux.keys("xyzzp")  # p would start the view paused

@@ -197,6 +197,24 @@ def test_one_language_shows_large_with_code_confidence_and_ordered_bars(state, c
     assert "⚠" not in text
 
 
+def test_a_held_language_that_another_leads_is_shown_challenged_not_at_its_low_share(state, clock):
+    """The second or two before a switch is confirmed: French is still held while German leads
+    the smoothed bars. "French · fra · 12% confidence" read as an answer given at 12 %."""
+    script = Script(state, clock)
+    script.started()
+    script.speech(0.5, True)
+    script.predict(2.5, "fra", FRENCH)
+    script.change(2.5, 0.5, None, "fra", "French", 0.82)
+    script.talk(3.0, 8.0, "fra", FRENCH)
+    script.predict(8.5, "fra", GERMAN)
+    text = screen(state)
+    assert "French · fra · challenged: German 77%" in text
+    assert "% confidence" not in text
+    script.predict(9.5, "deu", GERMAN)
+    script.change(9.5, 7.5, "fra", "deu", "German", 0.77)
+    assert "German · deu · 77% confidence" in screen(state)
+
+
 def test_switch_silence_and_switch_are_drawn_on_the_timeline_with_a_legend(state, clock):
     french_then_german(state, clock)
     text = screen(state)

@@ -123,12 +123,19 @@ def _now_sections(s: StreamSnapshot, width: int) -> list[Section]:
                 caption.append(f"   best guess {best.name} {pct(best.probability)}", DIM)
     else:
         big, big_style = s.language_name, f"bold {s.language_colour}"
+        # While another language leads the smoothed bars (the second or two before a switch is
+        # confirmed, or refused), the held one's own share is low: "16% confidence" would read
+        # as an answer given at 16 %. The plain view says the same (sinks.now_text).
+        leader = max(s.bars, key=lambda bar: bar.probability) if s.bars else None
+        challenged = leader is not None and leader.code != s.language
         caption = _line(
             (s.language_name, f"bold {s.language_colour}"),
             (" · ", DIM),
             (s.language, "bold"),
             (" · ", DIM),
-            (f"{pct(s.confidence)} confidence", "bold"),
+            (f"challenged: {leader.name} {pct(leader.probability)}", "bold yellow")
+            if challenged
+            else (f"{pct(s.confidence)} confidence", "bold"),
         )
         if s.since_s is not None:
             caption.append(f" · since {fmt_time(s.since_s)}", DIM)

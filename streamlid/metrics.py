@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
@@ -40,78 +40,118 @@ class _Quiet(WSGIRequestHandler):
         pass  # a scrape every few seconds is not news on the terminal
 
 
+class _Families(NamedTuple):
+    """One scrape's metric families, in the order they are served."""
+
+    language: InfoMetricFamily
+    confidence: GaugeMetricFamily
+    ratio: GaugeMetricFamily
+    lag: GaugeMetricFamily
+    up: GaugeMetricFamily
+    reconnects: CounterMetricFamily
+    outage: CounterMetricFamily
+    active: GaugeMetricFamily
+    alerts: CounterMetricFamily
+    classified: CounterMetricFamily
+    skipped: CounterMetricFamily
+    latency: HistogramMetricFamily
+
+
+def _families() -> _Families:
+    """streamlid's metric families, empty: `StreamsCollector` fills them at each scrape."""
+    language = InfoMetricFamily(
+        "streamlid_language", "current language of each stream", labels=["stream"]
+    )
+    confidence = GaugeMetricFamily(
+        "streamlid_confidence",
+        "smoothed probability of the current language",
+        labels=["stream"],
+    )
+    ratio = GaugeMetricFamily(
+        "streamlid_speech_ratio",
+        "share of the stream's time that was speech",
+        labels=["stream"],
+    )
+    lag = GaugeMetricFamily(
+        "streamlid_lag_seconds", "how far the answers are behind live", labels=["stream"]
+    )
+    up = GaugeMetricFamily(
+        "streamlid_stream_up",
+        "1 while the stream's audio comes in; 0 while its feed is down, and once its input "
+        "has ended (a file read to its end, a feed given up on)",
+        labels=["stream"],
+    )
+    reconnects = CounterMetricFamily(
+        "streamlid_reconnects", "times a feed came back after dropping", labels=["stream"]
+    )
+    outage = CounterMetricFamily(
+        "streamlid_outage_seconds", "time feeds had no audio, so far", labels=["stream"]
+    )
+    active = GaugeMetricFamily(
+        "streamlid_alert_active", "1 while an alert holds", labels=["stream", "kind"]
+    )
+    alerts = CounterMetricFamily("streamlid_alerts", "alerts raised", labels=["stream"])
+    classified = CounterMetricFamily(
+        "streamlid_windows_classified", "windows the model answered", labels=["stream"]
+    )
+    skipped = CounterMetricFamily(
+        "streamlid_windows_skipped", "windows dropped to keep up with live", labels=["stream"]
+    )
+    latency = HistogramMetricFamily(
+        "streamlid_model_latency_seconds",
+        "time from a window's last sample to its answer",
+        labels=["stream"],
+    )
+    return _Families(
+        language,
+        confidence,
+        ratio,
+        lag,
+        up,
+        reconnects,
+        outage,
+        active,
+        alerts,
+        classified,
+        skipped,
+        latency,
+    )
+
+
 class StreamsCollector:
     """Metric families built from the figures at scrape time."""
 
     def __init__(self, figures: StreamsReducer) -> None:
         self._figures = figures
 
+    def describe(self) -> list[Metric]:
+        """The families without samples: what `?name[]=` filters by (the library asks the
+        collector for its names, and a collector without this had none to match)."""
+        return list(_families())
+
     def collect(self) -> Iterator[Metric]:
-        language = InfoMetricFamily(
-            "streamlid_language", "current language of each stream", labels=["stream"]
-        )
-        confidence = GaugeMetricFamily(
-            "streamlid_confidence",
-            "smoothed probability of the current language",
-            labels=["stream"],
-        )
-        ratio = GaugeMetricFamily(
-            "streamlid_speech_ratio",
-            "share of the stream's time that was speech",
-            labels=["stream"],
-        )
-        lag = GaugeMetricFamily(
-            "streamlid_lag_seconds", "how far the answers are behind live", labels=["stream"]
-        )
-        up = GaugeMetricFamily(
-            "streamlid_stream_up",
-            "1 while the stream's audio comes in; 0 while its feed is down, and once its input "
-            "has ended (a file read to its end, a feed given up on)",
-            labels=["stream"],
-        )
-        reconnects = CounterMetricFamily(
-            "streamlid_reconnects", "times a feed came back after dropping", labels=["stream"]
-        )
-        outage = CounterMetricFamily(
-            "streamlid_outage_seconds", "time feeds had no audio, so far", labels=["stream"]
-        )
-        active = GaugeMetricFamily(
-            "streamlid_alert_active", "1 while an alert holds", labels=["stream", "kind"]
-        )
-        alerts = CounterMetricFamily("streamlid_alerts", "alerts raised", labels=["stream"])
-        classified = CounterMetricFamily(
-            "streamlid_windows_classified", "windows the model answered", labels=["stream"]
-        )
-        skipped = CounterMetricFamily(
-            "streamlid_windows_skipped", "windows dropped to keep up with live", labels=["stream"]
-        )
-        latency = HistogramMetricFamily(
-            "streamlid_model_latency_seconds",
-            "time from a window's last sample to its answer",
-            labels=["stream"],
-        )
+        m = _families()
         for f in self._figures.figures():
             s = [f.stream]
-            language.add_metric(s, {"language": f.language or "", "name": f.language_name})
-            confidence.add_metric(s, f.confidence)
-            ratio.add_metric(s, f.speech_ratio)
+            m.language.add_metric(s, {"language": f.language or "", "name": f.language_name})
+            m.confidence.add_metric(s, f.confidence)
+            m.ratio.add_metric(s, f.speech_ratio)
             if f.lag_s is not None:
-                lag.add_metric(s, f.lag_s)
+                m.lag.add_metric(s, f.lag_s)
             down = f.ended or f.feed_state in ("disconnected", "retrying")
-            up.add_metric(s, 0.0 if down else 1.0)
-            reconnects.add_metric(s, f.reconnects)
-            outage.add_metric(s, f.outage_s)
+            m.up.add_metric(s, 0.0 if down else 1.0)
+            m.reconnects.add_metric(s, f.reconnects)
+            m.outage.add_metric(s, f.outage_s)
             for kind in KINDS:
-                active.add_metric([f.stream, kind], 1.0 if kind in f.alerts_active else 0.0)
-            alerts.add_metric(s, f.alerts_total)
-            classified.add_metric(s, f.windows)
-            skipped.add_metric(s, f.skipped_windows)
+                m.active.add_metric([f.stream, kind], 1.0 if kind in f.alerts_active else 0.0)
+            m.alerts.add_metric(s, f.alerts_total)
+            m.classified.add_metric(s, f.windows)
+            m.skipped.add_metric(s, f.skipped_windows)
             edges = [repr(edge) for edge in LATENCY_BUCKETS_S] + ["+Inf"]
-            latency.add_metric(
+            m.latency.add_metric(
                 s, list(zip(edges, f.latency_buckets, strict=True)), sum_value=f.latency_sum_s
             )
-        yield from (language, confidence, ratio, lag, up, reconnects, outage, active, alerts)
-        yield from (classified, skipped, latency)
+        yield from m
 
 
 def routed(metrics_app: Wsgi) -> Wsgi:

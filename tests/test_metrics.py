@@ -70,3 +70,13 @@ def test_head_answers_as_get_without_the_body(server):
             timeout=5,
         )
     assert refused.value.code == 405
+
+
+def test_name_filters_serve_the_metrics_asked_for(server):
+    """`?name[]=` (prometheus-client's filter, for a federating or a debugging scrape) served
+    an empty body: the library filters by the names the collector describes."""
+    query = "/metrics?name[]=streamlid_stream_up&name[]=streamlid_reconnects_total"
+    status, _, body = ask(server, "GET", query)
+    assert status == 200
+    names = {line.split("{")[0] for line in body.decode().splitlines() if line[:1] != "#"}
+    assert names == {"streamlid_stream_up", "streamlid_reconnects_total"}, body

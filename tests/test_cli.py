@@ -185,7 +185,9 @@ def test_a_file_piped_into_stdin_is_decoded_not_heard_as_raw_pcm(kind, espeak, t
     assert predictions and predictions[-1]["smoothed"][0]["code"] == "fra"
     # The start said "16 kHz mono s16le" before a byte had come; what it found is said after.
     notices = [line["message"] for line in lines if line["type"] == "notice"]
-    assert any(f"carries a {kind.upper()} file" in message for message in notices), notices
+    assert any(f"carries {kind.upper()} audio, not raw PCM" in message for message in notices), (
+        notices
+    )
 
 
 @needs_ffmpeg

@@ -117,7 +117,7 @@ class StdinSource(Source):
 
         # The run said "16 kHz mono s16le" when it started, before any byte had come: put it right.
         self._notice(
-            "info", f"standard input carries a {container} file, not raw PCM: ffmpeg decodes it"
+            "info", f"standard input carries {container} audio, not raw PCM: ffmpeg decodes it"
         )
         self.description = f"standard input ({container}, decoded by ffmpeg)"
         decoder = FfmpegSource(

@@ -740,7 +740,10 @@ class FfmpegSource(Source):
             elif (
                 pacer is not None
                 and self._last_audio_at is not None
-                and (said := pacer.close_gap(ring, time.monotonic() - self._last_audio_at))
+                and (
+                    said := pacer.close_gap(ring, time.monotonic() - self._last_audio_at)
+                    or pacer.catch_up(ring)
+                )
             ):
                 self._notice("warning", f"{self.description}: {said}")
             total += len(samples)

@@ -180,6 +180,7 @@ def test_ffmpeg_says_whether_reading_its_input_ended_on_an_error():
         "[http @ 0x1] [error] Stream ends prematurely at 16000, should be 18446744073709551615"
     )
     assert live.input_failed and live.cut_short is None and not live.live_cut
+    assert live.server_closed  # said as the server ending it, not as "Input/output error"
     # A live stream given a length it never reaches: no file cut either, and ffmpeg, which would
     # ask for the rest of it with range requests until the stall timeout, is ended at once.
     live = ffmpeg_saying(
@@ -258,7 +259,8 @@ def test_a_killed_server_is_reconnected_and_answers_resume(classifier, feed_mp3)
         states = run.feed_states()
         assert [s.state for s in states][:2] == ["connected", "disconnected"]
         disconnected = states[1]
-        assert disconnected.reason  # ffmpeg's words, redacted
+        # Not ffmpeg's last word, "<url>: Input/output error", which says nothing of why.
+        assert disconnected.reason == "the server ended the stream"
         retries = [s for s in states if s.state == "retrying"]
         assert [s.attempt for s in retries] == list(range(1, len(retries) + 1))
         (recovered,) = [s for s in states if s.state == "recovered"]

@@ -25,6 +25,7 @@ from .events import (
     Notice,
     Prediction,
     StreamAlert,
+    StreamEnded,
     StreamStarted,
     Summary,
     event_to_dict,
@@ -449,6 +450,9 @@ class PlainPrinter:
                 lines.append(f"{where}{event.severity}: {event.message}")
         elif isinstance(event, FeedState):
             lines.append(f"[{event.stream}] {event.t_s:7.1f}s  feed {feed_state_text(event)}")
+        elif isinstance(event, StreamEnded):
+            # As the live view says "ended": among streams that go on, else its answers just stop.
+            lines.append(f"[{event.stream}] {event.t_s:7.1f}s  ended: its input is over")
         elif isinstance(event, Summary):
             lines.extend(summary_lines(event))
         return lines

@@ -1017,3 +1017,7 @@ def test_plain_lines_say_a_stream_ended_while_the_others_go_on():
     printer = PlainPrinter(out)
     printer.handle(StreamEnded("radio", 8.06))
     assert out.getvalue().splitlines() == ["[radio]     8.1s  ended: its input is over"]
+    # A stream whose error said it stopped is not said to have ended as well.
+    printer.handle(Notice("tv", 3.0, "error", "tv stopped: the feed is down; gave up"))
+    printer.handle(StreamEnded("tv", 3.0))
+    assert out.getvalue().splitlines()[1:] == ["[tv] error: tv stopped: the feed is down; gave up"]

@@ -25,6 +25,7 @@ from .events import (
     Notice,
     Prediction,
     StreamAlert,
+    StreamEnded,
     StreamStarted,
     Summary,
     event_to_dict,
@@ -390,6 +391,7 @@ class PlainPrinter:
         # Where lines go to a file or pipe (`> log`), a stream's warnings and errors are said on
         # the terminal too: a run that ends with exit code 1 must not end in silence there.
         self._warnings_also_to = warnings_also_to
+        self._failed: set[str] = set()  # streams whose error already said that they stopped
 
     def _print(self, text: str) -> None:
         try:
@@ -443,12 +445,17 @@ class PlainPrinter:
                 f"[{event.stream}] {event.t_s:7.1f}s  {what} {event.kind}: {event.message}"
             )
         elif isinstance(event, Notice):
+            if event.stream and event.severity == "error":
+                self._failed.add(event.stream)
             run_error = not event.stream and event.severity == "error"
             if not (run_error and self._run_errors_said_there):
                 where = f"[{event.stream}] " if event.stream else ""
                 lines.append(f"{where}{event.severity}: {event.message}")
         elif isinstance(event, FeedState):
             lines.append(f"[{event.stream}] {event.t_s:7.1f}s  feed {feed_state_text(event)}")
+        elif isinstance(event, StreamEnded) and event.stream not in self._failed:
+            # As the live view says "ended": among streams that go on, else its answers just stop.
+            lines.append(f"[{event.stream}] {event.t_s:7.1f}s  ended: its input is over")
         elif isinstance(event, Summary):
             lines.extend(summary_lines(event))
         return lines

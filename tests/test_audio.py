@@ -166,6 +166,27 @@ def test_live_stdin_that_pauses_keeps_stream_time_on_the_wall_clock(espeak):
     assert "then it went on" in notices[0][1]
 
 
+def test_live_stdin_slower_than_real_time_keeps_stream_time_on_the_wall_clock(espeak):
+    """A producer that writes at a quarter of real time (0.05 s every 0.2 s), each pause too
+    short to be a gap: its shortfall is silence once it adds up, and said. Before, stream
+    time fell ever further behind the wall clock, unsaid."""
+    audio = to_s16le(espeak.samples("en")[: SAMPLE_RATE_HZ // 20])
+    ring = RingBuffer(20 * SAMPLE_RATE_HZ)
+    notices: list[tuple[str, str]] = []
+    wall_s = 5.0
+
+    def write(write_fd: int) -> None:
+        for _ in range(round(wall_s / 0.2)):
+            os.write(write_fd, audio)
+            time.sleep(0.2)
+
+    _run_stdin(ring, write, realtime=True, notice=lambda s, m: notices.append((s, m)))
+    # Without the fill: 1.25 s of audio. The last shortfall under 3 s is not filled yet.
+    assert ring.write_index / SAMPLE_RATE_HZ >= wall_s - 3.0 + 0.5
+    assert [s for s, _ in notices] == ["warning"], notices
+    assert "slower than real time" in notices[0][1]
+
+
 @needs_ffmpeg
 @pytest.mark.parametrize("seed", [0, 1])  # 1: ffmpeg, going by the name, finds a frame or two
 def test_random_bytes_named_mp3_are_not_audio_in_one_sentence_and_exit_1(

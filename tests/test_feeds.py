@@ -24,7 +24,8 @@ from audio_helpers import probe_duration_s, silence, write_wav
 from feed_servers import LoopbackFeed, ffmpeg_children, ffmpeg_processes, make_mp3, wait_until
 from harness import REPO_ROOT, ListSink, make_engine
 
-from streamlid.audio.feeds import BURST_ALLOWANCE_S, Backoff, FeedPacer
+from streamlid.audio.feeds import BEHIND_FILLED_S, BURST_ALLOWANCE_S, Backoff, FeedPacer
+from streamlid.audio.ring import RingBuffer
 from streamlid.audio.urls import protocol_whitelist, redact
 from streamlid.engine import Engine
 from streamlid.errors import AudioSourceError
@@ -179,6 +180,7 @@ def test_ffmpeg_says_whether_reading_its_input_ended_on_an_error():
         "[http @ 0x1] [error] Stream ends prematurely at 16000, should be 18446744073709551615"
     )
     assert live.input_failed and live.cut_short is None and not live.live_cut
+    assert live.server_closed  # said as the server ending it, not as "Input/output error"
     # A live stream given a length it never reaches: no file cut either, and ffmpeg, which would
     # ask for the rest of it with range requests until the stall timeout, is ended at once.
     live = ffmpeg_saying(
@@ -214,6 +216,26 @@ def test_pacer_spreads_a_burst_over_real_time_and_fills_an_outage():
     assert pacer.fill_to_now() == pytest.approx(5000 - BURST_ALLOWANCE_S * 1000, abs=150)
 
 
+def test_pacer_keeps_a_feed_slower_than_real_time_on_the_wall_clock():
+    """A feed short of bandwidth: 0.1 s of audio every 0.2 s for ten minutes, each gap far too
+    short to be an outage. Its shortfall is silence once it adds up, so stream time stays
+    within BEHIND_FILLED_S of the wall clock; said once, not at every fill. Before, stream time
+    fell to half the wall clock, unsaid."""
+    now = [100.0]
+    pacer = FeedPacer(1000, threading.Event(), clock=lambda: now[0])
+    ring = RingBuffer(700 * 1000)
+    said: list[str] = []
+    for _ in range(3000):
+        pacer.wait_for(100)  # never waits: the feed is behind
+        ring.write(np.zeros(100, np.float32), block=False)
+        now[0] += 0.2
+        if message := pacer.close_gap(ring, 0.2) or pacer.catch_up(ring):
+            said.append(message)
+    wall_s = now[0] - 100.0
+    assert wall_s - BEHIND_FILLED_S <= ring.write_index / 1000 <= wall_s
+    assert len(said) == 1 and "slower than real time" in said[0], said
+
+
 # -- against loopback servers ------------------------------------------------------------------
 
 
@@ -237,7 +259,8 @@ def test_a_killed_server_is_reconnected_and_answers_resume(classifier, feed_mp3)
         states = run.feed_states()
         assert [s.state for s in states][:2] == ["connected", "disconnected"]
         disconnected = states[1]
-        assert disconnected.reason  # ffmpeg's words, redacted
+        # Not ffmpeg's last word, "<url>: Input/output error", which says nothing of why.
+        assert disconnected.reason == "the server ended the stream"
         retries = [s for s in states if s.state == "retrying"]
         assert [s.attempt for s in retries] == list(range(1, len(retries) + 1))
         (recovered,) = [s for s in states if s.state == "recovered"]

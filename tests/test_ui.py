@@ -1008,3 +1008,16 @@ def test_plain_lines_say_the_held_language_is_challenged_not_that_it_is_at_3_per
     assert "French (fra)" in now and "challenged" in now and "deu 62%" in now
     assert "3%" not in now
     assert re.search(r"now: French \(fra\) 80%", held)
+
+
+def test_plain_lines_say_a_stream_ended_while_the_others_go_on():
+    """Of several feeds, one served file ends: the live view says "ended", the metrics say it is
+    down; the plain log said nothing, its answers just stopped, as a feed's do in a silence."""
+    out = io.StringIO()
+    printer = PlainPrinter(out)
+    printer.handle(StreamEnded("radio", 8.06))
+    assert out.getvalue().splitlines() == ["[radio]     8.1s  ended: its input is over"]
+    # A stream whose error said it stopped is not said to have ended as well.
+    printer.handle(Notice("tv", 3.0, "error", "tv stopped: the feed is down; gave up"))
+    printer.handle(StreamEnded("tv", 3.0))
+    assert out.getvalue().splitlines()[1:] == ["[tv] error: tv stopped: the feed is down; gave up"]

@@ -39,6 +39,11 @@ CATCH_UP_SPEED = 1.25
 # stream time stays on the wall clock, and said when it is this long or longer.
 GAP_FILLED_S = 1.0
 GAP_SAID_S = 2.0
+# A producer that keeps coming slower than real time (a feed short of bandwidth, a server that
+# underruns) leaves gaps each too short to fill: once they add up to this much behind the wall
+# clock, the shortfall is silence too, said at most once per SLOW_SAID_EVERY_S.
+BEHIND_FILLED_S = 3.0
+SLOW_SAID_EVERY_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,7 @@ class FeedPacer:
         self._t0: float | None = None
         self._delivered = 0  # samples handed on since t0
         self._last = 0.0  # wall time at which the schedule last allowed a sample
+        self._slow_said_at: float | None = None  # wall time the shortfall was last said
 
     def wait_for(self, n_samples: int) -> None:
         """Blocks (until stop) until n_samples more may be delivered."""
@@ -145,4 +151,22 @@ class FeedPacer:
         return (
             f"no audio for {quiet_s:.1f} s, then it went on; {filled_s:.1f} s of silence keep "
             "stream time on the wall clock"
+        )
+
+    def catch_up(self, ring: RingBuffer) -> str | None:
+        """A producer whose audio keeps coming, but slower than real time, in gaps too short
+        for close_gap: once it is BEHIND_FILLED_S behind the wall clock the shortfall is
+        silence, else its stream time (and every event's) would fall further behind without
+        end, unsaid. Returns what to say of it (at most once per SLOW_SAID_EVERY_S), or None."""
+        if self.fill_to_now() < BEHIND_FILLED_S * self._rate:
+            return None
+        filled_s = self.fill_silence(ring) / self._rate
+        now = self._clock()
+        if self._slow_said_at is not None and now - self._slow_said_at < SLOW_SAID_EVERY_S:
+            return None
+        self._slow_said_at = now
+        return (
+            f"its audio comes slower than real time ({filled_s:.1f} s short); silence "
+            "fills the shortfall to keep stream time on the wall clock; check the feed's "
+            "bandwidth or its server"
         )

@@ -65,6 +65,7 @@ class FfmpegChild:
         self.cut_short: tuple[int, int] | None = None  # (bytes, length): an HTTP response cut
         self.resumes_n = 0  # range requests ffmpeg made for the rest of a response cut short
         self.live_cut = False  # a live stream with a length it never reaches dropped: killed
+        self.server_closed = False  # a response without a length (a live stream) ended
         self.header_read = threading.Event()  # the input's header is read: its duration known
         self.format_guessed = False  # the input's format came from its name, not its bytes
         self.process = subprocess.Popen(
@@ -124,6 +125,8 @@ class FfmpegChild:
                 length = int(found.group(2))
                 if length < LIVE_LENGTH_MIN:
                     self.cut_short = (int(found.group(1)), length)
+                elif length == NO_LENGTH:
+                    self.server_closed = True
                 elif length != NO_LENGTH and not self.live_cut:
                     # ffmpeg would ask for the rest of it with range requests, which a live
                     # stream's server ignores, until the stall timeout: its drop is the feed's

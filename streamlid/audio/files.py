@@ -740,7 +740,10 @@ class FfmpegSource(Source):
             elif (
                 pacer is not None
                 and self._last_audio_at is not None
-                and (said := pacer.close_gap(ring, time.monotonic() - self._last_audio_at))
+                and (
+                    said := pacer.close_gap(ring, time.monotonic() - self._last_audio_at)
+                    or pacer.catch_up(ring)
+                )
             ):
                 self._notice("warning", f"{self.description}: {said}")
             total += len(samples)
@@ -876,6 +879,9 @@ class FfmpegSource(Source):
                 reason = f"no audio for {settings.stall_timeout_s:g} s (stalled)"
             elif code is not None and code < 0 and not child.live_cut:  # ffmpeg was ended
                 reason = f"ffmpeg was ended by signal {-code}"
+            elif child.server_closed and total:
+                # ffmpeg's last word here is "<url>: Input/output error", which says nothing of why.
+                reason = "the server ended the stream"
             elif child.last_problem:
                 reason = child.last_problem
             elif total:

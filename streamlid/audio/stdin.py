@@ -97,7 +97,7 @@ class StdinSource(Source):
             samples = np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / 32768.0
             if pacer is not None:
                 quiet_s = 0.0 if last_read_at is None else time.monotonic() - last_read_at
-                if said := pacer.close_gap(ring, quiet_s):
+                if said := pacer.close_gap(ring, quiet_s) or pacer.catch_up(ring):
                     self._notice("warning", f"{self.description}: {said}")
                 pacer.wait_for(len(samples))
                 last_read_at = time.monotonic()

@@ -317,3 +317,38 @@ def test_a_microphone_back_at_another_rate_is_reopened_at_the_runs_rate_or_said(
     assert not source._reopen() and not source._reopen()
     (warning,) = notices
     assert warning[0] == "warning" and "only at 48000 Hz, not the 44100 Hz" in warning[1]
+
+
+def test_a_microphone_stuck_in_portaudio_gives_standard_error_back_when_it_is_left_behind(
+    monkeypatch, capfd
+):
+    """A frozen PulseAudio server (SIGSTOP, a hung daemon) answers no probe: the reconnection
+    attempt hung inside PortAudio with descriptor 2 held, so the summary that SIGTERM printed
+    went into the hold's temporary file and was lost at exit (the run ended 143, silently)."""
+    from streamlid.audio import mic
+
+    sd = _RatesDevice({16000})
+    device = mic.InputDevice(1, "pulse", 1, 16000.0, "ALSA", True)
+    monkeypatch.setattr(mic, "import_sounddevice", lambda: sd)
+    monkeypatch.setattr(mic, "list_input_devices", lambda: [device])
+    source = mic.MicrophoneSource(None)
+    frozen, probing = threading.Event(), threading.Event()
+
+    def hangs(**settings) -> None:
+        probing.set()
+        frozen.wait(20)
+
+    sd.check_input_settings = hangs  # from here on: the server no longer answers
+    monkeypatch.setattr(mic, "QUIET_DEVICE_S", 0.05)  # no callback: reopened at once
+    source.start(RingBuffer(16000 * 5), lambda severity, message: None)
+    try:
+        assert probing.wait(10)
+        source.stop()
+        assert not source.join(0.2)  # left behind, still inside PortAudio
+        os.write(2, b"Summary (interrupted)\n")
+        assert "Summary (interrupted)" in capfd.readouterr().err
+    finally:
+        frozen.set()
+        assert source.join(10)
+    os.write(2, b"after\n")  # the hold that ended late did not take descriptor 2 again
+    assert "after" in capfd.readouterr().err

@@ -328,5 +328,14 @@ class MicrophoneSource(Source):
             if attempts % 10 == 0:
                 self._notice("warning", f"Still no microphone after {attempts} attempts; retrying.")
 
+    def join(self, timeout_s: float) -> bool:
+        ended = super().join(timeout_s)
+        if not ended:
+            # Stuck in PortAudio with descriptor 2 held (a frozen PulseAudio server answers no
+            # probe): give it back, or what the run says from here on, its summary included,
+            # would go into the hold's temporary file and be lost at exit.
+            native_stderr.release()
+        return ended
+
     def close(self) -> None:
         self._close_stream()

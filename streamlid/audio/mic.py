@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from .. import native_stderr
 from ..errors import AudioSourceError
 from . import SAMPLE_RATE_HZ
@@ -313,11 +315,17 @@ class MicrophoneSource(Source):
                 "warning",
                 f"Microphone {self._device.name!r} stopped delivering audio; reconnecting…",
             )
-            self._reconnect()
+            self._reconnect(ring)
 
-    def _reconnect(self) -> None:
+    def _reconnect(self, ring: RingBuffer) -> None:
+        """Reopens the device every RETRY_EVERY_S until it is back. Meanwhile the time since its
+        last audio is written as silence, as a network feed's outage is: stream time stays on
+        the wall clock (event times after its return stay true) and the speech gate hears the
+        outage, so --alert-silence-after raises its alert for a microphone that is gone."""
+        silent_since = self._last_callback
         attempts = 0
         while not self._stop.wait(RETRY_EVERY_S):
+            silent_since = self._write_silence(ring, silent_since)
             attempts += 1
             if self._reopen():
                 self._notice(
@@ -327,6 +335,14 @@ class MicrophoneSource(Source):
                 return
             if attempts % 10 == 0:
                 self._notice("warning", f"Still no microphone after {attempts} attempts; retrying.")
+
+    def _write_silence(self, ring: RingBuffer, since: float) -> float:
+        """Silence from the monotonic time `since` up to now; returns where it ends. Waits for
+        room rather than overwrite: the silence of a long outage is not audio lost."""
+        n = int((time.monotonic() - since) * self.sample_rate_hz)
+        if n > 0:
+            ring.write(np.zeros(n, np.float32), block=True, stop=self._stop)
+        return since + n / self.sample_rate_hz
 
     def join(self, timeout_s: float) -> bool:
         ended = super().join(timeout_s)

@@ -396,3 +396,38 @@ def test_the_time_a_microphone_is_gone_is_silence_in_stream_time(monkeypatch):
     finally:
         source.stop()
         assert source.join(5)
+
+
+def test_a_microphone_whose_audio_system_does_not_answer_is_said(monkeypatch, capfd):
+    """A frozen PulseAudio server: the reconnection's probe never returned, so nothing was ever
+    said; the stream just stood still. Said, it must reach standard error, which the probe
+    holds."""
+    from streamlid.audio import mic
+
+    sd = _RatesDevice({16000})
+    device = mic.InputDevice(1, "pulse", 1, 16000.0, "ALSA", True)
+    monkeypatch.setattr(mic, "import_sounddevice", lambda: sd)
+    monkeypatch.setattr(mic, "list_input_devices", lambda: [device])
+    monkeypatch.setattr(mic, "QUIET_DEVICE_S", 0.05)  # no callback: reopened at once
+    monkeypatch.setattr(mic, "SLOW_REOPEN_S", 0.1)
+    source = mic.MicrophoneSource(None)
+    frozen = threading.Event()
+    sd.check_input_settings = lambda **settings: frozen.wait(20)  # the server hangs
+    notices: list[tuple[str, str]] = []
+    said = threading.Event()
+
+    def notice(severity: str, message: str) -> None:  # a warning is also said on stderr
+        os.write(2, b"warning said\n")
+        notices.append((severity, message))
+        said.set()
+
+    source.start(RingBuffer(16000 * 5), notice)
+    try:
+        assert said.wait(10)
+        ((severity, message),) = notices
+        assert severity == "warning" and "the audio system does not answer" in message
+        assert "warning said" in capfd.readouterr().err
+    finally:
+        frozen.set()
+        source.stop()
+        assert source.join(10)

@@ -30,6 +30,10 @@ CALLBACK_BLOCK_S = 0.02  # PortAudio block: 20 ms keeps latency low and callback
 QUIET_DEVICE_S = 3.0
 QUIET_DEVICE_MAX_S = 60.0
 CLOSE_TIMEOUT_S = 1.0  # a wedged PortAudio stream may never return from abort()
+# A reopen (PortAudio's probes of the device) that takes longer: the audio server does not
+# answer (PulseAudio or PipeWire hung, or stopped). The probe may never return, so this is
+# said from a timer, not after it.
+SLOW_REOPEN_S = 5.0
 RETRY_EVERY_S = 1.0
 # PortAudio's codes for a format the device refuses (paInvalidChannelCount,
 # paInvalidSampleRate, paSampleFormatNotSupported); any other error: the device does not open.
@@ -248,10 +252,26 @@ class MicrophoneSource(Source):
     def _reopen(self) -> bool:
         """One reconnection attempt, without the two lines ALSA and PortAudio print for each
         probe of a missing device (every second, for as long as it is gone)."""
-        with native_stderr.held() as said:
-            reopened = self._try_reopen()
+        hung = threading.Timer(SLOW_REOPEN_S, self._say_hung)
+        hung.name, hung.daemon = f"slow-reopen-{self.name}", True  # may outlive a hung probe
+        hung.start()
+        try:
+            with native_stderr.held() as said:
+                reopened = self._try_reopen()
+        finally:
+            hung.cancel()
         native_stderr.pass_on(said)
         return reopened
+
+    def _say_hung(self) -> None:
+        """From the timer of a reopen that has not returned: descriptor 2 is given back first,
+        or the warning, said on standard error, would go into the hung probe's hold."""
+        native_stderr.release()
+        self._notice(
+            "warning",
+            f"Microphone {self._device.name!r} stopped delivering audio and the audio system "
+            "does not answer (PulseAudio or PipeWire hung?); waiting for it…",
+        )
 
     def _try_reopen(self) -> bool:
         """Refreshes PortAudio's device list, finds the device, opens it."""

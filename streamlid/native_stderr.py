@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 # Lines the C audio stack prints while probing devices: noise for our users, who get one line
@@ -28,8 +29,19 @@ AUDIO_CHATTER = (
     "JackShmReadWritePtr",
 )
 
+
+@dataclass
+class _Hold:
+    saved_fd: int  # the descriptor 2 to give back
+    released: bool = False  # `release` gave it back already
+
+
 _held_lock = threading.RLock()  # one descriptor 2: holds in two threads would lose it; one
 # thread may nest them (the inner passes on into the outer)
+# The holds now open, outermost first, each with the descriptor it gives back. Its own lock:
+# `release` must not wait for `_held_lock`, which a hold that never returns keeps.
+_open_holds: list[_Hold] = []
+_holds_lock = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -53,13 +65,19 @@ def held(console: Any = None) -> Iterator[list[str]]:
             console.file = terminal
         try:
             with tempfile.TemporaryFile() as sink:
-                os.dup2(sink.fileno(), 2)
+                hold = _Hold(saved_fd)
+                with _holds_lock:
+                    os.dup2(sink.fileno(), 2)
+                    _open_holds.append(hold)
                 try:
                     yield said
                 finally:
                     if sys.stderr is not None:
                         sys.stderr.flush()
-                    os.dup2(saved_fd, 2)
+                    with _holds_lock:
+                        _open_holds.remove(hold)
+                        if not hold.released:
+                            os.dup2(saved_fd, 2)
                     sink.seek(0)
                     said.append(sink.read().decode("utf-8", "replace"))
         finally:
@@ -67,6 +85,24 @@ def held(console: Any = None) -> Iterator[list[str]]:
             if console is not None:
                 console.file = previous_file
             terminal.close()
+
+
+def release() -> None:
+    """Gives descriptor 2 back to the terminal now, from any thread, whatever hold is open.
+
+    A hold around a call that never returns (PortAudio probing a frozen PulseAudio server)
+    would otherwise keep everything written to standard error after it, the run's summary
+    included, in a temporary file that is lost at exit. The holds still open end without
+    taking descriptor 2 again; what was written into them is still theirs to read."""
+    with _holds_lock:
+        if not _open_holds:
+            return
+        if sys.stderr is not None:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
+        os.dup2(_open_holds[0].saved_fd, 2)
+        for hold in _open_holds:
+            hold.released = True
 
 
 def pass_on(said: list[str], chatter: tuple[str, ...] = AUDIO_CHATTER) -> None:

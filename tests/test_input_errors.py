@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -317,3 +318,116 @@ def test_a_microphone_back_at_another_rate_is_reopened_at_the_runs_rate_or_said(
     assert not source._reopen() and not source._reopen()
     (warning,) = notices
     assert warning[0] == "warning" and "only at 48000 Hz, not the 44100 Hz" in warning[1]
+
+
+def test_a_microphone_stuck_in_portaudio_gives_standard_error_back_when_it_is_left_behind(
+    monkeypatch, capfd
+):
+    """A frozen PulseAudio server (SIGSTOP, a hung daemon) answers no probe: the reconnection
+    attempt hung inside PortAudio with descriptor 2 held, so the summary that SIGTERM printed
+    went into the hold's temporary file and was lost at exit (the run ended 143, silently)."""
+    from streamlid.audio import mic
+
+    sd = _RatesDevice({16000})
+    device = mic.InputDevice(1, "pulse", 1, 16000.0, "ALSA", True)
+    monkeypatch.setattr(mic, "import_sounddevice", lambda: sd)
+    monkeypatch.setattr(mic, "list_input_devices", lambda: [device])
+    source = mic.MicrophoneSource(None)
+    frozen, probing = threading.Event(), threading.Event()
+
+    def hangs(**settings) -> None:
+        probing.set()
+        frozen.wait(20)
+
+    sd.check_input_settings = hangs  # from here on: the server no longer answers
+    monkeypatch.setattr(mic, "QUIET_DEVICE_S", 0.05)  # no callback: reopened at once
+    source.start(RingBuffer(16000 * 5), lambda severity, message: None)
+    try:
+        assert probing.wait(10)
+        source.stop()
+        assert not source.join(0.2)  # left behind, still inside PortAudio
+        os.write(2, b"Summary (interrupted)\n")
+        assert "Summary (interrupted)" in capfd.readouterr().err
+    finally:
+        frozen.set()
+        assert source.join(10)
+    os.write(2, b"after\n")  # the hold that ended late did not take descriptor 2 again
+    assert "after" in capfd.readouterr().err
+
+
+def test_the_time_a_microphone_is_gone_is_silence_in_stream_time(monkeypatch):
+    """A pulled microphone's outage was left out of stream time: event times after its return
+    were early by the outage, and --alert-silence-after never fired while it was gone, since the
+    speech gate's clock stood still. Like a network feed's, the outage is now silence."""
+    from streamlid.audio import mic
+
+    class LosesItsStreams(_RatesDevice):
+        def __init__(self, accepted: set[int]) -> None:
+            super().__init__(accepted)
+            self.streams: list[types.SimpleNamespace] = []
+
+        def InputStream(self, **settings):
+            self.streams.append(super().InputStream(**settings))
+            return self.streams[-1]
+
+    sd = LosesItsStreams({16000})
+    device = mic.InputDevice(1, "USB mic", 1, 16000.0, "ALSA", True)
+    monkeypatch.setattr(mic, "import_sounddevice", lambda: sd)
+    monkeypatch.setattr(mic, "list_input_devices", lambda: [device])
+    monkeypatch.setattr(mic, "RETRY_EVERY_S", 0.05)
+    source = mic.MicrophoneSource(None)
+    ring = RingBuffer(16000 * 5)
+    notices: list[str] = []
+    opened_at = time.monotonic()
+    source.start(ring, lambda severity, message: notices.append(message))
+    try:
+        sd.accepted = set()  # unplugged: PortAudio refuses it from now on
+        sd.streams[0].active = False
+        time.sleep(1.0)
+        gone_s = ring.write_index / 16000  # no callback ever came: all of it is silence written
+        assert 0.3 <= gone_s <= time.monotonic() - opened_at, gone_s  # none before: 0
+        chunk = ring.read(ring.write_index, timeout_s=1.0)
+        assert chunk is not None and not chunk.samples.any()
+        sd.accepted = {16000}  # plugged back in
+        deadline = time.monotonic() + 5
+        while len(sd.streams) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(sd.streams) == 2 and "reconnected" in notices[-1]
+    finally:
+        source.stop()
+        assert source.join(5)
+
+
+def test_a_microphone_whose_audio_system_does_not_answer_is_said(monkeypatch, capfd):
+    """A frozen PulseAudio server: the reconnection's probe never returned, so nothing was ever
+    said; the stream just stood still. Said, it must reach standard error, which the probe
+    holds."""
+    from streamlid.audio import mic
+
+    sd = _RatesDevice({16000})
+    device = mic.InputDevice(1, "pulse", 1, 16000.0, "ALSA", True)
+    monkeypatch.setattr(mic, "import_sounddevice", lambda: sd)
+    monkeypatch.setattr(mic, "list_input_devices", lambda: [device])
+    monkeypatch.setattr(mic, "QUIET_DEVICE_S", 0.05)  # no callback: reopened at once
+    monkeypatch.setattr(mic, "SLOW_REOPEN_S", 0.1)
+    source = mic.MicrophoneSource(None)
+    frozen = threading.Event()
+    sd.check_input_settings = lambda **settings: frozen.wait(20)  # the server hangs
+    notices: list[tuple[str, str]] = []
+    said = threading.Event()
+
+    def notice(severity: str, message: str) -> None:  # a warning is also said on stderr
+        os.write(2, b"warning said\n")
+        notices.append((severity, message))
+        said.set()
+
+    source.start(RingBuffer(16000 * 5), notice)
+    try:
+        assert said.wait(10)
+        ((severity, message),) = notices
+        assert severity == "warning" and "the audio system does not answer" in message
+        assert "warning said" in capfd.readouterr().err
+    finally:
+        frozen.set()
+        source.stop()
+        assert source.join(10)

@@ -36,3 +36,32 @@ def test_passing_on_leaves_out_the_audio_stacks_chatter_only(capfd):
     assert capfd.readouterr().err == ""
     native_stderr.pass_on(said)
     assert capfd.readouterr().err == "something else that matters\n"
+
+
+def test_a_hold_that_never_returns_can_be_released_from_another_thread(capfd):
+    """A library call that hangs inside a hold kept descriptor 2 in a temporary file: whatever
+    the program wrote after it (a run's summary) was lost at exit."""
+    import threading
+
+    inside, let_go = threading.Event(), threading.Event()
+    said_by_holder: list[str] = []
+
+    def holder() -> None:
+        with native_stderr.held() as said:
+            os.write(2, b"Expression 'ret' failed in 'pa_linux_alsa.c'\n")
+            inside.set()
+            let_go.wait(10)
+        said_by_holder.extend(said)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert inside.wait(10)
+    native_stderr.release()
+    os.write(2, b"the summary\n")
+    assert capfd.readouterr().err == "the summary\n"
+    let_go.set()
+    thread.join(10)
+    assert "Expression 'ret'" in "".join(said_by_holder)  # still the holder's to read
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "after\n"
+    native_stderr.release()  # with nothing held: nothing to do

@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from .. import native_stderr
 from ..errors import AudioSourceError
 from . import SAMPLE_RATE_HZ
@@ -28,6 +30,10 @@ CALLBACK_BLOCK_S = 0.02  # PortAudio block: 20 ms keeps latency low and callback
 QUIET_DEVICE_S = 3.0
 QUIET_DEVICE_MAX_S = 60.0
 CLOSE_TIMEOUT_S = 1.0  # a wedged PortAudio stream may never return from abort()
+# A reopen (PortAudio's probes of the device) that takes longer: the audio server does not
+# answer (PulseAudio or PipeWire hung, or stopped). The probe may never return, so this is
+# said from a timer, not after it.
+SLOW_REOPEN_S = 5.0
 RETRY_EVERY_S = 1.0
 # PortAudio's codes for a format the device refuses (paInvalidChannelCount,
 # paInvalidSampleRate, paSampleFormatNotSupported); any other error: the device does not open.
@@ -246,10 +252,26 @@ class MicrophoneSource(Source):
     def _reopen(self) -> bool:
         """One reconnection attempt, without the two lines ALSA and PortAudio print for each
         probe of a missing device (every second, for as long as it is gone)."""
-        with native_stderr.held() as said:
-            reopened = self._try_reopen()
+        hung = threading.Timer(SLOW_REOPEN_S, self._say_hung)
+        hung.name, hung.daemon = f"slow-reopen-{self.name}", True  # may outlive a hung probe
+        hung.start()
+        try:
+            with native_stderr.held() as said:
+                reopened = self._try_reopen()
+        finally:
+            hung.cancel()
         native_stderr.pass_on(said)
         return reopened
+
+    def _say_hung(self) -> None:
+        """From the timer of a reopen that has not returned: descriptor 2 is given back first,
+        or the warning, said on standard error, would go into the hung probe's hold."""
+        native_stderr.release()
+        self._notice(
+            "warning",
+            f"Microphone {self._device.name!r} stopped delivering audio and the audio system "
+            "does not answer (PulseAudio or PipeWire hung?); waiting for it…",
+        )
 
     def _try_reopen(self) -> bool:
         """Refreshes PortAudio's device list, finds the device, opens it."""
@@ -313,11 +335,17 @@ class MicrophoneSource(Source):
                 "warning",
                 f"Microphone {self._device.name!r} stopped delivering audio; reconnecting…",
             )
-            self._reconnect()
+            self._reconnect(ring)
 
-    def _reconnect(self) -> None:
+    def _reconnect(self, ring: RingBuffer) -> None:
+        """Reopens the device every RETRY_EVERY_S until it is back. Meanwhile the time since its
+        last audio is written as silence, as a network feed's outage is: stream time stays on
+        the wall clock (event times after its return stay true) and the speech gate hears the
+        outage, so --alert-silence-after raises its alert for a microphone that is gone."""
+        silent_since = self._last_callback
         attempts = 0
         while not self._stop.wait(RETRY_EVERY_S):
+            silent_since = self._write_silence(ring, silent_since)
             attempts += 1
             if self._reopen():
                 self._notice(
@@ -327,6 +355,23 @@ class MicrophoneSource(Source):
                 return
             if attempts % 10 == 0:
                 self._notice("warning", f"Still no microphone after {attempts} attempts; retrying.")
+
+    def _write_silence(self, ring: RingBuffer, since: float) -> float:
+        """Silence from the monotonic time `since` up to now; returns where it ends. Waits for
+        room rather than overwrite: the silence of a long outage is not audio lost."""
+        n = int((time.monotonic() - since) * self.sample_rate_hz)
+        if n > 0:
+            ring.write(np.zeros(n, np.float32), block=True, stop=self._stop)
+        return since + n / self.sample_rate_hz
+
+    def join(self, timeout_s: float) -> bool:
+        ended = super().join(timeout_s)
+        if not ended:
+            # Stuck in PortAudio with descriptor 2 held (a frozen PulseAudio server answers no
+            # probe): give it back, or what the run says from here on, its summary included,
+            # would go into the hold's temporary file and be lost at exit.
+            native_stderr.release()
+        return ended
 
     def close(self) -> None:
         self._close_stream()

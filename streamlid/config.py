@@ -40,7 +40,8 @@ STREAM_KEYS = ("name", "source", "languages", "track", *STREAM_ALERT_KEYS)
 TRACK_MAX = 99
 STREAM_NAME_MAX = 64
 ALERT_AFTER_MAX_S = 7 * 24 * 3600.0
-_ISO_639_3 = re.compile(r"^[a-z]{3}$")
+# ISO 639-3, or 639-1 ("de"), which the run maps to the model's labels as --expect's codes
+_LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
 
 
 @dataclass(frozen=True)
@@ -368,10 +369,10 @@ def _parse_streams(value: Any) -> tuple[StreamConfig, ...]:
             raise ConfigError(f"{where}: languages must be a list of codes, not {languages!r}.")
         codes = tuple(code.strip().lower() for code in languages)
         for code in codes:
-            if not _ISO_639_3.match(code):
+            if not _LANGUAGE_CODE.match(code):
                 raise ConfigError(
-                    f"{where}: language {code!r} is not an ISO 639-3 code; use three "
-                    'letters such as "eng", "fra", "deu".'
+                    f"{where}: language {code!r} is not a language code; use ISO 639-3 codes "
+                    'such as "eng", "fra", "deu" (or two letters: "de").'
                 )
         fields_["languages"] = codes
         track = table.get("track")

@@ -275,6 +275,15 @@ def test_streams_are_named_sources_with_expectations(tmp_path):
     assert config.realtime is True  # the other keys still apply
 
 
+def test_a_stream_table_takes_two_letter_codes_as_expect_does(tmp_path):
+    """`--expect fr,de` is French and German (the run maps codes to the model's labels), so a
+    [[streams]] table's `languages = ["fr", "de"]` is not refused as "not ISO 639-3"."""
+    config = load_config(
+        write(tmp_path, '[[streams]]\nsource = "a.wav"\nlanguages = ["fr", "DE"]\n')
+    )
+    assert config.streams[0].languages == ("fr", "de")
+
+
 @pytest.mark.parametrize(
     ("table", "words"),
     [

@@ -127,7 +127,7 @@ class FfmpegChild:
                     self.cut_short = (int(found.group(1)), length)
                 elif length == NO_LENGTH:
                     self.server_closed = True
-                elif length != NO_LENGTH and not self.live_cut:
+                elif not self.live_cut:
                     # ffmpeg would ask for the rest of it with range requests, which a live
                     # stream's server ignores, until the stall timeout: its drop is the feed's
                     # to reconnect at once, as a live stream without a length is.

@@ -8,6 +8,7 @@ the random tiny model it must name some language (thresholds lowered) and draw t
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -76,11 +77,17 @@ def french_wav(tmp_path_factory) -> Path:
     return path
 
 
+_SERVERS_STARTED = itertools.count()
+
+
 class Tmux:
     """A private tmux server (its own socket), so a user's sessions are never touched."""
 
     def __init__(self) -> None:
-        self.socket = f"streamlid-test-{os.getpid()}"
+        # One socket per test: `kill-server` returns before the server is gone, and the next
+        # test's `new-session` on the same socket could reach the dying one ("server exited
+        # unexpectedly", seen under load).
+        self.socket = f"streamlid-test-{os.getpid()}-{next(_SERVERS_STARTED)}"
         self.session = "listen"
 
     def __call__(self, *args: str, timeout_s: float = 10.0) -> subprocess.CompletedProcess:

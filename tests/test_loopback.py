@@ -127,24 +127,29 @@ def test_device_that_vanishes_is_reported_and_reconnected(virtual_mic, tmp_path,
     source = MicrophoneSource(None)
     ring = RingBuffer(60 * source.sample_rate_hz)
     notices: list[tuple[str, str]] = []
+    states: list[tuple[str, int, float]] = []  # (state, attempt, outage_s), as a feed's
     seen = threading.Event()
 
-    def notice(severity: str, message: str) -> None:
-        notices.append((severity, message))
+    def feed(state: str, reason: str, attempt: int, outage_s: float) -> None:
+        states.append((state, attempt, outage_s))
         seen.set()
 
-    source.start(ring, notice)
+    source.connect(ring, lambda severity, message: notices.append((severity, message)), feed)
+    source.start()
     try:
         time.sleep(0.5)
+        assert states == [("connected", 0, 0.0)]
+        seen.clear()
         virtual_mic.unplug()
-        assert seen.wait(8.0), "no notice after the device vanished"
-        assert notices[0][0] == "warning" and "reconnecting" in notices[0][1]
+        assert seen.wait(8.0), "no feed state after the device vanished"
+        assert states[1][0] == "disconnected"
         time.sleep(1.5)  # a few failed attempts while the device is gone
         virtual_mic.plug()
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not any("reconnected" in m for _, m in notices):
+        while time.monotonic() < deadline and states[-1][0] != "recovered":
             time.sleep(0.1)
-        assert any("reconnected" in m for _, m in notices), notices
+        assert states[-1][0] == "recovered" and states[-1][2] >= 1.5, states
+        assert not [n for n in notices if n[0] == "error"], notices
         # Audio flows again through the reopened stream.
         before = ring.write_index
         virtual_mic.play(

@@ -35,6 +35,7 @@ CLOSE_TIMEOUT_S = 1.0  # a wedged PortAudio stream may never return from abort()
 # said from a timer, not after it.
 SLOW_REOPEN_S = 5.0
 RETRY_EVERY_S = 1.0
+RETRYING_SAID_EVERY_N = 10  # a "retrying" feed state every this many failed reopens
 # PortAudio's codes for a format the device refuses (paInvalidChannelCount,
 # paInvalidSampleRate, paSampleFormatNotSupported); any other error: the device does not open.
 FORMAT_REFUSED_CODES = (-9998, -9997, -9994)
@@ -318,6 +319,9 @@ class MicrophoneSource(Source):
             raise AudioSourceError(
                 f"cannot open input device {self._device.name!r}: {exc}"
             ) from None
+        # Reported as a network feed's connection is (FeedState): the summary counts the
+        # microphone's reconnects and outage, --alert-down-after and the metrics see it down.
+        self._feed("connected", "", 0, 0.0)
         quiet_limit_s = QUIET_DEVICE_S
         while not self._stop.wait(0.1):
             quiet_s = time.monotonic() - self._last_callback
@@ -331,10 +335,6 @@ class MicrophoneSource(Source):
                     quiet_limit_s = min(2 * quiet_limit_s, QUIET_DEVICE_MAX_S)
                     continue
             self._close_stream()
-            self._notice(
-                "warning",
-                f"Microphone {self._device.name!r} stopped delivering audio; reconnecting…",
-            )
             self._reconnect(ring)
 
     def _reconnect(self, ring: RingBuffer) -> None:
@@ -342,19 +342,27 @@ class MicrophoneSource(Source):
         last audio is written as silence, as a network feed's outage is: stream time stays on
         the wall clock (event times after its return stay true) and the speech gate hears the
         outage, so --alert-silence-after raises its alert for a microphone that is gone."""
-        silent_since = self._last_callback
+        silent_since = down_since = self._last_callback
+        reason = f"microphone {self._device.name!r} stopped delivering audio"
+        self._feed("disconnected", reason, 0, self._down_for_s(down_since))
         attempts = 0
         while not self._stop.wait(RETRY_EVERY_S):
             silent_since = self._write_silence(ring, silent_since)
             attempts += 1
             if self._reopen():
-                self._notice(
-                    "info",
-                    f"Microphone {self._device.name!r} reconnected after {attempts} attempt(s).",
-                )
+                self._feed("recovered", reason, attempts, self._down_for_s(down_since))
                 return
-            if attempts % 10 == 0:
-                self._notice("warning", f"Still no microphone after {attempts} attempts; retrying.")
+            if attempts % RETRYING_SAID_EVERY_N == 0:  # not every second: one line per 10 s
+                self._feed(
+                    "retrying",
+                    f"{reason}; attempt {attempts}, retrying every {RETRY_EVERY_S:g} s",
+                    attempts,
+                    self._down_for_s(down_since),
+                )
+
+    @staticmethod
+    def _down_for_s(since: float) -> float:
+        return round(max(0.0, time.monotonic() - since), 3)
 
     def _write_silence(self, ring: RingBuffer, since: float) -> float:
         """Silence from the monotonic time `since` up to now; returns where it ends. Waits for

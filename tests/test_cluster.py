@@ -728,6 +728,28 @@ def token_head():
         assert not left, f"Ray processes left running: {left}"
 
 
+@pytest.mark.parametrize("command", ["status", "listen"])
+def test_a_head_port_that_takes_no_connection_is_one_line_at_once(run_cli, command, tmp_path):
+    """Ray's core retried a refused GCS port for minutes (`cluster status --address
+    127.0.0.1:1` ran past four) before saying anything."""
+    address = f"127.0.0.1:{free_port()}"  # closed again: nothing listens there
+    if command == "status":
+        args = ("cluster", "status", "--address", address)
+    else:
+        import soundfile
+
+        feed = tmp_path / "quiet.wav"
+        soundfile.write(str(feed), np.zeros(16000, np.float32), 16000)
+        args = ("listen", "--cluster", address, "--model", TINY_LID, feed)
+    result = run_cli(*args, timeout_s=60.0)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: Cannot reach the Ray cluster at '{address}' (Connection refused); "
+        + ("give its address with --address HOST:PORT, or set RAY_ADDRESS." if command ==
+           "status" else "check the address and that `ray start` runs there.")
+    ]  # fmt: skip
+
+
 @pytest.mark.slow
 def test_a_cluster_that_asks_for_a_token_is_one_line_naming_the_fix(token_head, tmp_path):
     """Ray's core retries a refused join for 20 s, a warning a second on standard error; the

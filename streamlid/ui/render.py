@@ -32,7 +32,7 @@ METER_WARN_DBFS = -9.0  # yellow from here (speech peaks near clipping)
 METER_CLIP_DBFS = -3.0  # red from here
 PANEL_MIN_WIDTH = 60  # below this two panels do not go side by side
 NAME_MIN_WIDTH = 8  # the compact table cuts stream names no shorter than this
-NATURAL_WIDTH_N = 10_000  # columns to measure a table in: its width uncut
+NATURAL_WIDTH_N = 10_000  # columns to measure a table in: its widths unclamped
 SPEECH_GLYPH = "█"
 UNCLEAR_GLYPH = "▒"
 SILENCE_GLYPH = "·"
@@ -498,7 +498,8 @@ class TablesOrLines:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         unbounded = options.update_width(NATURAL_WIDTH_N)
         fits = all(
-            Measurement.get(console, unbounded, table).maximum <= options.max_width
+            # Below its minimum a table cuts what cannot wrap (figures, headers) to '…'.
+            Measurement.get(console, unbounded, table).minimum <= options.max_width
             for table in self.tables
             if isinstance(table, Table)
         )

@@ -216,7 +216,7 @@ def render_table(report: BenchReport):
     if on_gpu:
         columns.append("GPU peak")
     for column in columns:
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", overflow="fold")
     for row in report.rows:
         cells = [
             f"{row.window_s:g} s",

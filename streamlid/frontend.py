@@ -128,7 +128,7 @@ class StreamFrontend:
             if input_ended:  # views show an ended stream as ended, not as listening
                 # After its last answer, so the end is final: the alerts clear on it, and no
                 # late answer raises one again on a stream nobody listens to any more.
-                self._queues.wait_idle(self.state.name, self._stop)
+                self._queues.wait_finished(self.state.name, self._stop)
                 self._publish(StreamEnded(self.state.name, self.state.ended_at_s))
 
     def _run(self) -> bool:

@@ -23,6 +23,9 @@ from .windows import Window
 class Taken:
     windows: list[tuple[str, Window]] = field(default_factory=list)
     superseded: dict[str, int] = field(default_factory=dict)  # per stream, since the last take
+    # Streams closed and drained since the last take: the worker answers what it still holds
+    # of them (the file schedule's held windows), then calls `finish`.
+    ended: list[str] = field(default_factory=list)
 
 
 class WindowQueues:
@@ -33,6 +36,8 @@ class WindowQueues:
         self._live: dict[str, bool] = {}
         self._open: set[str] = set()
         self._in_flight: set[str] = set()
+        self._ended: set[str] = set()  # closed and drained, told to the worker
+        self._finished: set[str] = set()  # and the worker has answered all it held
         self._superseded: dict[str, int] = {}
         self._rotation = 0
 
@@ -76,6 +81,19 @@ class WindowQueues:
             while (self._queues[name] or name in self._in_flight) and not stop.is_set():
                 self._cond.wait(0.1)
 
+    def wait_finished(self, name: str, stop: threading.Event) -> None:
+        """Blocks until the worker has answered every window of a closed stream, the ones it
+        held included (or stop): what `ended` waits for."""
+        with self._cond:
+            while name not in self._finished and not stop.is_set():
+                self._cond.wait(0.1)
+
+    def finish(self, names: Iterable[str]) -> None:
+        """The worker has answered all it held of these ended streams."""
+        with self._cond:
+            self._finished.update(names)
+            self._cond.notify_all()
+
     def ready_counts(self) -> tuple[int, int]:
         """(live, file) windows the worker could take now: one per live stream with a window
         waiting, every waiting window of a file."""
@@ -87,9 +105,12 @@ class WindowQueues:
     def take(self, max_windows: int, timeout_s: float) -> Taken | None:
         """Up to max_windows, one per stream per round so no stream starves, the newest of each
         live stream (older ones superseded). Empty on timeout; None once every stream is closed
-        and drained. The streams taken are in flight until `done`."""
+        and drained, and told as `ended`. The streams taken are in flight until `done`."""
         with self._cond:
             if not any(self._queues.values()):
+                ended = self._newly_ended()
+                if ended:
+                    return Taken(ended=ended)
                 if not self._open:
                     return None
                 self._cond.wait(timeout_s)
@@ -124,11 +145,25 @@ class WindowQueues:
                 if count:
                     taken.superseded[name] = count
                     self._superseded[name] = 0
+            taken.ended = self._newly_ended()
             if taken.windows:
                 self._cond.notify_all()  # room for blocked file streams
-            elif not self._open and not taken.superseded:
+            elif not self._open and not taken.superseded and not taken.ended:
                 return None
             return taken
+
+    def _newly_ended(self) -> list[str]:
+        """Closed streams with nothing waiting or in flight, not yet told to the worker."""
+        ended = [
+            name
+            for name, q in self._queues.items()
+            if name not in self._open
+            and not q
+            and name not in self._in_flight
+            and name not in self._ended
+        ]
+        self._ended.update(ended)
+        return ended
 
     def done(self, names: Iterable[str]) -> None:
         """The model has answered these streams' windows."""

@@ -129,11 +129,7 @@ class Worker:
                         state.smoother.reset()
                 taken = self._queues.take(self._batch_n(), timeout_s=0.1)
                 if taken is None:
-                    # Every stream ended: what the file schedule still holds ends a segment.
-                    for name, held in self._held.items():
-                        if held:
-                            self._close_held(self._streams[name])
-                    break  # every window is classified
+                    break  # every stream ended and every window is answered
                 for name, superseded_n in taken.superseded.items():
                     self._streams[name].skipped_windows += superseded_n
                 if taken.windows:
@@ -141,6 +137,12 @@ class Worker:
                         self._run_batch(taken.windows)
                     finally:
                         self._queues.done(name for name, _ in taken.windows)
+                for name in taken.ended:
+                    # What the file schedule still holds of an ended stream ends its last
+                    # segment, answered before the stream is said to have ended.
+                    if self._held[name]:
+                        self._close_held(self._streams[name])
+                self._queues.finish(taken.ended)
                 self._report_status(force=False)
             self._report_status(force=True)
         except Exception as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import shutil
@@ -9,7 +10,7 @@ import shutil
 import pytest
 
 from streamlid import cli
-from streamlid.bench import make_row
+from streamlid.bench import BenchReport, make_row, render_table
 
 OPTIONS = ("--device", "cpu", "--dtype", "float32", "--runs", "2")
 
@@ -55,6 +56,39 @@ def test_table_names_the_model_and_every_row(run_cli, tiny_model_dir):
     assert "cpu/float32" in result.stdout and "streams" in result.stdout
     rows = [line for line in result.stdout.splitlines() if "1.5 s" in line]
     assert len(rows) == 2
+
+
+@pytest.mark.parametrize("width", [80, 50])
+def test_a_narrow_terminal_folds_the_table_rather_than_cutting_figures(width):
+    """At 80 columns (any pipe) the header read 'window…'; at 50 every figure read '0.…'."""
+    from rich.console import Console
+
+    row = make_row(3.0, 32, [0.154321] * 3, batch1_median_s=0.012345, hop_s=1.0, max_lag_s=3.0)
+    report = BenchReport(
+        model="tests/assets/tiny-lid",
+        device="cpu",
+        dtype="bfloat16",
+        hop_s=1.0,
+        max_lag_s=3.0,
+        runs=3,
+        load_s=3.1,
+        host_model_gb=0.36,
+        host_peak_gb=0.39,
+        rows=(row,),
+    )
+    console = Console(file=io.StringIO(), width=width, color_system=None)
+    console.print(render_table(report))
+    text = console.file.getvalue()
+    assert "…" not in text
+    # Every cell's characters are all there, read down its column.
+    columns = ["".join(cells) for cells in zip(*_table_cells(text), strict=True)]
+    for figure in ("0.154s", "207.4", "0.01s", "207"):
+        assert any(figure in column.replace(" ", "") for column in columns), (figure, text)
+
+
+def _table_cells(text: str) -> list[list[str]]:
+    """The body rows of a rendered table, split into cells at the box's bars."""
+    return [line.strip("│").split("│") for line in text.splitlines() if line.startswith("│")]
 
 
 def test_a_pass_longer_than_the_max_lag_sustains_no_live_stream():

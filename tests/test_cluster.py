@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -529,6 +530,47 @@ def test_a_restarted_shards_events_carry_on_where_the_feed_was():
     assert status.overflow_s == pytest.approx(0.5 + 2.0)  # the new actor's, and the 2 s lost
 
 
+def test_a_stop_with_the_cluster_gone_ends_the_gatherer_before_the_run_gives_up(monkeypatch):
+    """SIGTERM to the process group stops Ray's own processes with the driver: no actor hands
+    over its last events and Serve's controller never answers. The gatherer waited 10 s, and
+    asked Serve for its replicas without end; the run leaves after FORCED_EXIT_AFTER_S, so the
+    summary was never written. It must end within that, whatever the cluster does."""
+    from types import SimpleNamespace
+
+    from streamlid.cluster import gather
+    from streamlid.cluster.gather import Gatherer, ShardBooks
+    from streamlid.run import FORCED_EXIT_AFTER_S
+
+    gone = threading.Event()  # set at the end: frees a call that would never return
+
+    def replica_counts():
+        if answered:
+            gone.wait()  # the controller died with the cluster
+        answered.append(True)
+        return 1, 1
+
+    def wait(refs, num_returns, timeout):
+        time.sleep(timeout)  # no actor ever answers
+        return [], refs
+
+    answered: list[bool] = []
+    monkeypatch.setattr(gather, "replica_counts", replica_counts)
+    monkeypatch.setattr(gather.ray, "wait", wait)
+    silent = SimpleNamespace(
+        take=SimpleNamespace(remote=object), stop=SimpleNamespace(remote=lambda: None)
+    )
+    gatherer = Gatherer([ShardBooks(0, silent, [])], lambda event: None, lambda message: None)
+    try:
+        gatherer.start()
+        time.sleep(0.3)  # running: the replicas counted once, the next count due in 1 s
+        gatherer.stop()
+        assert gatherer.join(FORCED_EXIT_AFTER_S)
+    finally:
+        gone.set()
+        # Ended before the fakes are taken away (a real ray.wait would start a local Ray).
+        assert gatherer.join(gather.STOP_GRACE_S + 5.0)
+
+
 @pytest.mark.slow
 def test_a_run_through_ray_client_tells_the_local_story_and_no_ray_traceback(
     ray_cluster, ray_client_port, lid, feeds, tmp_path
@@ -612,6 +654,45 @@ def test_a_local_cluster_run_says_only_streamlids_own_lines_and_ends_its_cluster
             shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+@pytest.mark.slow
+def test_sigterm_to_the_process_group_ends_the_run_with_its_summary_and_its_cluster(
+    feeds, tmp_path
+):
+    """systemd, docker stop and `timeout` send SIGTERM to the whole process group, so the Ray
+    processes this run started stop with it: the run then waited for ever for Serve to take
+    the model down, its gcs_server still running, and left without a summary when the stop
+    took longer than its forced-exit deadline."""
+    temp_dir = tempfile.mkdtemp(prefix="slterm", dir="/tmp")  # short: Ray's socket paths
+    env = dict(os.environ, RAY_TMPDIR=temp_dir, RAY_USAGE_STATS_ENABLED="0")
+    env.update(PYTHONPATH=str(REPO_ROOT), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    for name in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN"):
+        env.pop(name, None)
+    jsonl = tmp_path / "term.jsonl"
+    argv = [sys.executable, "-m", "streamlid", "listen", "--cluster", "auto", "--realtime"]
+    argv += [*map(str, feeds[:2]), "--model", str(TINY_LID), "--ui", "none", "--jsonl", str(jsonl)]
+    process = subprocess.Popen(
+        argv, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + CLI_TIMEOUT_S
+        while not (jsonl.exists() and '"prediction"' in jsonl.read_text()):
+            assert process.poll() is None, process.stderr.read()[-3000:]
+            assert time.monotonic() < deadline, "no answer came"
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGTERM)
+        assert process.wait(timeout=60.0) == 128 + signal.SIGTERM
+        events = _events(jsonl)
+        assert events[-1]["type"] == "summary" and events[-1]["reason"] == "interrupted"
+        assert not [cmd for cmd in map(command_of, our_pids(temp_dir)) if "gcs_server" in cmd]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        left = end_processes(temp_dir)
+        if not left:
+            shutil.rmtree(temp_dir, ignore_errors=True)
+
+
 @pytest.fixture
 def token_head():
     """(address, env): a one-node cluster on 127.0.0.1 that asks for a token (what `ray start`
@@ -645,6 +726,28 @@ def token_head():
         if not left:
             shutil.rmtree(temp_dir, ignore_errors=True)
         assert not left, f"Ray processes left running: {left}"
+
+
+@pytest.mark.parametrize("command", ["status", "listen"])
+def test_a_head_port_that_takes_no_connection_is_one_line_at_once(run_cli, command, tmp_path):
+    """Ray's core retried a refused GCS port for minutes (`cluster status --address
+    127.0.0.1:1` ran past four) before saying anything."""
+    address = f"127.0.0.1:{free_port()}"  # closed again: nothing listens there
+    if command == "status":
+        args = ("cluster", "status", "--address", address)
+    else:
+        import soundfile
+
+        feed = tmp_path / "quiet.wav"
+        soundfile.write(str(feed), np.zeros(16000, np.float32), 16000)
+        args = ("listen", "--cluster", address, "--model", TINY_LID, feed)
+    result = run_cli(*args, timeout_s=60.0)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: Cannot reach the Ray cluster at '{address}' (Connection refused); "
+        + ("give its address with --address HOST:PORT, or set RAY_ADDRESS." if command ==
+           "status" else "check the address and that `ray start` runs there.")
+    ]  # fmt: skip
 
 
 @pytest.mark.slow

@@ -232,6 +232,36 @@ def test_two_streams_at_once(espeak, run_pipeline):
         assert ends == sorted(ends)
 
 
+class SureModel:
+    """English, always and surely: the file schedule then holds windows back (the language
+    is settled), the case where a stream's last answers come from what the worker held."""
+
+    labels = ("eng", "fra", "deu")
+
+    def classify(self, windows):
+        return np.tile(np.array([0.98, 0.01, 0.01], np.float32), (len(windows), 1))
+
+
+def test_a_stream_is_said_to_have_ended_only_after_its_last_answer(espeak, tmp_path):
+    """The windows the file schedule held of a file that ended were answered only once every
+    other stream had ended too, after the file's `ended` (README: `ended` comes once the
+    model has answered its last windows)."""
+    long = tmp_path / "long.wav"
+    write_wav(long, np.concatenate([espeak.samples("fr"), silence(0.5)] * 4))
+    short = espeak.wav("en")
+    sink = ListSink()
+    make_engine([short, long], SureModel(), [sink]).run()
+    ended: set[str] = set()
+    answered_after_end = []
+    for event in sink.events:
+        if isinstance(event, StreamEnded):
+            ended.add(event.stream)
+        elif isinstance(event, Prediction) and event.stream in ended:
+            answered_after_end.append((event.stream, event.t_end_s))
+    assert ended == {short.name, long.name}
+    assert answered_after_end == []
+
+
 def test_the_same_file_twice_gets_two_names(espeak, run_pipeline):
     path = espeak.wav("en")
     sink = run_pipeline([path, path])

@@ -601,6 +601,29 @@ def test_summary_captions_wrap_at_the_terminal_not_at_the_table():
     assert any(line.endswith("lost: audio dropped by lagging") for line in lines), lines
 
 
+@pytest.mark.parametrize("width", [40, 60])
+def test_a_narrow_terminal_gets_the_summary_in_lines_not_cut_tables(width):
+    """At 40 columns the health table read '   …   ch…   wi…   h…   late…   sk…': every name
+    and figure cut. Where the tables do not fit, the plain view's lines say it all."""
+    name = "日本語-éàü.wav"
+    streams = (
+        StreamSummary(name, "x", 7.5, 7.5, {"eng": 7.5}, 1, 9, 0, 0.0, 0.028, 0.113, ()),
+        StreamSummary("mic", "mic", 6.0, 4.0, {"fra": 3.0, "eng": 1.0}, 2, 4, 0, 0.0, 0.1, 0.2, ()),
+    )
+    summary = Summary(streams, 8.9, "end of input", "tests/assets/tiny-lid", "cpu", "bfloat16")
+    console = Console(record=True, width=width, file=io.StringIO())
+    for renderable in summary_renderables(summary):
+        console.print(renderable)
+    text = console.export_text()
+    assert "…" not in text
+    for said in (f"{name}: 7.5 s", "latency median 28 ms, p95 113 ms", "fra", "3.0 s"):
+        assert said in text.replace("\n", " "), text
+    wide = Console(record=True, width=140, file=io.StringIO())
+    for renderable in summary_renderables(summary):
+        wide.print(renderable)
+    assert "28/113 ms" in wide.export_text()  # wide enough: the tables
+
+
 def test_a_feed_that_never_connected_is_summed_up_as_such_not_as_zero_reconnects():
     refused = StreamSummary(
         "radio", "http://x/radio.mp3", 0.0, 0.0, {}, 0, 0, 0, 0.0, None, None, (),

@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -25,6 +26,7 @@ from .. import native_stderr
 from ..errors import ClusterError
 
 NAMESPACE = "streamlid"
+PROBE_TIMEOUT_S = 5.0  # a head's port that answers nothing within this is not reachable
 LOCAL_OBJECT_STORE_BYTES = 200_000_000  # windows are small; the default takes 30% of RAM
 # Ray raises its own errors too (AuthenticationError: RAY_AUTH_MODE=token without a token).
 JOIN_ERRORS = (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError)
@@ -98,7 +100,24 @@ def first_line(exc: BaseException) -> str:
     return lines[-1].strip() if lines else type(exc).__name__
 
 
+def _probe(where: str, fix: str) -> None:
+    """A head's GCS port that takes no connection, said in one line at once: Ray's core
+    retries it for minutes (`cluster status --address 127.0.0.1:1` ran past four). Ray Client
+    addresses (ray://) give up by themselves, in 30 s."""
+    host, _, port = where.rpartition(":")
+    if where.startswith("ray://") or not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = exc.strerror or first_line(exc)
+        raise ClusterError(
+            f"Cannot reach the Ray cluster at {where!r} ({reason}); {fix}."
+        ) from None
+
+
 def _join(address: str | None, where: str, fix: str, console: Any) -> None:
+    _probe(where, fix)
     with native_stderr.held(console) as held, _our_sigterm():
         try:
             ray.init(

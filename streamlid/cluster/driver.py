@@ -73,10 +73,14 @@ class ClusterSession:
     def close(self) -> None:
         from ray import serve
 
-        try:
-            serve.delete(APP_NAME)
-        except Exception as exc:  # the cluster may be gone already
-            log.warning("could not take the model down: %s", exc)
+        # A cluster this process started ends with it, the model included: asking Serve to
+        # take the model down first would wait for ever where the cluster's own processes
+        # were stopped with this one (SIGTERM to the process group: systemd, docker stop).
+        if not self.owns_cluster:
+            try:
+                serve.delete(APP_NAME)
+            except Exception as exc:  # the cluster may be gone already
+                log.warning("could not take the model down: %s", exc)
         # Serve's clients in this process say they lost the cluster as it goes: expected now.
         logging.getLogger("ray.serve").setLevel(logging.ERROR)
         ray.shutdown()  # a cluster this process started ends with it

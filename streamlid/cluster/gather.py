@@ -22,6 +22,7 @@ from ..events import (
     Status,
     StreamStarted,
 )
+from ..run import FORCED_EXIT_AFTER_S
 from ..threads import join_thread
 from .ingest import FeedSpec
 from .serving import replica_counts
@@ -33,7 +34,10 @@ RESTART_POLL_S = 0.5  # a restarting actor is asked to start again this often
 RESTART_TIMEOUT_S = 120.0  # ... for at most this long
 REPLICA_POLL_S = 1.0  # how often the model's replicas are counted
 SHARD_RESTARTS_N = 3  # an ingest actor that dies is restarted this many times
-STOP_GRACE_S = 10.0  # after a stop, the actors get this long to hand over their last events
+# After a stop, the actors get this long to hand over their last events: less than the run
+# waits for its finishing (by a poll and some), so the summary is still written when they
+# cannot (the cluster's processes were stopped with this one: SIGTERM to the process group).
+STOP_GRACE_S = FORCED_EXIT_AFTER_S - 1.0
 TIME_FIELDS = ("t_s", "t_start_s", "t_end_s", "since_s")
 ACTOR_DIED = "ingest actor died"
 
@@ -221,7 +225,8 @@ class Gatherer:
             if stop_deadline is not None and time.monotonic() > stop_deadline:
                 log.warning("ingest actors did not finish within %.0f s", STOP_GRACE_S)
                 return
-            self._replicas.poll()
+            if stop_deadline is None:  # stopping, lost replicas no longer matter, and Serve
+                self._replicas.poll()  # may be gone with the cluster: no call without end
             now = time.monotonic()
             for due in [d for d in deferred if d[0] <= now]:
                 deferred.remove(due)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from rich import box
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -21,6 +22,7 @@ from rich.text import Text
 from ..events import Notice, StreamSummary, Summary
 from ..languages import language_name
 from ..printable import printable
+from ..sinks import summary_lines
 from .bigtext import big_lines
 from .state import SILENCE, UNCLEAR, UNKNOWN_COLOUR, Alert, StreamSnapshot, ViewSnapshot
 
@@ -30,6 +32,7 @@ METER_WARN_DBFS = -9.0  # yellow from here (speech peaks near clipping)
 METER_CLIP_DBFS = -3.0  # red from here
 PANEL_MIN_WIDTH = 60  # below this two panels do not go side by side
 NAME_MIN_WIDTH = 8  # the compact table cuts stream names no shorter than this
+NATURAL_WIDTH_N = 10_000  # columns to measure a table in: its widths unclamped
 SPEECH_GLYPH = "█"
 UNCLEAR_GLYPH = "▒"
 SILENCE_GLYPH = "·"
@@ -484,6 +487,25 @@ def feed_down(s: StreamSummary) -> Text:
     return Text(f"{s.reconnects}× {s.outage_s:.1f} s", style="yellow" if s.outage_s else "")
 
 
+class TablesOrLines:
+    """The summary's tables where the terminal is wide enough for them, else the plain view's
+    lines: a table squeezed into a narrow terminal cut every figure and name to '…'."""
+
+    def __init__(self, tables: Sequence[RenderableType], lines: Text) -> None:
+        self.tables = list(tables)
+        self.lines = lines
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        unbounded = options.update_width(NATURAL_WIDTH_N)
+        fits = all(
+            # Below its minimum a table cuts what cannot wrap (figures, headers) to '…'.
+            Measurement.get(console, unbounded, table).minimum <= options.max_width
+            for table in self.tables
+            if isinstance(table, Table)
+        )
+        yield from self.tables if fits else [self.lines]
+
+
 def summary_renderables(
     summary: Summary, history: Sequence[Notice] = (), total_notices: int | None = None
 ) -> list:
@@ -548,10 +570,11 @@ def summary_renderables(
         )
     # Captions under the tables, not in them: a table's caption wraps at the table's width,
     # which is narrower than the terminal.
-    out: list = [speech]
+    tables: list = [speech]
     if summary.model:
-        out.append(Text(f"model {summary.model} on {summary.device}/{summary.dtype}", CAPTION))
-    out += [health, Text(HEALTH_CAPTION, CAPTION)]
+        tables.append(Text(f"model {summary.model} on {summary.device}/{summary.dtype}", CAPTION))
+    tables += [health, Text(HEALTH_CAPTION, CAPTION)]
+    out: list = [TablesOrLines(tables, Text("\n".join(summary_lines(summary))))]
     if history:
         counts = Counter((n.severity, n.message) for n in history)
         total = len(history) if total_notices is None else total_notices

@@ -186,8 +186,11 @@ class SignalWatch:
         self._wake = threading.Event()
         self._previous: dict[int, Any] = {}
         self._on_signal: Callable[[], Any] | None = None
+        self._previous_unraisable_hook = sys.unraisablehook
 
     def __enter__(self) -> SignalWatch:
+        self._previous_unraisable_hook = sys.unraisablehook
+        sys.unraisablehook = self._unraisable
         if threading.current_thread() is threading.main_thread():
             for signum in STOP_SIGNALS:
                 previous = signal.getsignal(signum)
@@ -204,6 +207,15 @@ class SignalWatch:
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
         self._previous.clear()
+        sys.unraisablehook = self._previous_unraisable_hook
+
+    def _unraisable(self, unraisable: Any) -> None:
+        """Our interruption raised inside a finalizer cannot leave it: Python would print it
+        with a traceback ("Exception ignored in ..."). It is recorded, and `record_only` acts
+        on it; anything else is reported as before."""
+        if isinstance(unraisable.exc_value, Interrupted):
+            return
+        self._previous_unraisable_hook(unraisable)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.received.append(signum)
@@ -233,8 +245,14 @@ class SignalWatch:
 
     def record_only(self) -> None:
         """From now on signals are only recorded: the main thread's loop acts on them, and one
-        that comes after the run cannot turn its ending into an interruption."""
+        that comes after the run cannot turn its ending into an interruption.
+
+        A signal that came while interrupting, yet got here, was swallowed where it was raised
+        (in a finalizer, which Python only reports, or a library's catch-all during the model
+        load): it interrupts now, before the engine starts, as it was meant to then."""
         self._interrupting = False
+        if self.received:
+            raise Interrupted(self.received[-1])
 
     def request_quit(self) -> None:
         """The `q` key (from the key reader's thread): the same stop path as a signal."""

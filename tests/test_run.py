@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from types import SimpleNamespace
@@ -23,6 +24,7 @@ from streamlid.run import (
     FORCED_EXIT_AFTER_S,
     INTERRUPTED,
     OUTPUT_CLOSED,
+    Interrupted,
     SignalWatch,
     Supervisor,
     exit_code,
@@ -168,6 +170,34 @@ def test_a_signal_during_the_finishing_does_not_cut_it_short(espeak, classifier,
     lines = jsonl.read_text().splitlines()
     assert json.loads(lines[-1])["type"] == "summary"
     assert non_daemon_threads() == []
+
+
+def test_a_signal_swallowed_during_the_model_load_still_interrupts_before_the_engine_starts():
+    """The handler raises where the main thread is; in a finalizer (seen: the regex module's
+    cleanup during a model load) Python only reports the exception and goes on, and the run
+    started its engine as if nothing had come, after a traceback ("Exception ignored in")."""
+    reported: list[object] = []
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = reported.append
+    try:
+        _swallow_a_signal_then_stop_recording()
+    finally:
+        sys.unraisablehook = previous_hook
+    assert reported == []  # not printed: it interrupts instead
+
+
+def _swallow_a_signal_then_stop_recording() -> None:
+    with SignalWatch() as watch:
+
+        class Finalized:
+            def __del__(self) -> None:
+                os.kill(os.getpid(), signal.SIGHUP)  # the handler raises in here: swallowed
+
+        Finalized()  # collected at once: __del__ runs, its exception is only printed
+        assert watch.received == [signal.SIGHUP]
+        with pytest.raises(Interrupted) as caught:
+            watch.record_only()
+        assert caught.value.signum == signal.SIGHUP
 
 
 class StalledModel:

@@ -633,10 +633,7 @@ def test_a_local_cluster_run_says_only_streamlids_own_lines_and_ends_its_cluster
     Ray's default: Ray's warning about that ("Set RAY_AUTH_MODE=disabled to opt out") was the
     run's first line. And the cluster it started ends with it."""
     temp_dir = tempfile.mkdtemp(prefix="slauto", dir="/tmp")  # short: Ray's socket paths
-    env = dict(os.environ, RAY_TMPDIR=temp_dir, RAY_USAGE_STATS_ENABLED="0")
-    env.update(PYTHONPATH=str(REPO_ROOT), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    for name in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN"):
-        env.pop(name, None)
+    env = _own_cluster_env(temp_dir)
     jsonl = tmp_path / "auto.jsonl"
     try:
         result = _cli(
@@ -654,6 +651,16 @@ def test_a_local_cluster_run_says_only_streamlids_own_lines_and_ends_its_cluster
             shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+def _own_cluster_env(temp_dir: str) -> dict[str, str]:
+    """The environment of a run that starts its own local cluster in `temp_dir`: no address or
+    token of a cluster this machine may already have, no model download."""
+    env = dict(os.environ, RAY_TMPDIR=temp_dir, RAY_USAGE_STATS_ENABLED="0")
+    env.update(PYTHONPATH=str(REPO_ROOT), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    for name in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN"):
+        env.pop(name, None)
+    return env
+
+
 @pytest.mark.slow
 def test_sigterm_to_the_process_group_ends_the_run_with_its_summary_and_its_cluster(
     feeds, tmp_path
@@ -663,10 +670,7 @@ def test_sigterm_to_the_process_group_ends_the_run_with_its_summary_and_its_clus
     the model down, its gcs_server still running, and left without a summary when the stop
     took longer than its forced-exit deadline."""
     temp_dir = tempfile.mkdtemp(prefix="slterm", dir="/tmp")  # short: Ray's socket paths
-    env = dict(os.environ, RAY_TMPDIR=temp_dir, RAY_USAGE_STATS_ENABLED="0")
-    env.update(PYTHONPATH=str(REPO_ROOT), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    for name in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN"):
-        env.pop(name, None)
+    env = _own_cluster_env(temp_dir)
     jsonl = tmp_path / "term.jsonl"
     argv = [sys.executable, "-m", "streamlid", "listen", "--cluster", "auto", "--realtime"]
     argv += [*map(str, feeds[:2]), "--model", str(TINY_LID), "--ui", "none", "--jsonl", str(jsonl)]

@@ -355,26 +355,38 @@ def test_a_microphone_stuck_in_portaudio_gives_standard_error_back_when_it_is_le
     assert "after" in capfd.readouterr().err
 
 
+class _KeepsItsStreams(_RatesDevice):
+    """A fake PortAudio that keeps every stream it opened: a test unplugs the device by
+    refusing every rate and stopping the open stream."""
+
+    def __init__(self, accepted: set[int]) -> None:
+        super().__init__(accepted)
+        self.streams: list[types.SimpleNamespace] = []
+
+    def InputStream(self, **settings):
+        self.streams.append(super().InputStream(**settings))
+        return self.streams[-1]
+
+
+def _pluggable_microphone(monkeypatch) -> _KeepsItsStreams:
+    """One 16 kHz 'USB mic' on a fake PortAudio, reopened every 0.05 s once it is gone."""
+    from streamlid.audio import mic
+
+    sd = _KeepsItsStreams({16000})
+    device = mic.InputDevice(1, "USB mic", 1, 16000.0, "ALSA", True)
+    monkeypatch.setattr(mic, "import_sounddevice", lambda: sd)
+    monkeypatch.setattr(mic, "list_input_devices", lambda: [device])
+    monkeypatch.setattr(mic, "RETRY_EVERY_S", 0.05)
+    return sd
+
+
 def test_the_time_a_microphone_is_gone_is_silence_in_stream_time(monkeypatch):
     """A pulled microphone's outage was left out of stream time: event times after its return
     were early by the outage, and --alert-silence-after never fired while it was gone, since the
     speech gate's clock stood still. Like a network feed's, the outage is now silence."""
     from streamlid.audio import mic
 
-    class LosesItsStreams(_RatesDevice):
-        def __init__(self, accepted: set[int]) -> None:
-            super().__init__(accepted)
-            self.streams: list[types.SimpleNamespace] = []
-
-        def InputStream(self, **settings):
-            self.streams.append(super().InputStream(**settings))
-            return self.streams[-1]
-
-    sd = LosesItsStreams({16000})
-    device = mic.InputDevice(1, "USB mic", 1, 16000.0, "ALSA", True)
-    monkeypatch.setattr(mic, "import_sounddevice", lambda: sd)
-    monkeypatch.setattr(mic, "list_input_devices", lambda: [device])
-    monkeypatch.setattr(mic, "RETRY_EVERY_S", 0.05)
+    sd = _pluggable_microphone(monkeypatch)
     source = mic.MicrophoneSource(None)
     ring = RingBuffer(16000 * 5)
     notices: list[str] = []
@@ -406,20 +418,7 @@ def test_a_pulled_microphone_is_down_and_back_as_a_feed_is(monkeypatch):
     from streamlid.events import FeedState
     from streamlid.streams import StreamsReducer
 
-    class LosesItsStreams(_RatesDevice):
-        def __init__(self, accepted: set[int]) -> None:
-            super().__init__(accepted)
-            self.streams: list[types.SimpleNamespace] = []
-
-        def InputStream(self, **settings):
-            self.streams.append(super().InputStream(**settings))
-            return self.streams[-1]
-
-    sd = LosesItsStreams({16000})
-    device = mic.InputDevice(1, "USB mic", 1, 16000.0, "ALSA", True)
-    monkeypatch.setattr(mic, "import_sounddevice", lambda: sd)
-    monkeypatch.setattr(mic, "list_input_devices", lambda: [device])
-    monkeypatch.setattr(mic, "RETRY_EVERY_S", 0.05)
+    sd = _pluggable_microphone(monkeypatch)
     monkeypatch.setattr(mic, "RETRYING_SAID_EVERY_N", 5)
     source = mic.MicrophoneSource(None)
     reducer = StreamsReducer()

@@ -27,6 +27,7 @@ from .events import (
     StreamAlert,
     StreamEnded,
     StreamStarted,
+    StreamSummary,
     Summary,
     event_to_dict,
 )
@@ -524,6 +525,11 @@ def count_of(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
+def never_connected_text(s: StreamSummary) -> str:
+    """A feed that was down from its start, and why: the plain summary and the live view's."""
+    return f"never connected ({s.down_reason})" if s.down_reason else "never connected"
+
+
 def summary_lines(summary: Summary) -> list[str]:
     lines = [f"Summary ({summary.reason}, {summary.wall_s:.1f} s wall time)"]
     for s in summary.streams:
@@ -543,8 +549,7 @@ def summary_lines(summary: Summary) -> list[str]:
                 f"    {count_of(s.windows, 'window')}, hop {s.hop_mean_s:.2f} s on average"
             )
         if s.never_connected:
-            why = f" ({s.down_reason})" if s.down_reason else ""
-            lines.append(f"    feed: never connected{why}")
+            lines.append(f"    feed: {never_connected_text(s)}")
         elif s.reconnects or s.outage_s:
             lines.append(
                 f"    feed: {count_of(s.reconnects, 'reconnect')}, {s.outage_s:.1f} s without audio"

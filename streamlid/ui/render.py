@@ -22,7 +22,7 @@ from rich.text import Text
 from ..events import Notice, StreamSummary, Summary
 from ..languages import language_name
 from ..printable import printable
-from ..sinks import summary_lines
+from ..sinks import never_connected_text, summary_lines
 from .bigtext import big_lines
 from .state import SILENCE, UNCLEAR, UNKNOWN_COLOUR, Alert, StreamSnapshot, ViewSnapshot
 
@@ -482,8 +482,7 @@ def feed_down(s: StreamSummary) -> Text:
     """The summary's "feed down" cell: reconnects and time without audio, or that it never
     connected (a refused feed is not one that ran without a drop)."""
     if s.never_connected:
-        why = f" ({s.down_reason})" if s.down_reason else ""
-        return Text(f"never connected{why}", style="bold red")
+        return Text(never_connected_text(s), style="bold red")
     return Text(f"{s.reconnects}× {s.outage_s:.1f} s", style="yellow" if s.outage_s else "")
 
 

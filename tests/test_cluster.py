@@ -539,22 +539,15 @@ def test_a_stop_with_the_cluster_gone_ends_the_gatherer_before_the_run_gives_up(
 
     from streamlid.cluster import gather
     from streamlid.cluster.gather import Gatherer, ShardBooks
-    from streamlid.run import FORCED_EXIT_AFTER_S
+    from streamlid.threads import FORCED_EXIT_AFTER_S
 
     gone = threading.Event()  # set at the end: frees a call that would never return
 
-    def replica_counts():
-        if answered:
-            gone.wait()  # the controller died with the cluster
-        answered.append(True)
-        return 1, 1
-
-    def wait(refs, num_returns, timeout):
-        time.sleep(timeout)  # no actor ever answers
+    def wait(refs, timeout, num_returns=1):
+        time.sleep(timeout)  # no actor ever answers, nor Serve's controller
         return [], refs
 
-    answered: list[bool] = []
-    monkeypatch.setattr(gather, "replica_counts", replica_counts)
+    monkeypatch.setattr(gather, "ask_replica_counts", object)
     monkeypatch.setattr(gather.ray, "wait", wait)
     silent = SimpleNamespace(
         take=SimpleNamespace(remote=object), stop=SimpleNamespace(remote=lambda: None)
@@ -569,6 +562,55 @@ def test_a_stop_with_the_cluster_gone_ends_the_gatherer_before_the_run_gives_up(
         gone.set()
         # Ended before the fakes are taken away (a real ray.wait would start a local Ray).
         assert gatherer.join(gather.STOP_GRACE_S + 5.0)
+
+
+def test_a_serve_controller_that_stops_answering_holds_up_no_event_and_is_said(monkeypatch):
+    """The model's replicas are counted once a second. The count was asked of Serve's
+    controller on the gatherer's thread, so a controller gone with the cluster held up every
+    feed's events (and Ctrl-C) without end. The count is now collected when it comes: the
+    feeds' events keep flowing, and the silence is said once."""
+    from types import SimpleNamespace
+
+    from streamlid.cluster import gather
+    from streamlid.cluster.gather import Gatherer, ShardBooks
+    from streamlid.events import Notice
+
+    takes_n = 12
+    taken: list[object] = []
+
+    class Take:  # a shard's answer: one event per take, done after takes_n
+        def __init__(self) -> None:
+            taken.append(self)
+            self.n = len(taken)
+
+    def wait(refs, timeout, num_returns=1):
+        ready = [ref for ref in refs if isinstance(ref, Take)]
+        if ready:
+            time.sleep(0.05)  # an actor's outbox fills in its own time
+            return ready[:1], [ref for ref in refs if ref is not ready[0]]
+        time.sleep(timeout)  # the count never comes
+        return [], refs
+
+    def get(ref):
+        assert isinstance(ref, Take), "the unanswered count was waited for"
+        return [Notice("radio", float(ref.n), "info", f"event {ref.n}")], ref.n == takes_n
+
+    monkeypatch.setattr(gather, "ask_replica_counts", object)
+    monkeypatch.setattr(gather, "CONTROLLER_SILENT_S", 0.2)
+    monkeypatch.setattr(gather.ray, "wait", wait)
+    monkeypatch.setattr(gather.ray, "get", get)
+    actor = SimpleNamespace(take=SimpleNamespace(remote=Take))
+    published: list[Notice] = []
+    errors: list[str] = []
+    gatherer = Gatherer([ShardBooks(0, actor, [])], published.append, errors.append)
+    gatherer.start()
+    assert gatherer.join(10.0), "the gatherer did not end when its one shard was done"
+    assert errors == []
+    assert [n.message for n in published if n.stream] == [
+        f"event {n}" for n in range(1, takes_n + 1)
+    ]
+    silences = [n for n in published if "controller has not answered" in n.message]
+    assert len(silences) == 1 and silences[0].severity == "warning"
 
 
 @pytest.mark.slow

@@ -22,10 +22,9 @@ from ..events import (
     Status,
     StreamStarted,
 )
-from ..run import FORCED_EXIT_AFTER_S
-from ..threads import join_thread
+from ..threads import FORCED_EXIT_AFTER_S, join_thread
 from .ingest import FeedSpec
-from .serving import replica_counts
+from .serving import ask_replica_counts
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +32,7 @@ POLL_S = 0.2
 RESTART_POLL_S = 0.5  # a restarting actor is asked to start again this often
 RESTART_TIMEOUT_S = 120.0  # ... for at most this long
 REPLICA_POLL_S = 1.0  # how often the model's replicas are counted
+CONTROLLER_SILENT_S = 30.0  # a count unanswered this long is said (once) in a warning
 SHARD_RESTARTS_N = 3  # an ingest actor that dies is restarted this many times
 # After a stop, the actors get this long to hand over their last events: less than the run
 # waits for its finishing (by a poll and some), so the summary is still written when they
@@ -152,22 +152,52 @@ class ShardBooks:
 
 class ReplicaWatch:
     """Says when the model loses a replica and when Serve has replaced it (Notices for every
-    stream): the windows it held were retried or counted as skipped by the RemoteModels."""
+    stream): the windows it held were retried or counted as skipped by the RemoteModels.
+
+    The count is asked of the cluster and collected when it has come, never waited for: the
+    gatherer calls `poll` between its pulls, and a Serve controller that died with the cluster
+    must not hold up the feeds' events or a stop."""
 
     def __init__(self, publish) -> None:
         self._publish = publish
         self._running_n: int | None = None
         self._next_at = 0.0
+        self._asked: Any = None  # the count in flight
+        self._asked_at = 0.0
+        self._silence_said = False
 
     def poll(self) -> None:
-        if time.monotonic() < self._next_at:
+        now = time.monotonic()
+        if self._asked is not None:
+            ready, _ = ray.wait([self._asked], timeout=0)
+            if not ready:
+                self._say_silence(now)
+                return
+            self._collect(self._asked)
+            self._asked = None
+        if now >= self._next_at:
+            self._next_at = now + REPLICA_POLL_S
+            self._asked, self._asked_at = ask_replica_counts(), now
+
+    def _say_silence(self, now: float) -> None:
+        if self._silence_said or now - self._asked_at < CONTROLLER_SILENT_S:
             return
-        self._next_at = time.monotonic() + REPLICA_POLL_S
+        self._silence_said = True
+        message = (
+            f"the cluster's Serve controller has not answered for {CONTROLLER_SILENT_S:.0f} s: "
+            "lost model replicas are not reported until it does"
+        )
+        self._publish(Notice("", 0.0, "warning", message))
+
+    def _collect(self, asked: Any) -> None:
         try:
-            running_n, _ = replica_counts()
+            running_n, _ = ray.get(asked)
         except Exception as exc:  # the controller busy or restarting: ask again later
             log.warning("could not read the model's replicas: %s", exc)
             return
+        if self._silence_said:
+            self._silence_said = False
+            self._publish(Notice("", 0.0, "info", "the cluster's Serve controller answers again"))
         before = self._running_n
         self._running_n = running_n
         if before is None or running_n == before:
@@ -225,8 +255,8 @@ class Gatherer:
             if stop_deadline is not None and time.monotonic() > stop_deadline:
                 log.warning("ingest actors did not finish within %.0f s", STOP_GRACE_S)
                 return
-            if stop_deadline is None:  # stopping, lost replicas no longer matter, and Serve
-                self._replicas.poll()  # may be gone with the cluster: no call without end
+            if stop_deadline is None:  # stopping, lost replicas no longer matter
+                self._replicas.poll()
             now = time.monotonic()
             for due in [d for d in deferred if d[0] <= now]:
                 deferred.remove(due)

@@ -12,6 +12,7 @@ together, so the batch does not change it).
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import logging
 from dataclasses import dataclass, field
@@ -152,6 +153,20 @@ def replica_counts() -> tuple[int, int]:
         return 0, 0
     states = deployment.replica_states
     return int(states.get("RUNNING", 0)), int(sum(states.values()))
+
+
+def ask_replica_counts() -> Any:
+    """A Ray reference to `replica_counts()`, counted by a task inside the cluster. The caller
+    polls it (`ray.wait(..., timeout=0)`): Serve's controller dies with the cluster, and
+    `serve.status()` on the driver would then wait for it without end."""
+    return _replica_counts_task().remote()
+
+
+@functools.cache
+def _replica_counts_task() -> Any:
+    import ray
+
+    return ray.remote(num_cpus=0)(replica_counts)
 
 
 def model_handle() -> Any:

@@ -31,7 +31,7 @@ from .config import Config, StreamConfig, alert_settings, feed_settings
 from .errors import ConfigError
 from .events import Summary
 from .printable import printable
-from .threads import ThreadOwner
+from .threads import FORCED_EXIT_AFTER_S, ThreadOwner
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 
 JOIN_TIMEOUT_S = 2.0  # a thread that takes longer is reported and left behind
 POLL_S = 0.1  # how often the main thread looks at signals, `q` and output failures
-FORCED_EXIT_AFTER_S = 3.0  # after a stop, a model mid-forward gets this long to finish
 TERMINAL_JOIN_S = 1.0  # giving the terminal back on a forced exit or a crash
 
 # Exit codes (README, "Exit codes"). A signal's code wins over 1 and 3; 1 wins over 3.

@@ -5,6 +5,10 @@ from __future__ import annotations
 import threading
 from typing import Any, Protocol
 
+# After a stop, every owner gets this long to finish (a model mid-forward, a cluster's actors
+# handing over their last events); past it the run leaves without them and says so.
+FORCED_EXIT_AFTER_S = 3.0
+
 
 class ThreadOwner(Protocol):
     """Something that runs one or more threads of a run.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import resource
+import signal
 import statistics
 import sys
 import time
@@ -56,9 +57,20 @@ class BenchReport:
     host_model_gb: float  # resident memory once the model is loaded
     host_peak_gb: float  # peak resident memory of the whole run, loading included
     rows: tuple[BenchRow, ...]
+    rows_asked: int = 0  # windows × batches asked for; more than len(rows) when interrupted
+    interrupted: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+class BenchInterrupted(KeyboardInterrupt):
+    """A stop signal (Ctrl-C) while timing: `report` holds every row finished before it."""
+
+    def __init__(self, report: BenchReport, signum: int) -> None:
+        super().__init__(signum)
+        self.report = report
+        self.signum = signum
 
 
 def parse_list(text: str, name: str, kind: type, low: float, high: float) -> tuple:
@@ -148,45 +160,61 @@ def run_bench(
     advance: Callable[[str], None] = lambda label: None,
 ) -> BenchReport:
     """Times `classifier.classify` on every (window, batch): one warm-up pass, then `runs`.
-    `advance(label)` is called once per pass, for a progress bar. Batch 1 is always timed (the
-    smallest hop needs it) but reported only if asked for."""
+    `advance(label)` is called once per pass, for a progress bar. Batch 1 is always timed first
+    (the smallest hop needs it) but reported only if asked for. A stop signal raises
+    BenchInterrupted with the rows finished so far: minutes of timing are not thrown away."""
     host_model = host_now_gb()
     rng = np.random.default_rng(0)
     rows: list[BenchRow] = []
-    for seconds in window_s:
-        n = round(seconds * SAMPLE_RATE_HZ)
-        timed: dict[int, tuple[list[float], float | None]] = {}
-        for batch in sorted({1, *batches}):
-            windows = [(rng.standard_normal(n) * NOISE_RMS).astype(np.float32)] * batch
-            classifier.reset_device_memory_peak()
-            label = f"{seconds:g} s × {batch}"
-            classifier.classify(windows)  # warm-up: kernels, allocator, autotuning
-            advance(label)
-            times = []
-            for _ in range(runs):
-                started = time.perf_counter()
-                classifier.classify(windows)  # returns numpy: the GPU has finished
-                times.append(time.perf_counter() - started)
+    finished: dict[int, BenchRow] = {}  # the current window length's rows, by batch
+
+    def report(interrupted: bool) -> BenchReport:
+        info = classifier.info
+        return BenchReport(
+            model=info.model,
+            device=info.device,
+            dtype=info.dtype,
+            hop_s=hop_s,
+            max_lag_s=max_lag_s,
+            runs=runs,
+            load_s=round(load_s, 3),
+            host_model_gb=round(host_model, 3),
+            host_peak_gb=round(host_peak_gb(), 3),
+            rows=(*rows, *(finished[b] for b in batches if b in finished)),
+            rows_asked=len(window_s) * len(batches),
+            interrupted=interrupted,
+        )
+
+    try:
+        for seconds in window_s:
+            n = round(seconds * SAMPLE_RATE_HZ)
+            finished.clear()
+            batch1_median = 0.0
+            for batch in sorted({1, *batches}):
+                windows = [(rng.standard_normal(n) * NOISE_RMS).astype(np.float32)] * batch
+                classifier.reset_device_memory_peak()
+                label = f"{seconds:g} s × {batch}"
+                classifier.classify(windows)  # warm-up: kernels, allocator, autotuning
                 advance(label)
-            peak = classifier.device_memory_peak_bytes()
-            timed[batch] = (times, None if peak is None else round(peak / 1e9, 3))
-        batch1_median = statistics.median(timed[1][0])
-        for batch in batches:
-            times, peak_gb = timed[batch]
-            rows.append(make_row(seconds, batch, times, batch1_median, hop_s, max_lag_s, peak_gb))
-    info = classifier.info
-    return BenchReport(
-        model=info.model,
-        device=info.device,
-        dtype=info.dtype,
-        hop_s=hop_s,
-        max_lag_s=max_lag_s,
-        runs=runs,
-        load_s=round(load_s, 3),
-        host_model_gb=round(host_model, 3),
-        host_peak_gb=round(host_peak_gb(), 3),
-        rows=tuple(rows),
-    )
+                times = []
+                for _ in range(runs):
+                    started = time.perf_counter()
+                    classifier.classify(windows)  # returns numpy: the GPU has finished
+                    times.append(time.perf_counter() - started)
+                    advance(label)
+                peak = classifier.device_memory_peak_bytes()
+                peak_gb = None if peak is None else round(peak / 1e9, 3)
+                if batch == 1:
+                    batch1_median = statistics.median(times)
+                if batch in batches:
+                    finished[batch] = make_row(
+                        seconds, batch, times, batch1_median, hop_s, max_lag_s, peak_gb
+                    )
+            rows.extend(finished[b] for b in batches)
+            finished.clear()
+    except KeyboardInterrupt as exc:
+        raise BenchInterrupted(report(True), getattr(exc, "signum", signal.SIGINT)) from exc
+    return report(False)
 
 
 def passes_needed(window_s: Sequence[float], batches: Sequence[int], runs: int) -> int:
@@ -231,6 +259,8 @@ def render_table(report: BenchReport):
         if on_gpu:
             cells.append("-" if row.device_peak_gb is None else f"{row.device_peak_gb:.2f} GB")
         table.add_row(*cells)
+    if report.interrupted:
+        table.title += f" (interrupted: {len(report.rows)} of {report.rows_asked} rows)"
     table.caption = (
         "median, p95: one forward pass of the batch. min hop: the smallest hop one live stream "
         "sustains (batch-1 median). streams: live streams sustained at the hop, "

@@ -472,19 +472,32 @@ def cmd_bench(config: Config, args: argparse.Namespace) -> int:
         def advance(label: str) -> None:
             progress.update(task, advance=1, description=f"window {label}")
 
-        report = bench.run_bench(
-            classifier,
-            window_s=windows_s,
-            batches=batches,
-            runs=runs,
-            hop_s=config.hop,
-            max_lag_s=config.max_lag,
-            load_s=load_s,
-            advance=advance,
-        )
+        try:
+            report = bench.run_bench(
+                classifier,
+                window_s=windows_s,
+                batches=batches,
+                runs=runs,
+                hop_s=config.hop,
+                max_lag_s=config.max_lag,
+                load_s=load_s,
+                advance=advance,
+            )
+        except bench.BenchInterrupted as exc:  # the rows finished so far, then "Interrupted."
+            if not exc.report.rows:
+                raise
+            interrupted, report = exc, exc.report
+        else:
+            interrupted = None
     if args.json:
-        return _write_results(json.dumps(report.as_dict(), indent=2) + "\n")
-    return _write_results(_rendered(bench.render_table(report)))
+        written = _write_results(json.dumps(report.as_dict(), indent=2) + "\n")
+    else:
+        written = _write_results(_rendered(bench.render_table(report)))
+    if interrupted is not None:
+        with contextlib.suppress(OSError):
+            _err_console().print("Interrupted.")
+        return EXIT_SIGNAL_BASE + interrupted.signum
+    return written
 
 
 def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:

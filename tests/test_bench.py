@@ -147,3 +147,40 @@ def test_the_full_size_shape_ships_inside_the_package():
     config = json.loads((RANDOM_SHAPES["mms-lid-256"] / "config.json").read_text())
     assert config["num_hidden_layers"] == 48
     assert (RANDOM_SHAPES["mms-lid-256"] / "preprocessor_config.json").exists()
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_ctrl_c_shows_the_rows_finished_before_it(tiny_model_dir, monkeypatch, capsys, as_json):
+    """A bench of a full-size model on a CPU runs for many minutes; Ctrl-C threw every
+    finished row away. A real SIGINT at the 10th forward pass (the second window length's
+    batch-2 warm-up): the first length's rows and the second's batch 1 are shown, marked as
+    interrupted, and the exit code is still the signal's."""
+    import os
+    import signal
+
+    from streamlid.classifier import Classifier
+
+    calls: list[int] = []
+    classify = Classifier.classify
+
+    def classify_then_interrupt(self, windows):
+        calls.append(len(windows))
+        if len(calls) == 10:
+            os.kill(os.getpid(), signal.SIGINT)  # through streamlid's own signal handler
+        return classify(self, windows)
+
+    monkeypatch.setattr(Classifier, "classify", classify_then_interrupt)
+    args = ["bench", "--model", str(tiny_model_dir), "--windows", "0.5,1", "--batches", "1,2"]
+    code = cli.main([*args, *OPTIONS, *(["--json"] if as_json else [])])
+    out, err = capsys.readouterr()
+    assert code == 128 + signal.SIGINT
+    assert "Interrupted." in err
+    assert len(calls) == 10  # nothing after the signal
+    if as_json:
+        report = json.loads(out)
+        assert report["interrupted"] is True and report["rows_asked"] == 4
+        rows = [(row["window_s"], row["batch"]) for row in report["rows"]]
+        assert rows == [(0.5, 1), (0.5, 2), (1.0, 1)]
+    else:
+        assert "interrupted: 3 of 4 rows" in out
+        assert len([line for line in out.splitlines() if "0.5 s" in line]) == 2

@@ -518,6 +518,25 @@ def test_the_compact_table_cuts_long_names_before_the_language(clock):
     assert "audio dr" in rows[3]
 
 
+@pytest.mark.parametrize("width", [30, 40, 50])
+def test_a_narrow_compact_table_drops_whole_columns_rather_than_cutting_figures(clock, width):
+    """At 40 columns every row read 'Fren…  8…  …  0.3…': the language, its confidence and the
+    lag all cut. The note, lost, input and lag columns give way first, whole."""
+    state = ViewState(clock=clock)
+    _eight_french_streams(state, clock, "radio{}")
+    state.handle(Notice("radio3", 3.0, "warning", "audio dropped"))
+    lines = screen(state, width, 12).splitlines()
+    rows = [line for line in lines if line.startswith("radio")]
+    assert len(rows) == 8 and max(len(line) for line in lines) <= width
+    for row in rows:
+        assert "…" not in row, (width, row)
+        assert re.match(r"radio\d\s+French\s+82%", row), row
+    header = next(line for line in lines if line.startswith("stream"))
+    if width >= 40:  # room for the lag, and its figures whole
+        assert "lag" in header
+        assert all(re.search(r"\s0\.3 s(\s|$)", row) for row in rows), rows
+
+
 # -- pieces -----------------------------------------------------------------------------------
 
 

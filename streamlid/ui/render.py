@@ -368,41 +368,68 @@ def stream_panel(s: StreamSnapshot, width: int, rows: int) -> tuple[Panel, int]:
     return panel, len(lines)
 
 
-def streams_table(streams: tuple[StreamSnapshot, ...], rows: int) -> Table:
+NOTE_MIN_WIDTH = 8  # below this a note is no use: the compact table drops its column
+# The compact table's columns that give way when the terminal is narrow, the first to go first:
+# the stream, its language and confidence stay whole.
+COMPACT_DROP_ORDER = ("note", "lost", "input", "lag")
+
+
+def streams_table(streams: tuple[StreamSnapshot, ...], rows: int, width: int) -> Table:
     """Many streams on a small screen: one line each. The figures keep their width; the
     name (and the note, when there is one) share what is left, so a long name is cut short
-    before the language is."""
+    before the language is. Where even that does not fit, whole columns go (note, lost,
+    input, lag) rather than every figure being cut to '0.…'."""
     shown = streams[: max(0, rows - 1)]
-    notes = any(s.warnings for s in shown)
+    columns: dict[str, list[Text | str]] = {
+        "stream": [Text(s.name) for s in shown],  # names are text, never markup ("News [/] FR")
+        "now": [_compact_now(s) for s in shown],
+        "": [pct(s.confidence) if s.speech and s.language else "" for s in shown],
+        "input": ["–" if s.level_dbfs is None else f"{s.level_dbfs:.0f} dB" for s in shown],
+        "lag": ["–" if s.lag_s is None else f"{s.lag_s:.1f} s" for s in shown],
+        "lost": [f"{s.overflow_s:.1f} s" for s in shown],
+    }
+    if any(s.warnings for s in shown):
+        columns["note"] = [
+            Text(s.warnings[0].message, "yellow") if s.warnings else "" for s in shown
+        ]
+    for name in COMPACT_DROP_ORDER:
+        if _compact_width(columns) <= width:
+            break
+        columns.pop(name, None)
     table = Table(box=None, expand=True, pad_edge=False, header_style=DIM)
-    for column in ("stream", "now", "", "input", "lag", "lost", "note")[: 7 if notes else 6]:
-        flexible = column in ("stream", "note")
+    for name in columns:
+        flexible = name in ("stream", "note")
         table.add_column(
-            column,
+            name,
             no_wrap=True,
             overflow="ellipsis",
             ratio=1 if flexible else None,
-            width=NAME_MIN_WIDTH if column == "stream" else None,
+            width=NAME_MIN_WIDTH if name == "stream" else None,
         )
-    for s in shown:
-        if not s.speech and s.ended_at_s is not None:
-            now = Text("ended", DIM)
-        elif not s.speech:
-            now = Text("listening…", DIM)
-        elif s.language is None:
-            now = Text("unclear", "bold grey70")
-        else:
-            now = Text(s.language_name, f"bold {s.language_colour}")
-        table.add_row(
-            Text(s.name),  # names are text, never markup ("News [/] FR")
-            now,
-            pct(s.confidence) if s.speech and s.language else "",
-            "–" if s.level_dbfs is None else f"{s.level_dbfs:.0f} dB",
-            "–" if s.lag_s is None else f"{s.lag_s:.1f} s",
-            f"{s.overflow_s:.1f} s",
-            *([Text(s.warnings[0].message, "yellow") if s.warnings else ""] if notes else []),
-        )
+    for cells in zip(*columns.values(), strict=True):
+        table.add_row(*cells)
     return table
+
+
+def _compact_now(s: StreamSnapshot) -> Text:
+    if not s.speech and s.ended_at_s is not None:
+        return Text("ended", DIM)
+    if not s.speech:
+        return Text("listening…", DIM)
+    if s.language is None:
+        return Text("unclear", "bold grey70")
+    return Text(s.language_name, f"bold {s.language_colour}")
+
+
+def _compact_width(columns: dict[str, list[Text | str]]) -> int:
+    """The least width the compact table needs with these columns: the flexible ones at
+    their smallest, the others whole, two spaces between columns."""
+    least = {"stream": NAME_MIN_WIDTH, "note": NOTE_MIN_WIDTH}
+    widths = [
+        least.get(name, max([len(name), *(len(str(cell)) for cell in cells)]))
+        for name, cells in columns.items()
+    ]
+    return sum(widths) + 2 * (len(widths) - 1)
 
 
 def _footer(paused: bool, keys: bool, width: int) -> Text:
@@ -436,7 +463,7 @@ def render_view(
         grid_rows = -(-len(streams) // cols)
         per_panel = available // grid_rows - 2
         if per_panel < 1:
-            body.append(streams_table(streams, available))
+            body.append(streams_table(streams, available, width))
             used = min(available, len(streams) + 1)
         else:
             col_w = width // cols

@@ -381,6 +381,10 @@ class Classifier:
         self._model.to(self.device).eval()
         if self.dtype == "int8":
             _quantize_in_place(self._model)
+        elif self.device == "cpu" and self.dtype in ("bfloat16", "float16"):
+            from .kernel_check import guard_half_convolutions
+
+            guard_half_convolutions(self._model)  # some CPU kernels get bf16 convolutions wrong
         self._masks_padding = bool(getattr(self._extractor, "return_attention_mask", False))
         self.info = ModelInfo(
             model=display_name or model, device=self.device, dtype=self.dtype, labels=self.labels

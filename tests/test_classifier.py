@@ -450,3 +450,49 @@ def test_a_forward_pass_holds_a_power_of_two_of_windows(classifier, windows):
     assert sorted(shapes) == sorted([(4, full), (2, full), (1, full), (2, early), (1, early)])
     alone = np.stack([classifier.classify([w])[0] for w in batch])
     np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+TINY_LID = Path(__file__).parent / "assets" / "tiny-lid"  # trained: it knows the language
+
+
+def test_bf16_on_this_cpu_names_the_language_float32_names(espeak):
+    """On an Intel Xeon with AMX, the CPU's bf16 kernel for the stand-in's positional
+    convolution (96 channels in 16 groups, kernel 128) returned values unrelated to its input,
+    and French speech came out German at 0.5-0.7 where float32 said French at 0.8-0.95. Run on
+    whatever CPU the tests have; on one with right kernels it holds anyway."""
+    speech = np.concatenate([espeak.samples(voice) for voice in ("fr", "en")])
+    windows = [speech[i : i + 3 * SAMPLE_RATE_HZ] for i in range(0, len(speech) - 48000, 16000)]
+    want = load(TINY_LID, dtype="float32").classify(windows)
+    got = load(TINY_LID, dtype="bfloat16").classify(windows)
+    assert (got.argmax(axis=1) == want.argmax(axis=1)).all()
+    assert np.abs(got - want).max() < 0.1
+
+
+def test_a_convolution_whose_half_kernel_is_wrong_runs_in_float32():
+    """The check itself, on any CPU: a Conv1d whose bf16 answer is made wrong is found and
+    from then on answers as float32 does; a right one is left alone."""
+    import torch
+
+    from streamlid.kernel_check import guard_half_convolutions
+
+    class WrongInHalf(torch.nn.Conv1d):  # what the AMX kernel did: an answer unrelated to x
+        def forward(self, x):
+            return torch.rand_like(super().forward(x))
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv1d(1, 8, 10, stride=5),
+        WrongInHalf(8, 8, 16, padding=8, groups=4),
+    ).to(torch.bfloat16)
+    assert guard_half_convolutions(model) == ["1"]
+    x = torch.randn(1, 1, 4000)
+    with torch.inference_mode():
+        got = model(x.bfloat16()).float()
+        want = torch.nn.functional.conv1d(
+            torch.nn.functional.conv1d(x, model[0].weight.float(), model[0].bias.float(), 5),
+            model[1].weight.float(),
+            model[1].bias.float(),
+            padding=8,
+            groups=4,
+        )
+    assert float((got - want).norm() / want.norm()) < 0.02

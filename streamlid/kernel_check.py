@@ -4,8 +4,8 @@ A model backend of `classifier.py`, imported only by it (it imports torch). Some
 compute wrong answers in bf16: on an Intel Xeon with AMX (torch 2.13, oneDNN), a grouped
 Conv1d with 2-12 channels per group and a kernel of 16 or more returns values unrelated to the
 input (relative error 1.0 against float32, where bf16 rounding gives 0.003). wav2vec2's
-positional convolution is such a layer in a small model (the test stand-in: 96 channels in 16
-groups), and the whole model then names the wrong language with confidence. mms-lid's own
+positional convolution is such a layer in a small model (the test stand-in: 96 channels in 8
+groups, kernel 16), and the whole model then names the wrong language with confidence. mms-lid's own
 (80 channels per group) is computed right on that CPU, but a kernel library is not ours to
 trust: every convolution of a bf16/fp16 model on the CPU is run once on random input in its
 own dtype and in float32, and one whose answers differ by more than rounding runs in float32

@@ -457,7 +457,7 @@ TINY_LID = Path(__file__).parent / "assets" / "tiny-lid"  # trained: it knows th
 
 def test_bf16_on_this_cpu_names_the_language_float32_names(espeak):
     """On an Intel Xeon with AMX, the CPU's bf16 kernel for the stand-in's positional
-    convolution (96 channels in 16 groups, kernel 128) returned values unrelated to its input,
+    convolution (96 channels in 8 groups, kernel 16) returned values unrelated to its input,
     and French speech came out German at 0.5-0.7 where float32 said French at 0.8-0.95. Run on
     whatever CPU the tests have; on one with right kernels it holds anyway."""
     speech = np.concatenate([espeak.samples(voice) for voice in ("fr", "en")])

@@ -261,6 +261,7 @@ class MicrophoneSource(Source):
                 reopened = self._try_reopen()
         finally:
             hung.cancel()
+            hung.join()  # ends at once unless it is saying the warning: no timer outlives this
         native_stderr.pass_on(said)
         return reopened
 

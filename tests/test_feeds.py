@@ -189,6 +189,25 @@ def test_ffmpeg_says_whether_reading_its_input_ended_on_an_error():
     assert live.input_failed and live.cut_short is None and live.live_cut
 
 
+def test_a_connection_that_failed_below_http_is_said_by_why_not_by_input_output_error():
+    """ffmpeg's last word on a host name that does not resolve is "<url>: Input/output
+    error"; the reason given is the network layer's line before it. An HTTP error keeps
+    ffmpeg's own last word."""
+    unresolved = ffmpeg_saying(
+        "[tcp @ 0x5589eb0e85c0] [error] Failed to resolve hostname h: Name or service not known",
+        "[error] http://h/x.ogg: Input/output error",
+    )
+    why = "Failed to resolve hostname h: Name or service not known"
+    assert unresolved.connection_problem == why
+    not_found = ffmpeg_saying(
+        "[http @ 0x1] [warning] HTTP error 404 Not Found",
+        "[error] http://h/x.ogg: Server returned 404 Not Found",
+    )
+    assert not_found.connection_problem == "http://h/x.ogg: Server returned 404 Not Found"
+    bare = ffmpeg_saying("[error] http://h/x.ogg: Input/output error")
+    assert bare.connection_problem == "http://h/x.ogg: Input/output error"
+
+
 def test_backoff_doubles_within_bounds_with_jitter():
     backoff = Backoff(0.5, 8.0, random.Random(1))
     delays = [backoff.delay_s(n) for n in range(1, 12)]
@@ -1032,3 +1051,23 @@ def test_a_feed_that_never_answers_gives_up_after_its_attempts(classifier):
     (error,) = engine.errors
     assert "Connection refused" in error and "gave up after 2 reconnect attempts" in error
     assert sink.summary.reason.startswith("error:")
+
+
+@needs_ffmpeg
+def test_a_host_that_does_not_resolve_is_said_so_in_the_error_and_the_summary(classifier):
+    """A feed whose host name does not resolve (.invalid never does) says that, not ffmpeg's
+    "Input/output error", in its error and in the summary's "never connected (why)"."""
+    sink = ListSink()
+    url = "http://streamlid-test.invalid/live.mp3"
+    engine = make_engine([url], classifier, [sink], reconnect_attempts=0)
+    engine.start()
+    try:
+        assert engine.wait(30.0)
+    finally:
+        engine.stop()
+        engine.wait(10.0)
+    (error,) = engine.errors
+    assert "Failed to resolve hostname streamlid-test.invalid" in error, error
+    assert "Input/output error" not in error
+    down_reason = sink.summary.streams[0].down_reason
+    assert down_reason.startswith("Failed to resolve hostname"), down_reason

@@ -44,6 +44,10 @@ NO_LENGTH = 2**64 - 1  # what ffmpeg says a response without a length "should be
 _RESUMING = re.compile(r"Will reconnect at \d+")
 # ffmpeg's warning when nothing in the bytes named a format and it went by the name (.mp3).
 _GUESSED = "misdetection possible"
+# A connection that failed below HTTP (a host name that does not resolve) ends with ffmpeg's
+# "<url>: Input/output error", which says nothing of why; the network layer said it just before.
+_GENERIC_FAILURE = "Input/output error"
+_NETWORK_CONTEXT = re.compile(r"^\[(?:tcp|udp|tls) @ 0x[0-9a-f]+\] ")
 
 
 class FfmpegChild:
@@ -153,6 +157,19 @@ class FfmpegChild:
     @property
     def last_problem(self) -> str | None:
         return self.problems[-1] if self.problems else None
+
+    @property
+    def connection_problem(self) -> str | None:
+        """Why a connection failed: ffmpeg's last error, unless that is only "Input/output
+        error", then the network layer's own line before it ("Failed to resolve hostname
+        radio.example.org: Name or service not known"), without its context."""
+        last = self.last_problem
+        if last is None or not last.endswith(_GENERIC_FAILURE):
+            return last
+        for earlier in reversed(list(self.problems)[:-1]):
+            if found := _NETWORK_CONTEXT.match(earlier):
+                return earlier[found.end() :]
+        return last
 
     def kill(self) -> None:
         """From any thread, any number of times: the child ends now; the reader sees the end."""

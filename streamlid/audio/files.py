@@ -882,8 +882,8 @@ class FfmpegSource(Source):
             elif child.server_closed and total:
                 # ffmpeg's last word here is "<url>: Input/output error", which says nothing of why.
                 reason = "the server ended the stream"
-            elif child.last_problem:
-                reason = child.last_problem
+            elif child.connection_problem:
+                reason = child.connection_problem
             elif total:
                 reason = "the server ended the stream"
             else:

@@ -203,13 +203,13 @@ def test_live_view_in_a_real_terminal_then_q_exits_with_the_summary(tmux, french
     after = tmux.history()
     assert "EXIT=0" in after, after
     assert "TTY=cooked" in after, after  # cbreak mode was undone
-    assert re.search(r"streamlid · interrupted after \d", after), after
-    assert "health" in after and "latency" in after
-    summary_table = after[after.index("streamlid · interrupted") :]
-    if expected:
-        assert re.search(rf"{expected}\s+fra\s+\d", summary_table), summary_table
-    else:
-        assert re.search(r"bonjour\.wav\s+\S.*\s[a-z]{3}\s+\d+\.\d s", summary_table), after
+    # At 80 columns the health table is wider than the terminal (it was drawn cut: 'los',
+    # '0.0 '), so the summary comes as the plain view's lines.
+    summary = after[after.index("Summary (interrupted") :]
+    assert re.search(r"bonjour\.wav: \d+\.\d s audio", summary), after
+    assert "latency median" in summary
+    language = "fra" if expected else "[a-z]{3}"
+    assert re.search(rf"^\s+{language}\s+\d+\.\d s", summary, flags=re.M), summary
 
 
 def test_piped_output_is_plain_lines(french_wav, model_args, tmp_path):

@@ -663,6 +663,45 @@ def test_a_feed_that_never_connected_is_summed_up_as_such_not_as_zero_reconnects
     assert not any("0×" in row for row in rows), text
 
 
+def test_two_feeds_of_one_server_are_told_apart_in_the_summary_tables():
+    """Names were cut at their end, so both feeds read 'https://radio.example.o…' in each
+    table; the end of a name, which tells them apart, is kept."""
+    streams = tuple(
+        StreamSummary(url, url, 6.0, 4.0, {"fra": 4.0}, 1, 4, 0, 0.0, 0.1, 0.2, ())
+        for url in ("https://radio.example.org/un.mp3", "https://radio.example.org/zwei.aac")
+    )
+    console = Console(record=True, width=160, file=io.StringIO())
+    for renderable in summary_renderables(Summary(streams, 6.5, "interrupted")):
+        console.print(renderable)
+    text = console.export_text()
+    assert "100/200 ms" in text  # the tables, not the lines
+    for tail in ("un.mp3", "zwei.aac"):
+        rows = [line for line in text.splitlines() if tail in line]
+        assert len(rows) == 2, text  # one row in each table
+
+
+def test_a_summary_table_wider_than_the_terminal_gives_way_to_lines():
+    """At 120 columns the health table was drawn cut: both feeds' names read
+    'http://127.0.0.…' and 'never connected (Connection ref' lost its end (rich counts a
+    column that does not wrap at its longest word). Lines say it all instead."""
+    up = "http://127.0.0.1:8765/live"
+    refused = StreamSummary(
+        "http://127.0.0.1:1/dead.mp3", "http://127.0.0.1:1/dead.mp3", 0.0, 0.0, {}, 0, 0, 0,
+        0.0, None, None, (), outage_s=25.0, never_connected=True, down_reason="Connection refused",
+    )  # fmt: skip
+    streams = (
+        StreamSummary(up, up, 25.3, 20.0, {"ita": 20.0}, 3, 47, 0, 0.0, 0.034, 0.134, ()),
+        refused,
+        StreamSummary("it.wav", "it.wav", 9.7, 9.7, {"ita": 9.7}, 1, 12, 0, 0.0, 0.06, 0.2, ()),
+    )
+    console = Console(record=True, width=120, file=io.StringIO())
+    for renderable in summary_renderables(Summary(streams, 25.8, "interrupted")):
+        console.print(renderable)
+    text = console.export_text()
+    assert "…" not in text, text
+    assert "never connected (Connection refused)" in text, text
+
+
 def test_plain_summary_counts_in_the_singular_and_the_plural():
     one = StreamSummary("mic", "mic", 6.0, 4.0, {"eng": 4.0}, 1, 1, 1, 0.5, 0.1, 0.2, ())
     two = StreamSummary("mic", "mic", 6.0, 4.0, {"eng": 4.0}, 2, 2, 2, 0.5, 0.1, 0.2, ())

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich import box
+from rich.cells import cell_len, set_cell_size
 from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.measure import Measurement
 from rich.panel import Panel
@@ -33,6 +34,7 @@ METER_CLIP_DBFS = -3.0  # red from here
 PANEL_MIN_WIDTH = 60  # below this two panels do not go side by side
 NAME_MIN_WIDTH = 8  # the compact table cuts stream names no shorter than this
 NATURAL_WIDTH_N = 10_000  # columns to measure a table in: its widths unclamped
+SUMMARY_NAME_MAX = 24  # the summary's tables shorten a longer stream name in its middle
 SPEECH_GLYPH = "█"
 UNCLEAR_GLYPH = "▒"
 SILENCE_GLYPH = "·"
@@ -505,6 +507,31 @@ class ViewRenderable:
 # -- exit summary ---------------------------------------------------------------------------
 
 
+def shorten_middle(name: str, width: int = SUMMARY_NAME_MAX) -> str:
+    """`name` in at most `width` cells, cut in its middle: feeds of one server share their
+    start ("https://radio.example.o…"), so the end, which tells them apart, is kept."""
+    if cell_len(name) <= width:
+        return name
+    head_n = (width - 1) * 2 // 5
+    tail_n = width - 1 - head_n
+    head = set_cell_size(name, head_n)
+    tail = set_cell_size(name[::-1], tail_n)[::-1]
+    return f"{head}…{tail}"
+
+
+def table_minimum_width(console: Console, options: ConsoleOptions, table: Table) -> int:
+    """The width below which `table` cuts what it shows. Rich's own minimum counts a no_wrap
+    column at its longest word, yet cuts such a column's cells to '…' below their whole
+    width: it is counted here at its widest cell."""
+    minimum = Measurement.get(console, options, table).minimum
+    for column in table.columns:
+        if column.no_wrap:
+            cells = [column.header, *column.cells]
+            widths = [Measurement.get(console, options, cell) for cell in cells]
+            minimum += max(w.maximum for w in widths) - max(w.minimum for w in widths)
+    return minimum
+
+
 def feed_down(s: StreamSummary) -> Text:
     """The summary's "feed down" cell: reconnects and time without audio, or that it never
     connected (a refused feed is not one that ran without a drop)."""
@@ -525,7 +552,7 @@ class TablesOrLines:
         unbounded = options.update_width(NATURAL_WIDTH_N)
         fits = all(
             # Below its minimum a table cuts what cannot wrap (figures, headers) to '…'.
-            Measurement.get(console, unbounded, table).minimum <= options.max_width
+            table_minimum_width(console, unbounded, table) <= options.max_width
             for table in self.tables
             if isinstance(table, Table)
         )
@@ -544,7 +571,7 @@ def summary_renderables(
         title=Text(title, style="bold red" if failed else "bold"),
         title_justify="left",
     )
-    speech.add_column("stream", overflow="ellipsis", max_width=24)
+    speech.add_column("stream", no_wrap=True)
     speech.add_column("language")
     speech.add_column("code")
     speech.add_column("speech", justify="right")
@@ -555,7 +582,7 @@ def summary_renderables(
         for i, (code, seconds) in enumerate(items):
             known = code not in ("", UNKNOWN_CODE)
             speech.add_row(
-                Text(s.stream if i == 0 else ""),  # names are text, never markup
+                Text(shorten_middle(s.stream) if i == 0 else ""),  # text, never markup
                 Text(language_name(code) if known else (code or "no speech")),
                 Text(code if known else "–" if code else ""),
                 fmt_time(seconds) if code else "",
@@ -568,10 +595,7 @@ def summary_renderables(
         title_justify="left",
         box=box.SIMPLE_HEAD,
     )
-    names = [s.stream for s in summary.streams]
-    health.add_column(
-        "stream", overflow="ellipsis", min_width=min(16, max(map(len, names), default=6))
-    )
+    health.add_column("stream", no_wrap=True)
     feeds = any(s.reconnects or s.outage_s or s.never_connected for s in summary.streams)
     for column in ("audio", "changes", "windows", "hop", "latency", "skipped", "lost"):
         health.add_column(column, justify="right", no_wrap=True)
@@ -584,7 +608,7 @@ def summary_renderables(
             else f"{1000 * s.latency_median_s:.0f}/{1000 * (s.latency_p95_s or 0):.0f} ms"
         )
         health.add_row(
-            Text(s.stream),
+            Text(shorten_middle(s.stream)),
             fmt_time(s.duration_s),
             str(s.changes),
             str(s.windows),

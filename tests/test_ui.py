@@ -537,6 +537,22 @@ def test_a_narrow_compact_table_drops_whole_columns_rather_than_cutting_figures(
         assert all(re.search(r"\s0\.3 s(\s|$)", row) for row in rows), rows
 
 
+def test_a_feed_that_is_down_says_so_in_the_compact_table_not_listening(clock):
+    """At 40 columns the note column ("feed down …") has no room: a refused feed's row read
+    'listening…', like a feed that is up and quiet. It reads 'down' until it recovers."""
+    state = ViewState(clock=clock)
+    for name in ("radio-un.mp3", "radio-zwei.mp3", "radio-drei.mp3", "radio-vier.mp3"):
+        Script(state, clock, stream=name).started()
+    state.handle(FeedState("radio-zwei.mp3", 0.0, "disconnected", "Connection refused", 0, 0.0))
+    rows = [line for line in screen(state, 40, 12).splitlines() if line.startswith("radio")]
+    assert len(rows) == 4, rows
+    assert re.search(r"^radio\S*\s+down\s", rows[1]), rows
+    assert all("listening…" in row for row in rows[::2]), rows
+    state.handle(FeedState("radio-zwei.mp3", 2.0, "recovered", "Connection refused", 1, 2.0))
+    rows = [line for line in screen(state, 40, 12).splitlines() if line.startswith("radio")]
+    assert "listening…" in rows[1], rows
+
+
 # -- pieces -----------------------------------------------------------------------------------
 
 

@@ -416,6 +416,8 @@ def streams_table(streams: tuple[StreamSnapshot, ...], rows: int, width: int) ->
 def _compact_now(s: StreamSnapshot) -> Text:
     if not s.speech and s.ended_at_s is not None:
         return Text("ended", DIM)
+    if s.feed_down:  # not "listening…": on a narrow screen its note's column is dropped
+        return Text("down", "bold red")
     if not s.speech:
         return Text("listening…", DIM)
     if s.language is None:

@@ -157,6 +157,7 @@ class StreamSnapshot:
     warnings: tuple[Alert, ...]
     hop_s: float | None = None  # effective hop: speech between the last few answers
     ended_at_s: float | None = None  # the input ended here (a file read to its end)
+    feed_down: bool = False  # a network feed or a microphone, down now
 
 
 @dataclass(frozen=True)
@@ -492,6 +493,7 @@ class ViewState:
             warnings=self._warnings(s, figures, now),
             hop_s=s.hop_s,
             ended_at_s=s.ended_at_s,
+            feed_down=s.feed_down is not None,
         )
 
     def _warnings(self, s: _Stream, figures: StreamFigures | None, now: float) -> tuple[Alert, ...]:

@@ -653,6 +653,12 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"Config file {str(path)!r} is not valid TOML: {exc}.") from None
     flat: dict[str, Any] = {}
     for key, value in data.items():
+        if key == "streams" and isinstance(value, dict):
+            # Flattened like [gate], its `source` would be called an unknown setting.
+            raise ConfigError(
+                f"Config file {str(path)!r}: [streams] is a single table; write each feed as "
+                "a [[streams]] table (double brackets), one per feed."
+            )
         # Tables such as [model] or [gate] only group keys for the reader ([[streams]] is a
         # list of tables, checked by _parse_streams).
         if isinstance(value, dict):

@@ -260,6 +260,14 @@ track = 2
 """
 
 
+def test_a_streams_table_in_single_brackets_is_said_to_need_double_ones(tmp_path):
+    """[streams] (one table) was flattened like [gate]: "Unknown setting 'source'. Did you
+    mean sources?", which says nothing of the brackets."""
+    path = write(tmp_path, '[streams]\nname = "Radio Un"\nsource = "un.mp3"\n')
+    with pytest.raises(ConfigError, match=r"\[\[streams\]\] table \(double brackets\)"):
+        load_config(path)
+
+
 def test_streams_are_named_sources_with_expectations(tmp_path):
     config = load_config(write(tmp_path, STREAMS_TOML))
     first, second = config.streams

@@ -368,7 +368,7 @@ def _listen(
     from .onalert import AlertCommand, parse_command
     from .sinks import JsonlSink, check_output_path
     from .streams import StreamsReducer
-    from .timeline import is_timeline_file
+    from .timeline import check_timeline_writable, is_timeline_file
     from .ui import make_view
 
     named = _named_sources(config, specs)
@@ -403,6 +403,7 @@ def _listen(
             ours=is_timeline_file,
             other_outputs={"--jsonl": config.jsonl} if config.jsonl else {},
         )
+        check_timeline_writable(config.timeline_csv)
     on_alert = parse_command(config.on_alert) if config.on_alert else None
     figures = StreamsReducer()
     metrics = _metrics_server(config, figures)  # binds now: a port in use is a usage error

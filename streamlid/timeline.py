@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import OutputError
+from .errors import ConfigError, OutputError
 from .streams import StreamsReducer
 
 HEADER = ("stream", "start_s", "end_s", "language", "mean_confidence")
@@ -31,6 +31,24 @@ def is_timeline_file(path: str) -> bool:
     except OSError:
         return False
     return first.rstrip("\r\n") == ",".join(HEADER)
+
+
+def check_timeline_writable(target: str) -> None:
+    """Refuses, before the run, a table its folder would not let it write: it is replaced
+    through a new file beside it, and a read-only folder was found out only when the run
+    ended, the whole run's segments lost. A device or a pipe is written into: not checked."""
+    if _exists_not_regular(target):
+        return
+    folder = os.path.dirname(os.path.abspath(target))
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", dir=folder)
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot write --timeline-csv file {target!r}: its folder {folder!r} takes no new "
+            f"files ({exc.strerror or exc}); make it writable or choose another path."
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 class TimelineCsv:

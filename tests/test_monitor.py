@@ -324,6 +324,18 @@ def test_jsonl_and_timeline_csv_on_one_path_are_refused_before_the_run(run_cli, 
     assert result.returncode == 0, result.stderr
 
 
+def test_a_timeline_whose_folder_takes_no_files_is_refused_before_the_run(run_cli, french):
+    """The table is replaced through a new file in its folder; a folder that takes none (/sys
+    refuses even root) was found out at the run's end (exit 3), every segment lost."""
+    target = "/sys/streamlid-test-timeline.csv"
+    refused = run_cli(
+        *("listen", french, "--model", TINY_LID, "--ui", "none", "--timeline-csv", target)
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert f"Cannot write --timeline-csv file {target!r}: its folder '/sys'" in refused.stderr
+    assert "Traceback" not in refused.stderr and "Summary" not in refused.stderr
+
+
 def test_expected_languages_are_read_as_the_models_codes_and_unknown_ones_refused(
     run_cli, french, tmp_path
 ):

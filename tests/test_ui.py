@@ -510,11 +510,12 @@ def test_the_compact_table_cuts_long_names_before_the_language(clock):
         script.speech(3.0, False)
     state.handle(Notice("international-news-channel-3.mp3", 3.0, "warning", "audio dropped"))
     lines = screen(state, 60, 20).splitlines()
-    rows = [line for line in lines if line.startswith("internat")]
+    rows = [line for line in lines if line.startswith("int")]
     assert len(rows) == 8 and max(len(line) for line in lines) <= 60
-    for row in rows:
-        assert "…" in row.split()[0]  # the name gave way...
-        assert re.search(r"…\s+(French\s+82%|listening…)\s", row), row  # ...the language not
+    for number, row in enumerate(rows):
+        assert "…" in row.split()[0]  # the name gave way (in its middle: its end tells)...
+        assert row.split()[0].endswith(f"{number}.mp3"), row
+        assert re.search(r"\.mp3\s+(French\s+82%|listening…)\s", row), row  # ...the language not
     assert "audio dr" in rows[3]
 
 
@@ -551,6 +552,23 @@ def test_a_feed_that_is_down_says_so_in_the_compact_table_not_listening(clock):
     state.handle(FeedState("radio-zwei.mp3", 2.0, "recovered", "Connection refused", 1, 2.0))
     rows = [line for line in screen(state, 40, 12).splitlines() if line.startswith("radio")]
     assert "listening…" in rows[1], rows
+
+
+@pytest.mark.parametrize("width", [40, 60])
+def test_feeds_of_one_server_are_told_apart_in_the_compact_table(clock, width):
+    """Names were cut at their end: three feeds of one server each read 'https…'. They are cut
+    in their middle, and each keeps its end, within its column."""
+    state = ViewState(clock=clock)
+    tails = ("n.mp3", "i.aac", "d.mp3")
+    for tail in ("un.mp3", "zwei.aac", "world.mp3"):
+        Script(state, clock, stream=f"https://radio.example.org/{tail}").started()
+    state.handle(Notice("https://radio.example.org/un.mp3", 3.0, "warning", "audio dropped"))
+    lines = screen(state, width, 8).splitlines()
+    rows = [line for line in lines if line.startswith("http")]
+    assert len(rows) == 3 and max(len(line) for line in lines) <= width, lines
+    for row, tail in zip(rows, tails, strict=True):
+        name = row.split()[0]
+        assert name.startswith("http") and name.count("…") == 1 and name.endswith(tail), row
 
 
 # -- pieces -----------------------------------------------------------------------------------

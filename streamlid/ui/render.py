@@ -398,6 +398,9 @@ def streams_table(streams: tuple[StreamSnapshot, ...], rows: int, width: int) ->
         if _compact_width(columns) <= width:
             break
         columns.pop(name, None)
+    # Cut in their middle, not at their end: feeds of one server all read "https://rad…".
+    name_width = _compact_name_width(columns, width)
+    columns["stream"] = [Text(shorten_middle(s.name, name_width)) for s in shown]
     table = Table(box=None, expand=True, pad_edge=False, header_style=DIM)
     for name in columns:
         flexible = name in ("stream", "note")
@@ -411,6 +414,13 @@ def streams_table(streams: tuple[StreamSnapshot, ...], rows: int, width: int) ->
     for cells in zip(*columns.values(), strict=True):
         table.add_row(*cells)
     return table
+
+
+def _compact_name_width(columns: dict[str, list[Text | str]], width: int) -> int:
+    """The stream column's width: its least, and its share of what is left (the note, when
+    there is one, takes the same share)."""
+    spare = max(0, width - _compact_width(columns))
+    return NAME_MIN_WIDTH + (spare // 2 if "note" in columns else spare)
 
 
 def _compact_now(s: StreamSnapshot) -> Text:

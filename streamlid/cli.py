@@ -185,6 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
         "for raw 16 kHz mono s16le on stdin",
     )
     identify.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    identify.add_argument(
+        "--max-speech",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="answer each input from its first SECONDS of speech and stop reading it: a live "
+        "stream never ends, so without this a radio's URL is read for good (default: 0, read "
+        "every input to its end)",
+    )
     _add_config_options(
         identify, skip=IDENTIFY_SKIPS, defaults=IDENTIFY_DEFAULTS, helps=IDENTIFY_HELP
     )
@@ -314,7 +323,7 @@ def _run_command(argv: list[str], watch: SignalWatch) -> int:
         if args.command == "bench":
             return cmd_bench(config, args)
         if args.command == "identify":
-            return cmd_identify(config, args.files, as_json=args.json)
+            return cmd_identify(config, args.files, as_json=args.json, max_speech_s=args.max_speech)
         from .run import listen
 
         return listen(config, args.sources, watch, config_file=args.config)
@@ -500,7 +509,9 @@ def cmd_bench(config: Config, args: argparse.Namespace) -> int:
     return written
 
 
-def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
+def cmd_identify(
+    config: Config, files: Sequence[str], *, as_json: bool, max_speech_s: float = 0.0
+) -> int:
     """One language per file (see identify.py). `confident` is false when the file's mean
     probability is below --min-confidence or leads the runner-up by less than --min-margin:
     its best guess is then shown as uncertain."""
@@ -508,8 +519,9 @@ def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
 
     from .audio.open import check_one_stdin
     from .audio.urls import redact
-    from .identify import IdentifyInterrupted, identify_files, open_files
+    from .identify import IdentifyInterrupted, check_max_speech, identify_files, open_files
 
+    check_max_speech(max_speech_s)
     check_one_stdin(files)
     opened = open_files(files, feed_settings(config), config.track)
     # When no file opens there is nothing to classify: no model to load, or to download.
@@ -529,7 +541,13 @@ def cmd_identify(config: Config, files: Sequence[str], *, as_json: bool) -> int:
 
         try:
             results = identify_files(
-                classifier, opened, shown, config, on_file=on_file, on_retry=on_retry
+                classifier,
+                opened,
+                shown,
+                config,
+                max_speech_s=max_speech_s,
+                on_file=on_file,
+                on_retry=on_retry,
             )
         except IdentifyInterrupted as exc:
             interrupted = exc

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import signal
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from .audio.feeds import FeedSettings
 from .audio.ring import RingBuffer
 from .audio.source import Source
 from .config import Config
-from .errors import AudioSourceError
+from .errors import AudioSourceError, ConfigError
 from .frontend import NONFINITE, Resampler
 from .gate import SILENCE_DBFS, SpeechTrack, admitted, build_gate, gate_settings, quiet_advice
 from .languages import language_name
@@ -144,13 +145,15 @@ def identify_files(
     config: Config,
     *,
     hop_s: float | None = None,
+    max_speech_s: float = 0.0,
     on_file: Callable[[int, str], None] = lambda number, spec: None,
     on_retry: Callable[[str, str], None] = lambda spec, message: None,
 ) -> list[dict]:
     """One result per file, in order (the JSON of `streamlid identify --json`). A file that
     could not be opened (`open_files`) gets its error; `model` may be None when no file could
     be, as there is nothing to classify. `hop_s` defaults to the window: windows side by side.
-    `on_retry(spec, message)`: a URL that cannot be read is being retried."""
+    `on_retry(spec, message)`: a URL that cannot be read is being retried. `max_speech_s`
+    (0: none): an input is answered from its first that much speech, and read no further."""
     hop = config.window if hop_s is None else hop_s
     labels = () if model is None else model.labels
     tallies = [FileTally(spec, np.zeros(len(labels), np.float64)) for spec in specs]
@@ -177,11 +180,13 @@ def identify_files(
             # closing(): an interrupt in the model still ends the file's source thread at once.
             retry = functools.partial(on_retry, spec)
             windows = speech_windows(source, config, hop, tallies[number], retry)
-            with contextlib.closing(windows):
+            with contextlib.closing(windows):  # closed early: its source stops reading
                 for samples in windows:
                     pending.append((number, samples))
                     if len(pending) >= config.batch:
                         classify_pending()
+                    if enough_speech(tallies[number], max_speech_s):
+                        break
             read_whole.append(number)
         classify_pending()
     except KeyboardInterrupt as exc:  # Ctrl-C after an hour of files: keep what was answered
@@ -199,6 +204,26 @@ def identify_files(
 
 
 INTERRUPTED = "not identified: the run was interrupted before this file's end"
+
+
+def check_max_speech(seconds: float) -> None:
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise ConfigError(
+            f"--max-speech {seconds:g}: use a number of seconds of speech, such as 60, or 0 "
+            "to read every input to its end."
+        )
+
+
+def enough_speech(tally: FileTally, max_speech_s: float) -> bool:
+    """True once an input has given `max_speech_s` of speech (never for 0); its answer then
+    rests on that, which its row's warning says."""
+    if not max_speech_s or tally.speech_n < max_speech_s * SAMPLE_RATE_HZ:
+        return False
+    heard_s = tally.speech_n / SAMPLE_RATE_HZ
+    tally.warnings.append(
+        f"answered from its first {heard_s:.0f} s of speech (--max-speech); not read further"
+    )
+    return True
 
 
 class IdentifyInterrupted(KeyboardInterrupt):

@@ -485,3 +485,45 @@ def test_more_files_than_open_file_descriptors_are_all_identified(espeak, tmp_pa
     assert result.returncode == 0, result.stderr[-2000:]
     answers = json.loads(result.stdout)
     assert len(answers) == 80 and all(a["language"] == "fra" for a in answers)
+
+
+@needs_ffmpeg
+def test_a_live_stream_is_answered_from_its_first_max_speech_and_the_next_file_is_reached(
+    run_cli, german_and_french, espeak, tmp_path
+):
+    """`identify` on a radio's URL read for good: the stream never ends, nothing was answered
+    and the files after it were never reached. With --max-speech the stream is answered from
+    its first seconds of speech, says so, and the next input gets its turn; ffmpeg is gone."""
+    from feed_servers import LoopbackFeed, ffmpeg_processes, make_mp3
+    from speech import speech
+
+    radio = make_mp3(speech("fra", tmp_path, seconds=20.0), tmp_path)
+    with LoopbackFeed(radio.read_bytes(), mode="live", burst_s=15.0) as feed:
+        result = run_cli(
+            "identify",
+            feed.url,
+            german_and_french["de"],
+            "--json",
+            "--model",
+            TINY_LID,
+            "--max-speech",
+            "5",
+            timeout_s=120,
+        )
+        assert ffmpeg_processes(feed.url.split("/")[2]) == []
+    assert result.returncode == 0, result.stderr
+    stream, german = json.loads(result.stdout)
+    assert stream["language"] == "fra" and stream["error"] is None
+    assert 5.0 <= stream["speech_s"] < 9.0  # a window's worth past the limit at most
+    assert "first" in stream["warning"] and "--max-speech" in stream["warning"]
+    assert german["language"] == "deu"  # reached, and held to the same limit: it is per input
+    assert 5.0 <= german["speech_s"] < 9.0 and "--max-speech" in german["warning"]
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf"])
+def test_a_bad_max_speech_is_one_line_before_the_model_loads(run_cli, german_and_french, value):
+    result = run_cli(
+        "identify", german_and_french["de"], "--model", "no/such-model", "--max-speech", value
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "--max-speech" in result.stderr, result.stderr

@@ -10,6 +10,7 @@ import os
 import queue
 import stat
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -315,11 +316,17 @@ def check_output_path(
                 f"Cannot write {option} file {target!r}: the folder {folder!r} does not exist; "
                 "create it or choose another path."
             ) from None
+        check_folder_takes_files(target, option)  # found now, not after the model loads
         return
     except OSError as exc:
         raise ConfigError(f"Cannot write {option} file {target!r} ({exc.strerror}).") from None
     if stat.S_ISDIR(info.st_mode):
         raise ConfigError(f"The {option} output {target!r} is a folder; give a file path.")
+    if stat.S_ISREG(info.st_mode) and not os.access(target, os.W_OK):
+        raise ConfigError(
+            f"Cannot write {option} file {target!r}: it is read-only to this user (or on a "
+            "read-only file system); make it writable or choose another path."
+        )
     if option == "--jsonl" and stat.S_ISREG(info.st_mode):
         _check_free(target, append=append)
     if overwrite or not stat.S_ISREG(info.st_mode) or info.st_size == 0:
@@ -332,6 +339,22 @@ def check_output_path(
         "pass --overwrite (overwrite = true in a config file) to replace it, or choose "
         "another path."
     )
+
+
+def check_folder_takes_files(target: str, option: str) -> None:
+    """Refuses `target` when its folder will not take a new file (read-only, not this user's,
+    or a file system such as /sys that refuses even root): tried with a file of our own, there
+    and gone at once, as permissions alone do not say it."""
+    folder = os.path.dirname(os.path.abspath(target))
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", dir=folder)
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot write {option} file {target!r}: its folder {folder!r} takes no new "
+            f"files ({exc.strerror or exc}); make it writable or choose another path."
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _check_free(target: str, *, append: bool) -> None:

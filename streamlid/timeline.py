@@ -17,7 +17,8 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import ConfigError, OutputError
+from .errors import OutputError
+from .sinks import check_folder_takes_files
 from .streams import StreamsReducer
 
 HEADER = ("stream", "start_s", "end_s", "language", "mean_confidence")
@@ -37,18 +38,8 @@ def check_timeline_writable(target: str) -> None:
     """Refuses, before the run, a table its folder would not let it write: it is replaced
     through a new file beside it, and a read-only folder was found out only when the run
     ended, the whole run's segments lost. A device or a pipe is written into: not checked."""
-    if _exists_not_regular(target):
-        return
-    folder = os.path.dirname(os.path.abspath(target))
-    try:
-        fd, probe = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", dir=folder)
-    except OSError as exc:
-        raise ConfigError(
-            f"Cannot write --timeline-csv file {target!r}: its folder {folder!r} takes no new "
-            f"files ({exc.strerror or exc}); make it writable or choose another path."
-        ) from None
-    os.close(fd)
-    os.unlink(probe)
+    if not _exists_not_regular(target):
+        check_folder_takes_files(target, "--timeline-csv")
 
 
 class TimelineCsv:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -334,6 +335,29 @@ def test_a_timeline_whose_folder_takes_no_files_is_refused_before_the_run(run_cl
     assert refused.returncode == 2, refused.stderr
     assert f"Cannot write --timeline-csv file {target!r}: its folder '/sys'" in refused.stderr
     assert "Traceback" not in refused.stderr and "Summary" not in refused.stderr
+
+
+def test_a_jsonl_file_that_cannot_be_written_is_refused_before_the_model_loads(
+    run_cli, french, tmp_path
+):
+    """A --jsonl file in a folder that takes no new files, or a read-only file, was found out
+    only once the model had loaded (seconds; minutes with a download first). Refused now: the
+    model named here does not exist, so getting past the check would end in its error."""
+    read_only = tmp_path / "kept.jsonl"
+    read_only.write_text("")
+    read_only.chmod(0o444)
+    targets = ["/sys/streamlid-test.jsonl"]
+    if os.geteuid() != 0:  # root writes through a file's permissions; /sys refuses even root
+        targets.append(str(read_only))
+    for target in targets:
+        refused = run_cli(
+            *("listen", french, "--model", "no/such-model", "--ui", "none", "--jsonl", target)
+        )
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr.startswith(f"error: Cannot write --jsonl file {target!r}"), (
+            refused.stderr
+        )
+        assert refused.stderr.count("\n") == 1
 
 
 def test_expected_languages_are_read_as_the_models_codes_and_unknown_ones_refused(

@@ -169,6 +169,7 @@ class StreamSummary:
     reconnects: int = 0  # network feeds: recoveries after a drop or stall
     never_connected: bool = False  # network feeds: down from the start, no audio ever came
     down_reason: str = ""  # network feeds: why it was last down ("" if it never was)
+    feed: bool = False  # a network feed or a microphone (it can drop); not a file or stdin
 
 
 @dataclass(frozen=True)

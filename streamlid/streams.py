@@ -526,6 +526,7 @@ class StreamsReducer:
             reconnects=s.reconnects,
             never_connected=bool(s.feed_state) and not s.connected,
             down_reason=s.down_reason,
+            feed=bool(s.feed_state),
         )
 
     def segments(self) -> list[Segment]:

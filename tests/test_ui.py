@@ -1136,3 +1136,25 @@ def test_plain_lines_say_a_stream_ended_while_the_others_go_on():
     printer.handle(Notice("tv", 3.0, "error", "tv stopped: the feed is down; gave up"))
     printer.handle(StreamEnded("tv", 3.0))
     assert out.getvalue().splitlines()[1:] == ["[tv] error: tv stopped: the feed is down; gave up"]
+
+
+def test_a_file_beside_feeds_has_no_feed_down_figures_in_the_summary():
+    """With a feed in the run the health table gains a 'feed down' column, and a file's cell
+    read '0× 0.0 s', as if it were a feed that never dropped. The reducer marks feeds (they send
+    FeedState), and the summary JSON carries it as `feed`."""
+    from streamlid.streams import StreamsReducer
+
+    reducer = StreamsReducer()
+    reducer.handle(SpeechChange("it.wav", 0.0, True))
+    reducer.handle(FeedState("radio", 0.0, "connected", "", 0, 0.0))
+    reducer.handle(FeedState("radio", 5.0, "disconnected", "server closed", 0, 0.0))
+    reducer.handle(FeedState("radio", 5.0, "recovered", "", 1, 2.5))
+    summary = Summary(reducer.summaries(), 9.0, "interrupted")
+    feeds = {s.stream: s.feed for s in summary.streams}
+    assert feeds == {"it.wav": False, "radio": True}
+    console = Console(record=True, width=160, file=io.StringIO())
+    for renderable in summary_renderables(summary):
+        console.print(renderable)
+    rows = {line.split()[0]: line for line in console.export_text().splitlines() if line.strip()}
+    assert rows["radio"].rstrip().endswith("1× 2.5 s"), rows
+    assert rows["it.wav"].rstrip().endswith("–") and "×" not in rows["it.wav"], rows

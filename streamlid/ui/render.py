@@ -549,6 +549,8 @@ def feed_down(s: StreamSummary) -> Text:
     connected (a refused feed is not one that ran without a drop)."""
     if s.never_connected:
         return Text(never_connected_text(s), style="bold red")
+    if not s.feed:  # a file beside feeds: it cannot drop, "0× 0.0 s" would say it did not
+        return Text("–", style=DIM)
     return Text(f"{s.reconnects}× {s.outage_s:.1f} s", style="yellow" if s.outage_s else "")
 
 

@@ -241,12 +241,15 @@ def synthesize_split(
 # --------------------------------------------------------------------------------------------
 
 
-def tiny_config(langs: list[str], mms_config: dict) -> Wav2Vec2Config:
+def tiny_config(
+    langs: list[str], mms_config: dict, hidden: int = 96, layers: int = 3, ffn: int = 192
+) -> Wav2Vec2Config:
     """The mms-lid-256 architecture, shrunk.
 
     Everything that shapes the *interface* is kept from the real config: the conv strides and
     kernels (320 samples per frame, 50 frames/s, same receptive field), layer-normed conv
-    front end, stable layer norm, gelu, mean pooling. Only widths and depth shrink.
+    front end, stable layer norm, gelu, mean pooling. Only widths and depth shrink (the
+    transformer's: `hidden`, `layers`, `ffn`; the committed model has the defaults).
     """
     base = mms_config
     labels = [LANGUAGES[lang] for lang in langs]
@@ -262,10 +265,10 @@ def tiny_config(langs: list[str], mms_config: dict) -> Wav2Vec2Config:
         layer_norm_eps=base["layer_norm_eps"],
         use_weighted_layer_sum=base["use_weighted_layer_sum"],
         conv_dim=[16, 32, 32, 48, 64, 64, 64],
-        hidden_size=96,
-        num_hidden_layers=3,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
         num_attention_heads=4,
-        intermediate_size=192,
+        intermediate_size=ffn,
         num_conv_pos_embeddings=16,
         num_conv_pos_embedding_groups=8,
         classifier_proj_size=64,
@@ -1115,6 +1118,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "sentences (another --seed) keeps its parent's held-out set with this",
     )
     p.add_argument("--langs", default=",".join(LANGUAGES), help="espeak voices, comma-separated")
+    # A larger stand-in (hidden 128, 4 layers, ffn 384: 748 k parameters against 295 k) learned
+    # short windows better; see docs/performance.md, "A larger stand-in".
+    p.add_argument("--hidden-size", type=int, default=96, help="transformer width (new model)")
+    p.add_argument("--layers", type=int, default=3, help="transformer layers (new model)")
+    p.add_argument("--ffn-size", type=int, default=192, help="feed-forward width (new model)")
     p.add_argument(
         "--mms-config",
         type=Path,
@@ -1166,7 +1174,8 @@ def main(argv: list[str] | None = None) -> int:
         if model.config.id2label != tiny_config(langs, mms).id2label:
             raise SystemExit(f"{args.init} has labels {model.config.id2label}, not {langs}")
     else:
-        model = Wav2Vec2ForSequenceClassification(tiny_config(langs, mms))
+        sizes = {"hidden": args.hidden_size, "layers": args.layers, "ffn": args.ffn_size}
+        model = Wav2Vec2ForSequenceClassification(tiny_config(langs, mms, **sizes))
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {n_params:,} parameters", flush=True)
 

@@ -20,9 +20,12 @@ import pytest
 
 # Only looked for, not imported: Ray reads how to treat 127.0.0.1 when it is first imported,
 # and the cluster tests in this same process set that up before they import it.
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("ray") is None, reason="needs Ray (pip install streamlid[cluster])"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        importlib.util.find_spec("ray") is None, reason="needs Ray (pip install streamlid[cluster])"
+    ),
+    pytest.mark.xdist_group("ray"),  # with tests/test_cluster.py, in one worker: see scripts/test
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "bench_cluster.py"

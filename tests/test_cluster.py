@@ -40,6 +40,8 @@ from harness import REPO_ROOT, ListSink, make_engine
 
 from streamlid.config import ClusterSettings
 
+pytestmark = pytest.mark.xdist_group("ray")  # one Ray at a time, in one worker: scripts/test
+
 TINY_LID = REPO_ROOT / "tests" / "assets" / "tiny-lid"
 RAY_BIN = Path(sys.executable).parent / "ray"
 START_TIMEOUT_S = 180.0

@@ -15,6 +15,8 @@ from streamlid.config import cluster_settings, load_config
 from streamlid.errors import ConfigError
 from streamlid.events import Prediction, Status
 
+pytestmark = pytest.mark.xdist_group("ray")  # one Ray at a time: see scripts/test
+
 
 def test_cluster_options_from_a_table_and_the_command_line(tmp_path):
     path = tmp_path / "feeds.toml"

@@ -13,7 +13,7 @@ from virtual_mic import VirtualMic
 
 from streamlid.audio.ring import RingBuffer
 
-pytestmark = pytest.mark.loopback
+pytestmark = [pytest.mark.loopback, pytest.mark.xdist_group("pulse")]  # one PulseAudio
 
 
 @pytest.fixture(scope="module")

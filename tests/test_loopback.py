@@ -13,7 +13,7 @@ from virtual_mic import VirtualMic
 
 from streamlid.audio.ring import RingBuffer
 
-pytestmark = [pytest.mark.loopback, pytest.mark.xdist_group("pulse")]  # one PulseAudio
+pytestmark = pytest.mark.loopback  # run alone, after the rest: scripts/test
 
 
 @pytest.fixture(scope="module")

@@ -75,7 +75,7 @@ class Config:
     live_schedule: bool = False
     min_speech: float = 1.0
     confirm_window: float = 1.5
-    confirm_below: float = 0.7
+    confirm_below: float = 0.95
     # speech gate (its settings are checked in streamlid/gate/detectors.py)
     vad_engine: str = "both"
     vad: int = 2
@@ -90,7 +90,7 @@ class Config:
     min_confidence: float = 0.5
     min_margin: float = 0.2
     min_dwell: float = 1.0
-    sure_tail: float = 1.0
+    sure_tail: float = 0.8
     # input / engine
     realtime: bool = False
     ring_seconds: float = 30.0
@@ -167,8 +167,8 @@ HELP: dict[str, str] = {
     "min_margin": "lead over the runner-up needed to name or switch a language",
     "min_dwell": "seconds a language is kept before another switch is allowed",
     "sure_tail": "a re-checked window end that names another language at least this surely "
-    "switches to it at once, without waiting for a second look (1: always wait; 0.8 with "
-    "--confirm-below 0.85 hears switches sooner, for more passes and more wrong changes)",
+    "switches to it at once, without waiting for a second look, and a first answer from a "
+    "window no longer than --confirm-window needs it too (1: off)",
     "realtime": "treat files, URLs and stdin as live feeds: pace at real time, drop rather than "
     "lag",
     "ring_seconds": "capacity of each stream's ring buffer, seconds",

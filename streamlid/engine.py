@@ -96,6 +96,7 @@ class Engine(RunToEnd):
             min_margin=config.min_margin,
             min_dwell_s=config.min_dwell,
             sure_tail=config.sure_tail,
+            short_look_s=config.confirm_window,
         )
         self.streams: dict[str, StreamState] = {}
         self._frontends: list[StreamFrontend] = []

@@ -582,3 +582,23 @@ def test_tails_that_name_nobody_clearly_make_no_row():
             t, window, window_s=3.0, segment_start_s=0.0, confirm=confirm, hop_s=0.25
         )
         assert decision.change is None
+
+
+@pytest.mark.parametrize(
+    ("window_s", "p", "sure_tail", "named"),
+    [
+        (1.0, 0.68, 0.8, False),  # one short look, not sure: wait for a fuller one
+        (1.0, 0.85, 0.8, True),  # one short look, sure
+        (2.0, 0.68, 0.8, True),  # a window longer than a tail: the usual bar
+        (1.0, 0.68, 1.0, True),  # sure-tail off: the usual bar
+    ],
+)
+def test_a_first_answer_from_one_short_look_needs_sure_tail(window_s, p, sure_tail, named):
+    """The early answer (a window of `min-speech`, no longer than a tail) is a single short
+    look, like a tail: it names a language alone only as surely as a tail switches alone."""
+    smoother = Smoother(N_LABELS, SmootherSettings(sure_tail=sure_tail, short_look_s=1.5))
+    decision = smoother.update(
+        window_s, pure(1, p), window_s=window_s, segment_start_s=0.0, t_start_s=0.0
+    )
+    assert (decision.current == 1) is named
+    assert decision.current in (None, 1)

@@ -152,8 +152,9 @@ HELP: dict[str, str] = {
     "min_speech": "seconds of speech before the first (early) answer",
     "confirm_window": "seconds at the end of a window re-checked before switching language",
     "confirm_below": "live schedule: re-check the end of each window that gives the current "
-    "language less than this probability; higher hears some switches sooner (a switch's first "
-    "second barely moves a whole window but fills its end), for more forward passes",
+    "language less than this probability, while a forward pass takes at most a quarter of the "
+    "hop; higher hears some switches sooner (a switch's first second barely moves a whole "
+    "window but fills its end), for more forward passes",
     "vad_engine": "speech detector: webrtc, silero, or both (webrtcvad first, silero decides)",
     "vad": "webrtcvad aggressiveness 0 (keeps most) to 3 (strictest)",
     "vad_frame_ms": "speech-gate frame length: 10, 20 or 30 ms",

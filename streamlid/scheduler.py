@@ -27,6 +27,7 @@ PAYS_OFF_RATIO = 0.9  # a bigger batch must cost at most this share per window o
 FRESH_S = 0.25  # a window this close to live is the freshest there is: never skipped as stale
 HOP_SLACK_S = 0.05  # windows end on speech-gate frame edges (up to 30 ms): hops jitter
 HELD_MAX_N = 15  # the file schedule's settled hop spans at most this many held base hops + 1
+DOUBT_TAIL_MAX_SHARE = 0.25  # doubtful windows' tails: only while a pass takes <= this of a hop
 
 
 class ForwardTimes:
@@ -138,7 +139,7 @@ class HopSettings:
     # switch's first second barely moves a 3 s window, while its last 1.5 s already hear the
     # newcomer, so a high bar hears switches sooner, for more passes (docs/performance.md, "The
     # larger stand-in adopted": with `sure-tail` 0.8, median switch 1.33 s against 1.79 s for
-    # 0.7 without it, at 1.5x the passes; configs/cpu.toml keeps 0.7).
+    # 0.7 without it, at 1.5x the passes), where a pass is quick enough: `unsure_tail_p`.
     tail_check_p: float = 0.95
     # The hop grows past the base hop only once the current language has held this much speech
     # since it was named: a language just named is the likeliest to give way again soon (a
@@ -160,6 +161,17 @@ def hop_settings(config: Config) -> HopSettings:
         # A fixed hop re-checks only windows that name another language, as it always has.
         tail_check_p=config.confirm_below if config.adaptive_hop else 0.0,
     )
+
+
+def unsure_tail_p(settings: HopSettings, forward_s: float) -> float:
+    """The `confirm-below` bar in force, given the measured time of one forward pass (0 before
+    any). A window that names the current language, only doubtfully, has its tail re-checked
+    only while a pass takes at most DOUBT_TAIL_MAX_SHARE of the base hop: the re-check is one
+    more pass before the answer, which a small or GPU-borne model pays in milliseconds, but the
+    full-size model on a CPU (a pass about as long as the hop) in half a pass of delay on every
+    doubtful answer and a longer hop, for switches heard a few tenths of a second sooner. A
+    window that names another language always has its tail checked (`wants_tail_check`)."""
+    return settings.tail_check_p if forward_s <= DOUBT_TAIL_MAX_SHARE * settings.hop_s else 0.0
 
 
 def on_file_schedule(config: Config, live: bool) -> bool:

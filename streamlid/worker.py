@@ -39,6 +39,7 @@ from .scheduler import (
     next_hop_s,
     on_file_schedule,
     too_late,
+    unsure_tail_p,
 )
 from .smoothing import wants_tail_check
 from .stream import StreamState
@@ -280,7 +281,8 @@ class Worker:
             return None
         top, current = int(np.argmax(probs)), state.smoother.current
         p_current = 1.0 if current is None else float(probs[current])
-        unsure_p = self._schedule(state).tail_check_p  # the live schedule also doubtful ones
+        # The live schedule also doubtful ones, where the model is quick enough to afford it.
+        unsure_p = unsure_tail_p(self._schedule(state), self._forward_times.predict_s(1))
         n = len(window.samples)
         if not wants_tail_check(current, top, n, self._confirm_n, p_current, unsure_p):
             return None

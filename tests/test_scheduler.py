@@ -30,6 +30,7 @@ from streamlid.scheduler import (
     on_file_schedule,
     proven_batch_n,
     too_late,
+    unsure_tail_p,
 )
 from streamlid.smoothing import Smoother, wants_tail_check
 from streamlid.stream import StreamState
@@ -502,6 +503,19 @@ def test_the_live_schedule_rechecks_the_tail_of_a_window_below_confirm_below(
     assert len(tails) == (4 if tails_expected else 0)
 
 
+def test_where_a_pass_takes_much_of_a_hop_doubtful_windows_are_not_rechecked():
+    """The same doubtful windows as above (0.9, under `confirm-below` 0.95), from a model whose
+    pass takes 0.3 s of the 1 s hop (SlowModel, below): their tails would delay each answer by
+    half a pass, so none is re-checked; the bar itself follows the measured pass."""
+    queues, state = queued_file([window_at(float(t)) for t in np.arange(3.0, 8.0, 1.0)])
+    _, model = run_worker(queues, state, SlowModel(0.3, p_english=0.9), batch=1, live_schedule=True)
+    assert [n for call in model.calls for n in call] == [3 * SAMPLE_RATE_HZ] * 5  # no tails
+    settings = HopSettings(hop_s=1.0, tail_check_p=0.95)
+    assert unsure_tail_p(settings, 0.0) == unsure_tail_p(settings, 0.25) == 0.95
+    assert unsure_tail_p(settings, 0.3) == 0.0
+    assert unsure_tail_p(HopSettings(hop_s=2.0, tail_check_p=0.95), 0.3) == 0.95
+
+
 @pytest.mark.parametrize("schedule", [dict(live_schedule=True), {}], ids=["live", "file"])
 def test_a_window_gets_the_same_answer_alone_as_in_a_batch(schedule):
     """Live streams run batch 1, fast file mode batches of 8: the same windows must give the
@@ -655,8 +669,8 @@ def test_fast_file_mode_classifies_all_speech(espeak, tmp_path, adaptive_hop):
 class SlowModel(FixedModel):
     """A fixed answer that takes `seconds` of wall time per forward pass."""
 
-    def __init__(self, seconds: float) -> None:
-        super().__init__()
+    def __init__(self, seconds: float, p_english: float = 0.97) -> None:
+        super().__init__(p_english)
         self.seconds = seconds
 
     def classify(self, windows):

@@ -620,6 +620,10 @@ def apply(cfg: Config, values: dict[str, Any], keys: Collection[str] | None = No
             raise _unknown_key(name)
         changes[key] = _coerce(key, value)
     result = replace(cfg, **changes)
+    if "sure_tail" not in changes and result.sure_tail < result.min_confidence:
+        # A sure tail is at least as sure as naming a language needs: a raised min-confidence
+        # lifts the sure-tail it did not set with it (the default 0.8 under min-confidence 0.9).
+        result = replace(result, sure_tail=result.min_confidence)
     _check_range(result, keys, given=changes)
     return result
 

@@ -356,3 +356,10 @@ def test_a_sure_tail_below_the_bar_for_naming_a_language_is_refused(sure_tail):
     with pytest.raises(ConfigError, match=rf"^sure-tail = {sure_tail} .*min-confidence \(0.4\)"):
         load_config(None, {"sure_tail": sure_tail, "min_confidence": 0.4})
     assert load_config(None, {"sure_tail": 0.4, "min_confidence": 0.4}).sure_tail == 0.4
+
+
+def test_a_raised_min_confidence_lifts_the_default_sure_tail_with_it():
+    """`--min-confidence 0.9` alone is no error about a sure-tail the user never set (the
+    default, 0.8): a tail that switches alone is at least as sure as naming needs."""
+    assert load_config(None, {"min_confidence": 0.9}).sure_tail == 0.9
+    assert load_config(None, {"min_confidence": 0.6}).sure_tail == 0.8

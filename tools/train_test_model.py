@@ -245,14 +245,15 @@ def synthesize_split(
 
 
 def tiny_config(
-    langs: list[str], mms_config: dict, hidden: int = 96, layers: int = 3, ffn: int = 192
+    langs: list[str], mms_config: dict, *, hidden: int, layers: int, ffn: int
 ) -> Wav2Vec2Config:
     """The mms-lid-256 architecture, shrunk.
 
     Everything that shapes the *interface* is kept from the real config: the conv strides and
     kernels (320 samples per frame, 50 frames/s, same receptive field), layer-normed conv
     front end, stable layer norm, gelu, mean pooling. Only widths and depth shrink (the
-    transformer's: `hidden`, `layers`, `ffn`; the committed model has the defaults).
+    transformer's: `hidden`, `layers`, `ffn`; the committed model's are --hidden-size,
+    --layers and --ffn-size's defaults).
     """
     base = mms_config
     labels = [LANGUAGES[lang] for lang in langs]
@@ -1173,13 +1174,13 @@ def main(argv: list[str] | None = None) -> int:
     fe = Wav2Vec2FeatureExtractor(
         **json.loads((args.mms_config.parent / "preprocessor_config.json").read_text())
     )
+    config = tiny_config(langs, mms, hidden=args.hidden_size, layers=args.layers, ffn=args.ffn_size)
     if args.init:
         model = Wav2Vec2ForSequenceClassification.from_pretrained(args.init)
-        if model.config.id2label != tiny_config(langs, mms).id2label:
+        if model.config.id2label != config.id2label:
             raise SystemExit(f"{args.init} has labels {model.config.id2label}, not {langs}")
     else:
-        sizes = {"hidden": args.hidden_size, "layers": args.layers, "ffn": args.ffn_size}
-        model = Wav2Vec2ForSequenceClassification(tiny_config(langs, mms, **sizes))
+        model = Wav2Vec2ForSequenceClassification(config)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {n_params:,} parameters", flush=True)
 
